@@ -1,0 +1,5 @@
+import sys
+
+from p11fast.cli import main
+
+sys.exit(main())
