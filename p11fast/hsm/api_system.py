@@ -1,0 +1,259 @@
+"""Lifecycle, health, configuration, random, metrics, backup and restore endpoints."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from p11fast.hsm import backup, tls
+from p11fast.hsm.auth import Authenticator
+from p11fast.hsm.core import Caller, Hsm, State
+from p11fast.hsm.errors import BadRequest, Forbidden, NotImplementedYet
+from p11fast.hsm.keys import b64encode
+from p11fast.hsm.routing import (
+    ADMIN,
+    ANY_STATE,
+    OPERATIONAL,
+    OPERATOR,
+    Rule,
+    endpoint,
+    in_thread,
+    json_body,
+    json_response,
+    no_content,
+    pem_response,
+    read_body,
+)
+from p11fast.hsm.validate import Body, parse_json
+
+SOFTWARE_VERSION = "0.1.0"
+MAX_BACKUP = 256 << 20
+PUBLIC = Rule(ANY_STATE)
+ROOT_ADMIN = Rule(OPERATIONAL, ADMIN, root_only=True)
+
+# Spec endpoints a software HSM has no use for (cluster, network, firmware, TLS key rotation).
+UNIMPLEMENTED = (
+    ("GET", "/health/diagnose"),
+    ("POST", "/cluster/force-new"),
+    ("POST", "/cluster/join"),
+    ("GET", "/cluster/members"),
+    ("POST", "/cluster/members"),
+    ("POST", "/cluster/members/{MemberID}/promote"),
+    ("PUT", "/cluster/members/{MemberID}"),
+    ("DELETE", "/cluster/members/{MemberID}"),
+    ("PUT", "/config/tls/cert.pem"),
+    ("POST", "/config/tls/csr.pem"),
+    ("POST", "/config/tls/generate"),
+    ("GET", "/config/tls/cluster-ca.pem"),
+    ("PUT", "/config/tls/cluster-ca.pem"),
+    ("GET", "/config/network"),
+    ("PUT", "/config/network"),
+    ("GET", "/config/logging"),
+    ("PUT", "/config/logging"),
+    ("POST", "/system/reboot"),
+    ("POST", "/system/shutdown"),
+    ("POST", "/system/factory-reset"),
+    ("POST", "/system/update"),
+    ("POST", "/system/commit-update"),
+    ("POST", "/system/cancel-update"),
+)
+
+
+async def not_implemented(request: web.Request) -> web.Response:
+    raise NotImplementedYet(f"{request.method} {request.path} is not implemented by p11fast")
+
+
+class SystemApi:
+    def __init__(self, hsm: Hsm, authenticator: Authenticator) -> None:
+        self.hsm = hsm
+        self.auth = authenticator
+        self.started = time.monotonic()
+
+    # --- health and information ---------------------------------------------------------
+    @endpoint("GET", "/health/alive", Rule((State.LOCKED, State.UNPROVISIONED)))
+    async def alive(self, request: web.Request, caller: None) -> web.Response:
+        return no_content(200)
+
+    @endpoint("GET", "/health/ready", Rule(OPERATIONAL))
+    async def ready(self, request: web.Request, caller: None) -> web.Response:
+        return no_content(200)
+
+    @endpoint("GET", "/health/state", PUBLIC)
+    async def health_state(self, request: web.Request, caller: None) -> web.Response:
+        return json_response({"state": self.hsm.state.value})
+
+    @endpoint("GET", "/info", PUBLIC)
+    async def info(self, request: web.Request, caller: None) -> web.Response:
+        return json_response({"vendor": "p11fast", "product": "p11fast software NetHSM"})
+
+    @endpoint("GET", "/system/info", ROOT_ADMIN)
+    async def system_info(self, request: web.Request, caller: Caller) -> web.Response:
+        return json_response(
+            {
+                "softwareVersion": SOFTWARE_VERSION,
+                "softwareBuild": "p11fast",
+                "firmwareVersion": "software",
+                "hardwareVersion": "software",
+                "deviceId": self.hsm.device_id(),
+                "akPub": {},
+                "pcr": {},
+            }
+        )
+
+    @endpoint("GET", "/metrics", Rule(OPERATIONAL, ("Metrics",)))
+    async def metrics(self, request: web.Request, caller: Caller) -> web.Response:
+        return json_response(
+            {
+                "keyOperations": self.hsm.total_operations(),
+                "keys": len(self.hsm.keys),
+                "users": len(self.hsm.users),
+                "uptimeSeconds": int(time.monotonic() - self.started),
+            }
+        )
+
+    # --- lifecycle ----------------------------------------------------------------------
+    @endpoint("POST", "/provision", Rule((State.UNPROVISIONED,)))
+    async def provision(self, request: web.Request, caller: None) -> web.Response:
+        body = await json_body(request)
+        unlock = body.passphrase("unlockPassphrase")
+        admin = body.passphrase("adminPassphrase")
+        body.time("systemTime")
+        body.done()
+        await in_thread(self.hsm.provision, unlock, admin)
+        return no_content()
+
+    @endpoint("POST", "/unlock", Rule((State.LOCKED,)))
+    async def unlock(self, request: web.Request, caller: None) -> web.Response:
+        body = await json_body(request)
+        passphrase = body.passphrase("passphrase")
+        body.done()
+        await in_thread(self.hsm.unlock, passphrase)
+        return no_content()
+
+    @endpoint("POST", "/lock", ROOT_ADMIN)
+    async def lock(self, request: web.Request, caller: Caller) -> web.Response:
+        self.hsm.lock()
+        return no_content()
+
+    @endpoint("POST", "/random", Rule(OPERATIONAL, OPERATOR))
+    async def random(self, request: web.Request, caller: Caller) -> web.Response:
+        body = await json_body(request)
+        length = body.integer("length")
+        body.done()
+        if not 1 <= length <= 1024:
+            raise BadRequest("length must be between 1 and 1024")
+        return json_response({"random": b64encode(os.urandom(length))})
+
+    # --- configuration ------------------------------------------------------------------
+    @endpoint("PUT", "/config/unlock-passphrase", ROOT_ADMIN)
+    async def unlock_passphrase(self, request: web.Request, caller: Caller) -> web.Response:
+        body = await json_body(request)
+        new = body.passphrase("newPassphrase")
+        current = body.string("currentPassphrase")
+        body.done()
+        await in_thread(self.hsm.set_unlock_passphrase, current, new)
+        return no_content()
+
+    @endpoint("GET", "/config/unattended-boot", ROOT_ADMIN)
+    async def get_unattended(self, request: web.Request, caller: Caller) -> web.Response:
+        return json_response({"status": "on" if self.hsm.unattended_boot else "off"})
+
+    @endpoint("PUT", "/config/unattended-boot", ROOT_ADMIN)
+    async def set_unattended(self, request: web.Request, caller: Caller) -> web.Response:
+        body = await json_body(request)
+        status = body.enum("status", ("on", "off"))
+        body.done()
+        self.hsm.set_unattended_boot(status == "on")
+        return no_content()
+
+    @endpoint("PUT", "/config/backup-passphrase", ROOT_ADMIN)
+    async def backup_passphrase(self, request: web.Request, caller: Caller) -> web.Response:
+        body = await json_body(request)
+        new = body.passphrase("newPassphrase")
+        current = body.string("currentPassphrase")
+        body.done()
+        await in_thread(self.hsm.set_backup_passphrase, current, new)
+        return no_content()
+
+    @endpoint("GET", "/config/tls/public.pem", ROOT_ADMIN)
+    async def tls_public(self, request: web.Request, caller: Caller) -> web.Response:
+        return pem_response(tls.public_key_pem(self.hsm.state_dir))
+
+    @endpoint("GET", "/config/tls/cert.pem", ROOT_ADMIN)
+    async def tls_cert(self, request: web.Request, caller: Caller) -> web.Response:
+        return pem_response(tls.certificate_pem(self.hsm.state_dir))
+
+    @endpoint("GET", "/config/time", ROOT_ADMIN)
+    async def get_time(self, request: web.Request, caller: Caller) -> web.Response:
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return json_response({"time": now})
+
+    @endpoint("PUT", "/config/time", ROOT_ADMIN)
+    async def set_time(self, request: web.Request, caller: Caller) -> web.Response:
+        # The host's clock is authoritative; the request is validated and acknowledged.
+        body = await json_body(request)
+        body.time("time")
+        body.done()
+        return no_content()
+
+    # --- backup and restore -------------------------------------------------------------
+    @endpoint("POST", "/system/backup", Rule(OPERATIONAL, ("Backup",), root_only=True))
+    async def backup(self, request: web.Request, caller: Caller) -> web.Response:
+        salt, key = self.hsm.backup_key()
+        self.hsm.flush_operations()
+        contents = backup.BackupContents(
+            domain_key=self.hsm.data_key(),
+            device_id=self.hsm.device_id().encode(),
+            meta=self.hsm.store.meta_all(),
+            namespaces=set(self.hsm.namespaces),
+            users=list(self.hsm.users.values()),
+            keys=list(self.hsm.keys.values()),
+        )
+        data = await in_thread(backup.encode, contents, salt, key)
+        return web.Response(body=data, content_type="application/octet-stream")
+
+    @endpoint("POST", "/system/restore", Rule((State.UNPROVISIONED, State.OPERATIONAL)))
+    async def restore(self, request: web.Request, caller: None) -> web.Response:
+        operational = self.hsm.state is State.OPERATIONAL
+        if operational:
+            admin = await self.auth.authenticate(request.headers.get("Authorization"))
+            if admin.role != "Administrator" or admin.namespace:
+                raise Forbidden("a restore while Operational needs a root Administrator")
+        data, passphrase = await _read_restore(request)
+        contents = await in_thread(backup.decode, data, passphrase)
+        if operational:
+            keys = await in_thread(self.hsm.reseal_keys, contents.keys, contents.domain_key)
+            self.hsm.replace_contents(keys, contents.users, contents.namespaces, None)
+        else:
+            self.hsm.replace_contents(
+                contents.keys, contents.users, contents.namespaces, contents.meta
+            )
+        return no_content()
+
+
+async def _read_restore(request: web.Request) -> tuple[bytes, str]:
+    """The spec's multipart form (`arguments` JSON + `backup_file`), or NetHSM 2's raw body
+    with `backupPassphrase` and `systemTime` as query parameters."""
+    if request.content_type != "multipart/form-data":
+        query = Body(dict(request.query), "query")
+        passphrase = query.string("backupPassphrase")
+        query.time("systemTime", False)
+        query.done()
+        return await read_body(request, MAX_BACKUP), passphrase
+    arguments, data = None, None
+    async for part in await request.multipart():
+        if part.name == "arguments":
+            arguments = Body(parse_json(await part.read()), "arguments")
+        elif part.name == "backup_file":
+            data = await part.read()
+        else:
+            raise BadRequest(f"unknown form part {part.name!r}")
+    if arguments is None or data is None:
+        raise BadRequest("restore needs the parts arguments and backup_file")
+    passphrase = arguments.string("backupPassphrase")
+    arguments.time("systemTime", False)
+    arguments.done()
+    return data, passphrase

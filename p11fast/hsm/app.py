@@ -1,0 +1,111 @@
+"""The aiohttp application and the server loop."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import inspect
+import json
+import logging
+import os
+import signal
+import sys
+
+from aiohttp import web
+
+from p11fast.hsm import tls
+from p11fast.hsm.api_keys import KeysApi
+from p11fast.hsm.api_system import UNIMPLEMENTED, SystemApi, not_implemented
+from p11fast.hsm.api_users import NamespacesApi, UsersApi
+from p11fast.hsm.auth import Authenticator
+from p11fast.hsm.core import Hsm
+from p11fast.hsm.errors import ApiError
+from p11fast.hsm.routing import API_PREFIX, guard
+
+log = logging.getLogger("p11fast.hsm")
+
+FLUSH_INTERVAL = 2.0
+MAX_REQUEST = 256 << 20  # a restore upload; JSON bodies have their own 1 MiB limit
+
+
+def error_response(status: int, message: str) -> web.Response:
+    if status == 304:
+        return web.Response(status=304)
+    headers = {"WWW-Authenticate": 'Basic realm="NetHSM"'} if status == 401 else None
+    return web.Response(
+        status=status,
+        body=json.dumps({"message": message}).encode(),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """The one place where typed errors become HTTP responses with a JSON body."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc.status, exc.reason)
+    except Exception:
+        # The path only: queries and bodies may carry passphrases.
+        log.exception("internal error on %s %s", request.method, request.path)
+        return error_response(500, "internal error")
+
+
+def build_app(hsm: Hsm) -> web.Application:
+    authenticator = Authenticator(hsm)
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_REQUEST)
+    apis = [KeysApi(hsm), UsersApi(hsm), NamespacesApi(hsm), SystemApi(hsm, authenticator)]
+    for api in apis:
+        for _, method in inspect.getmembers(api, inspect.ismethod):
+            for verb, path, rule in getattr(method, "routes", ()):
+                handler = guard(lambda: hsm.state, authenticator.authenticate, rule, method)
+                app.router.add_route(verb, API_PREFIX + path, handler)
+    for verb, path in UNIMPLEMENTED:
+        app.router.add_route(verb, API_PREFIX + path, not_implemented)
+    return app
+
+
+async def _flush_periodically(hsm: Hsm) -> None:
+    while True:
+        await asyncio.sleep(FLUSH_INTERVAL)
+        hsm.flush_operations()
+
+
+async def serve(state_dir: str, host: str, port: int, use_tls: bool) -> None:
+    hsm = Hsm(state_dir)
+    fingerprint = tls.ensure_certificate(state_dir)
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(max_workers=max(4, 2 * (os.cpu_count() or 1)))
+    )
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(build_app(hsm), access_log=None, handle_signals=False)
+    await runner.setup()
+    context = tls.server_context(state_dir) if use_tls else None
+    site = web.TCPSite(runner, host, port, ssl_context=context, backlog=1024)
+    await site.start()
+    flusher = asyncio.create_task(_flush_periodically(hsm))
+    real_port = runner.addresses[0][1]
+    scheme = "https" if use_tls else "http"
+    sys.stdout.write(f"TLS certificate SHA-256 fingerprint: {fingerprint}\n")
+    sys.stdout.write(f"state: {hsm.state.value}\n")
+    sys.stdout.write(f"p11fast-hsm listening on {scheme}://{host}:{real_port}\n")
+    sys.stdout.flush()
+    try:
+        await stop.wait()
+    finally:
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
+        await runner.cleanup()
+        hsm.flush_operations()
+        hsm.store.close()

@@ -1,0 +1,102 @@
+"""Route declarations with each endpoint's NetHSM annotations (state, roles, namespace),
+enforced in one place before a handler runs, and the request/response helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from p11fast.hsm.core import Caller, State
+from p11fast.hsm.errors import Forbidden, PayloadTooLarge, PreconditionFailed
+from p11fast.hsm.validate import Body, parse_json
+
+API_PREFIX = "/api/v1"
+MAX_JSON_BODY = 1 << 20
+
+ANY_STATE = (State.UNPROVISIONED, State.LOCKED, State.OPERATIONAL)
+OPERATIONAL = (State.OPERATIONAL,)
+ADMIN = ("Administrator",)
+OPERATOR = ("Operator",)
+ADMIN_OR_OPERATOR = ("Administrator", "Operator")
+
+Handler = Callable[[web.Request, Caller | None], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    states: tuple[State, ...]
+    roles: tuple[str, ...] = ()  # empty: public
+    root_only: bool = False  # x-annotation-caller-namespace: Root
+
+
+def endpoint(method: str, path: str, rule: Rule) -> Callable[[Handler], Handler]:
+    """Mark an Api method as the handler of METHOD /api/v1PATH."""
+
+    def mark(handler: Handler) -> Handler:
+        handler.__dict__.setdefault("routes", []).append((method, path, rule))
+        return handler
+
+    return mark
+
+
+def guard(hsm_state: Callable[[], State], authenticate: Any, rule: Rule, handler: Handler):
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        if hsm_state() not in rule.states:
+            wanted = " or ".join(s.value for s in rule.states)
+            raise PreconditionFailed(f"NetHSM is not {wanted}")
+        caller = None
+        if rule.roles:
+            caller = await authenticate(request.headers.get("Authorization"))
+            if caller.role not in rule.roles:
+                raise Forbidden(f"this needs the role {' or '.join(rule.roles)}")
+            if rule.root_only and caller.namespace:
+                raise Forbidden("not allowed for users in a namespace")
+        return await handler(request, caller)
+
+    return guarded
+
+
+async def read_body(request: web.Request, limit: int = MAX_JSON_BODY) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    data = await request.read()
+    if len(data) > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    return data
+
+
+async def json_body(request: web.Request) -> Body:
+    return Body(parse_json(await read_body(request)))
+
+
+def json_response(data: Any, status: int = 200, headers: dict | None = None) -> web.Response:
+    return web.Response(
+        body=json.dumps(data).encode(),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def no_content(status: int = 204) -> web.Response:
+    return web.Response(status=status)
+
+
+def created(kind: str, resource_id: str) -> web.Response:
+    return json_response(
+        {"id": resource_id}, 201, {"Location": f"{API_PREFIX}/{kind}/{resource_id}"}
+    )
+
+
+def pem_response(data: bytes) -> web.Response:
+    return web.Response(body=data, content_type="application/x-pem-file")
+
+
+async def in_thread(func: Callable[..., Any], *args: Any) -> Any:
+    """Run CPU-heavy work (RSA, key generation, scrypt) off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(None, func, *args)

@@ -1,0 +1,123 @@
+"""Request body and path checks that mirror the spec's schemas (unknown properties → 400)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any
+
+from p11fast.hsm.errors import BadRequest
+from p11fast.hsm.keys import b64decode
+
+ID_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}\Z")
+MIN_PASSPHRASE = 10
+MAX_LABEL_BYTES = 32
+
+
+def check_id(value: str, what: str = "ID") -> str:
+    if not ID_RE.match(value):
+        raise BadRequest(f"invalid {what} {value[:140]!r}: must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
+    return value
+
+
+def split_user_id(user_id: str) -> tuple[str, str]:
+    """`ns~name` → (ns, name); a root user has namespace ''."""
+    if len(user_id) > 128:
+        raise BadRequest("user ID is longer than 128 characters")
+    namespace, sep, name = user_id.rpartition("~")
+    if sep:
+        check_id(namespace, "namespace")
+    check_id(name, "user ID")
+    return namespace, name
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest("request body is not valid JSON") from exc
+
+
+class Body:
+    """A JSON object checked field by field; `done()` rejects properties nobody asked for."""
+
+    def __init__(self, value: Any, where: str = "body") -> None:
+        if not isinstance(value, dict):
+            raise BadRequest(f"{where} must be a JSON object")
+        self._value = value
+        self._where = where
+        self._seen: set[str] = set()
+
+    def _get(self, name: str, kind: type | tuple[type, ...], required: bool) -> Any:
+        self._seen.add(name)
+        if name not in self._value:
+            if required:
+                raise BadRequest(f"{self._where}.{name} is required")
+            return None
+        value = self._value[name]
+        # bool is an int subclass; JSON true is never a valid integer here
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+            raise BadRequest(f"{self._where}.{name} has the wrong type")
+        return value
+
+    def string(self, name: str, required: bool = True) -> str | None:
+        return self._get(name, str, required)
+
+    def integer(self, name: str, required: bool = True) -> int | None:
+        return self._get(name, int, required)
+
+    def obj(self, name: str, required: bool = True) -> Body | None:
+        value = self._get(name, dict, required)
+        return None if value is None else Body(value, f"{self._where}.{name}")
+
+    def raw_obj(self, name: str, required: bool = True) -> dict | None:
+        return self._get(name, dict, required)
+
+    def strings(self, name: str, required: bool = True) -> list[str] | None:
+        value = self._get(name, list, required)
+        if value is not None and not all(isinstance(v, str) for v in value):
+            raise BadRequest(f"{self._where}.{name} must be a list of strings")
+        return value
+
+    def base64(self, name: str, required: bool = True) -> bytes | None:
+        value = self.string(name, required)
+        return None if value is None else b64decode(value, f"{self._where}.{name}")
+
+    def enum(self, name: str, choices: Any, required: bool = True) -> str | None:
+        value = self.string(name, required)
+        if value is not None and value not in choices:
+            raise BadRequest(f"{self._where}.{name}: unknown value {value[:64]!r}")
+        return value
+
+    def passphrase(self, name: str) -> str:
+        value = self.string(name)
+        if len(value) < MIN_PASSPHRASE:
+            raise BadRequest(f"{name} must be at least {MIN_PASSPHRASE} characters")
+        return value
+
+    def time(self, name: str, required: bool = True) -> datetime | None:
+        value = self.string(name, required)
+        if value is None:
+            return None
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise BadRequest(f"{self._where}.{name} is not an RFC 3339 date-time") from exc
+
+    def done(self) -> None:
+        extra = set(self._value) - self._seen
+        if extra:
+            raise BadRequest(f"{self._where}: unknown properties {sorted(extra)}")
+
+
+def check_label(label: str) -> str:
+    if len(label.encode()) > MAX_LABEL_BYTES:
+        raise BadRequest(f"label is longer than {MAX_LABEL_BYTES} bytes")
+    return label
+
+
+def check_tags(tags: list[str]) -> list[str]:
+    for tag in tags:
+        check_id(tag, "tag")
+    return sorted(set(tags))
