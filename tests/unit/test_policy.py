@@ -1,0 +1,67 @@
+"""p11fast.policy: the secure defaults and what each check refuses."""
+
+import pytest
+
+from p11fast import ckr
+from p11fast.errors import P11Error
+from p11fast.policy import (
+    MECHANISMS,
+    PolicyConfig,
+    check_key_import,
+    check_mechanism,
+    check_session_object,
+)
+
+
+def test_defaults_allow_every_mechanism_and_session_objects_but_no_import():
+    policy = PolicyConfig()
+    assert policy.allowed_mechanisms is None
+    assert policy.allow_session_objects and not policy.allow_key_import
+    assert not policy.key_invalidation
+
+
+def test_default_policy_allows_every_known_mechanism():
+    for name in MECHANISMS:
+        check_mechanism(PolicyConfig(), name)
+
+
+def test_listed_mechanism_is_allowed():
+    check_mechanism(PolicyConfig(allowed_mechanisms=frozenset({"CKM_ECDSA"})), "CKM_ECDSA")
+
+
+def test_unlisted_mechanism_is_refused_as_mechanism_invalid_naming_the_policy():
+    policy = PolicyConfig(allowed_mechanisms=frozenset({"CKM_ECDSA"}))
+    with pytest.raises(P11Error, match="policy.allowed_mechanisms") as info:
+        check_mechanism(policy, "CKM_RSA_PKCS")
+    assert info.value.ckr == ckr.CKR_MECHANISM_INVALID
+
+
+def test_key_import_is_refused_by_default():
+    with pytest.raises(P11Error, match="allow_key_import") as info:
+        check_key_import(PolicyConfig())
+    assert info.value.ckr == ckr.CKR_TEMPLATE_INCONSISTENT
+
+
+def test_key_import_is_allowed_when_switched_on():
+    check_key_import(PolicyConfig(allow_key_import=True))
+
+
+def test_session_objects_are_allowed_by_default():
+    check_session_object(PolicyConfig())
+
+
+def test_session_objects_are_refused_when_switched_off():
+    with pytest.raises(P11Error, match="allow_session_objects") as info:
+        check_session_object(PolicyConfig(allow_session_objects=False))
+    assert info.value.ckr == ckr.CKR_ATTRIBUTE_VALUE_INVALID
+
+
+def test_policy_records_compare_by_value_and_are_immutable():
+    assert PolicyConfig(key_invalidation=True) == PolicyConfig(key_invalidation=True)
+    with pytest.raises(AttributeError):
+        PolicyConfig().allow_key_import = True
+
+
+def test_unknown_policy_field_is_rejected():
+    with pytest.raises(TypeError):
+        PolicyConfig(allow_export=True)
