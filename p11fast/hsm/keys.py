@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import ipaddress
 import os
 from dataclasses import dataclass, field
@@ -256,9 +258,13 @@ class KeyMaterial:
             if mode == "PKCS1":
                 return key.decrypt(data.rjust(size, b"\0"), padding.PKCS1v15())
             digest = HASHES[mode[5:]]
+            if mode == "OAEP_MD5":
+                # OpenSSL's OAEP refuses MD5; NetHSM offers it, so decode by hand.
+                encoded = self._textbook(int.from_bytes(data, "big")).to_bytes(size, "big")
+                return oaep_decode(encoded, "md5")
             oaep = padding.OAEP(mgf=padding.MGF1(digest), algorithm=digest, label=None)
             return key.decrypt(data.rjust(size, b"\0"), oaep)
-        except ValueError as exc:
+        except (ValueError, UnsupportedAlgorithm) as exc:
             raise BadRequest("decryption failed") from exc
 
     def encrypt(self, mode: str, data: bytes, iv: bytes | None) -> tuple[bytes, bytes]:
@@ -317,6 +323,33 @@ class KeyMaterial:
         cipher = Cipher(algorithms.AES(self.private), modes.CBC(iv))
         op = cipher.encryptor() if encrypt else cipher.decryptor()
         return op.update(data) + op.finalize()
+
+
+def mgf1(seed: bytes, length: int, hash_name: str) -> bytes:
+    out = b"".join(
+        hashlib.new(hash_name, seed + i.to_bytes(4, "big")).digest()
+        for i in range(-(-length // hashlib.new(hash_name).digest_size))
+    )
+    return out[:length]
+
+
+def _xor(a: bytes, b: bytes) -> bytes:
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
+
+
+def oaep_decode(encoded: bytes, hash_name: str) -> bytes:
+    """EME-OAEP decoding with an empty label (RFC 8017 7.1.2 step 3)."""
+    h_len = hashlib.new(hash_name).digest_size
+    if len(encoded) < 2 * h_len + 2:
+        raise ValueError("key too small for OAEP with this hash")
+    masked_seed, masked_db = encoded[1 : 1 + h_len], encoded[1 + h_len :]
+    seed = _xor(masked_seed, mgf1(masked_db, h_len, hash_name))
+    db = _xor(masked_db, mgf1(seed, len(masked_db), hash_name))
+    rest = db[h_len:].lstrip(b"\0")
+    label_ok = hmac.compare_digest(db[:h_len], hashlib.new(hash_name).digest())
+    if encoded[0] != 0 or not label_ok or not rest.startswith(b"\1"):
+        raise ValueError("OAEP decoding error")
+    return rest[1:]
 
 
 def _require_length(length: int | None, low: int, high: int) -> int:
