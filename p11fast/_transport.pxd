@@ -1,0 +1,136 @@
+# The transport's contract: HTTP(S) to a slot's NetHSM instances over a libcurl connection pool.
+#
+# Extensions to the contract as first agreed (additive, nothing renamed):
+#   - tp_result.attempts: how many requests this call sent (1 + retries). A POST with side
+#     effects (key generate/import) that needed more than one attempt after a response-less
+#     failure may have been executed twice; the caller decides how to reconcile.
+#   - tp_result.detail: libcurl's one-line reason for the last transport failure ("" on TP_OK),
+#     for the log line the caller writes. Never contains request headers or bodies.
+#
+# Lifetime: tp_request() holds its own reference on the pool for the duration of the call, so
+# Pool.close() (C_Finalize) while other threads are mid-request is safe: they finish (or fail
+# with TP_ERR_CLOSED at their next retry) and the last one out frees the pool. A caller must not
+# *start* a tp_request() on a pointer after the Pool owning it was closed: read Pool.ptr only
+# while you hold the Pool (its Python reference), as Pool.call does.
+#
+# Fork: the module registers pthread_atfork handlers; in a forked child every pool is closed
+# (TP_ERR_CLOSED) and its inherited sockets are closed without any TLS close_notify, so the
+# parent's connections stay intact. tp_after_fork_child() does the same and is idempotent, so
+# calling it again from the ABI's own after-fork hook is harmless.
+
+from p11fast._curl cimport CURL
+
+cdef extern from "<pthread.h>" nogil:
+    ctypedef struct pthread_mutex_t:
+        pass
+
+cdef enum:
+    TP_GET = 0
+    TP_POST = 1
+    TP_PUT = 2
+    TP_DELETE = 3
+
+cdef enum:
+    TP_OK = 0            # an HTTP response was received (any status)
+    TP_ERR_CONNECT = 1   # no instance could be reached after all retries
+    TP_ERR_TIMEOUT = 2   # timed out after all retries
+    TP_ERR_TLS = 3       # TLS failure / pin mismatch
+    TP_ERR_NOMEM = 4
+    TP_ERR_CLOSED = 5    # pool closed (C_Finalize) or invalid after fork
+
+cdef enum:
+    TP_MAX_FDS = 4       # sockets tracked per handle (happy eyeballs may open two at once)
+
+cdef struct tp_buf:           # growable response body buffer, owned by the caller
+    char *data                # malloc'd; tp_buf_free() releases it
+    size_t len
+    size_t cap
+
+cdef struct tp_result:
+    long status               # HTTP status, 0 if no response
+    int error                 # TP_OK or TP_ERR_*
+    int instance              # index of the instance that answered (or last tried)
+    char content_type[96]
+    int attempts              # requests sent by this call (extension, see above)
+    char detail[160]          # reason of the last transport failure (extension, see above)
+
+cdef struct tp_pool
+cdef struct tp_instance
+
+# Everything below is private to _transport.pyx; declared here only because Cython needs the
+# layout. Other modules use tp_request / tp_instance_url / Pool and nothing else.
+
+cdef struct tp_conn:          # one libcurl easy handle; its cache holds at most one connection
+    CURL *easy
+    tp_instance *inst
+    tp_conn *next_free        # instance free list (idle handles)
+    tp_conn *next_all         # every handle of the instance, borrowed or idle (fork cleanup)
+    tp_conn *prev_all
+    char *url                 # instance URL prefix, the request path is appended per call
+    size_t url_cap
+    int fds[TP_MAX_FDS]       # sockets this handle's connections use (-1 = free slot)
+    char errbuf[256]          # CURLOPT_ERRORBUFFER (CURL_ERROR_SIZE)
+
+cdef struct tp_instance:
+    tp_pool *pool
+    char *url                 # without trailing '/', e.g. https://hsm:8443/api/v1
+    size_t url_len
+    pthread_mutex_t lock      # guards free_list, idle, all_list; never held during I/O
+    tp_conn *free_list
+    tp_conn *all_list
+    int idle
+    int max_idle
+    int up                    # atomic: 0 after a transport failure, 1 once it answers again
+    int probing               # atomic: a health check of this instance is in flight
+    long long last_check_ms   # atomic: monotonic start time of the last health check
+    tp_conn *probe            # handle for health checks (background or inline)
+    unsigned char *pins       # npins SHA-256 fingerprints of the leaf certificate (DER)
+    int npins
+    int insecure
+    char *cacert
+
+cdef struct tp_pool:
+    tp_instance *instances
+    int ninstances
+    unsigned int rr           # atomic round-robin counter
+    int refs                  # atomic: owner + in-flight requests + in-flight probes
+    int closed                # atomic
+    int forked                # set in a forked child: handles are abandoned, not cleaned up
+    int registered            # linked in the live-pool registry (guarded by its mutex)
+    int threads_allowed
+    int retries
+    long delay_ms
+    long timeout_ms           # 0 = infinite
+    int keepalive
+    long keepidle
+    long keepintvl
+    int keepcnt
+    long maxage_conn          # -1 = libcurl's default
+    long n_connections_opened # stats, atomic
+    long n_requests
+    long n_retries
+    long n_closed_over_cap
+    long n_health_checks
+    tp_pool *reg_next
+    tp_pool *reg_prev
+
+cdef int tp_request(tp_pool *pool, int method, const char *path, const char *auth_header,
+                    const char *body, size_t body_len, const char *content_type,
+                    tp_buf *out, tp_result *res) noexcept nogil
+    # path: relative to the instance URL, e.g. "/keys/k1/sign" (instance url ends with /api/v1)
+    # auth_header: full header line "Authorization: Basic ..." or NULL; never logged
+    # content_type: e.g. "application/json" or NULL when no body
+    # returns res.error; out receives the body (appended from len 0 — tp_request resets out.len)
+cdef void tp_buf_free(tp_buf *b) noexcept nogil
+cdef const char *tp_instance_url(tp_pool *pool, int instance) noexcept nogil
+cdef void tp_after_fork_child() noexcept nogil
+    # forget every pool's inherited connections and threads WITHOUT closing TLS (the parent
+    # still uses them), mark pools closed
+
+cdef class Pool:
+    cdef tp_pool *ptr
+    # def __init__(self, slot_config, bint threads_allowed=True)
+    # def call(self, str method, str path, bytes body=None, bytes auth_header=None,
+    #          str content_type=None) -> tuple[int, bytes, str]
+    # def stats(self) -> dict
+    # def close(self)

@@ -1,0 +1,1047 @@
+# cython: language_level=3
+"""HTTP(S) to a slot's NetHSM instances: a libcurl keep-alive pool, round robin, retries, probes.
+
+Hot path (`tp_request`, no GIL, no Python object): borrow an idle easy handle of the chosen
+instance under the instance's mutex (a few pointer moves), run `curl_easy_perform` on the calling
+thread with no lock held, give the handle back. Each easy handle keeps its own connection in its
+own cache (CURLOPT_MAXCONNECTS=1), so "a handle" and "a keep-alive connection" are the same thing.
+
+Decisions worth knowing (see also the header of _transport.pxd):
+- Idle cap: at most `max_idle_connections` idle handles per instance are kept. Under load more
+  are created; the extra ones are closed when given back (`connections_closed_over_cap` in
+  stats). A cap below the caller's concurrency therefore means reconnects under steady load —
+  the reconnect-storm trade-off Nitrokey documents; the cap is the user's to raise.
+- Proxies: CURLOPT_PROXY "" — a PKCS#11 module must not be redirected through whatever proxy
+  the host process's environment (http_proxy, https_proxy, ALL_PROXY) names: that would send
+  HSM credentials through a third party the HSM's operator never configured.
+- No redirects are followed, HTTP/1.1 only, CURLOPT_NOSIGNAL (many threads; signals belong to the
+  host).
+- Retries: a transport failure (connect, reset, timeout, TLS) marks the instance down and is
+  retried `retries.count` times, `delay_seconds` apart, on the next instance that is up. HTTP 429
+  is retried the same way after max(delay, 1 s). HTTP 5xx is retried on another instance only
+  when the slot has more than one (a 5xx from the only HSM is its answer, repeating it gains
+  nothing); the last response is returned as TP_OK with its status when retries run out.
+- Health: an instance is "down" after a transport-level failure. `GET /health/alive` answers 200
+  (Locked/Unprovisioned) or 412 (Operational) — any HTTP response means the instance is reachable
+  again, so a probe that gets a response marks it up; whether the token is present is the ABI's
+  business (/health/ready).
+- Probes: with threads allowed, one background thread per process drives the multi interface,
+  probing every down instance of every live pool at most once a second (1 s timeout each), and
+  sleeps on a condition variable while nothing is down. Without threads (CKF_LIBRARY_CANT_
+  CREATE_OS_THREADS / disable_threads), a request first re-checks up to 3 down instances inline
+  (1 s timeout, each instance at most once a second), so one call sends at most
+  retries.count + 1 + 3 requests (Nitrokey's formula).
+- Fork: see tp_after_fork_child.
+"""
+
+from libc.errno cimport errno
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memcmp, memcpy, strlen
+from posix.unistd cimport close as fd_close
+
+from p11fast._curl cimport *
+
+from os import fsencode as os_fsencode
+
+cdef extern from "<pthread.h>" nogil:
+    ctypedef unsigned long pthread_t
+    ctypedef struct pthread_cond_t:
+        pass
+    int pthread_mutex_init(pthread_mutex_t *m, const void *attr)
+    int pthread_mutex_destroy(pthread_mutex_t *m)
+    int pthread_mutex_lock(pthread_mutex_t *m)
+    int pthread_mutex_unlock(pthread_mutex_t *m)
+    int pthread_cond_init(pthread_cond_t *c, const void *attr)
+    int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
+    int pthread_cond_signal(pthread_cond_t *c)
+    int pthread_create(pthread_t *t, const void *attr, void *(*start)(void *) noexcept nogil,
+                       void *arg)
+    int pthread_detach(pthread_t t)
+    int pthread_atfork(void (*prepare)() noexcept nogil, void (*parent)() noexcept nogil,
+                       void (*child)() noexcept nogil)
+
+cdef extern from "<sys/socket.h>" nogil:
+    enum: SOCK_CLOEXEC
+    int socket(int domain, int type, int protocol)
+
+cdef extern from "<openssl/ssl.h>" nogil:
+    ctypedef struct SSL_CTX:
+        pass
+    ctypedef struct X509:
+        pass
+    ctypedef struct X509_STORE_CTX:
+        pass
+    ctypedef struct EVP_MD:
+        pass
+    enum: SSL_VERIFY_PEER
+    enum: X509_V_ERR_CERT_REJECTED
+    enum: EVP_MAX_MD_SIZE
+    void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, void *callback)
+    void SSL_CTX_set_cert_verify_callback(SSL_CTX *ctx,
+                                          int (*cb)(X509_STORE_CTX *, void *) noexcept nogil,
+                                          void *arg)
+    X509 *X509_STORE_CTX_get0_cert(X509_STORE_CTX *ctx)
+    void X509_STORE_CTX_set_error(X509_STORE_CTX *ctx, int err)
+    int X509_digest(const X509 *cert, const EVP_MD *md, unsigned char *out, unsigned int *len)
+    const EVP_MD *EVP_sha256()
+
+cdef extern from * nogil:
+    """
+    #include <errno.h>
+    #include <time.h>
+    #include <netinet/in.h>
+    #include <netinet/tcp.h>
+
+    /* Counters only need atomicity; flags and the refcount publish state between threads. */
+    static inline void tp_count(long *p) { __atomic_add_fetch(p, 1, __ATOMIC_RELAXED); }
+    static inline long tp_read(long *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+    static inline int tp_load(int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+    static inline void tp_store(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+    static inline int tp_swap(int *p, int v) { return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL); }
+    static inline int tp_cas(int *p, int expected, int v) {
+        return __atomic_compare_exchange_n(p, &expected, v, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    }
+    static inline int tp_refs_add(int *p, int v) { return __atomic_add_fetch(p, v, __ATOMIC_ACQ_REL); }
+    static inline unsigned tp_rr_next(unsigned *p) { return __atomic_fetch_add(p, 1, __ATOMIC_RELAXED); }
+    static inline long long tp_load_ll(long long *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+    static inline void tp_store_ll(long long *p, long long v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+
+    static inline long long tp_now_ms(void) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+    }
+    static inline void tp_sleep_ms(long ms) {
+        struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+        while (nanosleep(&t, &t) == -1 && errno == EINTR) {}
+    }
+    static inline int tp_set_keepcnt(int fd, int cnt) {
+        return setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    }
+    """
+    void tp_count(long *p)
+    long tp_read(long *p)
+    int tp_load(int *p)
+    void tp_store(int *p, int v)
+    int tp_swap(int *p, int v)
+    bint tp_cas(int *p, int expected, int v)
+    int tp_refs_add(int *p, int v)
+    unsigned int tp_rr_next(unsigned int *p)
+    long long tp_load_ll(long long *p)
+    void tp_store_ll(long long *p, long long v)
+    long long tp_now_ms()
+    void tp_sleep_ms(long ms)
+    int tp_set_keepcnt(int fd, int cnt)
+
+
+cdef enum:
+    HEALTH_TIMEOUT_MS = 1000     # inline and background health checks (Nitrokey: 1 s)
+    HEALTH_INTERVAL_MS = 1000    # an instance is health-checked at most once per second
+    INLINE_CHECKS_MAX = 3        # per request, without threads (Nitrokey's formula)
+    RETRY_429_MIN_MS = 1000
+    DEFAULT_MAX_IDLE = 10
+    URL_SLACK = 256              # room for the request path kept after the URL prefix
+
+
+# ---------------------------------------------------------------- process-wide state
+# The registry of live pools lets a forked child find every inherited connection. g_lock
+# guards it and the probe thread's state; it is never held during I/O.
+cdef pthread_mutex_t g_lock
+cdef pthread_cond_t g_probe_cond      # the probe thread sleeps on it while nothing is down
+cdef tp_pool *g_registry = NULL
+cdef int g_probe_started = 0
+cdef int g_probe_failed = 0           # pthread_create failed: fall back to inline checks
+cdef CURLM *g_probe_multi = NULL
+
+
+# ---------------------------------------------------------------- libcurl callbacks
+
+cdef size_t _on_body(char *ptr, size_t size, size_t nmemb, void *userdata) noexcept nogil:
+    cdef tp_buf *b = <tp_buf *>userdata
+    cdef size_t n = size * nmemb
+    cdef size_t cap
+    cdef char *grown
+    if b.len + n > b.cap:
+        cap = b.cap * 2 if b.cap else 512
+        while cap < b.len + n:
+            cap *= 2
+        grown = <char *>realloc(b.data, cap)
+        if grown == NULL:
+            return 0  # libcurl turns a short write into CURLE_WRITE_ERROR -> TP_ERR_NOMEM
+        b.data = grown
+        b.cap = cap
+    memcpy(b.data + b.len, ptr, n)
+    b.len += n
+    return n
+
+
+cdef size_t _discard(char *ptr, size_t size, size_t nmemb, void *userdata) noexcept nogil:
+    return size * nmemb
+
+
+cdef curl_socket_t _open_socket(void *clientp, curlsocktype purpose,
+                                curl_sockaddr *addr) noexcept nogil:
+    # We open the sockets ourselves to know every fd a handle owns: a forked child must close
+    # its copies without letting libcurl talk TLS on them. CLOEXEC: hosts that fork+exec must
+    # not leak HSM connections into the programs they start.
+    cdef tp_conn *c = <tp_conn *>clientp
+    cdef int fd = socket(addr.family, addr.socktype | SOCK_CLOEXEC, addr.protocol)
+    cdef int i
+    if fd < 0:
+        return CURL_SOCKET_BAD
+    for i in range(TP_MAX_FDS):
+        if c.fds[i] < 0:
+            c.fds[i] = fd
+            break
+    if c != c.inst.probe:  # health checks are not pool connections
+        tp_count(&c.inst.pool.n_connections_opened)
+    return fd
+
+
+cdef int _close_socket(void *clientp, curl_socket_t fd) noexcept nogil:
+    cdef tp_conn *c = <tp_conn *>clientp
+    cdef int i
+    for i in range(TP_MAX_FDS):
+        if c.fds[i] == fd:
+            c.fds[i] = -1
+            break
+    return fd_close(fd)
+
+
+cdef int _sockopt(void *clientp, curl_socket_t fd, curlsocktype purpose) noexcept nogil:
+    # libcurl has options for TCP_KEEPIDLE/KEEPINTVL but not TCP_KEEPCNT.
+    cdef tp_pool *pool = <tp_pool *>clientp
+    if pool.keepcnt > 0 and tp_set_keepcnt(fd, pool.keepcnt) != 0:
+        return CURL_SOCKOPT_ERROR
+    return CURL_SOCKOPT_OK
+
+
+cdef int _verify_pin(X509_STORE_CTX *store, void *arg) noexcept nogil:
+    # Replaces OpenSSL's whole chain verification (SSL_CTX_set_cert_verify_callback): with pins,
+    # the SHA-256 of the leaf certificate's DER is the only thing checked (Nitrokey semantics),
+    # so a self-signed HSM certificate passes and a mismatch aborts the handshake before any
+    # request byte (and so any credential) is sent.
+    cdef tp_instance *inst = <tp_instance *>arg
+    cdef X509 *leaf = X509_STORE_CTX_get0_cert(store)
+    cdef unsigned char md[EVP_MAX_MD_SIZE]
+    cdef unsigned int n = 0
+    cdef int i
+    if leaf != NULL and X509_digest(leaf, EVP_sha256(), md, &n) == 1 and n == 32:
+        for i in range(inst.npins):
+            if memcmp(md, inst.pins + 32 * i, 32) == 0:
+                return 1
+    X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED)
+    return 0
+
+
+cdef CURLcode _ssl_ctx(CURL *curl, void *ssl_ctx, void *userptr) noexcept nogil:
+    # libcurl calls this for every new connection's SSL_CTX. CURLOPT_SSL_VERIFYPEER is 0 for
+    # pinned instances (libcurl must not reject the self-signed chain itself), which makes
+    # libcurl set SSL_VERIFY_NONE; SSL_VERIFY_PEER turns our callback's verdict into a failed
+    # handshake.
+    SSL_CTX_set_verify(<SSL_CTX *>ssl_ctx, SSL_VERIFY_PEER, NULL)
+    SSL_CTX_set_cert_verify_callback(<SSL_CTX *>ssl_ctx, _verify_pin, userptr)
+    return CURLE_OK
+
+
+# ---------------------------------------------------------------- handles
+
+cdef int _configure(tp_conn *c, long timeout_ms) noexcept nogil:
+    """Everything that does not change per request, set once per handle. 0 = success."""
+    cdef tp_instance *inst = c.inst
+    cdef tp_pool *pool = inst.pool
+    cdef CURL *e = c.easy
+    cdef int rc = 0
+    rc |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, <long>1)
+    rc |= curl_easy_setopt(e, CURLOPT_PROXY, <const char *>b"")
+    rc |= curl_easy_setopt(e, CURLOPT_HTTP_VERSION, <long>CURL_HTTP_VERSION_1_1)
+    rc |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, <long>0)
+    rc |= curl_easy_setopt(e, CURLOPT_MAXCONNECTS, <long>1)
+    rc |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c.errbuf)
+    rc |= curl_easy_setopt(e, CURLOPT_PRIVATE, <void *>c)
+    rc |= curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, _open_socket)
+    rc |= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, <void *>c)
+    rc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, _close_socket)
+    rc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, <void *>c)
+    rc |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, _on_body)
+    if timeout_ms > 0:
+        rc |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms)
+        rc |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms)
+    if pool.keepalive:
+        rc |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, <long>1)
+        rc |= curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, pool.keepidle)
+        rc |= curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, pool.keepintvl)
+        rc |= curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, _sockopt)
+        rc |= curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, <void *>pool)
+    if pool.maxage_conn >= 0:
+        rc |= curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, pool.maxage_conn)
+    if inst.insecure:
+        rc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, <long>0)
+        rc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, <long>0)
+    elif inst.npins:
+        rc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, <long>0)
+        rc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, <long>0)
+        rc |= curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, _ssl_ctx)
+        rc |= curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, <void *>inst)
+    elif inst.cacert != NULL:
+        rc |= curl_easy_setopt(e, CURLOPT_CAINFO, <const char *>inst.cacert)
+    return rc
+
+
+cdef tp_conn *_conn_new(tp_instance *inst, bint probe) noexcept nogil:
+    cdef tp_conn *c = <tp_conn *>calloc(1, sizeof(tp_conn))
+    cdef int i
+    if c == NULL:
+        return NULL
+    c.inst = inst
+    for i in range(TP_MAX_FDS):
+        c.fds[i] = -1
+    c.url_cap = inst.url_len + URL_SLACK
+    c.url = <char *>malloc(c.url_cap)
+    c.easy = curl_easy_init()
+    if c.url == NULL or c.easy == NULL:
+        _conn_free(c)
+        return NULL
+    memcpy(c.url, inst.url, inst.url_len + 1)
+    if probe:
+        if _configure(c, HEALTH_TIMEOUT_MS) or _probe_setup(c):
+            _conn_free(c)
+            return NULL
+        return c
+    if _configure(c, inst.pool.timeout_ms):
+        _conn_free(c)
+        return NULL
+    pthread_mutex_lock(&inst.lock)
+    c.next_all = inst.all_list
+    if inst.all_list != NULL:
+        inst.all_list.prev_all = c
+    inst.all_list = c
+    pthread_mutex_unlock(&inst.lock)
+    return c
+
+
+cdef void _conn_free(tp_conn *c) noexcept nogil:
+    """Closes the handle and its connection. The caller has unlinked it from all_list."""
+    if c.easy != NULL:
+        curl_easy_cleanup(c.easy)
+    free(c.url)
+    free(c)
+
+
+cdef void _conn_unlink(tp_instance *inst, tp_conn *c) noexcept nogil:
+    # caller holds inst.lock
+    if c.prev_all != NULL:
+        c.prev_all.next_all = c.next_all
+    else:
+        inst.all_list = c.next_all
+    if c.next_all != NULL:
+        c.next_all.prev_all = c.prev_all
+
+
+cdef tp_conn *_borrow(tp_instance *inst) noexcept nogil:
+    cdef tp_conn *c
+    pthread_mutex_lock(&inst.lock)
+    c = inst.free_list
+    if c != NULL:
+        inst.free_list = c.next_free
+        inst.idle -= 1
+    pthread_mutex_unlock(&inst.lock)
+    if c == NULL:
+        c = _conn_new(inst, False)
+    return c
+
+
+cdef void _give_back(tp_instance *inst, tp_conn *c) noexcept nogil:
+    cdef bint keep
+    pthread_mutex_lock(&inst.lock)
+    keep = inst.idle < inst.max_idle
+    if keep:
+        c.next_free = inst.free_list
+        inst.free_list = c
+        inst.idle += 1
+    else:
+        _conn_unlink(inst, c)
+    pthread_mutex_unlock(&inst.lock)
+    if not keep:
+        tp_count(&inst.pool.n_closed_over_cap)
+        _conn_free(c)
+
+
+# ---------------------------------------------------------------- pool lifetime
+
+cdef void _pool_ref(tp_pool *pool) noexcept nogil:
+    tp_refs_add(&pool.refs, 1)
+
+
+cdef void _pool_unref(tp_pool *pool) noexcept nogil:
+    if tp_refs_add(&pool.refs, -1) == 0:
+        _pool_free(pool)
+
+
+cdef void _pool_free(tp_pool *pool) noexcept nogil:
+    # In a forked child the handles are leaked on purpose: curl_easy_cleanup would send TLS
+    # close_notify through a socket the parent still uses (its fds were closed already by
+    # tp_after_fork_child, and their numbers may have been reused since).
+    cdef int i
+    cdef tp_instance *inst
+    cdef tp_conn *c
+    cdef tp_conn *nxt
+    for i in range(pool.ninstances):
+        inst = &pool.instances[i]
+        if not pool.forked:
+            c = inst.all_list
+            while c != NULL:
+                nxt = c.next_all
+                _conn_free(c)
+                c = nxt
+            if inst.probe != NULL:
+                _conn_free(inst.probe)
+        pthread_mutex_destroy(&inst.lock)
+        free(inst.url)
+        free(inst.pins)
+        free(inst.cacert)
+    free(pool.instances)
+    free(pool)
+
+
+cdef void _pool_close(tp_pool *pool) noexcept nogil:
+    """The owner's close: no new requests; the last reference frees the memory."""
+    global g_registry
+    pthread_mutex_lock(&g_lock)
+    tp_store(&pool.closed, 1)
+    if pool.registered:
+        pool.registered = 0
+        if pool.reg_prev != NULL:
+            pool.reg_prev.reg_next = pool.reg_next
+        else:
+            g_registry = pool.reg_next
+        if pool.reg_next != NULL:
+            pool.reg_next.reg_prev = pool.reg_prev
+    pthread_mutex_unlock(&g_lock)
+    _pool_unref(pool)
+
+
+cdef void _pool_register(tp_pool *pool) noexcept nogil:
+    global g_registry
+    pthread_mutex_lock(&g_lock)
+    pool.reg_next = g_registry
+    if g_registry != NULL:
+        g_registry.reg_prev = pool
+    g_registry = pool
+    pool.registered = 1
+    pthread_mutex_unlock(&g_lock)
+
+
+# ---------------------------------------------------------------- health
+
+cdef int _probe_setup(tp_conn *c) noexcept nogil:
+    """A health-check handle: GET /health/alive, body discarded. 0 = success."""
+    cdef const char *path = b"/health/alive"
+    cdef size_t n = strlen(path)
+    cdef int rc = 0
+    # url_cap is url_len + URL_SLACK, always room for this path
+    memcpy(c.url + c.inst.url_len, path, n + 1)
+    rc |= curl_easy_setopt(c.easy, CURLOPT_URL, <const char *>c.url)
+    rc |= curl_easy_setopt(c.easy, CURLOPT_WRITEFUNCTION, _discard)
+    # A health check must not leave a second idle connection per instance behind.
+    rc |= curl_easy_setopt(c.easy, CURLOPT_FORBID_REUSE, <long>1)
+    return rc
+
+
+cdef tp_conn *_probe_conn(tp_instance *inst) noexcept nogil:
+    # Only the thread that won inst.probing gets here, so creation needs no lock.
+    if inst.probe == NULL:
+        inst.probe = _conn_new(inst, True)
+    return inst.probe
+
+
+cdef bint _claim_check(tp_instance *inst, long long now) noexcept nogil:
+    """Whether the caller may health-check inst now (then it owns inst.probing)."""
+    if tp_load(&inst.up) or now - tp_load_ll(&inst.last_check_ms) < HEALTH_INTERVAL_MS:
+        return False
+    if not tp_cas(&inst.probing, 0, 1):
+        return False
+    tp_store_ll(&inst.last_check_ms, now)
+    return True
+
+
+cdef void _mark_up(tp_instance *inst) noexcept nogil:
+    tp_store(&inst.up, 1)
+
+
+cdef void _mark_down(tp_instance *inst) noexcept nogil:
+    if tp_swap(&inst.up, 0) and inst.pool.threads_allowed:
+        _probe_kick()
+
+
+cdef void _inline_checks(tp_pool *pool) noexcept nogil:
+    """Without a probe thread: re-check up to INLINE_CHECKS_MAX down instances, 1 s each."""
+    cdef int i
+    cdef int checks = 0
+    cdef long long now = tp_now_ms()
+    cdef tp_instance *inst
+    cdef tp_conn *c
+    for i in range(pool.ninstances):
+        if checks == INLINE_CHECKS_MAX:
+            return
+        inst = &pool.instances[i]
+        if not _claim_check(inst, now):
+            continue
+        checks += 1
+        tp_count(&pool.n_health_checks)
+        c = _probe_conn(inst)
+        if c != NULL and curl_easy_perform(c.easy) == CURLE_OK:
+            _mark_up(inst)
+        tp_store(&inst.probing, 0)
+
+
+cdef void _probe_kick() noexcept nogil:
+    """An instance went down: wake the probe thread, starting it on first use."""
+    global g_probe_multi, g_probe_started, g_probe_failed
+    cdef pthread_t tid
+    pthread_mutex_lock(&g_lock)
+    if not g_probe_started and not g_probe_failed:
+        g_probe_multi = curl_multi_init()
+        if g_probe_multi != NULL and pthread_create(&tid, NULL, _probe_main, NULL) == 0:
+            pthread_detach(tid)
+            g_probe_started = 1
+        else:
+            g_probe_failed = 1
+    pthread_cond_signal(&g_probe_cond)
+    pthread_mutex_unlock(&g_lock)
+
+
+cdef int _probe_scan(CURLM *multi, int *pending) noexcept nogil:
+    """Under g_lock: start a check of every down instance that is due. Returns how many."""
+    cdef tp_pool *pool = g_registry
+    cdef tp_instance *inst
+    cdef tp_conn *c
+    cdef long long now = tp_now_ms()
+    cdef int i
+    cdef int added = 0
+    pending[0] = 0
+    while pool != NULL:
+        if pool.threads_allowed and not tp_load(&pool.closed):
+            for i in range(pool.ninstances):
+                inst = &pool.instances[i]
+                if tp_load(&inst.up):
+                    continue
+                pending[0] += 1
+                if not _claim_check(inst, now):
+                    continue
+                c = _probe_conn(inst)
+                if c == NULL or curl_multi_add_handle(multi, c.easy) != CURLM_OK:
+                    tp_store(&inst.probing, 0)
+                    continue
+                _pool_ref(pool)  # the pool outlives its in-flight probe even if closed
+                tp_count(&pool.n_health_checks)
+                added += 1
+        pool = pool.reg_next
+    return added
+
+
+cdef void *_probe_main(void *arg) noexcept nogil:
+    cdef CURLM *multi = g_probe_multi
+    cdef CURLMsg *msg
+    cdef tp_conn *c
+    cdef void *priv
+    cdef int active = 0
+    cdef int pending = 0
+    cdef int running = 0
+    cdef int left = 0
+    pthread_mutex_lock(&g_lock)
+    while True:
+        active += _probe_scan(multi, &pending)
+        if active == 0 and pending == 0:
+            pthread_cond_wait(&g_probe_cond, &g_lock)
+            continue
+        pthread_mutex_unlock(&g_lock)
+        curl_multi_perform(multi, &running)
+        msg = curl_multi_info_read(multi, &left)
+        while msg != NULL:
+            if msg.msg == CURLMSG_DONE:
+                curl_easy_getinfo(msg.easy_handle, CURLINFO_PRIVATE, &priv)
+                c = <tp_conn *>priv
+                curl_multi_remove_handle(multi, msg.easy_handle)
+                if msg.data.result == CURLE_OK:
+                    _mark_up(c.inst)
+                tp_store(&c.inst.probing, 0)
+                active -= 1
+                _pool_unref(c.inst.pool)
+            msg = curl_multi_info_read(multi, &left)
+        # Waits for probe sockets, or sleeps when only not-yet-due instances are down.
+        curl_multi_poll(multi, NULL, 0, 250, NULL)
+        pthread_mutex_lock(&g_lock)
+    return NULL
+
+
+# ---------------------------------------------------------------- requests
+
+cdef int _map_error(CURLcode rc) noexcept nogil:
+    if rc == CURLE_WRITE_ERROR or rc == CURLE_OUT_OF_MEMORY:
+        return TP_ERR_NOMEM
+    if rc == CURLE_OPERATION_TIMEDOUT:
+        return TP_ERR_TIMEOUT
+    if rc in (CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM,
+              CURLE_SSL_CIPHER, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR,
+              CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS, CURLE_SSL_CRL_BADFILE,
+              CURLE_SSL_SHUTDOWN_FAILED, CURLE_SSL_ENGINE_NOTFOUND, CURLE_SSL_ENGINE_SETFAILED,
+              CURLE_SSL_CLIENTCERT):
+        return TP_ERR_TLS
+    return TP_ERR_CONNECT
+
+
+cdef int _pick(tp_pool *pool) noexcept nogil:
+    """Round robin over the instances that are up; when all are down, try them anyway."""
+    cdef int n = pool.ninstances
+    cdef int start = <int>(tp_rr_next(&pool.rr) % <unsigned int>n)
+    cdef int k
+    cdef int j
+    for k in range(n):
+        j = (start + k) % n
+        if tp_load(&pool.instances[j].up):
+            return j
+    return start
+
+
+cdef CURLcode _perform(tp_conn *c, int method, const char *path, curl_slist *headers,
+                       const char *body, size_t body_len, tp_buf *out) noexcept nogil:
+    cdef CURL *e = c.easy
+    cdef size_t url_len = c.inst.url_len
+    cdef size_t path_len = strlen(path)
+    cdef size_t cap
+    cdef char *grown
+    cdef const char *verb = NULL
+    cdef int rc = 0
+    if url_len + path_len + 1 > c.url_cap:
+        cap = url_len + path_len + URL_SLACK
+        grown = <char *>realloc(c.url, cap)
+        if grown == NULL:
+            return CURLE_OUT_OF_MEMORY
+        c.url = grown
+        c.url_cap = cap
+    memcpy(c.url + url_len, path, path_len + 1)
+    rc |= curl_easy_setopt(e, CURLOPT_URL, <const char *>c.url)
+    if method == TP_GET or method == TP_DELETE:
+        rc |= curl_easy_setopt(e, CURLOPT_HTTPGET, <long>1)
+    else:
+        # Size first, so libcurl does not strlen() a binary body.
+        rc |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, <curl_off_t>body_len)
+        rc |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, body if body != NULL else <const char *>b"")
+    if method == TP_PUT:
+        verb = b"PUT"
+    elif method == TP_DELETE:
+        verb = b"DELETE"
+    rc |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, verb)
+    rc |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers)
+    rc |= curl_easy_setopt(e, CURLOPT_WRITEDATA, <void *>out)
+    if rc:
+        return CURLE_OUT_OF_MEMORY  # these options can only fail to copy the URL string
+    c.errbuf[0] = 0
+    return curl_easy_perform(e)
+
+
+cdef void _copy_str(char *dst, size_t size, const char *src) noexcept nogil:
+    cdef size_t n = strlen(src) if src != NULL else 0
+    if n >= size:
+        n = size - 1
+    memcpy(dst, src, n)
+    dst[n] = 0
+
+
+cdef int tp_request(tp_pool *pool, int method, const char *path, const char *auth_header,
+                    const char *body, size_t body_len, const char *content_type,
+                    tp_buf *out, tp_result *res) noexcept nogil:
+    # Headers live on this stack frame: libcurl reads the list only during curl_easy_perform,
+    # so no allocation is needed (curl_slist's layout is public API).
+    cdef curl_slist hdr[3]
+    cdef char ct_line[128]
+    cdef int nh = 0
+    cdef int attempt
+    cdef int i
+    cdef int err = TP_ERR_CONNECT
+    cdef long delay
+    cdef long status = 0
+    cdef char *ct
+    cdef tp_instance *inst
+    cdef tp_conn *c
+    cdef CURLcode rc
+
+    res.status = 0
+    res.error = TP_ERR_CLOSED
+    res.instance = -1
+    res.content_type[0] = 0
+    res.attempts = 0
+    res.detail[0] = 0
+    out.len = 0
+    if pool == NULL or tp_load(&pool.closed):
+        return res.error
+    if method < TP_GET or method > TP_DELETE or path == NULL:
+        res.error = TP_ERR_CONNECT
+        _copy_str(res.detail, sizeof(res.detail), b"invalid method or path")
+        return res.error
+    _pool_ref(pool)
+
+    hdr[nh].data = <char *>b"Expect:"  # no 100-continue round trip for bodies
+    nh += 1
+    if auth_header != NULL:
+        hdr[nh].data = <char *>auth_header
+        nh += 1
+    if content_type != NULL:
+        _copy_str(ct_line, sizeof(ct_line), b"Content-Type: ")
+        _copy_str(ct_line + 14, sizeof(ct_line) - 14, content_type)
+        hdr[nh].data = ct_line
+        nh += 1
+    elif method == TP_POST or method == TP_PUT:
+        hdr[nh].data = <char *>b"Content-Type:"  # drop libcurl's form-urlencoded default
+        nh += 1
+    for i in range(nh):
+        hdr[i].next = &hdr[i + 1] if i + 1 < nh else NULL
+
+    tp_count(&pool.n_requests)
+    if not pool.threads_allowed or g_probe_failed:
+        _inline_checks(pool)
+
+    for attempt in range(pool.retries + 1):
+        if attempt > 0:
+            tp_count(&pool.n_retries)
+            delay = pool.delay_ms
+            if status == 429 and delay < RETRY_429_MIN_MS:
+                delay = RETRY_429_MIN_MS
+            if delay > 0:
+                tp_sleep_ms(delay)
+            if tp_load(&pool.closed):
+                err = TP_ERR_CLOSED
+                break
+        i = _pick(pool)
+        inst = &pool.instances[i]
+        res.instance = i
+        res.status = 0
+        res.content_type[0] = 0
+        status = 0
+        c = _borrow(inst)
+        if c == NULL:
+            err = TP_ERR_NOMEM
+            break
+        res.attempts += 1
+        rc = _perform(c, method, path, &hdr[0], body, body_len, out)
+        if rc == CURLE_OK:
+            curl_easy_getinfo(c.easy, CURLINFO_RESPONSE_CODE, &status)
+            ct = NULL
+            curl_easy_getinfo(c.easy, CURLINFO_CONTENT_TYPE, &ct)
+            _copy_str(res.content_type, sizeof(res.content_type), ct)
+            res.status = status
+            res.detail[0] = 0
+            err = TP_OK
+        else:
+            if c.errbuf[0]:
+                _copy_str(res.detail, sizeof(res.detail), c.errbuf)
+            else:
+                _copy_str(res.detail, sizeof(res.detail), curl_easy_strerror(rc))
+            err = _map_error(rc)
+        _give_back(inst, c)
+        if err == TP_OK:
+            _mark_up(inst)
+            if status == 429 or (status >= 500 and pool.ninstances > 1):
+                continue
+            break
+        if err == TP_ERR_NOMEM:
+            break
+        _mark_down(inst)
+        out.len = 0
+
+    res.error = err
+    _pool_unref(pool)
+    return err
+
+
+cdef void tp_buf_free(tp_buf *b) noexcept nogil:
+    free(b.data)
+    b.data = NULL
+    b.len = 0
+    b.cap = 0
+
+
+cdef const char *tp_instance_url(tp_pool *pool, int instance) noexcept nogil:
+    if pool == NULL or instance < 0 or instance >= pool.ninstances:
+        return NULL
+    return pool.instances[instance].url
+
+
+# ---------------------------------------------------------------- fork
+
+cdef void _forget_fds(tp_conn *c) noexcept nogil:
+    # Closing the child's copy of a socket sends nothing (the parent's copy keeps the
+    # connection open) and lets the parent's own close actually end the connection later.
+    cdef int i
+    for i in range(TP_MAX_FDS):
+        if c.fds[i] >= 0:
+            fd_close(c.fds[i])
+            c.fds[i] = -1
+
+
+cdef void tp_after_fork_child() noexcept nogil:
+    # Runs in the child's only thread: from our pthread_atfork child handler, and again when the
+    # ABI's after-fork hook calls it (then the registry is already empty).
+    global g_registry, g_probe_multi, g_probe_failed, g_probe_started
+    cdef tp_pool *pool = g_registry
+    cdef tp_pool *nxt
+    cdef tp_instance *inst
+    cdef tp_conn *c
+    cdef int i
+    while pool != NULL:
+        nxt = pool.reg_next
+        tp_store(&pool.closed, 1)
+        pool.forked = 1
+        pool.registered = 0
+        for i in range(pool.ninstances):
+            inst = &pool.instances[i]
+            c = inst.all_list
+            while c != NULL:
+                _forget_fds(c)
+                c = c.next_all
+            if inst.probe != NULL:
+                _forget_fds(inst.probe)
+        pool = nxt
+    g_registry = NULL
+    # The probe thread does not exist here; its multi handle is abandoned like the handles.
+    g_probe_multi = NULL
+    g_probe_failed = 0
+    g_probe_started = 0
+
+
+cdef void _atfork_prepare() noexcept nogil:
+    # Take every lock the transport has, so none is held by a thread that will not exist in
+    # the child, and the lists they guard are consistent when the child walks them.
+    cdef tp_pool *pool
+    cdef int i
+    pthread_mutex_lock(&g_lock)
+    pool = g_registry
+    while pool != NULL:
+        for i in range(pool.ninstances):
+            pthread_mutex_lock(&pool.instances[i].lock)
+        pool = pool.reg_next
+
+
+cdef void _atfork_release() noexcept nogil:
+    cdef tp_pool *pool = g_registry
+    cdef int i
+    while pool != NULL:
+        for i in range(pool.ninstances):
+            pthread_mutex_unlock(&pool.instances[i].lock)
+        pool = pool.reg_next
+    pthread_mutex_unlock(&g_lock)
+
+
+cdef void _atfork_parent() noexcept nogil:
+    _atfork_release()
+
+
+cdef void _atfork_child() noexcept nogil:
+    _atfork_release()
+    pthread_cond_init(&g_probe_cond, NULL)  # its waiter (the probe thread) is gone
+    tp_after_fork_child()
+
+
+# ---------------------------------------------------------------- Python API
+
+class TransportError(Exception):
+    """A request got no HTTP response: error_code is one of ERR_*; never carries secrets."""
+
+    def __init__(self, error_code, instance_url, message):
+        super().__init__(error_code, instance_url, message)
+        self.error_code = error_code
+        self.instance_url = instance_url
+        self.message = message
+
+    def __str__(self):
+        name = ERROR_NAMES.get(self.error_code, str(self.error_code))
+        return f"{name} ({self.instance_url or 'no instance'}): {self.message}"
+
+
+OK = TP_OK
+ERR_CONNECT = TP_ERR_CONNECT
+ERR_TIMEOUT = TP_ERR_TIMEOUT
+ERR_TLS = TP_ERR_TLS
+ERR_NOMEM = TP_ERR_NOMEM
+ERR_CLOSED = TP_ERR_CLOSED
+ERROR_NAMES = {
+    TP_ERR_CONNECT: "connect",
+    TP_ERR_TIMEOUT: "timeout",
+    TP_ERR_TLS: "tls",
+    TP_ERR_NOMEM: "out of memory",
+    TP_ERR_CLOSED: "closed",
+}
+_METHODS = {"GET": TP_GET, "POST": TP_POST, "PUT": TP_PUT, "DELETE": TP_DELETE}
+
+
+def after_fork_child():
+    """tp_after_fork_child for Python hosts and tests (the atfork handler already ran it)."""
+    tp_after_fork_child()
+
+
+cdef char *_strdup_bytes(bytes b) except? NULL:
+    cdef char *p = <char *>malloc(len(b) + 1)
+    if p == NULL:
+        raise MemoryError()
+    memcpy(p, <const char *>b, len(b))
+    p[len(b)] = 0
+    return p
+
+
+cdef bytes _pin_bytes(pin):
+    if isinstance(pin, str):
+        pin = bytes.fromhex(pin.replace(":", ""))
+    if not isinstance(pin, bytes) or len(pin) != 32:
+        raise ValueError("sha256_fingerprints entries must be 32-byte SHA-256 digests")
+    return pin
+
+
+cdef long _ms(seconds):
+    return <long>(float(seconds) * 1000) if seconds is not None else 0
+
+
+cdef class Pool:
+    """A slot's connection pool; see the module docstring and _transport.pxd."""
+
+    def __init__(self, slot_config, bint threads_allowed=True):
+        if self.ptr != NULL:
+            raise RuntimeError("Pool already initialised")
+        instances = list(slot_config.instances)
+        if not instances:
+            raise ValueError(f"slot {slot_config.label!r} has no instance")
+        cdef tp_pool *pool = <tp_pool *>calloc(1, sizeof(tp_pool))
+        if pool == NULL:
+            raise MemoryError()
+        pool.instances = <tp_instance *>calloc(len(instances), sizeof(tp_instance))
+        if pool.instances == NULL:
+            free(pool)
+            raise MemoryError()
+        pool.refs = 1
+        pool.threads_allowed = threads_allowed
+        retries = getattr(slot_config, "retries", None)
+        pool.retries = max(0, int(retries.count)) if retries is not None else 0
+        pool.delay_ms = _ms(retries.delay_seconds) if retries is not None else 0
+        pool.timeout_ms = _ms(getattr(slot_config, "timeout_seconds", None))
+        keepalive = getattr(slot_config, "tcp_keepalive", None)
+        if keepalive is not None:
+            pool.keepalive = 1
+            pool.keepidle = int(keepalive.time_seconds)
+            pool.keepintvl = int(keepalive.interval_seconds)
+            pool.keepcnt = int(keepalive.retries)
+        max_age = getattr(slot_config, "connections_max_idle_duration", None)
+        pool.maxage_conn = int(max_age) if max_age is not None else -1
+        self.ptr = pool  # from here on, close() frees whatever was set up
+        cdef tp_instance *inst
+        cdef int i
+        for i, spec in enumerate(instances):
+            inst = &pool.instances[i]
+            pthread_mutex_init(&inst.lock, NULL)
+            pool.ninstances += 1
+            inst.pool = pool
+            inst.up = 1
+            inst.last_check_ms = -HEALTH_INTERVAL_MS
+            url = spec.url.rstrip("/").encode()
+            inst.url = _strdup_bytes(url)
+            inst.url_len = len(url)
+            max_idle = getattr(spec, "max_idle_connections", None)
+            inst.max_idle = max(0, int(max_idle)) if max_idle is not None else DEFAULT_MAX_IDLE
+            inst.insecure = bool(getattr(spec, "danger_insecure_cert", False))
+            pins = b"".join(_pin_bytes(p) for p in getattr(spec, "sha256_fingerprints", ()) or ())
+            if pins:
+                inst.pins = <unsigned char *>_strdup_bytes(pins)
+                inst.npins = len(pins) // 32
+            cacert = getattr(spec, "cacert", None)
+            if cacert is not None:
+                inst.cacert = _strdup_bytes(os_fsencode(cacert))
+            # Configure one handle now: a bad option fails here, not on the first C_Sign.
+            c = _conn_new(inst, False)
+            if c == NULL:
+                self.close()
+                raise TransportError(TP_ERR_NOMEM, spec.url, "cannot set up a libcurl handle")
+            _give_back(inst, c)
+        _pool_register(pool)
+
+    def call(self, str method, str path, bytes body=None, bytes auth_header=None,
+             str content_type=None):
+        """One request with retries and failover -> (status, body, content_type)."""
+        cdef int m = _METHODS.get(method.upper(), -1)
+        if m < 0:
+            raise ValueError(f"unsupported HTTP method {method!r}")
+        cdef bytes bpath = path.encode("ascii")
+        cdef bytes bct = content_type.encode("ascii") if content_type is not None else None
+        cdef const char *c_path = bpath
+        cdef const char *c_auth = NULL
+        cdef const char *c_body = NULL
+        cdef size_t body_len = 0
+        cdef const char *c_ct = NULL
+        if auth_header is not None:
+            c_auth = auth_header
+        if body is not None:
+            c_body = body
+            body_len = len(body)
+        if bct is not None:
+            c_ct = bct
+        cdef tp_pool *pool = self.ptr
+        cdef tp_buf out
+        cdef tp_result res
+        cdef const char *url
+        cdef int rc
+        if pool == NULL:
+            raise TransportError(TP_ERR_CLOSED, None, "pool closed")
+        out.data = NULL
+        out.len = 0
+        out.cap = 0
+        _pool_ref(pool)  # under the GIL, so a concurrent close() cannot free it first
+        with nogil:
+            rc = tp_request(pool, m, c_path, c_auth, c_body, body_len, c_ct, &out, &res)
+        try:
+            if rc != TP_OK:
+                url = tp_instance_url(pool, res.instance)
+                raise TransportError(rc, url.decode() if url != NULL else None,
+                                     res.detail.decode("utf-8", "replace") or ERROR_NAMES[rc])
+            data = out.data[:out.len] if out.len else b""
+            return res.status, data, res.content_type.decode("latin-1")
+        finally:
+            tp_buf_free(&out)
+            with nogil:
+                _pool_unref(pool)
+
+    def stats(self):
+        cdef tp_pool *pool = self.ptr
+        if pool == NULL:
+            return {"closed": True, "instances": []}
+        return {
+            "closed": bool(tp_load(&pool.closed)),
+            "connections_opened": tp_read(&pool.n_connections_opened),
+            "connections_closed_over_cap": tp_read(&pool.n_closed_over_cap),
+            "requests": tp_read(&pool.n_requests),
+            "retries": tp_read(&pool.n_retries),
+            "health_checks": tp_read(&pool.n_health_checks),
+            "instances": [
+                {"url": pool.instances[i].url.decode(), "up": bool(tp_load(&pool.instances[i].up))}
+                for i in range(pool.ninstances)
+            ],
+        }
+
+    def close(self):
+        """Idempotent. Requests in flight finish; later ones fail with ERR_CLOSED."""
+        cdef tp_pool *pool = self.ptr
+        self.ptr = NULL
+        if pool != NULL:
+            with nogil:
+                _pool_close(pool)
+
+    def __dealloc__(self):
+        cdef tp_pool *pool = self.ptr
+        self.ptr = NULL
+        if pool != NULL:
+            with nogil:
+                _pool_close(pool)
+
+
+pthread_mutex_init(&g_lock, NULL)
+pthread_cond_init(&g_probe_cond, NULL)
+if curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK:
+    raise ImportError("libcurl failed to initialise")
+pthread_atfork(_atfork_prepare, _atfork_parent, _atfork_child)
