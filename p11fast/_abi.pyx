@@ -1,0 +1,37 @@
+# cython: language_level=3
+"""The PKCS#11 ABI: every C_* entry point of the v2.40 list and the 3.0 interface.
+
+Layout of this file:
+  1. module state (C tables in _abi.pxd, the Python cold-path state in `_state`)
+  2. the error template: one way for every entry point to turn an exception into a CKR
+  3. general, slot and token functions
+  4. sessions and login
+  5. objects (find, attributes)
+  6. the sign path (nogil from entry to return)
+  7. digest and random
+  8. functions that are not supported yet, with their argument checks
+  9. the function table and the capsules the loader takes
+"""
+
+from cpython.pycapsule cimport PyCapsule_New
+from libc.stdint cimport uintptr_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset, strlen, strncpy
+
+from p11fast._pkcs11 cimport *
+from p11fast._codec cimport (
+    H_MD5, H_NONE, H_SHA1, H_SHA224, H_SHA256, H_SHA384, H_SHA512,
+    b64_decode, digestinfo_prefix, ecdsa_der_to_raw, hash_final, hash_free, hash_init,
+    hash_len, hash_oneshot, hash_update, json_get_string,
+    wbuf_free, wbuf_init, wbuf_put, wbuf_put_b64, wbuf_puts,
+)
+from p11fast._transport cimport TP_OK, TP_POST, Pool, tp_after_fork_child, tp_buf, tp_buf_free, tp_request, tp_result
+
+include "_abi_state.pxi"
+include "_abi_general.pxi"
+include "_abi_session.pxi"
+include "_abi_object.pxi"
+include "_abi_sign.pxi"
+include "_abi_digest.pxi"
+include "_abi_unsupported.pxi"
+include "_abi_table.pxi"

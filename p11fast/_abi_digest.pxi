@@ -1,0 +1,186 @@
+# Digests (computed locally with OpenSSL) and random numbers (from the HSM).
+
+cdef CK_RV C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism) noexcept nogil:
+    cdef session_t *s
+    cdef CK_RV rv = CKR_OK
+    cdef int h
+    if not p11f_is_initialized():
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    s = session_lock(hSession)
+    if s == NULL:
+        return CKR_SESSION_HANDLE_INVALID
+    if s.digest.active:
+        rv = CKR_OPERATION_ACTIVE
+    elif pMechanism == NULL:
+        rv = CKR_ARGUMENTS_BAD
+    else:
+        h = hash_of_mechanism(pMechanism.mechanism)
+        if h == H_NONE:
+            rv = CKR_MECHANISM_INVALID
+        elif pMechanism.pParameter != NULL or pMechanism.ulParameterLen != 0:
+            rv = CKR_MECHANISM_PARAM_INVALID
+        elif hash_init(&s.digest.hctx, h) != 0:
+            rv = CKR_HOST_MEMORY
+        else:
+            s.digest.hash = h
+            s.digest.mech = pMechanism.mechanism
+            s.digest.out_len = hash_len(h)
+            wbuf_init(&s.digest.acc)
+            s.digest.active = True
+    session_unlock(s)
+    return rv
+
+
+cdef session_t *digest_session(CK_SESSION_HANDLE hSession, CK_RV *rv) noexcept nogil:
+    cdef session_t *s
+    rv[0] = CKR_OK
+    if not p11f_is_initialized():
+        rv[0] = CKR_CRYPTOKI_NOT_INITIALIZED
+        return NULL
+    s = session_lock(hSession)
+    if s == NULL:
+        rv[0] = CKR_SESSION_HANDLE_INVALID
+        return NULL
+    if not s.digest.active:
+        session_unlock(s)
+        rv[0] = CKR_OPERATION_NOT_INITIALIZED
+        return NULL
+    return s
+
+
+cdef CK_RV C_Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
+                    CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen) noexcept nogil:
+    cdef CK_RV rv
+    cdef bint done
+    cdef session_t *s = digest_session(hSession, &rv)
+    if s == NULL:
+        return rv
+    if s.digest.multipart:
+        session_unlock(s)
+        return CKR_OPERATION_ACTIVE
+    if pulDigestLen == NULL or (pData == NULL and ulDataLen != 0):
+        op_reset(&s.digest)
+        session_unlock(s)
+        return CKR_ARGUMENTS_BAD
+    rv = output_size(&s.digest, pDigest, pulDigestLen, &done)
+    if not done:
+        if (ulDataLen and hash_update(&s.digest.hctx, pData, ulDataLen) != 0) \
+                or hash_final(&s.digest.hctx, pDigest) != 0:
+            rv = CKR_FUNCTION_FAILED
+        else:
+            pulDigestLen[0] = s.digest.out_len
+        op_reset(&s.digest)
+    session_unlock(s)
+    return rv
+
+
+cdef CK_RV C_DigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) noexcept nogil:
+    cdef CK_RV rv
+    cdef session_t *s = digest_session(hSession, &rv)
+    if s == NULL:
+        return rv
+    if pPart == NULL and ulPartLen != 0:
+        rv = CKR_ARGUMENTS_BAD
+    elif hash_update(&s.digest.hctx, pPart, ulPartLen) != 0:
+        rv = CKR_FUNCTION_FAILED
+    if rv == CKR_OK:
+        s.digest.multipart = True
+    else:
+        op_reset(&s.digest)
+    session_unlock(s)
+    return rv
+
+
+cdef CK_RV C_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey) noexcept nogil:
+    cdef CK_RV rv
+    cdef object_t key
+    cdef session_t *s = digest_session(hSession, &rv)
+    if s == NULL:
+        return rv
+    if not object_copy(hKey, &key) or key.slot != s.slot:
+        rv = CKR_KEY_HANDLE_INVALID
+    else:
+        # Every key the HSM holds is sensitive: its value never leaves the HSM.
+        rv = CKR_KEY_INDIGESTIBLE
+    session_unlock(s)
+    return rv
+
+
+cdef CK_RV C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest,
+                         CK_ULONG_PTR pulDigestLen) noexcept nogil:
+    cdef CK_RV rv
+    cdef bint done
+    cdef session_t *s = digest_session(hSession, &rv)
+    if s == NULL:
+        return rv
+    if pulDigestLen == NULL:
+        op_reset(&s.digest)
+        session_unlock(s)
+        return CKR_ARGUMENTS_BAD
+    rv = output_size(&s.digest, pDigest, pulDigestLen, &done)
+    if not done:
+        if hash_final(&s.digest.hctx, pDigest) != 0:
+            rv = CKR_FUNCTION_FAILED
+        else:
+            pulDigestLen[0] = s.digest.out_len
+        op_reset(&s.digest)
+    session_unlock(s)
+    return rv
+
+
+cdef CK_RV random_bytes(int slot_index, unsigned char *out, CK_ULONG n) except *:
+    """POST /random allows 1024 bytes a request: ask in chunks."""
+    import json
+    import binascii
+    from p11fast.errors import DeviceError, from_http
+
+    request = make_request(slot_index, _state.pools[slot_index])
+    cdef CK_ULONG done = 0
+    cdef bytes chunk
+    while done < n:
+        want = min(1024, <Py_ssize_t>(n - done))
+        status, body = request("POST", "/random", json.dumps({"length": want}).encode())
+        if status != 200:
+            raise from_http(status, "random", body.decode("utf-8", "replace"), "")
+        chunk = binascii.a2b_base64(json.loads(body)["random"])
+        if len(chunk) != want:
+            raise DeviceError(f"the HSM returned {len(chunk)} random bytes instead of {want}")
+        memcpy(out + done, <const char *>chunk, want)
+        done += want
+    return CKR_OK
+
+
+cdef CK_RV C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pRandomData,
+                            CK_ULONG ulRandomLen) noexcept nogil:
+    cdef session_t *s
+    cdef int slot_index
+    if not p11f_is_initialized():
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    s = session_lock(hSession)
+    if s == NULL:
+        return CKR_SESSION_HANDLE_INVALID
+    slot_index = s.slot
+    session_unlock(s)
+    if pRandomData == NULL and ulRandomLen != 0:
+        return CKR_ARGUMENTS_BAD
+    if ulRandomLen == 0:
+        return CKR_OK
+    with gil:
+        try:
+            return random_bytes(slot_index, pRandomData, ulRandomLen)
+        except BaseException as exc:
+            return rv_for(exc, b"C_GenerateRandom")
+
+
+cdef CK_RV C_SeedRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed, CK_ULONG ulSeedLen) noexcept nogil:
+    cdef session_t *s
+    if not p11f_is_initialized():
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    s = session_lock(hSession)
+    if s == NULL:
+        return CKR_SESSION_HANDLE_INVALID
+    session_unlock(s)
+    if pSeed == NULL and ulSeedLen != 0:
+        return CKR_ARGUMENTS_BAD
+    # The HSM's generator takes no seed from outside.
+    return CKR_RANDOM_SEED_NOT_SUPPORTED

@@ -1,0 +1,469 @@
+# General, slot and token functions.
+
+cdef extern from *:
+    """
+    #include <pthread.h>
+    static pthread_mutex_t p11f_init_lock = PTHREAD_MUTEX_INITIALIZER;
+    """
+    pthread_mutex_t p11f_init_lock
+
+cdef extern from "<time.h>" nogil:
+    ctypedef long time_t
+    cdef struct timespec:
+        time_t tv_sec
+        long tv_nsec
+    int clock_gettime(int clk, timespec *ts)
+    enum: CLOCK_REALTIME
+
+cdef extern from "<stdlib.h>" nogil:
+    void *calloc(size_t n, size_t size)
+
+# What the module does, and for which key sizes. `hw` marks work the HSM performs.
+# (mechanism, min key size, max key size, flags)
+MECHANISMS = (
+    (CKM_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN),
+    (CKM_SHA1_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN),
+    (CKM_SHA224_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN),
+    (CKM_SHA256_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN),
+    (CKM_SHA384_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN),
+    (CKM_SHA512_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN),
+    (CKM_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN),
+    (CKM_SHA1_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN),
+    (CKM_SHA224_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN),
+    (CKM_SHA256_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN),
+    (CKM_SHA384_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN),
+    (CKM_SHA512_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN),
+    (CKM_ECDSA, 256, 521, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_ECDSA_SHA1, 256, 521, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_ECDSA_SHA224, 256, 521, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_ECDSA_SHA256, 256, 521, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_ECDSA_SHA384, 256, 521, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_ECDSA_SHA512, 256, 521, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_EDDSA, 256, 256, CKF_HW | CKF_SIGN),
+    (CKM_SHA_1, 0, 0, CKF_DIGEST),
+    (CKM_SHA224, 0, 0, CKF_DIGEST),
+    (CKM_SHA256, 0, 0, CKF_DIGEST),
+    (CKM_SHA384, 0, 0, CKF_DIGEST),
+    (CKM_SHA512, 0, 0, CKF_DIGEST),
+)
+
+# How long a token-presence answer is reused: C_GetSlotInfo is called often, the HSM state rarely changes.
+PRESENCE_TTL = 1.0
+
+
+cdef CK_RV C_Initialize(CK_VOID_PTR pInitArgs) noexcept nogil:
+    cdef CK_C_INITIALIZE_ARGS *args = <CK_C_INITIALIZE_ARGS *>pInitArgs
+    cdef int supplied
+    cdef const char *config_path = NULL
+    cdef bint threads = True
+    cdef CK_RV rv
+    if args != NULL:
+        supplied = ((args.CreateMutex != NULL) + (args.DestroyMutex != NULL)
+                    + (args.LockMutex != NULL) + (args.UnlockMutex != NULL))
+        if supplied != 0 and supplied != 4:
+            return CKR_ARGUMENTS_BAD
+        # Mutex callbacks, with or without CKF_OS_LOCKING_OK, are not used: the module's own
+        # pthread locks give the same guarantees on every platform it runs on.
+        threads = (args.flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS) == 0
+        # pReserved carries a configuration path for hosts that cannot set the environment.
+        config_path = <const char *>args.pReserved
+    pthread_mutex_lock(&p11f_init_lock)
+    if p11f_is_initialized():
+        pthread_mutex_unlock(&p11f_init_lock)
+        return CKR_CRYPTOKI_ALREADY_INITIALIZED
+    with gil:
+        try:
+            rv = initialize(config_path, threads)
+        except BaseException as exc:
+            rv = rv_for(exc, b"C_Initialize")
+    if rv == CKR_OK:
+        p11f_set_initialized(1)
+    pthread_mutex_unlock(&p11f_init_lock)
+    return rv
+
+
+cdef bytes basic_auth(str username, str password):
+    import binascii
+
+    token = binascii.b2a_base64(f"{username}:{password}".encode(), newline=False)
+    return b"Authorization: Basic " + token
+
+
+cdef void set_auth(char *dst, bytes header) except *:
+    cdef size_t n = len(header)
+    if n >= AUTH_MAX:
+        raise ValueError("credentials too long")
+    memcpy(dst, <const char *>header, n)
+    dst[n] = 0
+
+
+cdef CK_RV initialize(const char *config_path, bint threads) except *:
+    global _state, g_sessions, g_objects, g_nobjects, g_nslots, g_threads_allowed
+    from p11fast import config as config_module
+    from p11fast import log as log_module
+    from p11fast.objects import Inventory
+
+    cfg = config_module.load(config_path.decode() if config_path != NULL else None)
+    log = log_module.setup(cfg)
+    if len(cfg.slots) > MAX_SLOTS:
+        raise ValueError(f"at most {MAX_SLOTS} slots are supported")
+    if g_sessions == NULL:
+        g_sessions = <session_t *>calloc(MAX_SESSIONS, sizeof(session_t))
+        g_objects = <object_t *>calloc(MAX_OBJECTS, sizeof(object_t))
+        if g_sessions == NULL or g_objects == NULL:
+            raise MemoryError()
+        for i in range(MAX_SESSIONS):
+            pthread_mutex_init(&g_sessions[i].lock, NULL)
+        for i in range(MAX_SLOTS):
+            pthread_mutex_init(&g_slots[i].lock, NULL)
+        pthread_mutex_init(&g_lock, NULL)
+        pthread_cond_init(&g_event, NULL)
+    g_threads_allowed = threads and not cfg.disable_threads
+    pools = [Pool(slot, g_threads_allowed) for slot in cfg.slots]
+    inventories = [Inventory(make_request(i, pools[i]), slot.label) for i, slot in enumerate(cfg.slots)]
+    g_nobjects = 1
+    g_nslots = len(cfg.slots)
+    for i, slot in enumerate(cfg.slots):
+        init_slot(&g_slots[i], slot, <Pool>pools[i])
+    _state = ModuleState(cfg, log, pools, inventories)
+    log.info(f"initialised: {g_nslots} slot(s), threads {'allowed' if g_threads_allowed else 'off'}")
+    return CKR_OK
+
+
+cdef void init_slot(slot_t *s, slot, Pool pool) except *:
+    s.pool = pool.ptr
+    s.login_user = -1
+    s.sessions = 0
+    s.rw_sessions = 0
+    s.has_operator = slot.operator is not None
+    s.has_admin = slot.administrator is not None
+    s.operator_implicit = s.has_operator and slot.operator.password is not None
+    memset(s.op_auth_config, 0, AUTH_MAX)
+    memset(s.so_auth_config, 0, AUTH_MAX)
+    if s.operator_implicit:
+        set_auth(s.op_auth_config, basic_auth(slot.operator.username, slot.operator.password))
+    if s.has_admin and slot.administrator.password is not None:
+        set_auth(s.so_auth_config, basic_auth(slot.administrator.username, slot.administrator.password))
+    memcpy(s.op_auth, s.op_auth_config, AUTH_MAX)
+    memcpy(s.so_auth, s.so_auth_config, AUTH_MAX)
+
+
+def make_request(int slot_index, Pool pool):
+    """The cold path's HTTP call for one slot, with the credentials the token holds now."""
+
+    def request(str method, str path, bytes body=None, bint admin=False):
+        from p11fast.errors import UserNotLoggedIn
+
+        header = current_auth(slot_index, admin)
+        if header is None:
+            raise UserNotLoggedIn("no credentials: log in, or set a password in the config")
+        content_type = "application/json" if body is not None else None
+        status, data, _ = pool.call(method, path, body, header, content_type)
+        return status, data
+
+    return request
+
+
+cdef object current_auth(int slot_index, bint admin):
+    cdef slot_t *s = &g_slots[slot_index]
+    cdef bytes header = None
+    pthread_mutex_lock(&s.lock)
+    if not admin and s.op_auth[0] != 0:
+        header = s.op_auth
+    elif s.so_auth[0] != 0:
+        header = s.so_auth
+    pthread_mutex_unlock(&s.lock)
+    return header
+
+
+cdef CK_RV C_Finalize(CK_VOID_PTR pReserved) noexcept nogil:
+    cdef int i
+    if pReserved != NULL:
+        return CKR_ARGUMENTS_BAD
+    pthread_mutex_lock(&p11f_init_lock)
+    if not p11f_is_initialized():
+        pthread_mutex_unlock(&p11f_init_lock)
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    p11f_set_initialized(0)
+    pthread_mutex_lock(&g_lock)
+    pthread_cond_broadcast(&g_event)
+    pthread_mutex_unlock(&g_lock)
+    for i in range(MAX_SESSIONS):
+        pthread_mutex_lock(&g_sessions[i].lock)
+        if g_sessions[i].handle != 0:
+            op_reset(&g_sessions[i].sign)
+            op_reset(&g_sessions[i].digest)
+            g_sessions[i].handle = 0
+        pthread_mutex_unlock(&g_sessions[i].lock)
+    pthread_mutex_lock(&g_lock)
+    memset(g_objects, 0, MAX_OBJECTS * sizeof(object_t))
+    pthread_mutex_unlock(&g_lock)
+    with gil:
+        finalize_state()
+    pthread_mutex_unlock(&p11f_init_lock)
+    return CKR_OK
+
+
+cdef void finalize_state() noexcept:
+    global _state
+    cdef int i
+    state = _state
+    _state = None
+    for i in range(g_nslots):
+        g_slots[i].pool = NULL
+        memset(g_slots[i].op_auth, 0, AUTH_MAX)
+        memset(g_slots[i].so_auth, 0, AUTH_MAX)
+        memset(g_slots[i].op_auth_config, 0, AUTH_MAX)
+        memset(g_slots[i].so_auth_config, 0, AUTH_MAX)
+    if state is None:
+        return
+    try:
+        for pool in state.pools:
+            pool.close()
+        state.log.info("finalised")
+    except BaseException as exc:
+        rv_for(exc, b"C_Finalize")
+
+
+cdef void reset_after_fork() noexcept nogil:
+    """A forked child inherits locks that may be held and connections the parent still uses:
+    start from nothing, as if C_Finalize had run, and let the child call C_Initialize."""
+    global g_sessions, g_objects
+    cdef int i
+    tp_after_fork_child()
+    p11f_set_initialized(0)
+    pthread_mutex_init(&p11f_init_lock, NULL)
+    pthread_mutex_init(&g_lock, NULL)
+    pthread_cond_init(&g_event, NULL)
+    if g_sessions != NULL:
+        for i in range(MAX_SESSIONS):
+            pthread_mutex_init(&g_sessions[i].lock, NULL)
+            memset(&g_sessions[i].sign, 0, sizeof(op_t))
+            memset(&g_sessions[i].digest, 0, sizeof(op_t))
+            g_sessions[i].handle = 0
+        memset(g_objects, 0, MAX_OBJECTS * sizeof(object_t))
+    for i in range(MAX_SLOTS):
+        pthread_mutex_init(&g_slots[i].lock, NULL)
+        g_slots[i].pool = NULL
+    with gil:
+        forget_state()
+
+
+cdef void forget_state() noexcept:
+    global _state
+    _state = None
+
+
+cdef CK_RV C_GetInfo(CK_INFO *pInfo) noexcept nogil:
+    if not p11f_is_initialized():
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    if pInfo == NULL:
+        return CKR_ARGUMENTS_BAD
+    with gil:
+        # The version of the list C_GetFunctionList hands out; the 3.0 interface is offered by
+        # C_GetInterface.
+        pInfo.cryptokiVersion.major = 2
+        pInfo.cryptokiVersion.minor = 40
+        pad_copy(pInfo.manufacturerID, 32, "p11fast")
+        pInfo.flags = 0
+        pad_copy(pInfo.libraryDescription, 32, "p11fast PKCS#11 for NetHSM")
+        pInfo.libraryVersion.major = 0
+        pInfo.libraryVersion.minor = 1
+    return CKR_OK
+
+
+cdef bint slot_present(int slot) except -1:
+    """Token present = an instance answers and is Operational (GET /health/ready is 200)."""
+    import time
+
+    now = time.monotonic()
+    cached = _state.presence.get(slot)
+    if cached is not None and now - cached[0] < PRESENCE_TTL:
+        return cached[1]
+    try:
+        status, _, _ = _state.pools[slot].call("GET", "/health/ready")
+        present = status == 200
+    except Exception as exc:
+        _state.log.info(f"slot {slot}: token not present: {exc}")
+        present = False
+    _state.presence[slot] = (now, present)
+    return present
+
+
+cdef CK_RV C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList,
+                         CK_ULONG_PTR pulCount) noexcept nogil:
+    cdef CK_ULONG n = 0
+    cdef CK_SLOT_ID ids[MAX_SLOTS]
+    cdef int i
+    if not p11f_is_initialized():
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    if pulCount == NULL:
+        return CKR_ARGUMENTS_BAD
+    with gil:
+        try:
+            for i in range(g_nslots):
+                if not tokenPresent or slot_present(i):
+                    ids[n] = i
+                    n += 1
+        except BaseException as exc:
+            return rv_for(exc, b"C_GetSlotList")
+    if pSlotList == NULL:
+        pulCount[0] = n
+        return CKR_OK
+    if pulCount[0] < n:
+        pulCount[0] = n
+        return CKR_BUFFER_TOO_SMALL
+    memcpy(pSlotList, ids, n * sizeof(CK_SLOT_ID))
+    pulCount[0] = n
+    return CKR_OK
+
+
+cdef CK_RV C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO *pInfo) noexcept nogil:
+    if not p11f_is_initialized():
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    if slotID >= <CK_ULONG>g_nslots:
+        return CKR_SLOT_ID_INVALID
+    if pInfo == NULL:
+        return CKR_ARGUMENTS_BAD
+    with gil:
+        try:
+            slot = _state.config.slots[slotID]
+            pad_copy(pInfo.slotDescription, 64, slot.description or slot.label)
+            pad_copy(pInfo.manufacturerID, 32, "p11fast")
+            pInfo.flags = CKF_HW_SLOT | CKF_REMOVABLE_DEVICE
+            if slot_present(slotID):
+                pInfo.flags |= CKF_TOKEN_PRESENT
+            pInfo.hardwareVersion.major = 0
+            pInfo.hardwareVersion.minor = 1
+            pInfo.firmwareVersion.major = 0
+            pInfo.firmwareVersion.minor = 1
+        except BaseException as exc:
+            return rv_for(exc, b"C_GetSlotInfo")
+    return CKR_OK
+
+
+cdef CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO *pInfo) noexcept nogil:
+    cdef slot_t *s
+    if not p11f_is_initialized():
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    if slotID >= <CK_ULONG>g_nslots:
+        return CKR_SLOT_ID_INVALID
+    if pInfo == NULL:
+        return CKR_ARGUMENTS_BAD
+    s = &g_slots[slotID]
+    with gil:
+        try:
+            if not slot_present(slotID):
+                return CKR_TOKEN_NOT_PRESENT
+            slot = _state.config.slots[slotID]
+            pad_copy(pInfo.label, 32, slot.label)
+            pad_copy(pInfo.manufacturerID, 32, "p11fast")
+            pad_copy(pInfo.model, 16, "NetHSM")
+            pad_copy(pInfo.serialNumber, 16, f"{slotID:016d}")
+        except BaseException as exc:
+            return rv_for(exc, b"C_GetTokenInfo")
+    pInfo.flags = CKF_RNG | CKF_TOKEN_INITIALIZED | CKF_USER_PIN_INITIALIZED
+    if not s.operator_implicit:
+        pInfo.flags |= CKF_LOGIN_REQUIRED
+    pthread_mutex_lock(&g_lock)
+    pInfo.ulSessionCount = s.sessions
+    pInfo.ulRwSessionCount = s.rw_sessions
+    pthread_mutex_unlock(&g_lock)
+    pInfo.ulMaxSessionCount = MAX_SESSIONS
+    pInfo.ulMaxRwSessionCount = MAX_SESSIONS
+    pInfo.ulMaxPinLen = 256
+    pInfo.ulMinPinLen = 1
+    pInfo.ulTotalPublicMemory = CK_UNAVAILABLE_INFORMATION
+    pInfo.ulFreePublicMemory = CK_UNAVAILABLE_INFORMATION
+    pInfo.ulTotalPrivateMemory = CK_UNAVAILABLE_INFORMATION
+    pInfo.ulFreePrivateMemory = CK_UNAVAILABLE_INFORMATION
+    pInfo.hardwareVersion.major = 0
+    pInfo.hardwareVersion.minor = 1
+    pInfo.firmwareVersion.major = 0
+    pInfo.firmwareVersion.minor = 1
+    memset(pInfo.utcTime, b' ', 16)
+    return CKR_OK
+
+
+cdef CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList,
+                              CK_ULONG_PTR pulCount) noexcept nogil:
+    cdef CK_ULONG n, i
+    if not p11f_is_initialized():
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    if slotID >= <CK_ULONG>g_nslots:
+        return CKR_SLOT_ID_INVALID
+    if pulCount == NULL:
+        return CKR_ARGUMENTS_BAD
+    with gil:
+        n = len(MECHANISMS)
+        if pMechanismList == NULL:
+            pulCount[0] = n
+            return CKR_OK
+        if pulCount[0] < n:
+            pulCount[0] = n
+            return CKR_BUFFER_TOO_SMALL
+        for i in range(n):
+            pMechanismList[i] = MECHANISMS[i][0]
+        pulCount[0] = n
+    return CKR_OK
+
+
+cdef CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
+                              CK_MECHANISM_INFO_PTR pInfo) noexcept nogil:
+    if not p11f_is_initialized():
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    if slotID >= <CK_ULONG>g_nslots:
+        return CKR_SLOT_ID_INVALID
+    if pInfo == NULL:
+        return CKR_ARGUMENTS_BAD
+    with gil:
+        for mech, low, high, flags in MECHANISMS:
+            if mech == type:
+                pInfo.ulMinKeySize = low
+                pInfo.ulMaxKeySize = high
+                pInfo.flags = flags
+                return CKR_OK
+    return CKR_MECHANISM_INVALID
+
+
+cdef int slot_event() except -2:
+    """The first slot whose presence changed since it was last reported, or -1."""
+    cdef int i
+    for i in range(g_nslots):
+        _state.presence.pop(i, None)
+        present = slot_present(i)
+        before = _state.reported.get(i)
+        _state.reported[i] = present
+        if before is not None and before != present:
+            return i
+    return -1
+
+
+cdef CK_RV C_WaitForSlotEvent(CK_FLAGS flags, CK_SLOT_ID_PTR pSlot, CK_VOID_PTR pReserved) noexcept nogil:
+    cdef int found
+    cdef timespec deadline
+    if not p11f_is_initialized():
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    if pSlot == NULL or pReserved != NULL:
+        return CKR_ARGUMENTS_BAD
+    while True:
+        with gil:
+            if _state is None:
+                return CKR_CRYPTOKI_NOT_INITIALIZED
+            try:
+                found = slot_event()
+            except BaseException as exc:
+                return rv_for(exc, b"C_WaitForSlotEvent")
+        if found >= 0:
+            pSlot[0] = found
+            return CKR_OK
+        if flags & CKF_DONT_BLOCK:
+            return CKR_NO_EVENT
+        clock_gettime(CLOCK_REALTIME, &deadline)
+        deadline.tv_sec += 1
+        pthread_mutex_lock(&g_lock)
+        if p11f_is_initialized():
+            pthread_cond_timedwait(&g_event, &g_lock, &deadline)
+        pthread_mutex_unlock(&g_lock)
+        if not p11f_is_initialized():
+            return CKR_CRYPTOKI_NOT_INITIALIZED

@@ -1,0 +1,244 @@
+# Objects: finding them, handles, attribute values.
+
+cdef CK_ULONG ulong_of(bytes value):
+    """An encoded CK_ULONG attribute (attrs.ulong) back to its value."""
+    cdef CK_ULONG v = 0
+    if len(value) == sizeof(CK_ULONG):
+        memcpy(&v, <const char *>value, sizeof(CK_ULONG))
+    return v
+
+
+cdef CK_OBJECT_HANDLE register_object(int slot_index, obj) except 0:
+    """The handle of an HSM-derived object: stable for the key ID and class while the module is
+    initialised, refreshed in the C table so the sign path sees the key's current state."""
+    global g_nobjects
+    from p11fast.attrs import CKA_KEY_TYPE, CKA_PRIVATE
+    from p11fast.der import field_len
+
+    key = (slot_index, obj.key_id, obj.cls)
+    cdef CK_OBJECT_HANDLE h = _state.handle_of.get(key, 0)
+    cdef object_t entry
+    cdef bytes key_id = obj.key_id.encode()
+    memset(&entry, 0, sizeof(object_t))
+    if len(key_id) > KEY_ID_MAX:
+        raise ValueError(f"key ID longer than {KEY_ID_MAX}: {obj.key_id!r}")
+    entry.slot = slot_index
+    entry.cls = obj.cls
+    entry.key_type = ulong_of(obj.attrs.get(CKA_KEY_TYPE, b""))
+    entry.nethsm_mechs = nethsm_mechanism_bits(obj.mechanisms)
+    entry.bits = obj.bits
+    entry.field_len = field_len(obj.key_type) if obj.key_type not in ("RSA", "Generic") else 0
+    entry.private = obj.attrs.get(CKA_PRIVATE) == b"\x01"
+    memcpy(entry.key_id, <const char *>key_id, len(key_id))
+    pthread_mutex_lock(&g_lock)
+    if h == 0:
+        if g_nobjects >= MAX_OBJECTS:
+            pthread_mutex_unlock(&g_lock)
+            raise MemoryError("object table full")
+        h = g_nobjects
+        g_nobjects += 1
+    entry.handle = h
+    memcpy(&g_objects[h], &entry, sizeof(object_t))
+    pthread_mutex_unlock(&g_lock)
+    _state.handle_of[key] = h
+    _state.objects[h] = obj
+    return h
+
+
+cdef unsigned int nethsm_mechanism_bits(mechanisms) except? 0:
+    cdef unsigned int bits = 0
+    for i, name in enumerate(NETHSM_MECHANISMS):
+        if name in mechanisms:
+            bits |= 1u << i
+    return bits
+
+
+cdef list read_template(CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount):
+    """The application's template as (type, value bytes) pairs."""
+    from p11fast.errors import ArgumentsBad
+
+    template = []
+    for i in range(ulCount):
+        if pTemplate[i].pValue == NULL and pTemplate[i].ulValueLen != 0:
+            raise ArgumentsBad(f"template entry {i} has a length but no value")
+        value = (<const char *>pTemplate[i].pValue)[:pTemplate[i].ulValueLen] if pTemplate[i].ulValueLen else b""
+        template.append((pTemplate[i].type, value))
+    return template
+
+
+cdef bint user_may_see(int slot_index, obj) except -1:
+    from p11fast.attrs import CKA_PRIVATE
+
+    cdef slot_t *slot = &g_slots[slot_index]
+    cdef bint logged_in
+    if obj.attrs.get(CKA_PRIVATE) != b"\x01":
+        return True
+    pthread_mutex_lock(&slot.lock)
+    logged_in = slot_user_logged_in(slot) or slot.login_user == CKU_SO
+    pthread_mutex_unlock(&slot.lock)
+    return logged_in
+
+
+cdef CK_RV find_init(CK_SESSION_HANDLE h, int slot_index, list template) except *:
+    inventory = _state.inventories[slot_index]
+    found = []
+    if current_auth(slot_index, False) is not None:
+        for obj in inventory.find(template):
+            if user_may_see(slot_index, obj):
+                found.append(register_object(slot_index, obj))
+    _state.finds[h] = found
+    return CKR_OK
+
+
+cdef CK_RV C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
+                             CK_ULONG ulCount) noexcept nogil:
+    cdef session_t *s
+    cdef CK_RV rv
+    if not p11f_is_initialized():
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    if pTemplate == NULL and ulCount != 0:
+        return CKR_ARGUMENTS_BAD
+    s = session_lock(hSession)
+    if s == NULL:
+        return CKR_SESSION_HANDLE_INVALID
+    if s.finding:
+        session_unlock(s)
+        return CKR_OPERATION_ACTIVE
+    with gil:
+        try:
+            rv = find_init(hSession, s.slot, read_template(pTemplate, ulCount))
+        except BaseException as exc:
+            rv = rv_for(exc, b"C_FindObjectsInit")
+    if rv == CKR_OK:
+        s.finding = True
+    session_unlock(s)
+    return rv
+
+
+cdef CK_RV C_FindObjects(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phObject,
+                         CK_ULONG ulMaxObjectCount, CK_ULONG_PTR pulObjectCount) noexcept nogil:
+    cdef session_t *s
+    cdef CK_ULONG n = 0
+    if not p11f_is_initialized():
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    if pulObjectCount == NULL or (phObject == NULL and ulMaxObjectCount != 0):
+        return CKR_ARGUMENTS_BAD
+    s = session_lock(hSession)
+    if s == NULL:
+        return CKR_SESSION_HANDLE_INVALID
+    if not s.finding:
+        session_unlock(s)
+        return CKR_OPERATION_NOT_INITIALIZED
+    with gil:
+        pending = _state.finds.get(hSession, [])
+        while n < ulMaxObjectCount and pending:
+            phObject[n] = pending.pop(0)
+            n += 1
+    pulObjectCount[0] = n
+    session_unlock(s)
+    return CKR_OK
+
+
+cdef CK_RV C_FindObjectsFinal(CK_SESSION_HANDLE hSession) noexcept nogil:
+    cdef session_t *s
+    if not p11f_is_initialized():
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    s = session_lock(hSession)
+    if s == NULL:
+        return CKR_SESSION_HANDLE_INVALID
+    if not s.finding:
+        session_unlock(s)
+        return CKR_OPERATION_NOT_INITIALIZED
+    s.finding = False
+    with gil:
+        _state.finds.pop(hSession, None)
+    session_unlock(s)
+    return CKR_OK
+
+
+cdef object visible_object(int slot_index, CK_OBJECT_HANDLE hObject):
+    from p11fast.errors import ObjectHandleInvalid
+
+    obj = _state.objects.get(hObject)
+    if obj is None or _state.handle_of.get((slot_index, obj.key_id, obj.cls)) != hObject \
+            or not user_may_see(slot_index, obj):
+        raise ObjectHandleInvalid(f"object handle {hObject} is not an object of this token")
+    return obj
+
+
+cdef CK_RV get_attributes(int slot_index, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE_PTR pTemplate,
+                          CK_ULONG ulCount) except *:
+    """The standard's rules for every entry: sensitive and unknown attributes get
+    CK_UNAVAILABLE_INFORMATION, a NULL pValue asks for the length, a short buffer gets
+    CK_UNAVAILABLE_INFORMATION; the other entries are still filled, and the call returns the
+    one error seen (sensitive before invalid type before buffer too small)."""
+    obj = visible_object(slot_index, hObject)
+    cdef bint sensitive = False, invalid = False, too_small = False
+    cdef bytes value
+    for i in range(ulCount):
+        kind = pTemplate[i].type
+        if kind in obj.sensitive:
+            pTemplate[i].ulValueLen = CK_UNAVAILABLE_INFORMATION
+            sensitive = True
+            continue
+        value = obj.attrs.get(kind)
+        if value is None:
+            pTemplate[i].ulValueLen = CK_UNAVAILABLE_INFORMATION
+            invalid = True
+        elif pTemplate[i].pValue == NULL:
+            pTemplate[i].ulValueLen = len(value)
+        elif pTemplate[i].ulValueLen < <CK_ULONG>len(value):
+            pTemplate[i].ulValueLen = CK_UNAVAILABLE_INFORMATION
+            too_small = True
+        else:
+            memcpy(pTemplate[i].pValue, <const char *>value, len(value))
+            pTemplate[i].ulValueLen = len(value)
+    if sensitive:
+        return CKR_ATTRIBUTE_SENSITIVE
+    if invalid:
+        return CKR_ATTRIBUTE_TYPE_INVALID
+    if too_small:
+        return CKR_BUFFER_TOO_SMALL
+    return CKR_OK
+
+
+cdef CK_RV C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+                               CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) noexcept nogil:
+    cdef session_t *s
+    cdef int slot_index
+    if not p11f_is_initialized():
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    s = session_lock(hSession)
+    if s == NULL:
+        return CKR_SESSION_HANDLE_INVALID
+    slot_index = s.slot
+    session_unlock(s)
+    if pTemplate == NULL and ulCount != 0:
+        return CKR_ARGUMENTS_BAD
+    with gil:
+        try:
+            return get_attributes(slot_index, hObject, pTemplate, ulCount)
+        except BaseException as exc:
+            return rv_for(exc, b"C_GetAttributeValue")
+
+
+cdef CK_RV C_GetObjectSize(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+                           CK_ULONG_PTR pulSize) noexcept nogil:
+    cdef session_t *s
+    cdef int slot_index
+    if not p11f_is_initialized():
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    s = session_lock(hSession)
+    if s == NULL:
+        return CKR_SESSION_HANDLE_INVALID
+    slot_index = s.slot
+    session_unlock(s)
+    if pulSize == NULL:
+        return CKR_ARGUMENTS_BAD
+    with gil:
+        try:
+            obj = visible_object(slot_index, hObject)
+            pulSize[0] = sum(len(v) for v in obj.attrs.values())
+        except BaseException as exc:
+            return rv_for(exc, b"C_GetObjectSize")
+    return CKR_OK

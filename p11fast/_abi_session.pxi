@@ -1,0 +1,255 @@
+# Sessions and login. Login state belongs to the token (all sessions of the application share
+# it), as the standard says; the credentials it unlocks are the slot's auth headers.
+
+cdef CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication,
+                         CK_VOID_PTR Notify, CK_SESSION_HANDLE_PTR phSession) noexcept nogil:
+    cdef int i
+    cdef session_t *s
+    cdef slot_t *slot
+    cdef bint present
+    if not p11f_is_initialized():
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    if slotID >= <CK_ULONG>g_nslots:
+        return CKR_SLOT_ID_INVALID
+    if phSession == NULL:
+        return CKR_ARGUMENTS_BAD
+    if not (flags & CKF_SERIAL_SESSION):
+        return CKR_SESSION_PARALLEL_NOT_SUPPORTED
+    with gil:
+        try:
+            present = slot_present(slotID)
+        except BaseException as exc:
+            return rv_for(exc, b"C_OpenSession")
+    if not present:
+        return CKR_TOKEN_NOT_PRESENT
+    slot = &g_slots[slotID]
+    pthread_mutex_lock(&slot.lock)
+    if slot.login_user == CKU_SO and not (flags & CKF_RW_SESSION):
+        pthread_mutex_unlock(&slot.lock)
+        return CKR_SESSION_READ_WRITE_SO_EXISTS
+    pthread_mutex_unlock(&slot.lock)
+    pthread_mutex_lock(&g_lock)
+    for i in range(MAX_SESSIONS):
+        s = &g_sessions[i]
+        if s.handle == 0 and pthread_mutex_trylock(&s.lock) == 0:
+            if s.handle == 0:
+                s.generation += 1
+                s.handle = (s.generation << HANDLE_INDEX_BITS) | i
+                s.slot = slotID
+                s.flags = flags
+                s.finding = False
+                slot.sessions += 1
+                if flags & CKF_RW_SESSION:
+                    slot.rw_sessions += 1
+                phSession[0] = s.handle
+                pthread_mutex_unlock(&s.lock)
+                pthread_mutex_unlock(&g_lock)
+                return CKR_OK
+            pthread_mutex_unlock(&s.lock)
+    pthread_mutex_unlock(&g_lock)
+    return CKR_SESSION_COUNT
+
+
+cdef extern from "<pthread.h>" nogil:
+    int pthread_mutex_trylock(pthread_mutex_t *m)
+
+
+cdef void session_close_locked(session_t *s) noexcept nogil:
+    """Ends a session whose lock the caller holds. The last session closed logs the token out."""
+    cdef slot_t *slot = &g_slots[s.slot]
+    cdef CK_SESSION_HANDLE h = s.handle
+    cdef bint last
+    op_reset(&s.sign)
+    op_reset(&s.digest)
+    pthread_mutex_lock(&g_lock)
+    s.handle = 0
+    slot.sessions -= 1
+    if s.flags & CKF_RW_SESSION:
+        slot.rw_sessions -= 1
+    last = slot.sessions == 0
+    pthread_mutex_unlock(&g_lock)
+    if last:
+        token_logout(slot)
+    if s.finding:
+        s.finding = False
+        with gil:
+            if _state is not None:
+                _state.finds.pop(h, None)
+
+
+cdef void token_logout(slot_t *slot) noexcept nogil:
+    """Back to the credentials of the configuration: a PIN given at C_Login is forgotten."""
+    pthread_mutex_lock(&slot.lock)
+    memcpy(slot.op_auth, slot.op_auth_config, AUTH_MAX)
+    memcpy(slot.so_auth, slot.so_auth_config, AUTH_MAX)
+    slot.login_user = -1
+    pthread_mutex_unlock(&slot.lock)
+
+
+cdef CK_RV C_CloseSession(CK_SESSION_HANDLE hSession) noexcept nogil:
+    cdef session_t *s
+    if not p11f_is_initialized():
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    s = session_lock(hSession)
+    if s == NULL:
+        return CKR_SESSION_HANDLE_INVALID
+    session_close_locked(s)
+    session_unlock(s)
+    return CKR_OK
+
+
+cdef CK_RV C_CloseAllSessions(CK_SLOT_ID slotID) noexcept nogil:
+    cdef int i
+    cdef session_t *s
+    if not p11f_is_initialized():
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    if slotID >= <CK_ULONG>g_nslots:
+        return CKR_SLOT_ID_INVALID
+    for i in range(MAX_SESSIONS):
+        s = &g_sessions[i]
+        if s.handle == 0:
+            continue
+        pthread_mutex_lock(&s.lock)
+        if s.handle != 0 and s.slot == <int>slotID:
+            session_close_locked(s)
+        pthread_mutex_unlock(&s.lock)
+    return CKR_OK
+
+
+cdef CK_RV C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO *pInfo) noexcept nogil:
+    cdef session_t *s
+    if not p11f_is_initialized():
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    s = session_lock(hSession)
+    if s == NULL:
+        return CKR_SESSION_HANDLE_INVALID
+    if pInfo == NULL:
+        session_unlock(s)
+        return CKR_ARGUMENTS_BAD
+    pthread_mutex_lock(&g_slots[s.slot].lock)
+    pInfo.slotID = s.slot
+    pInfo.state = session_state(s)
+    pthread_mutex_unlock(&g_slots[s.slot].lock)
+    pInfo.flags = s.flags
+    pInfo.ulDeviceError = 0
+    session_unlock(s)
+    return CKR_OK
+
+
+cdef bint slot_has_ro_session(int slot_index) noexcept nogil:
+    cdef int i
+    cdef bint found = False
+    pthread_mutex_lock(&g_lock)
+    for i in range(MAX_SESSIONS):
+        if g_sessions[i].handle != 0 and g_sessions[i].slot == slot_index \
+                and not (g_sessions[i].flags & CKF_RW_SESSION):
+            found = True
+            break
+    pthread_mutex_unlock(&g_lock)
+    return found
+
+
+cdef CK_RV login_check(int slot_index, CK_USER_TYPE user, bytes header) except *:
+    """Checks credentials against the HSM: the operator must be able to list keys, the
+    administrator to list users (only an Administrator may)."""
+    from p11fast.errors import PinIncorrect, from_http
+
+    path = "/users" if user == CKU_SO else "/keys"
+    status, _, _ = _state.pools[slot_index].call("GET", path, None, header, None)
+    if status == 200:
+        return CKR_OK
+    if status in (401, 403):
+        raise PinIncorrect(f"the HSM refused the {'administrator' if user == CKU_SO else 'operator'} credentials ({status})")
+    raise from_http(status, "login", "", _state.config.slots[slot_index].instances[0].url)
+
+
+cdef CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin,
+                   CK_ULONG ulPinLen) noexcept nogil:
+    cdef session_t *s
+    cdef slot_t *slot
+    cdef int slot_index
+    cdef CK_RV rv
+    if not p11f_is_initialized():
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    s = session_lock(hSession)
+    if s == NULL:
+        return CKR_SESSION_HANDLE_INVALID
+    slot_index = s.slot
+    session_unlock(s)
+    slot = &g_slots[slot_index]
+    if userType == CKU_CONTEXT_SPECIFIC:
+        return CKR_OPERATION_NOT_INITIALIZED
+    if userType != CKU_USER and userType != CKU_SO:
+        return CKR_USER_TYPE_INVALID
+    if pPin == NULL and ulPinLen != 0:
+        return CKR_ARGUMENTS_BAD
+    pthread_mutex_lock(&slot.lock)
+    rv = CKR_OK
+    if slot.login_user == <int>userType:
+        rv = CKR_USER_ALREADY_LOGGED_IN
+    elif slot.login_user != -1:
+        rv = CKR_USER_ANOTHER_ALREADY_LOGGED_IN
+    elif (userType == CKU_USER and not slot.has_operator) or (userType == CKU_SO and not slot.has_admin):
+        rv = CKR_USER_TYPE_INVALID
+    pthread_mutex_unlock(&slot.lock)
+    if rv != CKR_OK:
+        return rv
+    if userType == CKU_SO and slot_has_ro_session(slot_index):
+        return CKR_SESSION_READ_ONLY_EXISTS
+    with gil:
+        try:
+            rv = login(slot_index, userType, pPin[:ulPinLen] if ulPinLen else b"")
+        except BaseException as exc:
+            rv = rv_for(exc, b"C_Login")
+    return rv
+
+
+cdef CK_RV login(int slot_index, CK_USER_TYPE user, bytes pin) except *:
+    cdef slot_t *slot = &g_slots[slot_index]
+    slot_cfg = _state.config.slots[slot_index]
+    user_cfg = slot_cfg.administrator if user == CKU_SO else slot_cfg.operator
+    # An empty PIN (protected authentication path) means: use the password of the config.
+    if pin:
+        password = pin.decode("utf-8", "replace")
+    elif user_cfg.password is not None:
+        password = user_cfg.password
+    else:
+        from p11fast.errors import PinIncorrect
+
+        raise PinIncorrect("empty PIN and no password in the configuration")
+    from p11fast.log import register_secret
+
+    register_secret(password, user_cfg.username)
+    header = basic_auth(user_cfg.username, password)
+    login_check(slot_index, user, header)
+    pthread_mutex_lock(&slot.lock)
+    if slot.login_user != -1:
+        pthread_mutex_unlock(&slot.lock)
+        return CKR_USER_ANOTHER_ALREADY_LOGGED_IN if slot.login_user != <int>user else CKR_USER_ALREADY_LOGGED_IN
+    if user == CKU_SO:
+        set_auth(slot.so_auth, header)
+    else:
+        set_auth(slot.op_auth, header)
+    slot.login_user = user
+    pthread_mutex_unlock(&slot.lock)
+    _state.log.info(f"slot {slot_index}: logged in as {'SO' if user == CKU_SO else 'user'} ({user_cfg.username})")
+    return CKR_OK
+
+
+cdef CK_RV C_Logout(CK_SESSION_HANDLE hSession) noexcept nogil:
+    cdef session_t *s
+    cdef slot_t *slot
+    if not p11f_is_initialized():
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    s = session_lock(hSession)
+    if s == NULL:
+        return CKR_SESSION_HANDLE_INVALID
+    slot = &g_slots[s.slot]
+    session_unlock(s)
+    pthread_mutex_lock(&slot.lock)
+    if slot.login_user == -1:
+        pthread_mutex_unlock(&slot.lock)
+        return CKR_USER_NOT_LOGGED_IN
+    pthread_mutex_unlock(&slot.lock)
+    token_logout(slot)
+    return CKR_OK

@@ -1,0 +1,92 @@
+"""Fixtures for tests that drive the real PKCS#11 library against a software HSM process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+import p11fast
+from p11fast.hsm.testing import (
+    ADMIN_PASSPHRASE,
+    ADMIN_USER,
+    OPERATOR_PASSPHRASE,
+    HsmProcess,
+    running_hsm,
+)
+from tests.hsm_api import HsmApi
+
+OPERATOR_PIN = OPERATOR_PASSPHRASE
+
+# The keys every module test can rely on: (id, type, length, mechanisms).
+KEYS = (
+    ("ecp256", "EC_P256", None, ["ECDSA_Signature"]),
+    ("ecp384", "EC_P384", None, ["ECDSA_Signature"]),
+    ("ecp521", "EC_P521", None, ["ECDSA_Signature"]),
+    ("ed1", "Curve25519", None, ["EdDSA_Signature"]),
+    ("rsa2048", "RSA", 2048, [
+        "RSA_Signature_PKCS1", "RSA_Signature_PSS_SHA1", "RSA_Signature_PSS_SHA256",
+        "RSA_Signature_PSS_SHA384", "RSA_Signature_PSS_SHA512", "RSA_Decryption_PKCS1",
+    ]),
+    ("aes256", "Generic", 256, ["AES_Encryption_CBC", "AES_Decryption_CBC"]),
+)
+
+
+@pytest.fixture(scope="session")
+def module_path() -> str:
+    path = p11fast.module_path()
+    if not os.path.exists(path):
+        pytest.fail(f"{path} is missing: build first (python setup.py build_ext --inplace)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def hsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HsmProcess]:
+    with running_hsm(str(tmp_path_factory.mktemp("hsm"))) as process:
+        yield process
+
+
+@pytest.fixture(scope="session")
+def api(hsm: HsmProcess) -> HsmApi:
+    client = HsmApi(hsm.url, ADMIN_USER, ADMIN_PASSPHRASE)
+    for key_id, key_type, length, mechanisms in KEYS:
+        client.generate(key_type, mechanisms, key_id, length)
+    return client
+
+
+def config_without_password(hsm: HsmProcess, directory) -> str:
+    """The HSM's config with the operator password removed: C_Login must supply it."""
+    import yaml
+
+    with open(hsm.config_path) as f:
+        cfg = yaml.safe_load(f)
+    for slot in cfg["slots"]:
+        slot["operator"].pop("password", None)
+    path = os.path.join(str(directory), "nopass.conf")
+    with open(path, "w") as f:
+        yaml.safe_dump(cfg, f)
+    os.chmod(path, 0o600)
+    return path
+
+
+@pytest.fixture(scope="session")
+def login_config(hsm: HsmProcess, tmp_path_factory: pytest.TempPathFactory) -> str:
+    return config_without_password(hsm, tmp_path_factory.mktemp("cfg"))
+
+
+def host_env(config_path: str) -> dict[str, str]:
+    """The environment of a host process: only the config location is ours."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("P11FAST_", "P11NETHSM_"))}
+    env["P11FAST_CONFIG_FILE"] = config_path
+    return env
+
+
+def run_python(script: str, config_path: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Runs a Python host in its own process, so each test gets a fresh module state."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *args], env=host_env(config_path), capture_output=True,
+        text=True, timeout=timeout,
+    )

@@ -1,0 +1,73 @@
+"""The module inside a running interpreter: python-pkcs11 and PyKCS11 (the loader reuses it)."""
+
+from __future__ import annotations
+
+import json
+
+from tests.module.conftest import OPERATOR_PIN, run_python
+
+PYTHON_PKCS11 = r"""
+import json, sys
+import pkcs11
+from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+
+lib = pkcs11.lib(sys.argv[1])
+slots = lib.get_slots(token_present=True)
+token = lib.get_token(token_label="p11fast-dev")
+with token.open(user_pin=sys.argv[2]) as session:
+    keys = sorted(k.label for k in session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY}))
+    key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label="ecp256")
+    sig = key.sign(b"python-pkcs11", mechanism=Mechanism.ECDSA_SHA256)
+    pub = session.get_key(object_class=ObjectClass.PUBLIC_KEY, label="ecp256")
+    point = pub[Attribute.EC_POINT].hex()
+print(json.dumps({"slots": len(slots), "keys": keys, "sig": sig.hex(), "point": point}))
+"""
+
+PYKCS11 = r"""
+import json, sys
+import PyKCS11
+
+lib = PyKCS11.PyKCS11Lib()
+lib.load(sys.argv[1])
+slots = lib.getSlotList(tokenPresent=True)
+session = lib.openSession(slots[0])
+session.login(sys.argv[2])
+objs = session.findObjects([(PyKCS11.CKA_CLASS, PyKCS11.CKO_PRIVATE_KEY)])
+labels = sorted(session.getAttributeValue(o, [PyKCS11.CKA_LABEL])[0] for o in objs)
+key = session.findObjects([(PyKCS11.CKA_CLASS, PyKCS11.CKO_PRIVATE_KEY), (PyKCS11.CKA_LABEL, "rsa2048")])[0]
+sig = bytes(session.sign(key, b"pykcs11", PyKCS11.Mechanism(PyKCS11.CKM_SHA256_RSA_PKCS, None)))
+session.logout()
+session.closeSession()
+print(json.dumps({"slots": len(slots), "keys": labels, "sig": sig.hex()}))
+"""
+
+
+def result(done) -> dict:
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_python_pkcs11_lists_logs_in_finds_and_signs(module_path, login_config, api):
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+    out = result(run_python(PYTHON_PKCS11, login_config, module_path, OPERATOR_PIN))
+    assert out["slots"] == 1
+    assert {"ecp256", "rsa2048", "ed1"} <= set(out["keys"])
+    raw = bytes.fromhex(out["sig"])
+    der = utils.encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+    public = serialization.load_pem_public_key(api.public_pem("ecp256"))
+    public.verify(der, b"python-pkcs11", ec.ECDSA(hashes.SHA256()))
+    assert out["point"].endswith(public.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint).hex())
+
+
+def test_pykcs11_lists_logs_in_finds_and_signs(module_path, login_config, api):
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    out = result(run_python(PYKCS11, login_config, module_path, OPERATOR_PIN))
+    assert out["slots"] == 1
+    assert {"ecp256", "rsa2048", "ed1"} <= set(out["keys"])
+    serialization.load_pem_public_key(api.public_pem("rsa2048")).verify(
+        bytes.fromhex(out["sig"]), b"pykcs11", padding.PKCS1v15(), hashes.SHA256())
