@@ -52,6 +52,11 @@ def extension(name: str, libraries: list[str]) -> Extension:
     )
 
 
+def build_site() -> str:
+    paths = dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])
+    return os.pathsep.join(paths)
+
+
 class BuildWithLoader(build_ext):
     """Builds the Cython extensions, then the loader, which must not link libpython."""
 
@@ -67,6 +72,9 @@ class BuildWithLoader(build_ext):
             f'-DP11FAST_PY_LDLIBRARY="{sysconfig.get_config_var("LDLIBRARY")}"',
             f'-DP11FAST_PY_BUILD_PREFIX="{sys.base_prefix}"',
             f'-DP11FAST_PY_STDLIB_REL="{os.path.relpath(sysconfig.get_path("stdlib"), sys.base_prefix)}"',
+            # Where the building interpreter finds its packages: the fallback for a module used
+            # from a source tree (built in place) rather than from an installed wheel.
+            f'-DP11FAST_PY_BUILD_SITE="{build_site()}"',
         ]
 
     def build_loader(self) -> None:

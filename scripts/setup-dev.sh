@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what p11fast needs on a fresh Debian machine (system packages, a virtual
+# environment with the Python dependencies) and builds the module in place.
+# Idempotent: a second run only rebuilds what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+PACKAGES=(
+  build-essential pkg-config libcurl4-openssl-dev libssl-dev libyaml-dev
+  opensc opensc-pkcs11 openssl gnutls-bin p11-kit libengine-pkcs11-openssl softhsm2
+  nginx-light wrk hyperfine curl
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -r requirements-dev.txt
+.venv/bin/python setup.py -q build_ext --inplace
