@@ -139,7 +139,11 @@ cdef enum:
     HEALTH_INTERVAL_MS = 1000    # an instance is health-checked at most once per second
     INLINE_CHECKS_MAX = 3        # per request, without threads (Nitrokey's formula)
     RETRY_429_MIN_MS = 1000
-    DEFAULT_MAX_IDLE = 10
+    # max_idle_connections unset: enough idle connections for a busy multi-threaded signer
+    # (Nitrokey uses the CPU count, which on small machines is the reconnect storm of DESIGN.md)
+    DEFAULT_MAX_IDLE = 32
+    # connections_max_idle_duration unset means "no limit"; libcurl's own default is 118 s
+    NO_MAXAGE_S = 10 * 365 * 86400
     URL_SLACK = 256              # room for the request path kept after the URL prefix
 
 
@@ -273,8 +277,7 @@ cdef int _configure(tp_conn *c, long timeout_ms) noexcept nogil:
         rc |= curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, pool.keepintvl)
         rc |= curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, _sockopt)
         rc |= curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, <void *>pool)
-    if pool.maxage_conn >= 0:
-        rc |= curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, pool.maxage_conn)
+    rc |= curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, pool.maxage_conn)
     if inst.insecure:
         rc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, <long>0)
         rc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, <long>0)
@@ -724,6 +727,7 @@ cdef int tp_request(tp_pool *pool, int method, const char *path, const char *aut
             err = TP_ERR_NOMEM
             break
         res.attempts += 1
+        out.len = 0  # only the answer of the last attempt is returned
         rc = _perform(c, method, path, &hdr[0], body, body_len, out)
         if rc == CURLE_OK:
             curl_easy_getinfo(c.easy, CURLINFO_RESPONSE_CODE, &status)
@@ -748,7 +752,6 @@ cdef int tp_request(tp_pool *pool, int method, const char *path, const char *aut
         if err == TP_ERR_NOMEM:
             break
         _mark_down(inst)
-        out.len = 0
 
     res.error = err
     _pool_unref(pool)
@@ -930,7 +933,7 @@ cdef class Pool:
             pool.keepintvl = int(keepalive.interval_seconds)
             pool.keepcnt = int(keepalive.retries)
         max_age = getattr(slot_config, "connections_max_idle_duration", None)
-        pool.maxage_conn = int(max_age) if max_age is not None else -1
+        pool.maxage_conn = int(max_age) if max_age is not None else NO_MAXAGE_S
         self.ptr = pool  # from here on, close() frees whatever was set up
         cdef tp_instance *inst
         cdef int i
