@@ -83,6 +83,7 @@ __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
     X(PyStatus, Py_InitializeFromConfig, (const PyConfig *))                       \
     X(void, PyConfig_Clear, (PyConfig *))                                          \
     X(PyThreadState *, PyEval_SaveThread, (void))                                  \
+    X(int, PyGILState_Check, (void))                                               \
     X(void, PyOS_BeforeFork, (void))                                               \
     X(void, PyOS_AfterFork_Parent, (void))                                         \
     X(void, PyOS_AfterFork_Child, (void))
@@ -127,20 +128,28 @@ static enum { PY_ABSENT, PY_READY, PY_BROKEN } python_state; /* under start_lock
 /* Taking the GIL in prepare means no thread holds it mid-fork, so the child's single thread can
  * take it; PyOS_BeforeFork/AfterFork_* are what os.fork() does around fork() (import lock,
  * os.register_at_fork hooks, thread-state cleanup in the child). start_lock is taken first so
- * a child never inherits it locked. */
+ * a child never inherits it locked. A thread that already holds the GIL is Python code
+ * forking on our interpreter (os.fork, subprocess): Python does its own part then, and the
+ * handlers stay out of the way. */
 static PyGILState_STATE fork_gil;
+static int fork_from_python;
 
 static void before_fork(void)
 {
     pthread_mutex_lock(&start_lock);
+    fork_from_python = py.PyGILState_Check();
+    if (fork_from_python)
+        return;
     fork_gil = py.PyGILState_Ensure();
     py.PyOS_BeforeFork();
 }
 
 static void after_fork_in_parent(void)
 {
-    py.PyOS_AfterFork_Parent();
-    py.PyGILState_Release(fork_gil);
+    if (!fork_from_python) {
+        py.PyOS_AfterFork_Parent();
+        py.PyGILState_Release(fork_gil);
+    }
     pthread_mutex_unlock(&start_lock);
 }
 
@@ -151,12 +160,13 @@ static void after_fork_in_parent(void)
  * state stays as the child's main one. */
 static void after_fork_in_child(void)
 {
-    void (*reset)(void) = atomic_load(&abi_after_fork_child);
-    py.PyOS_AfterFork_Child();
-    if (reset)
-        reset();
-    if (fork_gil == PyGILState_UNLOCKED)
+    if (!fork_from_python) {
+        void (*reset)(void) = atomic_load(&abi_after_fork_child);
+        py.PyOS_AfterFork_Child();
+        if (reset)
+            reset();
         py.PyEval_SaveThread();
+    }
     pthread_mutex_unlock(&start_lock);
 }
 
