@@ -23,7 +23,9 @@ def build():
     ext = Extension("tp_load", [os.path.join(HERE, "tp_load.pyx")], extra_compile_args=["-O2"])
     setup(
         name="tp-load",
-        ext_modules=cythonize([ext], include_path=[ROOT], quiet=True),
+        ext_modules=cythonize(
+            [ext], include_path=[ROOT], build_dir="/tmp/tp_load_build", quiet=True
+        ),
         script_args=["-q", "build_ext", "--build-lib", HERE, "--build-temp", "/tmp/tp_load_build"],
     )
 
@@ -40,23 +42,36 @@ def main():
     tp_helpers.ensure_built()
     build()
     import tp_load
-
     from p11fast._transport import Pool
 
-    print("machine:", os.uname().nodename, os.cpu_count(), "CPUs;", subprocess.check_output(
-        ["git", "-C", ROOT, "log", "-1", "--format=%h %s"], text=True).strip())
+    print(
+        "machine:",
+        os.uname().nodename,
+        os.cpu_count(),
+        "CPUs;",
+        subprocess.check_output(
+            ["git", "-C", ROOT, "log", "-1", "--format=%h %s"], text=True
+        ).strip(),
+    )
     print("command:", " ".join(sys.argv))
     for n in [int(x) for x in args.threads.split(",")]:
-        pool = Pool(tp_helpers.slot(tp_helpers.instance(
-            args.url, danger_insecure_cert=True, max_idle_connections=max(n, 1))))
+        pool = Pool(
+            tp_helpers.slot(
+                tp_helpers.instance(
+                    args.url, danger_insecure_cert=True, max_idle_connections=max(n, 1)
+                )
+            )
+        )
         tp_load.run(pool, n, count=20)  # connect every thread's connection first
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         ok, errors, secs = tp_load.run(pool, n, seconds=args.seconds, count=args.count)
         r1 = resource.getrusage(resource.RUSAGE_SELF)
         cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-        print(f"threads {n:3d}: {ok / secs:9.0f} ops/s  ok {ok} errors {errors} "
-              f"in {secs:.2f} s  client CPU/op {1e6 * cpu / max(ok, 1):.1f} us  "
-              f"connections {pool.stats()['connections_opened']}")
+        print(
+            f"threads {n:3d}: {ok / secs:9.0f} ops/s  ok {ok} errors {errors} "
+            f"in {secs:.2f} s  client CPU/op {1e6 * cpu / max(ok, 1):.1f} us  "
+            f"connections {pool.stats()['connections_opened']}"
+        )
         pool.close()
 
 

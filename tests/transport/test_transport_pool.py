@@ -48,7 +48,7 @@ def test_methods_body_and_headers(servers, pools):
     assert [(r[0], r[1], r[3]) for r in reqs] == [
         (m, "/api/v1" + p, b if b is not None else b"") for m, p, b in calls
     ]
-    for method, path, headers, got in reqs:
+    for method, _, headers, got in reqs:
         assert headers["Authorization"] == "Basic b3BlcmF0b3I6c2VjcmV0"
         assert headers["Host"] == f"127.0.0.1:{srv.port}"
         assert "Expect" not in headers
