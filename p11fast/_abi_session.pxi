@@ -61,6 +61,12 @@ cdef void session_close_locked(session_t *s) noexcept nogil:
     cdef bint last
     op_reset(&s.sign)
     op_reset(&s.digest)
+    s.finding = False
+    # Before the logout below: deleting session keys may need the SO's credentials.
+    with gil:
+        if _state is not None:
+            _state.finds.pop(h, None)
+        release_session_objects(h)
     pthread_mutex_lock(&g_lock)
     s.handle = 0
     slot.sessions -= 1
@@ -70,11 +76,6 @@ cdef void session_close_locked(session_t *s) noexcept nogil:
     pthread_mutex_unlock(&g_lock)
     if last:
         token_logout(slot)
-    if s.finding:
-        s.finding = False
-        with gil:
-            if _state is not None:
-                _state.finds.pop(h, None)
 
 
 cdef void token_logout(slot_t *slot) noexcept nogil:
@@ -233,6 +234,8 @@ cdef CK_RV login(int slot_index, CK_USER_TYPE user, bytes pin) except *:
     slot.login_user = user
     pthread_mutex_unlock(&slot.lock)
     _state.log.info(f"slot {slot_index}: logged in as {'SO' if user == CKU_SO else 'user'} ({user_cfg.username})")
+    if user == CKU_SO:
+        sweep_stale_session_keys(slot_index)
     return CKR_OK
 
 
