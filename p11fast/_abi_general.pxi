@@ -198,7 +198,7 @@ cdef CK_RV C_Finalize(CK_VOID_PTR pReserved) noexcept nogil:
     pthread_mutex_unlock(&g_lock)
     with gil:
         # While the credentials and pools still exist: session keys leave the HSM.
-        release_session_objects(None)
+        release_session_objects(None, -1)
     for i in range(MAX_SESSIONS):
         pthread_mutex_lock(&g_sessions[i].lock)
         if g_sessions[i].handle != 0:

@@ -6,17 +6,26 @@
 cdef tuple HSM_CLASSES = (CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_SECRET_KEY, CKO_CERTIFICATE)
 
 
-cdef session_t *manage_session(CK_SESSION_HANDLE hSession, CK_RV *rv) noexcept nogil:
-    """The locked session of a management call, or NULL with the CKR in rv."""
+cdef struct caller_t:
+    CK_SESSION_HANDLE handle
+    int slot
+    CK_FLAGS flags
+
+
+cdef CK_RV manage_session(CK_SESSION_HANDLE hSession, caller_t *c) noexcept nogil:
+    """The session of a management call, copied out: its lock is not held during the call, as
+    the GIL must never be taken under a session lock."""
     cdef session_t *s
-    rv[0] = CKR_OK
     if not p11f_is_initialized():
-        rv[0] = CKR_CRYPTOKI_NOT_INITIALIZED
-        return NULL
+        return CKR_CRYPTOKI_NOT_INITIALIZED
     s = session_lock(hSession)
     if s == NULL:
-        rv[0] = CKR_SESSION_HANDLE_INVALID
-    return s
+        return CKR_SESSION_HANDLE_INVALID
+    c.handle = s.handle
+    c.slot = s.slot
+    c.flags = s.flags
+    session_unlock(s)
+    return CKR_OK
 
 
 cdef object admin_of(int slot_index):
@@ -30,7 +39,7 @@ cdef object admin_of(int slot_index):
     return admin
 
 
-cdef void require_rw(session_t *s) except *:
+cdef void require_rw(caller_t *s) except *:
     from p11fast.errors import SessionReadOnly
 
     if not (s.flags & CKF_RW_SESSION):
@@ -66,7 +75,7 @@ cdef list objects_of_key(int slot_index, str key_id):
     return objs
 
 
-cdef dict create_key(session_t *s, spec, private):
+cdef dict create_key(caller_t *s, spec, private):
     """Creates the key on the HSM (generated when `private` is None, else imported) and returns
     the handles of its objects by class."""
     from p11fast.policy import check_session_object
@@ -121,9 +130,10 @@ cdef CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMecha
                              CK_ATTRIBUTE_PTR pPublicKeyTemplate, CK_ULONG ulPublicKeyAttributeCount,
                              CK_ATTRIBUTE_PTR pPrivateKeyTemplate, CK_ULONG ulPrivateKeyAttributeCount,
                              CK_OBJECT_HANDLE_PTR phPublicKey, CK_OBJECT_HANDLE_PTR phPrivateKey) noexcept nogil:
-    cdef CK_RV rv
-    cdef session_t *s = manage_session(hSession, &rv)
-    if s == NULL:
+    cdef caller_t c
+    cdef caller_t *s = &c
+    cdef CK_RV rv = manage_session(hSession, s)
+    if rv != CKR_OK:
         return rv
     if (pMechanism == NULL or phPublicKey == NULL or phPrivateKey == NULL
             or (pPublicKeyTemplate == NULL and ulPublicKeyAttributeCount != 0)
@@ -145,16 +155,16 @@ cdef CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMecha
                 phPrivateKey[0] = handles[CKO_PRIVATE_KEY]
             except BaseException as exc:
                 rv = rv_for(exc, b"C_GenerateKeyPair")
-    session_unlock(s)
     return rv
 
 
 cdef CK_RV C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
                          CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
                          CK_OBJECT_HANDLE_PTR phKey) noexcept nogil:
-    cdef CK_RV rv
-    cdef session_t *s = manage_session(hSession, &rv)
-    if s == NULL:
+    cdef caller_t c
+    cdef caller_t *s = &c
+    cdef CK_RV rv = manage_session(hSession, s)
+    if rv != CKR_OK:
         return rv
     if pMechanism == NULL or phKey == NULL or (pTemplate == NULL and ulCount != 0):
         rv = CKR_ARGUMENTS_BAD
@@ -170,13 +180,12 @@ cdef CK_RV C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism
                 phKey[0] = create_key(s, spec, None)[CKO_SECRET_KEY]
             except BaseException as exc:
                 rv = rv_for(exc, b"C_GenerateKey")
-    session_unlock(s)
     return rv
 
 
 # --- creating, copying and destroying objects ---------------------------------------------------
 
-cdef CK_OBJECT_HANDLE create_object(session_t *s, list template) except 0:
+cdef CK_OBJECT_HANDLE create_object(caller_t *s, list template) except 0:
     from p11fast import admin
     from p11fast import session_objects as so
     from p11fast.errors import TemplateIncomplete, TemplateInconsistent
@@ -204,7 +213,7 @@ cdef CK_OBJECT_HANDLE create_object(session_t *s, list template) except 0:
     return register_object(s.slot, obj)
 
 
-cdef CK_OBJECT_HANDLE store_certificate(session_t *s, dict t) except 0:
+cdef CK_OBJECT_HANDLE store_certificate(caller_t *s, dict t) except 0:
     """A token certificate is stored with the key of the same CKA_ID (PUT /keys/{id}/cert)."""
     from p11fast import admin
 
@@ -219,9 +228,10 @@ cdef CK_OBJECT_HANDLE store_certificate(session_t *s, dict t) except 0:
 
 cdef CK_RV C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
                           CK_OBJECT_HANDLE_PTR phObject) noexcept nogil:
-    cdef CK_RV rv
-    cdef session_t *s = manage_session(hSession, &rv)
-    if s == NULL:
+    cdef caller_t c
+    cdef caller_t *s = &c
+    cdef CK_RV rv = manage_session(hSession, s)
+    if rv != CKR_OK:
         return rv
     if phObject == NULL or (pTemplate == NULL and ulCount != 0):
         rv = CKR_ARGUMENTS_BAD
@@ -231,16 +241,16 @@ cdef CK_RV C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate
                 phObject[0] = create_object(s, read_template(pTemplate, ulCount))
             except BaseException as exc:
                 rv = rv_for(exc, b"C_CreateObject")
-    session_unlock(s)
     return rv
 
 
 cdef CK_RV C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
                         CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
                         CK_OBJECT_HANDLE_PTR phNewObject) noexcept nogil:
-    cdef CK_RV rv
-    cdef session_t *s = manage_session(hSession, &rv)
-    if s == NULL:
+    cdef caller_t c
+    cdef caller_t *s = &c
+    cdef CK_RV rv = manage_session(hSession, s)
+    if rv != CKR_OK:
         return rv
     if phNewObject == NULL or (pTemplate == NULL and ulCount != 0):
         rv = CKR_ARGUMENTS_BAD
@@ -254,11 +264,10 @@ cdef CK_RV C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
                                        "(CKA_COPYABLE is FALSE)")
             except BaseException as exc:
                 rv = rv_for(exc, b"C_CopyObject")
-    session_unlock(s)
     return rv
 
 
-cdef void destroy_object(session_t *s, CK_OBJECT_HANDLE hObject) except *:
+cdef void destroy_object(caller_t *s, CK_OBJECT_HANDLE hObject) except *:
     from p11fast.errors import ActionProhibited
 
     obj = visible_object(s.slot, hObject)
@@ -285,22 +294,22 @@ cdef void destroy_object(session_t *s, CK_OBJECT_HANDLE hObject) except *:
 
 
 cdef CK_RV C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject) noexcept nogil:
-    cdef CK_RV rv
-    cdef session_t *s = manage_session(hSession, &rv)
-    if s == NULL:
+    cdef caller_t c
+    cdef caller_t *s = &c
+    cdef CK_RV rv = manage_session(hSession, s)
+    if rv != CKR_OK:
         return rv
     with gil:
         try:
             destroy_object(s, hObject)
         except BaseException as exc:
             rv = rv_for(exc, b"C_DestroyObject")
-    session_unlock(s)
     return rv
 
 
 # --- changing attributes ----------------------------------------------------------------------
 
-cdef void set_attributes(session_t *s, CK_OBJECT_HANDLE hObject, list template) except *:
+cdef void set_attributes(caller_t *s, CK_OBJECT_HANDLE hObject, list template) except *:
     from p11fast import admin
 
     obj = visible_object(s.slot, hObject)
@@ -359,9 +368,10 @@ cdef void remember_aliases(str key_id, dict changes) except *:
 
 cdef CK_RV C_SetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
                                CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) noexcept nogil:
-    cdef CK_RV rv
-    cdef session_t *s = manage_session(hSession, &rv)
-    if s == NULL:
+    cdef caller_t c
+    cdef caller_t *s = &c
+    cdef CK_RV rv = manage_session(hSession, s)
+    if rv != CKR_OK:
         return rv
     if pTemplate == NULL and ulCount != 0:
         rv = CKR_ARGUMENTS_BAD
@@ -371,20 +381,19 @@ cdef CK_RV C_SetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObj
                 set_attributes(s, hObject, read_template(pTemplate, ulCount))
             except BaseException as exc:
                 rv = rv_for(exc, b"C_SetAttributeValue")
-    session_unlock(s)
     return rv
 
 
 # --- the end of session objects -----------------------------------------------------------------
 
-cdef void release_session_objects(session) noexcept:
-    """Ends the session objects of `session` (None: of every session, at C_Finalize): module-held
-    ones are forgotten, HSM session keys deleted. Failures are logged; the keys left behind are
-    removed by a later module's sweep."""
+cdef void release_session_objects(session, int slot) noexcept:
+    """Ends the session objects of `session` (None: of every session) in `slot` (-1: in every
+    slot): module-held ones are forgotten, HSM session keys deleted. Failures are logged; keys
+    left behind are removed by a later module's sweep."""
     if _state is None:
         return
     store = _state.session_objects
-    for key_id, slot_index, on_hsm in store.of_session(session):
+    for key_id, slot_index, on_hsm in store.owned_by(session, slot):
         try:
             if on_hsm:
                 admin_of(slot_index).delete_key(key_id, archive=False)
@@ -420,7 +429,7 @@ cdef void replace_auth(slot_t *slot, bint so, bytes old, bytes new) except *:
         pthread_mutex_unlock(&slot.lock)
 
 
-cdef void set_pin(session_t *s, bytes old_pin, bytes new_pin) except *:
+cdef void set_pin(caller_t *s, bytes old_pin, bytes new_pin) except *:
     from p11fast.errors import PinIncorrect, UserNotLoggedIn
     from p11fast.log import register_secret
 
@@ -447,7 +456,7 @@ cdef void set_pin(session_t *s, bytes old_pin, bytes new_pin) except *:
     replace_auth(slot, so, header, basic_auth(user_cfg.username, new))
 
 
-cdef void init_pin(session_t *s, bytes pin) except *:
+cdef void init_pin(caller_t *s, bytes pin) except *:
     from p11fast.errors import UserNotLoggedIn, UserTypeInvalid
     from p11fast.log import register_secret
 
@@ -468,9 +477,10 @@ cdef void init_pin(session_t *s, bytes pin) except *:
 
 cdef CK_RV C_SetPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pOldPin, CK_ULONG ulOldLen,
                     CK_UTF8CHAR_PTR pNewPin, CK_ULONG ulNewLen) noexcept nogil:
-    cdef CK_RV rv
-    cdef session_t *s = manage_session(hSession, &rv)
-    if s == NULL:
+    cdef caller_t c
+    cdef caller_t *s = &c
+    cdef CK_RV rv = manage_session(hSession, s)
+    if rv != CKR_OK:
         return rv
     if (pOldPin == NULL and ulOldLen != 0) or (pNewPin == NULL and ulNewLen != 0):
         rv = CKR_ARGUMENTS_BAD
@@ -482,14 +492,14 @@ cdef CK_RV C_SetPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pOldPin, CK_ULON
                 set_pin(s, pOldPin[:ulOldLen] if ulOldLen else b"", pNewPin[:ulNewLen])
             except BaseException as exc:
                 rv = rv_for(exc, b"C_SetPIN")
-    session_unlock(s)
     return rv
 
 
 cdef CK_RV C_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen) noexcept nogil:
-    cdef CK_RV rv
-    cdef session_t *s = manage_session(hSession, &rv)
-    if s == NULL:
+    cdef caller_t c
+    cdef caller_t *s = &c
+    cdef CK_RV rv = manage_session(hSession, s)
+    if rv != CKR_OK:
         return rv
     if pPin == NULL and ulPinLen != 0:
         rv = CKR_ARGUMENTS_BAD
@@ -501,5 +511,4 @@ cdef CK_RV C_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin, CK_ULONG 
                 init_pin(s, pPin[:ulPinLen])
             except BaseException as exc:
                 rv = rv_for(exc, b"C_InitPIN")
-    session_unlock(s)
     return rv

@@ -105,7 +105,7 @@ cdef struct tp_pool:
     long keepidle
     long keepintvl
     int keepcnt
-    long maxage_conn          # -1 = libcurl's default
+    long maxage_conn          # CURLOPT_MAXAGE_CONN, seconds
     long n_connections_opened # stats, atomic
     long n_requests
     long n_retries

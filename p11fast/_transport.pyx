@@ -31,7 +31,16 @@ Decisions worth knowing (see also the header of _transport.pxd):
   CREATE_OS_THREADS / disable_threads), a request first re-checks up to 3 down instances inline
   (1 s timeout, each instance at most once a second), so one call sends at most
   retries.count + 1 + 3 requests (Nitrokey's formula).
-- Fork: see tp_after_fork_child.
+- TLS: system CAs by default; `cacert` replaces them (CURLOPT_CAINFO); `sha256_fingerprints`
+  replaces chain and hostname verification by a comparison of the leaf certificate's DER SHA-256
+  (Nitrokey's semantics, not an SPKI pin) inside the handshake; `danger_insecure_cert` verifies
+  nothing.
+- Fork: a child closes its copies of the inherited sockets (the parent's connections stay open,
+  nothing is written on them) and leaks the easy handles: cleaning them up would send TLS
+  close_notify, with the parent's keys and sequence numbers, into the parent's stream. See
+  tp_after_fork_child. Pools already closed but still finishing a request at fork time are not in
+  the registry; their sockets stay open in the child until it exits (they are CLOEXEC, so an
+  exec'd program does not inherit them).
 """
 
 from libc.errno cimport errno
@@ -139,7 +148,11 @@ cdef enum:
     HEALTH_INTERVAL_MS = 1000    # an instance is health-checked at most once per second
     INLINE_CHECKS_MAX = 3        # per request, without threads (Nitrokey's formula)
     RETRY_429_MIN_MS = 1000
-    DEFAULT_MAX_IDLE = 10
+    # max_idle_connections unset: enough idle connections for a busy multi-threaded signer
+    # (Nitrokey uses the CPU count, which on small machines is the reconnect storm of DESIGN.md)
+    DEFAULT_MAX_IDLE = 32
+    # connections_max_idle_duration unset means "no limit"; libcurl's own default is 118 s
+    NO_MAXAGE_S = 10 * 365 * 86400
     URL_SLACK = 256              # room for the request path kept after the URL prefix
 
 
@@ -273,8 +286,7 @@ cdef int _configure(tp_conn *c, long timeout_ms) noexcept nogil:
         rc |= curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, pool.keepintvl)
         rc |= curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, _sockopt)
         rc |= curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, <void *>pool)
-    if pool.maxage_conn >= 0:
-        rc |= curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, pool.maxage_conn)
+    rc |= curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, pool.maxage_conn)
     if inst.insecure:
         rc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, <long>0)
         rc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, <long>0)
@@ -655,7 +667,7 @@ cdef int tp_request(tp_pool *pool, int method, const char *path, const char *aut
     # Headers live on this stack frame: libcurl reads the list only during curl_easy_perform,
     # so no allocation is needed (curl_slist's layout is public API).
     cdef curl_slist hdr[3]
-    cdef char ct_line[128]
+    cdef char ct_line[128]  # "Content-Type: " + a media type (ours are short; longer is cut)
     cdef int nh = 0
     cdef int attempt
     cdef int i
@@ -724,6 +736,7 @@ cdef int tp_request(tp_pool *pool, int method, const char *path, const char *aut
             err = TP_ERR_NOMEM
             break
         res.attempts += 1
+        out.len = 0  # only the answer of the last attempt is returned
         rc = _perform(c, method, path, &hdr[0], body, body_len, out)
         if rc == CURLE_OK:
             curl_easy_getinfo(c.easy, CURLINFO_RESPONSE_CODE, &status)
@@ -748,7 +761,6 @@ cdef int tp_request(tp_pool *pool, int method, const char *path, const char *aut
         if err == TP_ERR_NOMEM:
             break
         _mark_down(inst)
-        out.len = 0
 
     res.error = err
     _pool_unref(pool)
@@ -930,7 +942,7 @@ cdef class Pool:
             pool.keepintvl = int(keepalive.interval_seconds)
             pool.keepcnt = int(keepalive.retries)
         max_age = getattr(slot_config, "connections_max_idle_duration", None)
-        pool.maxage_conn = int(max_age) if max_age is not None else -1
+        pool.maxage_conn = int(max_age) if max_age is not None else NO_MAXAGE_S
         self.ptr = pool  # from here on, close() frees whatever was set up
         cdef tp_instance *inst
         cdef int i

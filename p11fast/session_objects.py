@@ -213,7 +213,8 @@ class SessionObjects:
     def forget(self, key_id: str) -> None:
         self._owned.pop(key_id, None)
 
-    def of_session(self, session: int | None) -> list[tuple[str, int, bool]]:
-        """(key ID, slot, is an HSM key) of every object of ``session`` (None: of all)."""
+    def owned_by(self, session: int | None, slot: int) -> list[tuple[str, int, bool]]:
+        """(key ID, slot, is an HSM key) of every object of ``session`` (None: of every
+        session) in ``slot`` (-1: in every slot)."""
         return [(key_id, o.slot, o.held is None) for key_id, o in self._owned.items()
-                if session is None or o.session == session]
+                if (session is None or o.session == session) and slot in (-1, o.slot)]
