@@ -46,15 +46,24 @@ def import_rsa(api, key_id: str, mechanisms: list[str]) -> rsa.RSAPrivateKey:
     def raw(value: int) -> str:
         return b64(value.to_bytes((value.bit_length() + 7) // 8, "big"))
 
-    private = {"primeP": raw(numbers.p), "primeQ": raw(numbers.q),
-               "publicExponent": raw(numbers.public_numbers.e)}
-    api.expect(204, "PUT", f"/keys/{key_id}", {"type": "RSA", "mechanisms": mechanisms, "private": private})
+    private = {
+        "primeP": raw(numbers.p),
+        "primeQ": raw(numbers.q),
+        "publicExponent": raw(numbers.public_numbers.e),
+    }
+    api.expect(
+        204, "PUT", f"/keys/{key_id}", {"type": "RSA", "mechanisms": mechanisms, "private": private}
+    )
     return key
 
 
 def import_aes(api, key_id: str, value: bytes, mechanisms: list[str]) -> bytes:
-    api.expect(204, "PUT", f"/keys/{key_id}",
-               {"type": "Generic", "mechanisms": mechanisms, "private": {"data": b64(value)}})
+    api.expect(
+        204,
+        "PUT",
+        f"/keys/{key_id}",
+        {"type": "Generic", "mechanisms": mechanisms, "private": {"data": b64(value)}},
+    )
     return value
 
 
@@ -75,8 +84,12 @@ def run_cases(module_path: str, config: str, cases: list[dict]) -> list[dict]:
         if isinstance(case.get("sig"), bytes):
             case["sig"] = case["sig"].hex()
     done = subprocess.run(
-        [sys.executable, HOST, module_path, OPERATOR_PIN], input=json.dumps(cases),
-        env=host_env(config), capture_output=True, text=True, timeout=300,
+        [sys.executable, HOST, module_path, OPERATOR_PIN],
+        input=json.dumps(cases),
+        env=host_env(config),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])

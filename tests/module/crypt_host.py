@@ -91,8 +91,11 @@ def run(case: dict) -> dict:
     fn = case["fn"]
     name = {"sign": "Sign", "verify": "Verify", "encrypt": "Encrypt", "decrypt": "Decrypt"}[fn]
     param = bytes.fromhex(case["param"]) if case.get("param") is not None else None
-    mech = Mechanism(case["mech"], ctypes.cast(buf(param), P) if param is not None else None,
-                     len(param) if param is not None else 0)
+    mech = Mechanism(
+        case["mech"],
+        ctypes.cast(buf(param), P) if param is not None else None,
+        len(param) if param is not None else 0,
+    )
     result = {"init": call(f"C_{name}Init", s, ctypes.byref(mech), find(case["key"], case["cls"]))}
     if result["init"] != CKR_OK:
         return result
