@@ -63,7 +63,6 @@ cdef struct op_t:
     size_t out_len                  # exact size of the result
     size_t in_len                   # required digest length (PSS on a hash), 0 = any
     size_t field_len                # EC: bytes of a coordinate; RSA: bytes of the modulus
-    unsigned int ec_shift           # 8 × field_len − bits of the EC group order (P-521: 7)
     hash_ctx hctx
     wbuf acc                        # data kept for mechanisms that need all of it at once, and
                                     # the partial block of a multi-part AES operation
@@ -80,7 +79,6 @@ cdef struct session_t:
     CK_ULONG generation
     int slot
     CK_FLAGS flags
-    bint finding
     op_t sign
     op_t digest
     op_t verify

@@ -11,8 +11,9 @@ Layout of this file:
   7. verification (locally, with OpenSSL)
   8. encryption and decryption (AES and RSA decryption on the HSM, nogil), CMAC
   9. digest and random
- 10. functions that are not supported yet, with their argument checks
- 11. the function table and the capsules the loader takes
+ 10. object management: key generation, create/destroy/set attributes, session objects, PINs
+ 11. functions that are not supported yet, with their argument checks
+ 12. the function table and the capsules the loader takes
 """
 
 from cpython.pycapsule cimport PyCapsule_New
@@ -38,5 +39,6 @@ include "_abi_sign.pxi"
 include "_abi_verify.pxi"
 include "_abi_crypt.pxi"
 include "_abi_digest.pxi"
+include "_abi_manage.pxi"
 include "_abi_unsupported.pxi"
 include "_abi_table.pxi"

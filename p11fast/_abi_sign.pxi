@@ -125,7 +125,6 @@ cdef CK_RV sign_setup(op_t *op, CK_MECHANISM *m, object_t *key) noexcept nogil:
                    else H_SHA224 if t == CKM_ECDSA_SHA224 else H_SHA256 if t == CKM_ECDSA_SHA256
                    else H_SHA384 if t == CKM_ECDSA_SHA384 else H_SHA512)
         op.out_len = 2 * key.field_len
-        op.ec_shift = 8 * key.field_len - key.bits
         needed = NM_ECDSA_SIGNATURE
     elif t == CKM_EDDSA:
         if key.key_type != CKK_EC_EDWARDS:
@@ -186,36 +185,46 @@ cdef CK_RV key_op_init(CK_SESSION_HANDLE hSession, int which, CK_MECHANISM_PTR p
                        CK_OBJECT_HANDLE hKey, const char *where) noexcept nogil:
     """Every C_*Init that takes a key (sign, verify, decrypt, encrypt)."""
     cdef session_t *s
+    cdef object_t key
+    cdef void *pkey = NULL
     cdef CK_RV rv
     if not p11f_is_initialized():
         return CKR_CRYPTOKI_NOT_INITIALIZED
+    # Verification and encryption with a public key are done here, with that key read before
+    # the session is locked: the GIL is never waited for under a session lock.
+    if (which == OP_VERIFY or which == OP_ENCRYPT) and object_copy(hKey, &key) and key.cls != CKO_SECRET_KEY:
+        pkey = public_key(hKey)
+        if pkey == NULL:
+            return CKR_FUNCTION_FAILED
     s = session_lock(hSession)
     if s == NULL:
-        return CKR_SESSION_HANDLE_INVALID
-    rv = key_op_init_locked(s, which, pMechanism, hKey)
-    session_unlock(s)
+        rv = CKR_SESSION_HANDLE_INVALID
+    else:
+        rv = key_op_init_locked(s, which, pMechanism, hKey, where, pkey)
+        session_unlock(s)
     if rv != CKR_OK:
+        EVP_PKEY_free(<EVP_PKEY *>pkey)
         log_error(where, b"refused", rv)
     return rv
 
 
 cdef CK_RV key_op_init_locked(session_t *s, int which, CK_MECHANISM_PTR pMechanism,
-                              CK_OBJECT_HANDLE hKey) noexcept nogil:
+                              CK_OBJECT_HANDLE hKey, const char *where, void *pkey) noexcept nogil:
+    """Takes pkey (the public key of local work) into the operation when it returns CKR_OK."""
     cdef object_t key
     cdef CK_RV rv
-    cdef bint local
     cdef op_t *op = op_of(s, which)
     cdef slot_t *slot = &g_slots[s.slot]
     if op.active:
         return CKR_OPERATION_ACTIVE
     if pMechanism == NULL:
         return CKR_ARGUMENTS_BAD
+    if policy_check_mechanism(where, pMechanism.mechanism) != CKR_OK:
+        return CKR_MECHANISM_INVALID
     if not object_copy(hKey, &key) or key.slot != s.slot:
         return CKR_KEY_HANDLE_INVALID
-    # Verification and encryption with a public key are done here, with no login; whatever
-    # the HSM does needs the operator.
-    local = (which == OP_VERIFY or which == OP_ENCRYPT) and key.cls != CKO_SECRET_KEY
-    if not local:
+    # Local work needs no login; whatever the HSM does needs the operator.
+    if pkey == NULL:
         pthread_mutex_lock(&slot.lock)
         rv = CKR_OK if slot_user_logged_in(slot) else CKR_USER_NOT_LOGGED_IN
         pthread_mutex_unlock(&slot.lock)
@@ -230,12 +239,8 @@ cdef CK_RV key_op_init_locked(session_t *s, int which, CK_MECHANISM_PTR pMechani
     wbuf_init(&op.acc)
     op.slot = s.slot
     memcpy(op.key_id, key.key_id, KEY_ID_MAX + 1)
+    op.pkey = pkey
     op.active = True
-    if local:
-        op.pkey = public_key(hKey)
-        if op.pkey == NULL:
-            op_reset(op)
-            return CKR_FUNCTION_FAILED
     return CKR_OK
 
 
@@ -333,7 +338,7 @@ cdef CK_RV sign_input(op_t *op, const unsigned char *data, size_t n, unsigned ch
     """What the HSM signs for the data (already hashed when the mechanism hashes), and so what a
     verification checks: *msg points to the data itself or to scratch (MSG_MAX bytes)."""
     cdef const unsigned char *prefix
-    cdef size_t prefix_len, i
+    cdef size_t prefix_len
     msg[0] = data
     msg_len[0] = n
     if op.rsa_digestinfo:
@@ -348,31 +353,35 @@ cdef CK_RV sign_input(op_t *op, const unsigned char *data, size_t n, unsigned ch
     if op.mode == MODE_PKCS1 and n + 11 > op.out_len:
         return CKR_DATA_LEN_RANGE
     if op.mode == MODE_ECDSA:
-        # The HSM wants exactly the curve's length and, as ECDSA says, uses the leftmost bits
-        # of it, as many as the group order has. A longer digest is cut to that length; a
-        # shorter one is the same number with leading zeros, shifted left by the bits the HSM
-        # will drop (P-521) so that what it uses is the digest itself.
+        # The HSM wants exactly the curve's length: ECDSA uses the leftmost bits of a longer
+        # digest, and a shorter one is the same number with leading zeros.
         msg_len[0] = op.field_len
         if n < op.field_len:
             memset(scratch, 0, op.field_len - n)
             memcpy(scratch + op.field_len - n, data, n)
-            if op.ec_shift:
-                for i in range(op.field_len - 1):
-                    scratch[i] = <unsigned char>((scratch[i] << op.ec_shift) | (scratch[i + 1] >> (8 - op.ec_shift)))
-                scratch[op.field_len - 1] = <unsigned char>(scratch[op.field_len - 1] << op.ec_shift)
             msg[0] = scratch
+    return CKR_OK
+
+
+cdef CK_RV final_digest(op_t *op, const unsigned char *data, size_t n, msg_buf *buf,
+                        const unsigned char **msg, size_t *msg_len) noexcept nogil:
+    """The final data of a sign or verify operation, hashed when the mechanism hashes."""
+    msg[0] = data
+    msg_len[0] = n
+    if op.hash != H_NONE:
+        if (n and hash_update(&op.hctx, data, n) != 0) or hash_final(&op.hctx, buf.digest) != 0:
+            return CKR_FUNCTION_FAILED
+        msg[0] = buf.digest
+        msg_len[0] = hash_len(op.hash)
     return CKR_OK
 
 
 cdef CK_RV signed_input(op_t *op, const unsigned char *data, size_t n, msg_buf *buf,
                         const unsigned char **msg, size_t *msg_len) noexcept nogil:
-    """The final data of a sign or verify operation, hashed when the mechanism hashes, as the
-    HSM signs it."""
-    if op.hash != H_NONE:
-        if (n and hash_update(&op.hctx, data, n) != 0) or hash_final(&op.hctx, buf.digest) != 0:
-            return CKR_FUNCTION_FAILED
-        data = buf.digest
-        n = hash_len(op.hash)
+    """The final data of a sign or verify operation as the HSM signs it."""
+    cdef CK_RV rv = final_digest(op, data, n, buf, &data, &n)
+    if rv != CKR_OK:
+        return rv
     return sign_input(op, data, n, buf.msg, msg, msg_len)
 
 

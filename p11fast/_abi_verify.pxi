@@ -25,8 +25,8 @@ cdef void *public_key(CK_OBJECT_HANDLE h) noexcept with gil:
 
 cdef CK_RV pkey_verify(op_t *op, const unsigned char *msg, size_t n, const unsigned char *sig,
                        size_t sig_len) noexcept nogil:
-    """Checks a signature over what the HSM would have signed (sign_input): with no digest set,
-    OpenSSL verifies raw PKCS#1 and ECDSA input as the HSM signs it."""
+    """Checks a signature over what the HSM signs (sign_input; ECDSA: the digest): with no
+    digest set, OpenSSL verifies raw PKCS#1 and ECDSA input as the HSM signs it."""
     cdef EVP_PKEY *pkey = <EVP_PKEY *>op.pkey
     cdef EVP_PKEY_CTX *ctx
     cdef EVP_MD_CTX *mctx
@@ -80,7 +80,12 @@ cdef CK_RV verify_final(op_t *op, const unsigned char *data, size_t n, const uns
         if rv == CKR_OK and CRYPTO_memcmp(mac, sig, sig_len) != 0:
             rv = CKR_SIGNATURE_INVALID
         return rv
-    rv = signed_input(op, data, n, &buf, &msg, &msg_len)
+    if op.mode != MODE_ECDSA:
+        rv = signed_input(op, data, n, &buf, &msg, &msg_len)
+    else:
+        # The digest as it is: OpenSSL reads it as ECDSA says, as the HSM does (a digest the
+        # sign path pads to the curve's length is the same number to the HSM).
+        rv = final_digest(op, data, n, &buf, &msg, &msg_len)
     if rv != CKR_OK:
         return rv
     return pkey_verify(op, msg, msg_len, sig, sig_len)
