@@ -7,13 +7,11 @@ import base64
 import json
 import os
 import struct
-import subprocess
-import sys
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from p11fast import attrs as A
-from tests.module.conftest import OPERATOR_PIN, host_env
+from tests.module.conftest import OPERATOR_PIN, run_host
 
 HOST = os.path.join(os.path.dirname(__file__), "crypt_host.py")
 
@@ -83,13 +81,4 @@ def run_cases(module_path: str, config: str, cases: list[dict]) -> list[dict]:
             case["data"] = case["data"].hex()
         if isinstance(case.get("sig"), bytes):
             case["sig"] = case["sig"].hex()
-    done = subprocess.run(
-        [sys.executable, HOST, module_path, OPERATOR_PIN],
-        input=json.dumps(cases),
-        env=host_env(config),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_host(HOST, config, module_path, OPERATOR_PIN, stdin=json.dumps(cases))

@@ -89,51 +89,16 @@ def test_rsa_both_ways_with_cryptography(run, keys, mech, param, pad):
     public = keys["rsa"].public_key()
     message = b"the module decrypts what openssl encrypted"
     ciphertext = public.encrypt(message, pad)
+    base = {"key": "crypt-rsa", "mech": mech, "param": param}
+    decrypt = {**base, "fn": "decrypt", "cls": PRIVATE, "data": ciphertext}
+    encrypt = {**base, "fn": "encrypt", "data": message}
     single, parts, encrypted, via_private, short = run(
         [
-            {
-                "fn": "decrypt",
-                "key": "crypt-rsa",
-                "cls": PRIVATE,
-                "mech": mech,
-                "param": param,
-                "data": ciphertext,
-            },
-            {
-                "fn": "decrypt",
-                "key": "crypt-rsa",
-                "cls": PRIVATE,
-                "mech": mech,
-                "param": param,
-                "data": ciphertext,
-                "parts": [100, 0, 156],
-            },
-            {
-                "fn": "encrypt",
-                "key": "crypt-rsa",
-                "cls": PUBLIC,
-                "mech": mech,
-                "param": param,
-                "data": message,
-            },
-            {
-                "fn": "encrypt",
-                "key": "crypt-rsa",
-                "cls": PRIVATE,
-                "mech": mech,
-                "param": param,
-                "data": message,
-                "parts": [7, 0, len(message) - 7],
-            },
-            {
-                "fn": "decrypt",
-                "key": "crypt-rsa",
-                "cls": PRIVATE,
-                "mech": mech,
-                "param": param,
-                "data": ciphertext,
-                "short": True,
-            },
+            decrypt,
+            {**decrypt, "parts": [100, 0, 156]},
+            {**encrypt, "cls": PUBLIC},
+            {**encrypt, "cls": PRIVATE, "parts": [7, 0, len(message) - 7]},
+            {**decrypt, "short": True},
         ]
     )
     assert single["rv"] == ckr.CKR_OK and bytes.fromhex(single["out"]) == message
