@@ -13,9 +13,10 @@ so a chain's CA certificate must belong to a key on the HSM — SunPKCS11 finds 
 stored and does not create it again.
 
 Credentials: generating keys and storing certificates are NetHSM Administrator requests,
-signing is the Operator's, and a Java KeyStore logs in only as the PKCS#11 user
-(`KeyStore.load(null, pin)` → `C_Login(CKU_USER)` with the operator's passphrase). So the
-module's configuration carries the administrator's password, as an EJBCA deployment's would.
+signing is the Operator's, and a Java KeyStore logs in only as the PKCS#11 user. So the
+module's configuration carries the administrator's password (as an EJBCA deployment's would)
+and not the operator's: that comes from `KeyStore.load(null, pin)` (`C_Login(CKU_USER)`; with
+the operator's password configured, SunPKCS11 sees a logged-in session and never logs in).
 """
 
 from __future__ import annotations
@@ -204,6 +205,8 @@ def java_for(module_path, hsm, classes, directory, attributes: str) -> Java:
     with open(hsm.config_path) as f:
         cfg = yaml.safe_load(f)
     cfg["enable_set_attribute_value"] = True
+    for slot in cfg["slots"]:
+        slot["operator"].pop("password")  # the application's PIN logs the operator in
     module_config = os.path.join(directory, "p11fast.conf")
     with open(module_config, "w") as f:
         yaml.safe_dump(cfg, f)
