@@ -7,6 +7,12 @@
 #   - tp_result.detail: libcurl's one-line reason for the last transport failure ("" on TP_OK),
 #     for the log line the caller writes. Never contains request headers or bodies.
 #
+# Framing: GETs and the POSTs of .../sign, .../decrypt and .../encrypt are written and parsed by
+# this module over libcurl-owned connections (see _transport.pyx); every other request, and any
+# framed exchange the framing does not expect, is a full libcurl transfer. The framing may send
+# such a request twice (then Pool.stats()["framing_fallbacks"] counts it), which is why only
+# requests without side effects are framed. Callers see no difference in tp_request's contract.
+#
 # Lifetime: tp_request() holds its own reference on the pool for the duration of the call, so
 # Pool.close() (C_Finalize) while other threads are mid-request is safe: they finish (or fail
 # with TP_ERR_CLOSED at their next retry) and the last one out frees the pool. A caller must not
