@@ -87,7 +87,9 @@ class BuildWithLoader(build_ext):
         ):
             return
         cc = shlex.split(os.environ.get("CC", "cc"))
-        cmd = cc + COMMON_CFLAGS + ["-fPIC", "-shared", "-std=c11", f"-I{INCLUDE}"]
+        # Python.h only for the layouts of PyConfig and friends: every C-API call goes through dlsym.
+        python_include = sysconfig.get_paths()["include"]
+        cmd = cc + COMMON_CFLAGS + ["-fPIC", "-shared", "-std=c11", f"-I{INCLUDE}", f"-I{python_include}"]
         cmd += self.loader_defines() + [source, "-o", target, "-ldl", "-lpthread"]
         self.announce(" ".join(cmd), level=2)
         subprocess.check_call(cmd)

@@ -73,6 +73,5 @@ cdef struct session_t:
     CK_ULONG generation
     int slot
     CK_FLAGS flags
-    bint finding
     op_t sign
     op_t digest

@@ -152,15 +152,11 @@ cdef CK_RV random_bytes(int slot_index, unsigned char *out, CK_ULONG n) except *
 
 cdef CK_RV C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pRandomData,
                             CK_ULONG ulRandomLen) noexcept nogil:
-    cdef session_t *s
     cdef int slot_index
     if not p11f_is_initialized():
         return CKR_CRYPTOKI_NOT_INITIALIZED
-    s = session_lock(hSession)
-    if s == NULL:
+    if not session_open(hSession, &slot_index):
         return CKR_SESSION_HANDLE_INVALID
-    slot_index = s.slot
-    session_unlock(s)
     if pRandomData == NULL and ulRandomLen != 0:
         return CKR_ARGUMENTS_BAD
     if ulRandomLen == 0:
@@ -173,13 +169,10 @@ cdef CK_RV C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pRandomData,
 
 
 cdef CK_RV C_SeedRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed, CK_ULONG ulSeedLen) noexcept nogil:
-    cdef session_t *s
     if not p11f_is_initialized():
         return CKR_CRYPTOKI_NOT_INITIALIZED
-    s = session_lock(hSession)
-    if s == NULL:
+    if not session_open(hSession, NULL):
         return CKR_SESSION_HANDLE_INVALID
-    session_unlock(s)
     if pSeed == NULL and ulSeedLen != 0:
         return CKR_ARGUMENTS_BAD
     # The HSM's generator takes no seed from outside.

@@ -80,6 +80,12 @@ cdef bint user_may_see(int slot_index, obj) except -1:
 
 
 cdef CK_RV find_init(CK_SESSION_HANDLE h, int slot_index, list template) except *:
+    # Searches of sessions closed without C_FindObjectsFinal are dropped here, so the GIL is
+    # never needed while a session lock is held.
+    for stale in [k for k in _state.finds if not session_open(k, NULL)]:
+        del _state.finds[stale]
+    if h in _state.finds:
+        return CKR_OPERATION_ACTIVE
     inventory = _state.inventories[slot_index]
     found = []
     if current_auth(slot_index, False) is not None:
@@ -92,67 +98,48 @@ cdef CK_RV find_init(CK_SESSION_HANDLE h, int slot_index, list template) except 
 
 cdef CK_RV C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
                              CK_ULONG ulCount) noexcept nogil:
-    cdef session_t *s
-    cdef CK_RV rv
+    cdef int slot_index
     if not p11f_is_initialized():
         return CKR_CRYPTOKI_NOT_INITIALIZED
+    if not session_open(hSession, &slot_index):
+        return CKR_SESSION_HANDLE_INVALID
     if pTemplate == NULL and ulCount != 0:
         return CKR_ARGUMENTS_BAD
-    s = session_lock(hSession)
-    if s == NULL:
-        return CKR_SESSION_HANDLE_INVALID
-    if s.finding:
-        session_unlock(s)
-        return CKR_OPERATION_ACTIVE
     with gil:
         try:
-            rv = find_init(hSession, s.slot, read_template(pTemplate, ulCount))
+            return find_init(hSession, slot_index, read_template(pTemplate, ulCount))
         except BaseException as exc:
-            rv = rv_for(exc, b"C_FindObjectsInit")
-    if rv == CKR_OK:
-        s.finding = True
-    session_unlock(s)
-    return rv
+            return rv_for(exc, b"C_FindObjectsInit")
 
 
 cdef CK_RV C_FindObjects(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phObject,
                          CK_ULONG ulMaxObjectCount, CK_ULONG_PTR pulObjectCount) noexcept nogil:
-    cdef session_t *s
     cdef CK_ULONG n = 0
     if not p11f_is_initialized():
         return CKR_CRYPTOKI_NOT_INITIALIZED
+    if not session_open(hSession, NULL):
+        return CKR_SESSION_HANDLE_INVALID
     if pulObjectCount == NULL or (phObject == NULL and ulMaxObjectCount != 0):
         return CKR_ARGUMENTS_BAD
-    s = session_lock(hSession)
-    if s == NULL:
-        return CKR_SESSION_HANDLE_INVALID
-    if not s.finding:
-        session_unlock(s)
-        return CKR_OPERATION_NOT_INITIALIZED
     with gil:
-        pending = _state.finds.get(hSession, [])
+        pending = _state.finds.get(hSession)
+        if pending is None:
+            return CKR_OPERATION_NOT_INITIALIZED
         while n < ulMaxObjectCount and pending:
             phObject[n] = pending.pop(0)
             n += 1
     pulObjectCount[0] = n
-    session_unlock(s)
     return CKR_OK
 
 
 cdef CK_RV C_FindObjectsFinal(CK_SESSION_HANDLE hSession) noexcept nogil:
-    cdef session_t *s
     if not p11f_is_initialized():
         return CKR_CRYPTOKI_NOT_INITIALIZED
-    s = session_lock(hSession)
-    if s == NULL:
+    if not session_open(hSession, NULL):
         return CKR_SESSION_HANDLE_INVALID
-    if not s.finding:
-        session_unlock(s)
-        return CKR_OPERATION_NOT_INITIALIZED
-    s.finding = False
     with gil:
-        _state.finds.pop(hSession, None)
-    session_unlock(s)
+        if _state.finds.pop(hSession, None) is None:
+            return CKR_OPERATION_NOT_INITIALIZED
     return CKR_OK
 
 
@@ -204,15 +191,11 @@ cdef CK_RV get_attributes(int slot_index, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE
 
 cdef CK_RV C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
                                CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) noexcept nogil:
-    cdef session_t *s
     cdef int slot_index
     if not p11f_is_initialized():
         return CKR_CRYPTOKI_NOT_INITIALIZED
-    s = session_lock(hSession)
-    if s == NULL:
+    if not session_open(hSession, &slot_index):
         return CKR_SESSION_HANDLE_INVALID
-    slot_index = s.slot
-    session_unlock(s)
     if pTemplate == NULL and ulCount != 0:
         return CKR_ARGUMENTS_BAD
     with gil:
@@ -224,15 +207,11 @@ cdef CK_RV C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObj
 
 cdef CK_RV C_GetObjectSize(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
                            CK_ULONG_PTR pulSize) noexcept nogil:
-    cdef session_t *s
     cdef int slot_index
     if not p11f_is_initialized():
         return CKR_CRYPTOKI_NOT_INITIALIZED
-    s = session_lock(hSession)
-    if s == NULL:
+    if not session_open(hSession, &slot_index):
         return CKR_SESSION_HANDLE_INVALID
-    slot_index = s.slot
-    session_unlock(s)
     if pulSize == NULL:
         return CKR_ARGUMENTS_BAD
     with gil:

@@ -37,7 +37,6 @@ cdef CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplica
                 s.handle = (s.generation << HANDLE_INDEX_BITS) | i
                 s.slot = slotID
                 s.flags = flags
-                s.finding = False
                 slot.sessions += 1
                 if flags & CKF_RW_SESSION:
                     slot.rw_sessions += 1
@@ -57,7 +56,6 @@ cdef extern from "<pthread.h>" nogil:
 cdef void session_close_locked(session_t *s) noexcept nogil:
     """Ends a session whose lock the caller holds. The last session closed logs the token out."""
     cdef slot_t *slot = &g_slots[s.slot]
-    cdef CK_SESSION_HANDLE h = s.handle
     cdef bint last
     op_reset(&s.sign)
     op_reset(&s.digest)
@@ -70,11 +68,6 @@ cdef void session_close_locked(session_t *s) noexcept nogil:
     pthread_mutex_unlock(&g_lock)
     if last:
         token_logout(slot)
-    if s.finding:
-        s.finding = False
-        with gil:
-            if _state is not None:
-                _state.finds.pop(h, None)
 
 
 cdef void token_logout(slot_t *slot) noexcept nogil:
@@ -165,17 +158,13 @@ cdef CK_RV login_check(int slot_index, CK_USER_TYPE user, bytes header) except *
 
 cdef CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin,
                    CK_ULONG ulPinLen) noexcept nogil:
-    cdef session_t *s
     cdef slot_t *slot
     cdef int slot_index
     cdef CK_RV rv
     if not p11f_is_initialized():
         return CKR_CRYPTOKI_NOT_INITIALIZED
-    s = session_lock(hSession)
-    if s == NULL:
+    if not session_open(hSession, &slot_index):
         return CKR_SESSION_HANDLE_INVALID
-    slot_index = s.slot
-    session_unlock(s)
     slot = &g_slots[slot_index]
     if userType == CKU_CONTEXT_SPECIFIC:
         return CKR_OPERATION_NOT_INITIALIZED
@@ -237,15 +226,13 @@ cdef CK_RV login(int slot_index, CK_USER_TYPE user, bytes pin) except *:
 
 
 cdef CK_RV C_Logout(CK_SESSION_HANDLE hSession) noexcept nogil:
-    cdef session_t *s
     cdef slot_t *slot
+    cdef int slot_index
     if not p11f_is_initialized():
         return CKR_CRYPTOKI_NOT_INITIALIZED
-    s = session_lock(hSession)
-    if s == NULL:
+    if not session_open(hSession, &slot_index):
         return CKR_SESSION_HANDLE_INVALID
-    slot = &g_slots[s.slot]
-    session_unlock(s)
+    slot = &g_slots[slot_index]
     pthread_mutex_lock(&slot.lock)
     if slot.login_user == -1:
         pthread_mutex_unlock(&slot.lock)

@@ -133,6 +133,16 @@ cdef inline void session_unlock(session_t *s) noexcept nogil:
     pthread_mutex_unlock(&s.lock)
 
 
+cdef bint session_open(CK_SESSION_HANDLE h, int *slot_index) noexcept nogil:
+    cdef session_t *s = session_lock(h)
+    if s == NULL:
+        return False
+    if slot_index != NULL:
+        slot_index[0] = s.slot
+    session_unlock(s)
+    return True
+
+
 cdef bint object_copy(CK_OBJECT_HANDLE h, object_t *out) noexcept nogil:
     cdef CK_ULONG index = h & ((1 << HANDLE_INDEX_BITS) - 1)
     cdef bint found = False

@@ -4,14 +4,9 @@
 
 
 cdef CK_RV session_checked(CK_SESSION_HANDLE hSession) noexcept nogil:
-    cdef session_t *s
     if not p11f_is_initialized():
         return CKR_CRYPTOKI_NOT_INITIALIZED
-    s = session_lock(hSession)
-    if s == NULL:
-        return CKR_SESSION_HANDLE_INVALID
-    session_unlock(s)
-    return CKR_OK
+    return CKR_OK if session_open(hSession, NULL) else CKR_SESSION_HANDLE_INVALID
 
 
 cdef CK_RV not_supported(CK_SESSION_HANDLE hSession, bint pointers_ok) noexcept nogil:

@@ -11,10 +11,14 @@
 #   (the contract named no error values).
 # - `json_unescape` is an extra export: json_get_string returns raw escaped content, and
 #   a caller that wants the decoded text (an error message, a server that writes "\/"
-#   inside base64) needs it. json_get_string uses it to match escaped keys.
+#   inside base64) needs it. It shares its decoder with json_get_string's key matching.
 # - The wbuf field is `inline_` because `inline` is a Cython keyword.
-# - b64_decode rejects non-zero unused bits in the last group (non-canonical encodings);
-#   no encoder produces them.
+# - b64_decode takes only the canonical encoding: it rejects non-zero unused bits in the
+#   last group and padding after a complete group ("QUJD="); no encoder produces either.
+# - json_get_string decodes escapes in member names before comparing ("sign\u0061ture"
+#   matches), validates the whole document, and returns -2 (not -1) when the document is
+#   not a single object or holds the key twice.
+# - HASH_MAX_LEN is an extra constant for sizing digest buffers.
 
 cdef enum:
     H_NONE = 0

@@ -295,12 +295,12 @@ cdef const char *_skip_value(const char *p, const char *end) noexcept nogil:
             return NULL
         ch = p[0]
         if ch == c'{' or ch == c'[':
+            if depth == JSON_MAX_DEPTH:
+                return NULL
             p = _skip_ws(p + 1, end)
             if p != end and p[0] == _closer(ch):
                 p += 1
             else:
-                if depth == JSON_MAX_DEPTH:
-                    return NULL
                 stack[depth] = ch
                 depth += 1
                 if ch == c'{':

@@ -31,7 +31,16 @@ Decisions worth knowing (see also the header of _transport.pxd):
   CREATE_OS_THREADS / disable_threads), a request first re-checks up to 3 down instances inline
   (1 s timeout, each instance at most once a second), so one call sends at most
   retries.count + 1 + 3 requests (Nitrokey's formula).
-- Fork: see tp_after_fork_child.
+- TLS: system CAs by default; `cacert` replaces them (CURLOPT_CAINFO); `sha256_fingerprints`
+  replaces chain and hostname verification by a comparison of the leaf certificate's DER SHA-256
+  (Nitrokey's semantics, not an SPKI pin) inside the handshake; `danger_insecure_cert` verifies
+  nothing.
+- Fork: a child closes its copies of the inherited sockets (the parent's connections stay open,
+  nothing is written on them) and leaks the easy handles: cleaning them up would send TLS
+  close_notify, with the parent's keys and sequence numbers, into the parent's stream. See
+  tp_after_fork_child. Pools already closed but still finishing a request at fork time are not in
+  the registry; their sockets stay open in the child until it exits (they are CLOEXEC, so an
+  exec'd program does not inherit them).
 """
 
 from libc.errno cimport errno
@@ -658,7 +667,7 @@ cdef int tp_request(tp_pool *pool, int method, const char *path, const char *aut
     # Headers live on this stack frame: libcurl reads the list only during curl_easy_perform,
     # so no allocation is needed (curl_slist's layout is public API).
     cdef curl_slist hdr[3]
-    cdef char ct_line[128]
+    cdef char ct_line[128]  # "Content-Type: " + a media type (ours are short; longer is cut)
     cdef int nh = 0
     cdef int attempt
     cdef int i

@@ -11,7 +11,6 @@ from p11fast.hsm.errors import (
     Forbidden,
     NotFound,
     NotModified,
-    PayloadTooLarge,
     UnsupportedMediaType,
 )
 from p11fast.hsm.keys import (
@@ -26,6 +25,7 @@ from p11fast.hsm.keys import (
 from p11fast.hsm.routing import (
     ADMIN,
     ADMIN_OR_OPERATOR,
+    MAX_JSON_BODY,
     OPERATIONAL,
     OPERATOR,
     Rule,
@@ -37,6 +37,7 @@ from p11fast.hsm.routing import (
     no_content,
     pem_response,
     read_body,
+    read_form,
 )
 from p11fast.hsm.store import KeyRecord
 from p11fast.hsm.validate import Body, check_id, check_label, check_tags, parse_json
@@ -341,19 +342,6 @@ def _restriction_tags(body: Body) -> list[str]:
 
 async def _read_pem_import(request: web.Request) -> tuple[KeyMaterial, Body]:
     """multipart/form-data with parts `arguments` (JSON) and `key_file` (PEM)."""
-    arguments, pem = None, None
-    total = 0
-    async for part in await request.multipart():
-        data = await part.read()
-        total += len(data)
-        if total > 1 << 20:
-            raise PayloadTooLarge("request body is too large")
-        if part.name == "arguments":
-            arguments = Body(parse_json(data), "arguments")
-        elif part.name == "key_file":
-            pem = data
-        else:
-            raise BadRequest(f"unknown form part {part.name!r}")
-    if arguments is None or pem is None:
-        raise BadRequest("multipart import needs the parts arguments and key_file")
-    return await in_thread(KeyMaterial.from_pem, pem), arguments
+    parts = await read_form(request, ("arguments", "key_file"), MAX_JSON_BODY)
+    arguments = Body(parse_json(parts["arguments"]), "arguments")
+    return await in_thread(KeyMaterial.from_pem, parts["key_file"]), arguments

@@ -26,6 +26,7 @@ from p11fast.hsm.routing import (
     no_content,
     pem_response,
     read_body,
+    read_form,
 )
 from p11fast.hsm.validate import Body, parse_json
 
@@ -243,17 +244,9 @@ async def _read_restore(request: web.Request) -> tuple[bytes, str]:
         query.time("systemTime", False)
         query.done()
         return await read_body(request, MAX_BACKUP), passphrase
-    arguments, data = None, None
-    async for part in await request.multipart():
-        if part.name == "arguments":
-            arguments = Body(parse_json(await part.read()), "arguments")
-        elif part.name == "backup_file":
-            data = await part.read()
-        else:
-            raise BadRequest(f"unknown form part {part.name!r}")
-    if arguments is None or data is None:
-        raise BadRequest("restore needs the parts arguments and backup_file")
+    parts = await read_form(request, ("arguments", "backup_file"), MAX_BACKUP)
+    arguments = Body(parse_json(parts["arguments"]), "arguments")
     passphrase = arguments.string("backupPassphrase")
     arguments.time("systemTime", False)
     arguments.done()
-    return data, passphrase
+    return parts["backup_file"], passphrase

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from p11fast.hsm.core import Caller, State
-from p11fast.hsm.errors import Forbidden, PayloadTooLarge, PreconditionFailed
+from p11fast.hsm.errors import BadRequest, Forbidden, PayloadTooLarge, PreconditionFailed
 from p11fast.hsm.validate import Body, parse_json
 
 API_PREFIX = "/api/v1"
@@ -72,6 +73,27 @@ async def read_body(request: web.Request, limit: int = MAX_JSON_BODY) -> bytes:
 
 async def json_body(request: web.Request) -> Body:
     return Body(parse_json(await read_body(request)))
+
+
+async def read_form(request: web.Request, names: tuple[str, ...], limit: int) -> dict[str, bytes]:
+    """The named parts of a multipart/form-data body; all of them must be present."""
+    parts: dict[str, bytes] = {}
+    total = 0
+    try:
+        async for part in await request.multipart():
+            if part.name not in names:
+                raise BadRequest(f"unexpected form part {str(part.name)[:64]!r}")
+            parts[part.name] = data = await part.read()
+            total += len(data)
+            if total > limit:
+                raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    except (HttpProcessingError, ValueError, AssertionError) as exc:
+        # aiohttp's multipart reader signals malformed input with these
+        raise BadRequest("malformed multipart/form-data body") from exc
+    missing = [name for name in names if name not in parts]
+    if missing:
+        raise BadRequest(f"missing form parts: {', '.join(missing)}")
+    return parts
 
 
 def json_response(data: Any, status: int = 200, headers: dict | None = None) -> web.Response:

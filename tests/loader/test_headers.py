@@ -64,7 +64,8 @@ def our_structs() -> dict[str, list[str]]:
     structs = {name: MEMBER.findall(body) for name, body in STRUCT.findall(text)}
     functions = FUNCTION.findall(read(os.path.join(INCLUDE, "pkcs11f.h")))
     structs["CK_FUNCTION_LIST_3_0"] = ["version", *functions]
-    structs["CK_FUNCTION_LIST"] = ["version", *functions[: functions.index("C_WaitForSlotEvent") + 1]]
+    last_240 = functions.index("C_WaitForSlotEvent")
+    structs["CK_FUNCTION_LIST"] = ["version", *functions[: last_240 + 1]]
     return structs
 
 

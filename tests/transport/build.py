@@ -19,8 +19,7 @@ def build() -> None:
         "p11fast._transport",
         ["p11fast/_transport.pyx"],
         include_dirs=[os.path.join(ROOT, "include")],
-        extra_compile_args=["-Wall", "-Wno-unused-function", "-fvisibility=hidden", "-O2"]
-        + cflags,
+        extra_compile_args=["-Wall", "-Wno-unused-function", "-fvisibility=hidden", "-O2"] + cflags,
         libraries=["curl", "ssl", "crypto"],
         extra_link_args=libs,
     )

@@ -1,0 +1,606 @@
+/* libp11fast.so: the only file PKCS #11 hosts load.
+ *
+ * It exports C_GetFunctionList, C_GetInterfaceList and C_GetInterface, whose tables hold
+ * trampolines into the ABI (p11fast._abi, a CPython extension). The first C_Initialize gets a
+ * Python interpreter — the host's own if it runs one, otherwise libpython loaded and started
+ * here with the wheel's environment — imports p11fast._abi and takes its CK_FUNCTION_LIST_3_0
+ * from a capsule. From then on a forwarded call costs one atomic load and one indirect call: no
+ * GIL and no lock, the ABI takes the GIL itself when it needs Python.
+ *
+ * This library is not linked against libpython: one build serves hosts without Python and
+ * Python hosts alike, and a host's Python of another version gets a clear error instead of a
+ * second interpreter. Python.h is included for the layouts of PyConfig, PyPreConfig and
+ * PyStatus (which differ between Python versions; the wheel is built per version) and for
+ * PyGILState_STATE; every C-API call goes through a pointer from dlsym.
+ *
+ * Environment: P11FAST_LIBPYTHON, when set, is the only libpython path tried (for Pythons
+ * installed where the wheel's layout does not lead, and for tests).
+ */
+#include <Python.h> /* first: pyconfig.h sets the feature macros (_GNU_SOURCE) used below */
+
+#include <dlfcn.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "pkcs11.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+#define ABI_MODULE "p11fast._abi"
+#define TABLE_CAPSULE ABI_MODULE ".function_table"
+#define FORK_CAPSULE ABI_MODULE ".after_fork_child"
+
+/* ------------------------------------------------------------------ logging */
+
+/* Python's logging does not exist yet when these lines matter, so: one line on stderr, one in
+ * syslog (without openlog, so the host's own syslog settings stay as they are). */
+__attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "p11fast: %s\n", line);
+    syslog(LOG_USER | LOG_ERR, "p11fast: %s", line);
+}
+
+/* ------------------------------------------------------------------ the Python C-API, by dlsym */
+
+/* What any interpreter, the host's or ours, must provide. */
+#define PY_CORE_API(X)                                                    \
+    X(int, Py_IsInitialized, (void))                                      \
+    X(const char *, Py_GetVersion, (void))                                \
+    X(PyGILState_STATE, PyGILState_Ensure, (void))                        \
+    X(void, PyGILState_Release, (PyGILState_STATE))                       \
+    X(PyObject *, PyImport_ImportModule, (const char *))                  \
+    X(PyObject *, PyObject_GetAttrString, (PyObject *, const char *))     \
+    X(void *, PyCapsule_GetPointer, (PyObject *, const char *))           \
+    X(PyObject *, PyErr_Occurred, (void))                                 \
+    X(void, PyErr_Fetch, (PyObject **, PyObject **, PyObject **))         \
+    X(void, PyErr_Clear, (void))                                          \
+    X(PyObject *, PyObject_Repr, (PyObject *))                            \
+    X(const char *, PyUnicode_AsUTF8, (PyObject *))                       \
+    X(void, Py_DecRef, (PyObject *))
+
+/* What starting our own interpreter and keeping it usable across fork() needs. */
+#define PY_EMBED_API(X)                                                            \
+    X(void, PyPreConfig_InitIsolatedConfig, (PyPreConfig *))                       \
+    X(PyStatus, Py_PreInitialize, (const PyPreConfig *))                           \
+    X(void, PyConfig_InitIsolatedConfig, (PyConfig *))                             \
+    X(PyStatus, PyConfig_SetBytesString, (PyConfig *, wchar_t **, const char *))   \
+    X(PyStatus, PyWideStringList_Append, (PyWideStringList *, const wchar_t *))    \
+    X(wchar_t *, Py_DecodeLocale, (const char *, size_t *))                        \
+    X(void, PyMem_RawFree, (void *))                                               \
+    X(int, PyStatus_Exception, (PyStatus))                                         \
+    X(PyStatus, Py_InitializeFromConfig, (const PyConfig *))                       \
+    X(void, PyConfig_Clear, (PyConfig *))                                          \
+    X(PyThreadState *, PyEval_SaveThread, (void))                                  \
+    X(int, PyGILState_Check, (void))                                               \
+    X(void, PyOS_BeforeFork, (void))                                               \
+    X(void, PyOS_AfterFork_Parent, (void))                                         \
+    X(void, PyOS_AfterFork_Child, (void))
+
+#define PY_POINTER(ret, name, params) ret(*name) params;
+static struct {
+    PY_CORE_API(PY_POINTER)
+    PY_EMBED_API(PY_POINTER)
+} py;
+
+#define PY_RESOLVE(ret, name, params)                         \
+    if (!(py.name = (ret(*) params)dlsym(handle, #name))) { \
+        say("libpython lacks %s", #name);                    \
+        return 0;                                            \
+    }
+
+static int resolve_core(void *handle)
+{
+    PY_CORE_API(PY_RESOLVE)
+    return 1;
+}
+
+static int resolve_embed(void *handle)
+{
+    PY_EMBED_API(PY_RESOLVE)
+    return 1;
+}
+
+/* ------------------------------------------------------------------ state */
+
+/* The ABI's table: NULL until the first successful import, then fixed for the process's life. */
+static _Atomic(CK_FUNCTION_LIST_3_0 *) abi;
+static void (*_Atomic abi_after_fork_child)(void);
+
+/* Serialises getting Python ready. Held only while no GIL can be involved (starting our own
+ * interpreter, or looking at the host's), so it never nests with the GIL the other way round. */
+static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+static enum { PY_ABSENT, PY_READY, PY_BROKEN } python_state; /* under start_lock */
+
+/* ------------------------------------------------------------------ fork, for our own interpreter */
+
+/* Taking the GIL in prepare means no thread holds it mid-fork, so the child's single thread can
+ * take it; PyOS_BeforeFork/AfterFork_* are what os.fork() does around fork() (import lock,
+ * os.register_at_fork hooks, thread-state cleanup in the child). start_lock is taken first so
+ * a child never inherits it locked. A thread that already holds the GIL is Python code
+ * forking on our interpreter (os.fork, subprocess): Python does its own part then, and the
+ * handlers stay out of the way. */
+static PyGILState_STATE fork_gil;
+static int fork_from_python;
+
+static void before_fork(void)
+{
+    pthread_mutex_lock(&start_lock);
+    fork_from_python = py.PyGILState_Check();
+    if (fork_from_python)
+        return;
+    fork_gil = py.PyGILState_Ensure();
+    py.PyOS_BeforeFork();
+}
+
+static void after_fork_in_parent(void)
+{
+    if (!fork_from_python) {
+        py.PyOS_AfterFork_Parent();
+        py.PyGILState_Release(fork_gil);
+    }
+    pthread_mutex_unlock(&start_lock);
+}
+
+/* In the child this thread's state must outlive the GIL release: PyOS_AfterFork_Child deleted
+ * every other thread state, and CPython 3.11 aborts when it has to create one for an
+ * interpreter left with none (it reuses the initial thread state, still marked initialised).
+ * So the GIL is released with PyEval_SaveThread, not PyGILState_Release, and this thread
+ * state stays as the child's main one. */
+static void after_fork_in_child(void)
+{
+    if (!fork_from_python) {
+        void (*reset)(void) = atomic_load(&abi_after_fork_child);
+        py.PyOS_AfterFork_Child();
+        if (reset)
+            reset();
+        py.PyEval_SaveThread();
+    }
+    pthread_mutex_unlock(&start_lock);
+}
+
+/* ------------------------------------------------------------------ where the wheel's Python is */
+
+struct environment {
+    char self[PATH_MAX];   /* this library, as the dynamic linker knows it */
+    char site[PATH_MAX];   /* the directory holding the p11fast package */
+    char base[PATH_MAX];   /* the base Python's prefix: stdlib, libpython */
+    char prefix[PATH_MAX]; /* the venv, or the base prefix */
+};
+
+static int is_file(const char *path)
+{
+    return access(path, R_OK) == 0;
+}
+
+/* Strips the last path component in place; "/a/b" -> "/a". */
+static void up(char *path)
+{
+    char *slash = strrchr(path, '/');
+    if (slash && slash != path)
+        *slash = '\0';
+    else if (slash)
+        path[1] = '\0';
+}
+
+/* The `home` of a venv's pyvenv.cfg is the base Python's bin directory. */
+static int venv_base(const char *cfg, char *base)
+{
+    char line[PATH_MAX + 32];
+    int found = 0;
+    FILE *f = fopen(cfg, "r");
+    if (!f)
+        return 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        char *key = line + strspn(line, " \t"), *value = strchr(key, '=');
+        size_t keylen = strcspn(key, " \t=");
+        if (!value || keylen != 4 || strncmp(key, "home", 4) != 0)
+            continue;
+        value += 1 + strspn(value + 1, " \t");
+        value[strcspn(value, "\r\n")] = '\0';
+        for (size_t n = strlen(value); n > 1 && (value[n - 1] == ' ' || value[n - 1] == '/'); n--)
+            value[n - 1] = '\0';
+        if (*value && realpath(value, base)) {
+            up(base);
+            found = 1;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+static int has_stdlib(const char *prefix)
+{
+    char os_py[PATH_MAX];
+    int n = snprintf(os_py, sizeof os_py, "%s/%s/os.py", prefix, P11FAST_PY_STDLIB_REL);
+    return n > 0 && (size_t)n < sizeof os_py && is_file(os_py);
+}
+
+/* Finds the Python the wheel was installed into, from this library's own path:
+ * <site>/p11fast/libp11fast.so. A venv (pyvenv.cfg at most three levels above site-packages)
+ * names its base Python; a plain install has site-packages at <prefix>/lib/pythonX.Y/; a
+ * source tree or editable build has neither and uses the Python it was built with. */
+static int find_environment(struct environment *env)
+{
+    Dl_info info;
+    char dir[PATH_MAX], cfg[PATH_MAX + 16];
+    if (!dladdr((void *)&C_GetFunctionList, &info) || !info.dli_fname ||
+        strlen(info.dli_fname) >= sizeof env->self || !realpath(info.dli_fname, env->site)) {
+        say("cannot find the path of libp11fast.so itself");
+        return 0;
+    }
+    strcpy(env->self, info.dli_fname);
+    up(env->site); /* the package */
+    up(env->site); /* the directory holding it */
+
+    strcpy(dir, env->site);
+    for (int level = 0; level < 4; level++, up(dir)) {
+        snprintf(cfg, sizeof cfg, "%s/pyvenv.cfg", dir);
+        if (is_file(cfg) && venv_base(cfg, env->base) && has_stdlib(env->base)) {
+            strcpy(env->prefix, dir);
+            return 1;
+        }
+    }
+    strcpy(dir, env->site);
+    up(dir);
+    up(dir);
+    up(dir);
+    strcpy(env->base, has_stdlib(dir) ? dir : P11FAST_PY_BUILD_PREFIX);
+    strcpy(env->prefix, env->base);
+    return 1;
+}
+
+static void *open_libpython(const struct environment *env)
+{
+    char path[PATH_MAX + 64];
+    const char *forced = getenv("P11FAST_LIBPYTHON");
+    const char *candidates[3];
+    int count = 0;
+    void *handle = NULL;
+
+    if (forced && *forced) {
+        candidates[count++] = forced;
+    } else {
+        snprintf(path, sizeof path, "%s/lib/%s", env->base, P11FAST_PY_LDLIBRARY);
+        candidates[count++] = path;
+        candidates[count++] = "libpython" P11FAST_PY_VERSION ".so.1.0";
+        candidates[count++] = P11FAST_PY_LDLIBRARY;
+    }
+    for (int i = 0; i < count && !handle; i++)
+        handle = dlopen(candidates[i], RTLD_NOW | RTLD_GLOBAL);
+    if (!handle)
+        say("cannot load libpython%s (%s): install a Python %s built with --enable-shared "
+            "(Debian/Ubuntu: apt install libpython%s), or set P11FAST_LIBPYTHON to its path",
+            P11FAST_PY_VERSION, dlerror(), P11FAST_PY_VERSION, P11FAST_PY_VERSION);
+    return handle;
+}
+
+/* ------------------------------------------------------------------ getting Python ready */
+
+/* "3.12.1 (main, ...)" -> "3.12" */
+static void major_minor(const char *version, char *out, size_t size)
+{
+    const char *dot = strchr(version, '.');
+    size_t n = dot ? strspn(dot + 1, "0123456789") + (size_t)(dot + 1 - version) : strlen(version);
+    snprintf(out, size, "%.*s", (int)n, version);
+}
+
+/* An interpreter that already runs here: ours from an earlier load, or the host's. The ABI
+ * module was compiled for one Python version only. */
+static int adopt(void *handle)
+{
+    char running[16];
+    if (!resolve_core(handle))
+        return 0;
+    major_minor(py.Py_GetVersion(), running, sizeof running);
+    if (strcmp(running, P11FAST_PY_VERSION) != 0) {
+        say("this module was built for Python %s, the process runs Python %s: install p11fast "
+            "into that Python and use its `p11fast module-path`",
+            P11FAST_PY_VERSION, running);
+        return 0;
+    }
+    return 1;
+}
+
+static int set_string(PyConfig *config, wchar_t **field, const char *value)
+{
+    PyStatus status = py.PyConfig_SetBytesString(config, field, value);
+    return !py.PyStatus_Exception(status);
+}
+
+static int add_search_path(PyConfig *config, const char *path)
+{
+    wchar_t *wide = py.Py_DecodeLocale(path, NULL);
+    int ok = wide && !py.PyStatus_Exception(
+                         py.PyWideStringList_Append(&config->module_search_paths, wide));
+    py.PyMem_RawFree(wide);
+    return ok;
+}
+
+/* The isolated pre-configuration keeps the host's locale (utf8_mode instead of setlocale and
+ * C-locale coercion); the isolated configuration ignores PYTHON* variables and user site.
+ * No signal handlers: the host owns its signals. No site import and an explicit search path:
+ * both for start-up time and so nothing of the caller's environment is picked up. */
+static int start_interpreter(const struct environment *env)
+{
+    PyPreConfig pre;
+    PyConfig config;
+    PyStatus status;
+    char stdlib[PATH_MAX + 64], dynload[PATH_MAX + 96], env_site[PATH_MAX + 64],
+        executable[PATH_MAX + 64];
+    int ok;
+
+    py.PyPreConfig_InitIsolatedConfig(&pre);
+    pre.utf8_mode = 1;
+    status = py.Py_PreInitialize(&pre);
+    if (py.PyStatus_Exception(status)) {
+        say("Python pre-initialisation failed: %s", status.err_msg ? status.err_msg : "?");
+        return 0;
+    }
+
+    snprintf(stdlib, sizeof stdlib, "%s/%s", env->base, P11FAST_PY_STDLIB_REL);
+    snprintf(dynload, sizeof dynload, "%s/lib-dynload", stdlib);
+    snprintf(env_site, sizeof env_site, "%s/lib/python%s/site-packages", env->prefix,
+             P11FAST_PY_VERSION);
+    snprintf(executable, sizeof executable, "%s/bin/python%s", env->prefix, P11FAST_PY_VERSION);
+
+    py.PyConfig_InitIsolatedConfig(&config);
+    config.install_signal_handlers = 0;
+    config.site_import = 0;
+    config.write_bytecode = 0;
+    config.parse_argv = 0;
+    config.user_site_directory = 0;
+    config.module_search_paths_set = 1;
+    ok = set_string(&config, &config.program_name, "python" P11FAST_PY_VERSION) &&
+         set_string(&config, &config.executable, executable) &&
+         set_string(&config, &config.prefix, env->prefix) &&
+         set_string(&config, &config.exec_prefix, env->prefix) &&
+         set_string(&config, &config.base_prefix, env->base) &&
+         set_string(&config, &config.base_exec_prefix, env->base) &&
+         add_search_path(&config, env->site) && add_search_path(&config, stdlib) &&
+         add_search_path(&config, dynload) &&
+         (strcmp(env_site, env->site) == 0 || add_search_path(&config, env_site));
+    if (!ok) {
+        py.PyConfig_Clear(&config);
+        say("cannot configure Python for %s", env->site);
+        return 0;
+    }
+    status = py.Py_InitializeFromConfig(&config);
+    py.PyConfig_Clear(&config);
+    if (py.PyStatus_Exception(status)) {
+        say("Python initialisation failed (prefix %s): %s%s%s", env->base,
+            status.func ? status.func : "", status.func ? ": " : "",
+            status.err_msg ? status.err_msg : "?");
+        return 0;
+    }
+    /* Release the GIL taken by initialisation, so any host thread can take it. */
+    py.PyEval_SaveThread();
+    return 1;
+}
+
+/* Our interpreter lives as long as the process; a host's dlclose must not unmap the code its
+ * fork handlers point to. A later dlopen then finds this same copy, already initialised. */
+static void stay_loaded(const struct environment *env)
+{
+    if (!dlopen(env->self, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE))
+        say("cannot pin libp11fast.so in memory: %s", dlerror());
+}
+
+static CK_RV start_python_locked(void)
+{
+    struct environment env;
+    void *running = dlsym(RTLD_DEFAULT, "Py_IsInitialized");
+    void *handle;
+
+    if (running && ((int (*)(void))running)())
+        return adopt(RTLD_DEFAULT) ? CKR_OK : CKR_GENERAL_ERROR;
+
+    if (!find_environment(&env) || !(handle = open_libpython(&env)))
+        return CKR_GENERAL_ERROR;
+    if (!resolve_core(handle))
+        return CKR_GENERAL_ERROR;
+    /* The same libpython may already run here, loaded privately (RTLD_LOCAL) by someone else. */
+    if (py.Py_IsInitialized())
+        return adopt(handle) ? CKR_OK : CKR_GENERAL_ERROR;
+    if (!resolve_embed(handle))
+        return CKR_GENERAL_ERROR;
+
+    python_state = PY_BROKEN; /* a failed start cannot be retried in this process */
+    if (!start_interpreter(&env))
+        return CKR_GENERAL_ERROR;
+    stay_loaded(&env);
+    pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
+    return CKR_OK;
+}
+
+static CK_RV start_python(void)
+{
+    CK_RV rv;
+    pthread_mutex_lock(&start_lock);
+    if (python_state == PY_READY)
+        rv = CKR_OK;
+    else if (python_state == PY_BROKEN)
+        rv = CKR_GENERAL_ERROR;
+    else if ((rv = start_python_locked()) == CKR_OK)
+        python_state = PY_READY;
+    pthread_mutex_unlock(&start_lock);
+    return rv;
+}
+
+/* Logs the pending Python exception on one line, and clears it. */
+static void say_python_error(const char *what)
+{
+    PyObject *type, *value, *traceback, *repr = NULL;
+    const char *text = NULL;
+    py.PyErr_Fetch(&type, &value, &traceback);
+    if (value && (repr = py.PyObject_Repr(value)))
+        text = py.PyUnicode_AsUTF8(repr);
+    say("%s: %s", what, text ? text : "unknown Python error");
+    py.PyErr_Clear();
+    if (repr)
+        py.Py_DecRef(repr);
+    if (type)
+        py.Py_DecRef(type);
+    if (value)
+        py.Py_DecRef(value);
+    if (traceback)
+        py.Py_DecRef(traceback);
+}
+
+static void *capsule(PyObject *module, const char *attribute, const char *name)
+{
+    PyObject *object = py.PyObject_GetAttrString(module, attribute);
+    void *pointer = object ? py.PyCapsule_GetPointer(object, name) : NULL;
+    if (object)
+        py.Py_DecRef(object);
+    return pointer;
+}
+
+/* Imports the ABI under the GIL, which also serialises concurrent first calls. */
+static CK_RV load_abi(void)
+{
+    PyGILState_STATE gil = py.PyGILState_Ensure();
+    CK_RV rv = CKR_OK;
+    if (!atomic_load(&abi)) {
+        PyObject *module = py.PyImport_ImportModule(ABI_MODULE);
+        CK_FUNCTION_LIST_3_0 *table = module ? capsule(module, "function_table", TABLE_CAPSULE)
+                                             : NULL;
+        if (!table) {
+            say_python_error(module ? "p11fast._abi has no usable function_table capsule"
+                                    : "cannot import p11fast._abi (is p11fast installed into "
+                                      "this Python?)");
+            rv = CKR_GENERAL_ERROR;
+        } else {
+            void (*reset)(void) = (void (*)(void))capsule(module, "after_fork_child", FORK_CAPSULE);
+            if (!reset)
+                py.PyErr_Clear(); /* optional: an ABI without fork state needs no reset */
+            atomic_store(&abi_after_fork_child, reset);
+            atomic_store_explicit(&abi, table, memory_order_release);
+        }
+        if (module)
+            py.Py_DecRef(module);
+    }
+    py.PyGILState_Release(gil);
+    return rv;
+}
+
+/* ------------------------------------------------------------------ the exported tables */
+
+static CK_RV loader_initialize(CK_VOID_PTR pInitArgs)
+{
+    CK_FUNCTION_LIST_3_0 *table = atomic_load_explicit(&abi, memory_order_acquire);
+    if (!table) {
+        CK_RV rv = start_python();
+        if (rv == CKR_OK)
+            rv = load_abi();
+        if (rv != CKR_OK)
+            return rv;
+        table = atomic_load_explicit(&abi, memory_order_acquire);
+    }
+    return table->C_Initialize(pInitArgs);
+}
+
+/* Every other function forwards: one template, expanded over pkcs11f.h. Before the ABI is
+ * loaded there is nothing to forward to, which is exactly "not initialised". */
+#define FORWARD(name, params, args)                                                 \
+    static CK_RV forward_##name params                                              \
+    {                                                                               \
+        CK_FUNCTION_LIST_3_0 *table = atomic_load_explicit(&abi, memory_order_acquire); \
+        return table ? table->name args : CKR_CRYPTOKI_NOT_INITIALIZED;             \
+    }
+
+/* The four functions the loader answers itself. For them LOCAL_x and SKIP_x expand to a
+ * leading "~," so PICK's second argument becomes the local choice; for every other name they
+ * stay single unknown tokens and PICK yields the trampoline. */
+#define LOCAL_C_Initialize ~, loader_initialize
+#define LOCAL_C_GetFunctionList ~, C_GetFunctionList
+#define LOCAL_C_GetInterfaceList ~, C_GetInterfaceList
+#define LOCAL_C_GetInterface ~, C_GetInterface
+#define SKIP_C_Initialize ~,
+#define SKIP_C_GetFunctionList ~,
+#define SKIP_C_GetInterfaceList ~,
+#define SKIP_C_GetInterface ~,
+#define PICK(...) PICK_(__VA_ARGS__)
+#define PICK_(probe, chosen, ...) chosen
+
+#define CK_PKCS11_FUNCTION_INFO(name, params, args) PICK(SKIP_##name, FORWARD(name, params, args), ~)
+#include "pkcs11f.h"
+#undef CK_PKCS11_FUNCTION_INFO
+
+#define CK_PKCS11_FUNCTION_INFO(name, params, args) PICK(LOCAL_##name, forward_##name, ~),
+
+static CK_FUNCTION_LIST_3_0 list_3_0 = {
+    {3, 0},
+#include "pkcs11f.h"
+};
+
+#define CK_PKCS11_2_0_ONLY 1
+static CK_FUNCTION_LIST list_2_40 = {
+    {2, 40},
+#include "pkcs11f.h"
+};
+#undef CK_PKCS11_2_0_ONLY
+#undef CK_PKCS11_FUNCTION_INFO
+
+/* The first is the default interface. No CKF_INTERFACE_FORK_SAFE: a forked child must call
+ * C_Initialize again. */
+static CK_INTERFACE interfaces[] = {
+    {(CK_CHAR *)"PKCS 11", &list_3_0, 0},
+    {(CK_CHAR *)"PKCS 11", &list_2_40, 0},
+};
+#define INTERFACE_COUNT (sizeof interfaces / sizeof interfaces[0])
+
+EXPORT CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ppFunctionList)
+{
+    if (!ppFunctionList)
+        return CKR_ARGUMENTS_BAD;
+    *ppFunctionList = &list_2_40;
+    return CKR_OK;
+}
+
+EXPORT CK_RV C_GetInterfaceList(CK_INTERFACE_PTR pInterfacesList, CK_ULONG_PTR pulCount)
+{
+    CK_ULONG capacity;
+    if (!pulCount)
+        return CKR_ARGUMENTS_BAD;
+    capacity = *pulCount;
+    *pulCount = INTERFACE_COUNT;
+    if (!pInterfacesList)
+        return CKR_OK;
+    if (capacity < INTERFACE_COUNT)
+        return CKR_BUFFER_TOO_SMALL;
+    memcpy(pInterfacesList, interfaces, sizeof interfaces);
+    return CKR_OK;
+}
+
+EXPORT CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion,
+                            CK_INTERFACE_PTR_PTR ppInterface, CK_FLAGS flags)
+{
+    if (!ppInterface)
+        return CKR_ARGUMENTS_BAD;
+    for (size_t i = 0; i < INTERFACE_COUNT; i++) {
+        const CK_VERSION *version = interfaces[i].pFunctionList; /* each list starts with it */
+        if (pInterfaceName &&
+            strcmp((const char *)pInterfaceName, (const char *)interfaces[i].pInterfaceName) != 0)
+            continue;
+        if (pVersion && (pVersion->major != version->major || pVersion->minor != version->minor))
+            continue;
+        if ((interfaces[i].flags & flags) != flags)
+            continue;
+        *ppInterface = &interfaces[i];
+        return CKR_OK;
+    }
+    *ppInterface = NULL;
+    return CKR_ARGUMENTS_BAD;
+}
