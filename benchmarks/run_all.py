@@ -282,8 +282,10 @@ def profile(runner: Runner, module: str, backend: nginx_backend.Backend, env: di
             "--port", str(backend.port), "--json"]
     if shutil.which("perf"):
         data = os.path.join(runner.out, "perf.data")
-        cmd = ["perf", "record", "-F", "4999", "-o", data, "--", *base,
-               "--duration", "3", "--warmup", "0.5"]
+        # -D: start sampling 1 s in, inside the 1.5 s warm-up: the interpreter's start and
+        # C_Initialize are not what a signature costs.
+        cmd = ["perf", "record", "-F", "4999", "-D", "1000", "-o", data, "--", *base,
+               "--duration", "3", "--warmup", "1.5"]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
         runner.raw("perf-record.txt", cmd, done.stdout + done.stderr)
         if done.returncode == 0:
@@ -309,28 +311,46 @@ def profile(runner: Runner, module: str, backend: nginx_backend.Backend, env: di
     return result
 
 
+def _callgrind_functions(text: str) -> list[tuple[int, str, str]]:
+    """(Ir, function, object) rows of a callgrind_annotate function list."""
+    rows = []
+    section = text.split("file:function", 1)[1]
+    for m in re.finditer(r"^\s*([\d,]+) \([^)]*\)\s+(\S+?)(?: \[(.+)\])?$", section, re.M):
+        # A function without [object] is code callgrind could not map (inlined libc helpers).
+        obj = os.path.basename(m.group(3)) if m.group(3) else "(unmapped)"
+        rows.append((int(m.group(1).replace(",", "")), m.group(2).split(":", 1)[-1], obj))
+    return rows
+
+
 def callgrind_summary(runner: Runner, path: str, ops: int) -> dict:
-    ann = ["callgrind_annotate", "--inclusive=no", "--threshold=100", path]
-    text = sh(ann)
-    runner.raw("callgrind-self.txt", ann, text)
-    incl = ["callgrind_annotate", "--inclusive=yes", "--threshold=99", path]
-    runner.raw("callgrind-inclusive.txt", incl, sh(incl))
-    total = int(re.search(r"^([\d,]+).*PROGRAM TOTALS", text, re.M).group(1).replace(",", ""))
+    """Instructions per measured operation: self cost by object, the heaviest functions, and
+    the inclusive cost of the named functions on the call path (libcurl's internal functions
+    are stripped in Debian's build and show as addresses)."""
+    ann = ["callgrind_annotate", "--auto=no", "--threshold=100"]
+    self_text = sh([*ann, "--inclusive=no", path])
+    runner.raw("callgrind-self.txt", ann + ["--inclusive=no", path], self_text)
+    incl_text = sh([*ann, "--inclusive=yes", path])
+    runner.raw("callgrind-inclusive.txt", ann + ["--inclusive=yes", path], incl_text)
+    total = int(re.search(r"^([\d,]+).*PROGRAM TOTALS", self_text, re.M).group(1)
+                .replace(",", ""))
     by_obj: dict[str, int] = {}
-    functions = []
-    for m in re.finditer(r"^\s*([\d,]+) \([^)]*\)\s+(\S.*?)(?: \[(.+)\])?$", text, re.M):
-        ir = int(m.group(1).replace(",", ""))
-        if "PROGRAM TOTALS" in m.group(2):
-            continue
-        obj = os.path.basename(m.group(3) or "?")
+    functions = _callgrind_functions(self_text)
+    for ir, _fn, obj in functions:
         by_obj[obj] = by_obj.get(obj, 0) + ir
-        functions.append((ir, m.group(2).split(":")[-1], obj))
+    inclusive, seen = [], set()
+    for ir, fn, obj in _callgrind_functions(incl_text):
+        # Listed once per source file it spans (inlined headers): keep the first, largest.
+        if fn.startswith("0x") or fn in seen or fn in ("clone", "start_thread", "worker_main"):
+            continue
+        seen.add(fn)
+        inclusive.append((ir, fn, obj))
     return {
         "ops": ops,
         "ir_total": total,
         "ir_per_op": total / ops if ops else 0,
         "by_object": sorted(((ir / ops, obj) for obj, ir in by_obj.items()), reverse=True),
-        "top_functions": [(ir / ops, fn, obj) for ir, fn, obj in functions[:25]],
+        "top_self": [(ir / ops, fn, obj) for ir, fn, obj in functions[:20]],
+        "inclusive": [(ir / ops, fn, obj) for ir, fn, obj in inclusive[:30]],
     }
 
 
@@ -450,8 +470,11 @@ def report(summary: dict) -> str:
         lines += ["", f"## Instructions per signature (callgrind, 1 thread → nginx): "
                   f"{cg['ir_per_op']:,.0f}", "", "| object | instructions/op |", "|---|---|"]
         lines += [f"| {obj} | {ir:,.0f} |" for ir, obj in cg["by_object"] if ir >= 100]
-        lines += ["", "| function (self) | object | instructions/op |", "|---|---|---|"]
-        lines += [f"| `{fn}` | {obj} | {ir:,.0f} |" for ir, fn, obj in cg["top_functions"]]
+        lines += ["", "| function, inclusive (named ones on the call path) | object | "
+                  "instructions/op |", "|---|---|---|"]
+        lines += [f"| `{fn}` | {obj} | {ir:,.0f} |" for ir, fn, obj in cg["inclusive"]]
+        lines += ["", "| function, self | object | instructions/op |", "|---|---|---|"]
+        lines += [f"| `{fn}` | {obj} | {ir:,.0f} |" for ir, fn, obj in cg["top_self"]]
     if "profile" in s and "perf_dso" in s["profile"]:
         lines += ["", "## perf, 1 thread → nginx: samples by object", "", "```",
                   *s["profile"]["perf_dso"], "```"]
