@@ -10,11 +10,13 @@ import os
 import shlex
 import subprocess
 import sys
-import sysconfig
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import loader_build  # noqa: E402  (beside this file, not installed)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 INCLUDE = os.path.join(HERE, "include")
@@ -52,11 +54,6 @@ def extension(name: str, libraries: list[str]) -> Extension:
     )
 
 
-def build_site() -> str:
-    paths = dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])
-    return os.pathsep.join(paths)
-
-
 class BuildWithLoader(build_ext):
     """Builds the Cython extensions, then the loader, which must not link libpython."""
 
@@ -64,33 +61,18 @@ class BuildWithLoader(build_ext):
         super().run()
         self.build_loader()
 
-    def loader_defines(self) -> list[str]:
-        version = f"{sys.version_info.major}.{sys.version_info.minor}"
-        return [
-            f'-DP11FAST_PY_VERSION="{version}"',
-            f"-DP11FAST_PY_HEXVERSION={sys.hexversion & 0xFFFF0000:#x}",
-            f'-DP11FAST_PY_LDLIBRARY="{sysconfig.get_config_var("LDLIBRARY")}"',
-            f'-DP11FAST_PY_BUILD_PREFIX="{sys.base_prefix}"',
-            f'-DP11FAST_PY_STDLIB_REL="{os.path.relpath(sysconfig.get_path("stdlib"), sys.base_prefix)}"',
-            # Where the building interpreter finds its packages: the fallback for a module used
-            # from a source tree (built in place) rather than from an installed wheel.
-            f'-DP11FAST_PY_BUILD_SITE="{build_site()}"',
-        ]
-
     def build_loader(self) -> None:
-        source = os.path.join(HERE, "p11fast", "loader", "loader.c")
         target_dir = os.path.join(HERE if self.inplace else self.build_lib, "p11fast")
         os.makedirs(target_dir, exist_ok=True)
         target = os.path.join(target_dir, "libp11fast.so")
-        if not self.force and os.path.exists(target) and os.path.getmtime(target) > max(
-            os.path.getmtime(source), os.path.getmtime(os.path.join(INCLUDE, "pkcs11.h"))
+        sources = [loader_build.SOURCE, *loader_build.HEADERS]
+        if (
+            not self.force
+            and os.path.exists(target)
+            and os.path.getmtime(target) > max(map(os.path.getmtime, sources))
         ):
             return
-        cc = shlex.split(os.environ.get("CC", "cc"))
-        # Python.h only for the layouts of PyConfig and friends: every C-API call goes through dlsym.
-        python_include = sysconfig.get_paths()["include"]
-        cmd = cc + COMMON_CFLAGS + ["-fPIC", "-shared", "-std=c11", f"-I{INCLUDE}", f"-I{python_include}"]
-        cmd += self.loader_defines() + [source, "-o", target, "-ldl", "-lpthread"]
+        cmd = loader_build.command(target, COMMON_CFLAGS, shlex.split(os.environ.get("CC", "cc")))
         self.announce(" ".join(cmd), level=2)
         subprocess.check_call(cmd)
 
@@ -99,7 +81,7 @@ setup(
     ext_modules=cythonize(
         [
             extension("_codec", ["crypto"]),
-            extension("_transport", ["curl"]),
+            extension("_transport", ["curl", "ssl", "crypto"]),
             extension("_abi", ["curl", "crypto"]),
         ],
         compiler_directives={

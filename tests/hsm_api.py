@@ -43,8 +43,14 @@ class HsmApi:
             raise AssertionError(f"{method} {path}: {got} {data[:200]!r}")
         return data
 
-    def generate(self, key_type: str, mechanisms: list[str], key_id: str, length: int | None = None,
-                 label: str | None = None) -> str:
+    def generate(
+        self,
+        key_type: str,
+        mechanisms: list[str],
+        key_id: str,
+        length: int | None = None,
+        label: str | None = None,
+    ) -> str:
         body: dict = {"type": key_type, "mechanisms": mechanisms, "id": key_id}
         if length:
             body["length"] = length
@@ -64,4 +70,6 @@ class HsmApi:
 
     def sign(self, key_id: str, mode: str, message: bytes) -> bytes:
         body = {"mode": mode, "message": base64.b64encode(message).decode()}
-        return base64.b64decode(json.loads(self.expect(200, "POST", f"/keys/{key_id}/sign", body))["signature"])
+        return base64.b64decode(
+            json.loads(self.expect(200, "POST", f"/keys/{key_id}/sign", body))["signature"]
+        )

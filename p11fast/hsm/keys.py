@@ -94,6 +94,13 @@ def check_mechanisms(key_type: str, mechanisms: list[str]) -> None:
             raise BadRequest(f"mechanism {mechanism} is not valid for key type {key_type}")
 
 
+def _strip_to_order(digest: bytes, order_bits: int) -> bytes:
+    keep = max(1, (order_bits + 7) // 8 - (1 if order_bits % 8 else 0))
+    while len(digest) > keep and digest[0] == 0:
+        digest = digest[1:]
+    return digest
+
+
 @cache
 def _raw_digest(size: int) -> hashes.HashAlgorithm:
     """A stand-in hash of `size` bytes, so ECDSA signs a client-supplied digest of any length
@@ -240,7 +247,11 @@ class KeyMaterial:
             size = EC_CURVES[self.type][1]
             if len(message) != size:
                 raise BadRequest(f"ECDSA on {self.type} needs a {size} byte digest")
-            return self.private.sign(message, ec.ECDSA(utils.Prehashed(_raw_digest(size))))
+            # The NetHSM reads the digest as a number: a P-521 digest padded to 66 bytes must
+            # not be cut to the order's 521 bits as a 528-bit string would be. Leading zero
+            # bytes go, down to no more bits than the order has.
+            message = _strip_to_order(message, self.private.curve.key_size)
+            return self.private.sign(message, ec.ECDSA(utils.Prehashed(_raw_digest(len(message)))))
         raise BadRequest(f"sign mode {mode} is not supported")
 
     def decrypt(self, mode: str, data: bytes, iv: bytes | None) -> bytes:

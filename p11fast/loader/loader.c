@@ -68,6 +68,9 @@ __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
     X(void, PyErr_Clear, (void))                                          \
     X(PyObject *, PyObject_Repr, (PyObject *))                            \
     X(const char *, PyUnicode_AsUTF8, (PyObject *))                       \
+    X(PyObject *, PySys_GetObject, (const char *))                        \
+    X(PyObject *, PyUnicode_DecodeFSDefault, (const char *))              \
+    X(int, PyList_Append, (PyObject *, PyObject *))                       \
     X(void, Py_DecRef, (PyObject *))
 
 /* What starting our own interpreter and keeping it usable across fork() needs. */
@@ -177,6 +180,7 @@ struct environment {
     char site[PATH_MAX];   /* the directory holding the p11fast package */
     char base[PATH_MAX];   /* the base Python's prefix: stdlib, libpython */
     char prefix[PATH_MAX]; /* the venv, or the base prefix */
+    int source_tree;       /* no installed layout: a build in place, using the build's Python */
 };
 
 static int is_file(const char *path)
@@ -227,6 +231,12 @@ static int has_stdlib(const char *prefix)
     return n > 0 && (size_t)n < sizeof os_py && is_file(os_py);
 }
 
+static int is_packages_dir(const char *site)
+{
+    const char *name = strrchr(site, '/');
+    return name && (strcmp(name, "/site-packages") == 0 || strcmp(name, "/dist-packages") == 0);
+}
+
 /* Finds the Python the wheel was installed into, from this library's own path:
  * <site>/p11fast/libp11fast.so. A venv (pyvenv.cfg at most three levels above site-packages)
  * names its base Python; a plain install has site-packages at <prefix>/lib/pythonX.Y/; a
@@ -256,10 +266,12 @@ static int find_environment(struct environment *env)
     up(dir);
     up(dir);
     up(dir);
-    strcpy(env->base, has_stdlib(dir) ? dir : P11FAST_PY_BUILD_PREFIX);
+    env->source_tree = !(is_packages_dir(env->site) && has_stdlib(dir));
+    strcpy(env->base, env->source_tree ? P11FAST_PY_BUILD_PREFIX : dir);
     strcpy(env->prefix, env->base);
     return 1;
 }
+
 
 static void *open_libpython(const struct environment *env)
 {
@@ -328,6 +340,17 @@ static int add_search_path(PyConfig *config, const char *path)
     return ok;
 }
 
+/* A module built in place imports its dependencies from where the building Python had them. */
+static int add_build_site(PyConfig *config)
+{
+    char paths[] = P11FAST_PY_BUILD_SITE;
+    for (char *save = NULL, *path = strtok_r(paths, ":", &save); path;
+         path = strtok_r(NULL, ":", &save))
+        if (!add_search_path(config, path))
+            return 0;
+    return 1;
+}
+
 /* The isolated pre-configuration keeps the host's locale (utf8_mode instead of setlocale and
  * C-locale coercion); the isolated configuration ignores PYTHON* variables and user site.
  * No signal handlers: the host owns its signals. No site import and an explicit search path:
@@ -370,7 +393,8 @@ static int start_interpreter(const struct environment *env)
          set_string(&config, &config.base_exec_prefix, env->base) &&
          add_search_path(&config, env->site) && add_search_path(&config, stdlib) &&
          add_search_path(&config, dynload) &&
-         (strcmp(env_site, env->site) == 0 || add_search_path(&config, env_site));
+         (strcmp(env_site, env->site) == 0 || add_search_path(&config, env_site)) &&
+         (!env->source_tree || add_build_site(&config));
     if (!ok) {
         py.PyConfig_Clear(&config);
         say("cannot configure Python for %s", env->site);
@@ -467,13 +491,38 @@ static void *capsule(PyObject *module, const char *attribute, const char *name)
     return pointer;
 }
 
+/* A host's own interpreter may not have this library's package on its path (a build in place,
+ * a ctypes script elsewhere): the package next to this library is the one to use, so its
+ * directory goes at the end of sys.path, where it shadows nothing the host already imports. */
+static PyObject *import_abi(void)
+{
+    Dl_info info;
+    char site[PATH_MAX];
+    PyObject *module = py.PyImport_ImportModule(ABI_MODULE), *path, *entry;
+    if (module || !dladdr((void *)&C_GetFunctionList, &info) || !info.dli_fname ||
+        !realpath(info.dli_fname, site))
+        return module;
+    up(site);
+    up(site);
+    path = py.PySys_GetObject("path");
+    entry = py.PyUnicode_DecodeFSDefault(site);
+    if (!path || !entry || py.PyList_Append(path, entry) != 0) {
+        if (entry)
+            py.Py_DecRef(entry);
+        return NULL;
+    }
+    py.Py_DecRef(entry);
+    py.PyErr_Clear();
+    return py.PyImport_ImportModule(ABI_MODULE);
+}
+
 /* Imports the ABI under the GIL, which also serialises concurrent first calls. */
 static CK_RV load_abi(void)
 {
     PyGILState_STATE gil = py.PyGILState_Ensure();
     CK_RV rv = CKR_OK;
     if (!atomic_load(&abi)) {
-        PyObject *module = py.PyImport_ImportModule(ABI_MODULE);
+        PyObject *module = import_abi();
         CK_FUNCTION_LIST_3_0 *table = module ? capsule(module, "function_table", TABLE_CAPSULE)
                                              : NULL;
         if (!table) {
@@ -497,7 +546,7 @@ static CK_RV load_abi(void)
 
 /* ------------------------------------------------------------------ the exported tables */
 
-static CK_RV loader_initialize(CK_VOID_PTR pInitArgs)
+EXPORT CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
 {
     CK_FUNCTION_LIST_3_0 *table = atomic_load_explicit(&abi, memory_order_acquire);
     if (!table) {
@@ -512,9 +561,10 @@ static CK_RV loader_initialize(CK_VOID_PTR pInitArgs)
 }
 
 /* Every other function forwards: one template, expanded over pkcs11f.h. Before the ABI is
- * loaded there is nothing to forward to, which is exactly "not initialised". */
+ * loaded there is nothing to forward to, which is exactly "not initialised". Each is also
+ * exported under its own name, for hosts that look functions up with dlsym. */
 #define FORWARD(name, params, args)                                                 \
-    static CK_RV forward_##name params                                              \
+    EXPORT CK_RV name params                                                        \
     {                                                                               \
         CK_FUNCTION_LIST_3_0 *table = atomic_load_explicit(&abi, memory_order_acquire); \
         return table ? table->name args : CKR_CRYPTOKI_NOT_INITIALIZED;             \
@@ -523,7 +573,7 @@ static CK_RV loader_initialize(CK_VOID_PTR pInitArgs)
 /* The four functions the loader answers itself. For them LOCAL_x and SKIP_x expand to a
  * leading "~," so PICK's second argument becomes the local choice; for every other name they
  * stay single unknown tokens and PICK yields the trampoline. */
-#define LOCAL_C_Initialize ~, loader_initialize
+#define LOCAL_C_Initialize ~, C_Initialize
 #define LOCAL_C_GetFunctionList ~, C_GetFunctionList
 #define LOCAL_C_GetInterfaceList ~, C_GetInterfaceList
 #define LOCAL_C_GetInterface ~, C_GetInterface
@@ -538,7 +588,7 @@ static CK_RV loader_initialize(CK_VOID_PTR pInitArgs)
 #include "pkcs11f.h"
 #undef CK_PKCS11_FUNCTION_INFO
 
-#define CK_PKCS11_FUNCTION_INFO(name, params, args) PICK(LOCAL_##name, forward_##name, ~),
+#define CK_PKCS11_FUNCTION_INFO(name, params, args) PICK(LOCAL_##name, name, ~),
 
 static CK_FUNCTION_LIST_3_0 list_3_0 = {
     {3, 0},

@@ -16,6 +16,8 @@ import textwrap
 
 import pytest
 
+import loader_build
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 INCLUDE = os.path.join(REPO, "include")
@@ -32,19 +34,10 @@ INIT = textwrap.dedent("""\
 """)
 
 
-def loader_command(source: str, target: str) -> list[str]:
-    """setup.py's command for the loader, plus the Python include directory and -Werror."""
-    stdlib_rel = os.path.relpath(sysconfig.get_path("stdlib"), sys.base_prefix)
-    return [
-        "cc", "-Wall", "-Werror", "-Wno-unused-function", "-fvisibility=hidden", "-O2",
-        "-fPIC", "-shared", "-std=c11", f"-I{INCLUDE}", f"-I{PY_INCLUDE}",
-        f'-DP11FAST_PY_VERSION="{VERSION}"',
-        f"-DP11FAST_PY_HEXVERSION={sys.hexversion & 0xFFFF0000:#x}",
-        f'-DP11FAST_PY_LDLIBRARY="{sysconfig.get_config_var("LDLIBRARY")}"',
-        f'-DP11FAST_PY_BUILD_PREFIX="{sys.base_prefix}"',
-        f'-DP11FAST_PY_STDLIB_REL="{stdlib_rel}"',
-        source, "-o", target, "-ldl", "-lpthread",
-    ]
+def loader_command(target: str) -> list[str]:
+    """setup.py's command for the loader, with -Werror."""
+    flags = ["-Wall", "-Werror", "-Wno-unused-function", "-fvisibility=hidden", "-O2"]
+    return loader_build.command(target, flags)
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +48,7 @@ def build(tmp_path_factory):
         "abi": str(out / ("_abi" + sysconfig.get_config_var("EXT_SUFFIX"))),
         "host": str(out / "host"),
     }
-    subprocess.run(loader_command(os.path.join(REPO, "p11fast", "loader", "loader.c"),
-                                  artefacts["loader"]), check=True)
+    subprocess.run(loader_command(artefacts["loader"]), check=True)
     subprocess.run(["cc", "-Wall", "-Werror", "-fPIC", "-shared", "-std=c11", f"-I{INCLUDE}",
                     f"-I{PY_INCLUDE}", os.path.join(HERE, "fake_abi.c"), "-o", artefacts["abi"]],
                    check=True)

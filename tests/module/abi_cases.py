@@ -35,8 +35,14 @@ class PssParams(ctypes.Structure):
 
 
 class InitArgs(ctypes.Structure):
-    _fields_ = [("CreateMutex", P), ("DestroyMutex", P), ("LockMutex", P), ("UnlockMutex", P),
-                ("flags", UL), ("pReserved", P)]
+    _fields_ = [
+        ("CreateMutex", P),
+        ("DestroyMutex", P),
+        ("LockMutex", P),
+        ("UnlockMutex", P),
+        ("flags", UL),
+        ("pReserved", P),
+    ]
 
 
 lib = ctypes.CDLL(sys.argv[1])
@@ -59,8 +65,12 @@ count = UL(0)
 info = ctypes.create_string_buffer(512)
 
 out["GetInfo before C_Initialize"] = call("C_GetInfo", info)
-out["OpenSession before C_Initialize"] = call("C_OpenSession", 0, 6, NULL, NULL, ctypes.byref(count))
-out["Initialize with some mutex functions"] = call("C_Initialize", ctypes.byref(InitArgs(CreateMutex=1)))
+out["OpenSession before C_Initialize"] = call(
+    "C_OpenSession", 0, 6, NULL, NULL, ctypes.byref(count)
+)
+out["Initialize with some mutex functions"] = call(
+    "C_Initialize", ctypes.byref(InitArgs(CreateMutex=1))
+)
 out["Initialize"] = call("C_Initialize", NULL)
 out["Initialize twice"] = call("C_Initialize", NULL)
 out["GetInfo NULL"] = call("C_GetInfo", NULL)
@@ -71,7 +81,9 @@ out["GetSlotList short buffer count"] = count.value
 out["GetSlotInfo bad slot"] = call("C_GetSlotInfo", 99, info)
 out["GetTokenInfo bad slot"] = call("C_GetTokenInfo", 99, info)
 out["GetMechanismInfo unknown mechanism"] = call("C_GetMechanismInfo", 0, 0x7FFFFFF0, info)
-out["OpenSession without serial flag"] = call("C_OpenSession", 0, 0, NULL, NULL, ctypes.byref(count))
+out["OpenSession without serial flag"] = call(
+    "C_OpenSession", 0, 0, NULL, NULL, ctypes.byref(count)
+)
 out["OpenSession NULL handle"] = call("C_OpenSession", 0, 6, NULL, NULL, NULL)
 session = UL(0)
 out["OpenSession"] = call("C_OpenSession", 0, 6, NULL, NULL, ctypes.byref(session))
@@ -88,7 +100,9 @@ out["FindObjects before Init"] = call("C_FindObjects", s, big, 1, ctypes.byref(c
 out["FindObjectsInit NULL template with count"] = call("C_FindObjectsInit", s, NULL, 1)
 label = ctypes.create_string_buffer(b"ecp256", 6)
 cls = UL(3)
-template = (Attribute * 2)(Attribute(3, ctypes.cast(label, P), 6), Attribute(0, ctypes.cast(ctypes.byref(cls), P), 8))
+template = (Attribute * 2)(
+    Attribute(3, ctypes.cast(label, P), 6), Attribute(0, ctypes.cast(ctypes.byref(cls), P), 8)
+)
 out["FindObjectsInit"] = call("C_FindObjectsInit", s, template, 2)
 out["FindObjectsInit twice"] = call("C_FindObjectsInit", s, template, 2)
 handles = (UL * 4)()
@@ -108,8 +122,12 @@ out["GetAttributeValue bad object"] = call("C_GetAttributeValue", s, 0xBAD0BAD, 
 mech = Mechanism(0x1041, NULL, 0)  # CKM_ECDSA
 out["SignInit NULL mechanism"] = call("C_SignInit", s, NULL, key)
 out["SignInit bad key"] = call("C_SignInit", s, ctypes.byref(mech), 0xBAD0BAD)
-out["SignInit unknown mechanism"] = call("C_SignInit", s, ctypes.byref(Mechanism(0x7FFFFFF0, NULL, 0)), key)
-out["SignInit RSA mechanism on EC key"] = call("C_SignInit", s, ctypes.byref(Mechanism(1, NULL, 0)), key)
+out["SignInit unknown mechanism"] = call(
+    "C_SignInit", s, ctypes.byref(Mechanism(0x7FFFFFF0, NULL, 0)), key
+)
+out["SignInit RSA mechanism on EC key"] = call(
+    "C_SignInit", s, ctypes.byref(Mechanism(1, NULL, 0)), key
+)
 out["Sign before SignInit"] = call("C_Sign", s, b"x" * 32, 32, big, ctypes.byref(count))
 out["SignInit"] = call("C_SignInit", s, ctypes.byref(mech), key)
 out["SignInit twice"] = call("C_SignInit", s, ctypes.byref(mech), key)

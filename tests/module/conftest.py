@@ -27,10 +27,19 @@ KEYS = (
     ("ecp384", "EC_P384", None, ["ECDSA_Signature"]),
     ("ecp521", "EC_P521", None, ["ECDSA_Signature"]),
     ("ed1", "Curve25519", None, ["EdDSA_Signature"]),
-    ("rsa2048", "RSA", 2048, [
-        "RSA_Signature_PKCS1", "RSA_Signature_PSS_SHA1", "RSA_Signature_PSS_SHA256",
-        "RSA_Signature_PSS_SHA384", "RSA_Signature_PSS_SHA512", "RSA_Decryption_PKCS1",
-    ]),
+    (
+        "rsa2048",
+        "RSA",
+        2048,
+        [
+            "RSA_Signature_PKCS1",
+            "RSA_Signature_PSS_SHA1",
+            "RSA_Signature_PSS_SHA256",
+            "RSA_Signature_PSS_SHA384",
+            "RSA_Signature_PSS_SHA512",
+            "RSA_Decryption_PKCS1",
+        ],
+    ),
     ("aes256", "Generic", 256, ["AES_Encryption_CBC", "AES_Decryption_CBC"]),
 )
 
@@ -84,9 +93,14 @@ def host_env(config_path: str) -> dict[str, str]:
     return env
 
 
-def run_python(script: str, config_path: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_python(
+    script: str, config_path: str, *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess:
     """Runs a Python host in its own process, so each test gets a fresh module state."""
     return subprocess.run(
-        [sys.executable, "-c", script, *args], env=host_env(config_path), capture_output=True,
-        text=True, timeout=timeout,
+        [sys.executable, "-c", script, *args],
+        env=host_env(config_path),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )

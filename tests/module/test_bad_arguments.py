@@ -71,8 +71,13 @@ CASES = {
 @pytest.fixture(scope="module")
 def results(module_path, login_config, api) -> dict:
     script = os.path.join(os.path.dirname(__file__), "abi_cases.py")
-    done = subprocess.run([sys.executable, script, module_path, OPERATOR_PIN],
-                          env=host_env(login_config), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, script, module_path, OPERATOR_PIN],
+        env=host_env(login_config),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 

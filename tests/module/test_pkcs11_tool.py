@@ -13,8 +13,11 @@ from tests.module.conftest import OPERATOR_PIN, host_env
 
 def tool(module_path: str, config: str, *args: str) -> str:
     done = subprocess.run(
-        ["pkcs11-tool", "--module", module_path, *args], env=host_env(config),
-        capture_output=True, text=True, timeout=120,
+        ["pkcs11-tool", "--module", module_path, *args],
+        env=host_env(config),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
@@ -39,57 +42,106 @@ def test_mechanism_list_offers_hsm_signatures_as_hardware(module_path, hsm):
         assert "hw" in line and "sign" in line
 
 
-def test_objects_after_login_include_each_key_with_its_public_values(module_path, login_config, api):
+def test_objects_after_login_include_each_key_with_its_public_values(
+    module_path, login_config, api
+):
     out = tool(module_path, login_config, "--login", "--pin", OPERATOR_PIN, "-O")
     for key_id in ("ecp256", "rsa2048", "ed1"):
-        assert f'label:      {key_id}' in out
+        assert f"label:      {key_id}" in out
     ec_pub = serialization.load_pem_public_key(api.public_pem("ecp256"))
-    point = ec_pub.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    point = ec_pub.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
     assert point.hex() in out.replace(" ", "").replace("\n", "")
 
 
 def test_wrong_pin_is_refused(module_path, login_config, api):
     done = subprocess.run(
         ["pkcs11-tool", "--module", module_path, "--login", "--pin", "wrong-pin-123", "-O"],
-        env=host_env(login_config), capture_output=True, text=True, timeout=60,
+        env=host_env(login_config),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert "CKR_PIN_INCORRECT" in done.stdout + done.stderr
 
 
-def sign(module_path, config, tmp_path, key_id: str, mechanism: str, data: bytes, *extra: str) -> bytes:
+def sign(
+    module_path, config, tmp_path, key_id: str, mechanism: str, data: bytes, *extra: str
+) -> bytes:
     (tmp_path / "data").write_bytes(data)
     tool(
-        module_path, config, "--login", "--pin", OPERATOR_PIN, "--sign", "--id", key_id.encode().hex(),
-        "-m", mechanism, "-i", str(tmp_path / "data"), "-o", str(tmp_path / "sig"), *extra,
+        module_path,
+        config,
+        "--login",
+        "--pin",
+        OPERATOR_PIN,
+        "--sign",
+        "--id",
+        key_id.encode().hex(),
+        "-m",
+        mechanism,
+        "-i",
+        str(tmp_path / "data"),
+        "-o",
+        str(tmp_path / "sig"),
+        *extra,
     )
     return (tmp_path / "sig").read_bytes()
 
 
 @pytest.mark.parametrize(
     ("key_id", "mechanism", "hash_cls"),
-    [("ecp256", "ECDSA-SHA256", hashes.SHA256), ("ecp384", "ECDSA-SHA384", hashes.SHA384),
-     ("ecp521", "ECDSA-SHA512", hashes.SHA512)],
+    [
+        ("ecp256", "ECDSA-SHA256", hashes.SHA256),
+        ("ecp384", "ECDSA-SHA384", hashes.SHA384),
+        ("ecp521", "ECDSA-SHA512", hashes.SHA512),
+    ],
 )
-def test_ecdsa_signature_verifies_with_the_hsm_public_key(module_path, login_config, api, tmp_path,
-                                                          key_id, mechanism, hash_cls):
+def test_ecdsa_signature_verifies_with_the_hsm_public_key(
+    module_path, login_config, api, tmp_path, key_id, mechanism, hash_cls
+):
     data = b"p11fast signs this"
-    sig = sign(module_path, login_config, tmp_path, key_id, mechanism, data, "--signature-format", "openssl")
-    serialization.load_pem_public_key(api.public_pem(key_id)).verify(sig, data, ec.ECDSA(hash_cls()))
+    sig = sign(
+        module_path,
+        login_config,
+        tmp_path,
+        key_id,
+        mechanism,
+        data,
+        "--signature-format",
+        "openssl",
+    )
+    serialization.load_pem_public_key(api.public_pem(key_id)).verify(
+        sig, data, ec.ECDSA(hash_cls())
+    )
 
 
 def test_rsa_pkcs1_sha256_signature_verifies(module_path, login_config, api, tmp_path):
     data = b"rsa pkcs1 v1.5"
     sig = sign(module_path, login_config, tmp_path, "rsa2048", "SHA256-RSA-PKCS", data)
     serialization.load_pem_public_key(api.public_pem("rsa2048")).verify(
-        sig, data, padding.PKCS1v15(), hashes.SHA256())
+        sig, data, padding.PKCS1v15(), hashes.SHA256()
+    )
 
 
 def test_rsa_pss_sha256_signature_verifies(module_path, login_config, api, tmp_path):
     data = b"rsa pss"
-    sig = sign(module_path, login_config, tmp_path, "rsa2048", "SHA256-RSA-PKCS-PSS", data,
-               "--mgf", "MGF1-SHA256", "--salt-len", "-1")
+    sig = sign(
+        module_path,
+        login_config,
+        tmp_path,
+        "rsa2048",
+        "SHA256-RSA-PKCS-PSS",
+        data,
+        "--mgf",
+        "MGF1-SHA256",
+        "--salt-len",
+        "-1",
+    )
     serialization.load_pem_public_key(api.public_pem("rsa2048")).verify(
-        sig, data, padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256())
+        sig, data, padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256()
+    )
 
 
 def test_eddsa_signature_verifies(module_path, login_config, api, tmp_path):
@@ -103,18 +155,41 @@ def test_eddsa_signature_verifies(module_path, login_config, api, tmp_path):
 def test_signature_with_configured_password_needs_no_login(module_path, hsm, api, tmp_path):
     data = b"no login"
     (tmp_path / "data").write_bytes(data)
-    tool(module_path, hsm.config_path, "--sign", "--id", b"ecp256".hex(), "-m", "ECDSA-SHA256",
-         "-i", str(tmp_path / "data"), "-o", str(tmp_path / "sig"), "--signature-format", "openssl")
+    tool(
+        module_path,
+        hsm.config_path,
+        "--sign",
+        "--id",
+        b"ecp256".hex(),
+        "-m",
+        "ECDSA-SHA256",
+        "-i",
+        str(tmp_path / "data"),
+        "-o",
+        str(tmp_path / "sig"),
+        "--signature-format",
+        "openssl",
+    )
     serialization.load_pem_public_key(api.public_pem("ecp256")).verify(
-        (tmp_path / "sig").read_bytes(), data, ec.ECDSA(hashes.SHA256()))
+        (tmp_path / "sig").read_bytes(), data, ec.ECDSA(hashes.SHA256())
+    )
 
 
 def test_digest_matches_sha256(module_path, hsm, tmp_path):
     import hashlib
 
     (tmp_path / "data").write_bytes(b"digest me" * 1000)
-    tool(module_path, hsm.config_path, "--hash", "-m", "SHA256", "-i", str(tmp_path / "data"),
-         "-o", str(tmp_path / "out"))
+    tool(
+        module_path,
+        hsm.config_path,
+        "--hash",
+        "-m",
+        "SHA256",
+        "-i",
+        str(tmp_path / "data"),
+        "-o",
+        str(tmp_path / "out"),
+    )
     assert (tmp_path / "out").read_bytes() == hashlib.sha256(b"digest me" * 1000).digest()
 
 

@@ -34,7 +34,8 @@ session = lib.openSession(slots[0])
 session.login(sys.argv[2])
 objs = session.findObjects([(PyKCS11.CKA_CLASS, PyKCS11.CKO_PRIVATE_KEY)])
 labels = sorted(session.getAttributeValue(o, [PyKCS11.CKA_LABEL])[0] for o in objs)
-key = session.findObjects([(PyKCS11.CKA_CLASS, PyKCS11.CKO_PRIVATE_KEY), (PyKCS11.CKA_LABEL, "rsa2048")])[0]
+rsa = [(PyKCS11.CKA_CLASS, PyKCS11.CKO_PRIVATE_KEY), (PyKCS11.CKA_LABEL, "rsa2048")]
+key = session.findObjects(rsa)[0]
 sig = bytes(session.sign(key, b"pykcs11", PyKCS11.Mechanism(PyKCS11.CKM_SHA256_RSA_PKCS, None)))
 session.logout()
 session.closeSession()
@@ -55,11 +56,16 @@ def test_python_pkcs11_lists_logs_in_finds_and_signs(module_path, login_config, 
     assert out["slots"] == 1
     assert {"ecp256", "rsa2048", "ed1"} <= set(out["keys"])
     raw = bytes.fromhex(out["sig"])
-    der = utils.encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+    der = utils.encode_dss_signature(
+        int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    )
     public = serialization.load_pem_public_key(api.public_pem("ecp256"))
     public.verify(der, b"python-pkcs11", ec.ECDSA(hashes.SHA256()))
-    assert out["point"].endswith(public.public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint).hex())
+    assert out["point"].endswith(
+        public.public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        ).hex()
+    )
 
 
 def test_pykcs11_lists_logs_in_finds_and_signs(module_path, login_config, api):
@@ -70,4 +76,5 @@ def test_pykcs11_lists_logs_in_finds_and_signs(module_path, login_config, api):
     assert out["slots"] == 1
     assert {"ecp256", "rsa2048", "ed1"} <= set(out["keys"])
     serialization.load_pem_public_key(api.public_pem("rsa2048")).verify(
-        bytes.fromhex(out["sig"]), b"pykcs11", padding.PKCS1v15(), hashes.SHA256())
+        bytes.fromhex(out["sig"]), b"pykcs11", padding.PKCS1v15(), hashes.SHA256()
+    )

@@ -19,7 +19,8 @@ def present():
     assert lib.C_GetSlotList(1, None, ctypes.byref(count)) == 0
     return count.value
 slot = UL(99)
-report = {"while_stopped": present(), "no_event_yet": lib.C_WaitForSlotEvent(1, ctypes.byref(slot), None)}
+no_event = lib.C_WaitForSlotEvent(1, ctypes.byref(slot), None)
+report = {"while_stopped": present(), "no_event_yet": no_event}
 print("stopped", flush=True)
 sys.stdin.readline()
 report["wait"] = lib.C_WaitForSlotEvent(0, ctypes.byref(slot), None)
@@ -30,12 +31,19 @@ print(json.dumps(report), flush=True)
 """
 
 
-def test_token_absent_while_stopped_and_wait_for_slot_event_reports_its_arrival(module_path, tmp_path):
+def test_token_absent_while_stopped_and_wait_for_slot_event_reports_its_arrival(
+    module_path, tmp_path
+):
     with running_hsm(str(tmp_path / "hsm")) as hsm:
         hsm.stop()
-        host = subprocess.Popen([sys.executable, "-c", SCRIPT, module_path], env=host_env(hsm.config_path),
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+        host = subprocess.Popen(
+            [sys.executable, "-c", SCRIPT, module_path],
+            env=host_env(hsm.config_path),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert host.stdout.readline().strip() == "stopped"
             hsm.start()
