@@ -58,6 +58,11 @@ def say(*lines: str) -> None:
 # -- the machine -------------------------------------------------------------------------------
 
 
+def load_average() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def machine() -> dict:
     def first(cmd: list[str]) -> str:
         try:
@@ -78,6 +83,7 @@ def machine() -> dict:
         "uname": sh(["uname", "-a"]),
         "commit": commit + (" (with uncommitted changes)" if dirty else ""),
         "python": sys.version.split()[0],
+        "load_average": load_average(),
         "tools": {
             "nginx": first(["/usr/sbin/nginx", "-v"]),
             "wrk": first(["wrk", "-v"]),
@@ -116,6 +122,7 @@ class Runner:
         cmd = [self.p11load, "--module", module, "--threads", str(threads),
                "--duration", str(self.args.duration), "--warmup", str(self.args.warmup),
                "--port", str(port), "--json", *extra]
+        say("$ " + shlex.join(cmd))
         accepted = backend.accepted() if backend else None
         done = subprocess.run(cmd, env=env, capture_output=True, text=True,
                               timeout=self.args.duration + self.args.warmup + 120)
@@ -134,12 +141,6 @@ class Runner:
             f"cpu/op {result['cpu_us_per_op']:6.1f} µs  errors {result['errors']}  "
             f"conns {result['conn_opened_setup']}+{result['conn_opened_measured']}")
         return result
-
-    def sweep(self, name: str, module: str, env: dict, *extra: str, **kw) -> dict:
-        say(f"$ {self.p11load} --module {module} {' '.join(extra)} --threads N ...  "
-            f"(raw: {self.out}/{name}-tN.txt)")
-        return {t: self.p11load_run(name, module, env, t, *extra, **kw)
-                for t in self.args.threads}
 
 
 # -- targets -----------------------------------------------------------------------------------
@@ -200,6 +201,7 @@ def wrk_run(runner: Runner, backend: nginx_backend.Backend, conns: int) -> dict:
     d = max(1, round(runner.args.duration))  # wrk takes whole seconds
     cmd = ["wrk", "-t", str(conns), "-c", str(conns), "-d", f"{d}s", "--latency",
            "-s", os.path.join(HERE, "wrk_sign.lua"), f"{backend.url}/keys/{KEY}/sign"]
+    say("$ " + shlex.join(cmd))
     accepted = backend.accepted()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=d + 60)
@@ -380,7 +382,8 @@ def report(summary: dict) -> str:
         "",
         f"- date: {m['date']}",
         f"- commit: {m['commit']}",
-        f"- machine: {m['cpu']}, {m['cores']} cores, kernel {m['kernel']}",
+        f"- machine: {m['cpu']}, {m['cores']} cores, kernel {m['kernel']}; load average "
+        f"{m['load_average']} at the start, {m['load_average_end']} at the end",
         f"- `uname -a`: {m['uname']}",
         f"- command: `{a['command']}`",
         f"- {a['duration']} s measured per point after {a['warmup']} s warm-up; ECDSA P-256 on a "
@@ -580,17 +583,28 @@ def main(argv: list[str]) -> int:
         softhsm_env = None
         if only & {"softhsm", "tool"}:
             softhsm_env = stack.enter_context(softhsm_token(os.path.join(tmp, "softhsm")))
+        # The sweeps interleave: every thread count runs each target back to back, so a burst
+        # of noise from the rest of this shared machine hits neighbours in the ratios alike.
+        sweeps = []
         if "nginx" in only:
-            say("## p11fast → nginx")
-            results["nginx"] = runner.sweep("p11fast-nginx", args.module, nginx_env, "--label",
-                                            KEY, port=backend.port, backend=backend)
+            sweeps.append(("nginx", lambda t: runner.p11load_run(
+                "p11fast-nginx", args.module, nginx_env, t, "--label", KEY, port=backend.port,
+                backend=backend)))
         if "wrk" in only:
-            say("## wrk → nginx, POST /keys/bench/sign (benchmarks/wrk_sign.lua)")
-            results["wrk"] = {c: wrk_run(runner, backend, c) for c in args.threads}
+            sweeps.append(("wrk", lambda t: wrk_run(runner, backend, t)))
         if "softhsm" in only:
-            say("## SoftHSM2")
-            results["softhsm"] = runner.sweep("softhsm2", SOFTHSM, softhsm_env, "--label", KEY,
-                                              "--pin", SOFTHSM_PIN)
+            sweeps.append(("softhsm", lambda t: runner.p11load_run(
+                "softhsm2", SOFTHSM, softhsm_env, t, "--label", KEY, "--pin", SOFTHSM_PIN)))
+        if "hsm" in only:
+            hsm = stack.enter_context(software_hsm(os.path.join(tmp, "hsm")))
+            say(f"## software HSM {hsm.url}")
+            hsm_env = p11fast_env(hsm.config_path)
+            sweeps.append(("hsm", lambda t: runner.p11load_run(
+                "p11fast-hsm", args.module, hsm_env, t, "--label", KEY, port=hsm.port)))
+        for t in args.threads:
+            say(f"## {t} thread(s) / connection(s); load average {load_average()}")
+            for key, run in sweeps:
+                results.setdefault(key, {})[t] = run(t)
         if "mechs" in only:
             say("## other mechanisms, p11fast → nginx, 8 threads")
             ct = os.path.join(backend.directory, "rsa.ct")
@@ -607,16 +621,11 @@ def main(argv: list[str]) -> int:
         if "tool" in only:
             say("## pkcs11-tool, one process per operation")
             results["tool"] = tool_runs(runner, args.module, nginx_env, softhsm_env)
-        if "hsm" in only:
-            hsm = stack.enter_context(software_hsm(os.path.join(tmp, "hsm")))
-            say(f"## p11fast → p11fast hsm serve ({hsm.url})")
-            results["hsm"] = runner.sweep("p11fast-hsm", args.module,
-                                          p11fast_env(hsm.config_path), "--label", KEY,
-                                          port=hsm.port)
         if "profile" in only:
             say("## profile, 1 thread → nginx")
             results["profile"] = profile(runner, args.module, backend, nginx_env)
 
+    info["load_average_end"] = load_average()
     summary = {"machine": info, "results": results, "elapsed_s": time.monotonic() - t0,
                "args": {"command": command, "duration": args.duration, "warmup": args.warmup,
                         "threads": args.threads, "module": args.module,
