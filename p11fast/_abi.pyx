@@ -9,8 +9,9 @@ Layout of this file:
   5. objects (find, attributes)
   6. the sign path (nogil from entry to return)
   7. digest and random
-  8. functions that are not supported yet, with their argument checks
-  9. the function table and the capsules the loader takes
+  8. object management: key generation, create/destroy/set attributes, session objects, PINs
+  9. functions that are not supported yet, with their argument checks
+  10. the function table and the capsules the loader takes
 """
 
 from cpython.pycapsule cimport PyCapsule_New
@@ -33,5 +34,6 @@ include "_abi_session.pxi"
 include "_abi_object.pxi"
 include "_abi_sign.pxi"
 include "_abi_digest.pxi"
+include "_abi_manage.pxi"
 include "_abi_unsupported.pxi"
 include "_abi_table.pxi"

@@ -40,6 +40,12 @@ MECHANISMS = (
     (CKM_ECDSA_SHA384, 256, 521, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
     (CKM_ECDSA_SHA512, 256, 521, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
     (CKM_EDDSA, 256, 256, CKF_HW | CKF_SIGN),
+    (CKM_RSA_PKCS_KEY_PAIR_GEN, 1024, 8192, CKF_HW | CKF_GENERATE_KEY_PAIR),
+    (CKM_EC_KEY_PAIR_GEN, 256, 521, CKF_HW | CKF_GENERATE_KEY_PAIR | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_EC_EDWARDS_KEY_PAIR_GEN, 256, 256, CKF_HW | CKF_GENERATE_KEY_PAIR),
+    # AES sizes in bytes, generic secret sizes in bits (the standard's units for each)
+    (CKM_AES_KEY_GEN, 16, 32, CKF_HW | CKF_GENERATE),
+    (CKM_GENERIC_SECRET_KEY_GEN, 128, 256, CKF_HW | CKF_GENERATE),
     (CKM_SHA_1, 0, 0, CKF_DIGEST),
     (CKM_SHA224, 0, 0, CKF_DIGEST),
     (CKM_SHA256, 0, 0, CKF_DIGEST),
@@ -125,6 +131,7 @@ cdef CK_RV initialize(const char *config_path, bint threads) except *:
     g_nslots = len(cfg.slots)
     for i, slot in enumerate(cfg.slots):
         init_slot(&g_slots[i], slot, <Pool>pools[i])
+    set_mechanism_policy(cfg.policy)
     _state = ModuleState(cfg, log, pools, inventories)
     log.info(f"initialised: {g_nslots} slot(s), threads {'allowed' if g_threads_allowed else 'off'}")
     return CKR_OK
@@ -151,13 +158,14 @@ cdef void init_slot(slot_t *s, slot, Pool pool) except *:
 def make_request(int slot_index, Pool pool):
     """The cold path's HTTP call for one slot, with the credentials the token holds now."""
 
-    def request(str method, str path, bytes body=None, bint admin=False):
+    def request(str method, str path, bytes body=None, bint admin=False, str content_type=None):
         from p11fast.errors import UserNotLoggedIn
 
         header = current_auth(slot_index, admin)
         if header is None:
             raise UserNotLoggedIn("no credentials: log in, or set a password in the config")
-        content_type = "application/json" if body is not None else None
+        if body is not None and content_type is None:
+            content_type = "application/json"
         status, data, _ = pool.call(method, path, body, header, content_type)
         return status, data
 
@@ -188,6 +196,9 @@ cdef CK_RV C_Finalize(CK_VOID_PTR pReserved) noexcept nogil:
     pthread_mutex_lock(&g_lock)
     pthread_cond_broadcast(&g_event)
     pthread_mutex_unlock(&g_lock)
+    with gil:
+        # While the credentials and pools still exist: session keys leave the HSM.
+        release_session_objects(None, -1)
     for i in range(MAX_SESSIONS):
         pthread_mutex_lock(&g_sessions[i].lock)
         if g_sessions[i].handle != 0:
@@ -387,7 +398,6 @@ cdef CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO *pInfo) noexcept nogi
 
 cdef CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList,
                               CK_ULONG_PTR pulCount) noexcept nogil:
-    cdef CK_ULONG n, i
     if not p11f_is_initialized():
         return CKR_CRYPTOKI_NOT_INITIALIZED
     if slotID >= <CK_ULONG>g_nslots:
@@ -395,16 +405,22 @@ cdef CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanis
     if pulCount == NULL:
         return CKR_ARGUMENTS_BAD
     with gil:
-        n = len(MECHANISMS)
-        if pMechanismList == NULL:
-            pulCount[0] = n
-            return CKR_OK
-        if pulCount[0] < n:
-            pulCount[0] = n
-            return CKR_BUFFER_TOO_SMALL
-        for i in range(n):
-            pMechanismList[i] = MECHANISMS[i][0]
-        pulCount[0] = n
+        return mechanism_list(pMechanismList, pulCount)
+
+
+cdef CK_RV mechanism_list(CK_MECHANISM_TYPE_PTR out, CK_ULONG_PTR count) noexcept:
+    """What the module offers and the policy allows."""
+    offered = [row[0] for row in MECHANISMS if mechanism_allowed(row[0])]
+    cdef CK_ULONG n = len(offered)
+    if out == NULL:
+        count[0] = n
+        return CKR_OK
+    if count[0] < n:
+        count[0] = n
+        return CKR_BUFFER_TOO_SMALL
+    for i in range(n):
+        out[i] = offered[i]
+    count[0] = n
     return CKR_OK
 
 
@@ -418,7 +434,7 @@ cdef CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
         return CKR_ARGUMENTS_BAD
     with gil:
         for mech, low, high, flags in MECHANISMS:
-            if mech == type:
+            if mech == type and mechanism_allowed(mech):
                 pInfo.ulMinKeySize = low
                 pInfo.ulMaxKeySize = high
                 pInfo.flags = flags

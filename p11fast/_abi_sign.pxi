@@ -162,6 +162,8 @@ cdef CK_RV sign_init_locked(session_t *s, CK_MECHANISM_PTR pMechanism, CK_OBJECT
         return CKR_OPERATION_ACTIVE
     if pMechanism == NULL:
         return CKR_ARGUMENTS_BAD
+    if policy_check_mechanism(b"C_SignInit", pMechanism.mechanism) != CKR_OK:
+        return CKR_MECHANISM_INVALID
     if not object_copy(hKey, &key) or key.slot != s.slot:
         return CKR_KEY_HANDLE_INVALID
     if key.cls != CKO_PRIVATE_KEY:

@@ -52,9 +52,56 @@ class ModuleState:
         self.finds = {}           # session handle -> list of object handles still to return
         self.presence = {}        # slot -> (monotonic time, present)
         self.reported = {}        # slot -> presence last reported by C_WaitForSlotEvent
+        self.admins = {}          # slot -> p11fast.admin.Admin, made on first use
+        self.aliases = {}         # enable_set_attribute_value: name given -> real key ID
+        from p11fast.session_objects import SessionObjects
+
+        self.session_objects = SessionObjects()
 
 
 _state = None
+
+# policy.allowed_mechanisms as C data, so the nogil Init functions check it without Python.
+# g_nallowed < 0: every mechanism is allowed.
+cdef enum:
+    MAX_POLICY_MECHANISMS = 64
+cdef CK_MECHANISM_TYPE g_allowed_mechs[MAX_POLICY_MECHANISMS]
+cdef int g_nallowed = -1
+
+
+cdef void set_mechanism_policy(policy) except *:
+    """Called by C_Initialize: the configuration's allowed mechanisms into g_allowed_mechs."""
+    global g_nallowed
+    from p11fast import attrs
+
+    g_nallowed = -1
+    if policy.allowed_mechanisms is None:
+        return
+    names = sorted(policy.allowed_mechanisms)
+    if len(names) > MAX_POLICY_MECHANISMS:
+        raise ValueError(f"policy.allowed_mechanisms: at most {MAX_POLICY_MECHANISMS} names")
+    for i, name in enumerate(names):
+        g_allowed_mechs[i] = getattr(attrs, name)
+    g_nallowed = len(names)
+
+
+cdef bint mechanism_allowed(CK_MECHANISM_TYPE m) noexcept nogil:
+    cdef int i
+    if g_nallowed < 0:
+        return True
+    for i in range(g_nallowed):
+        if g_allowed_mechs[i] == m:
+            return True
+    return False
+
+
+cdef CK_RV policy_check_mechanism(const char *where, CK_MECHANISM_TYPE m) noexcept nogil:
+    """The one policy check of every C_*Init and key generation: CKR_MECHANISM_INVALID and a
+    log line naming the policy for a mechanism the configuration does not allow."""
+    if mechanism_allowed(m):
+        return CKR_OK
+    log_error(where, b"refused by the configuration's policy.allowed_mechanisms; mechanism", m)
+    return CKR_MECHANISM_INVALID
 
 
 cdef CK_RV rv_for(exc, const char *where) noexcept:

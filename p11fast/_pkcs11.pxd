@@ -302,6 +302,7 @@ cdef extern from "pkcs11.h" nogil:
         CKM_EC_KEY_PAIR_GEN
         CKM_EC_EDWARDS_KEY_PAIR_GEN
         CKM_AES_KEY_GEN
+        CKM_GENERIC_SECRET_KEY_GEN
         CKM_AES_CBC
         CKM_AES_CBC_PAD
         CKM_AES_ECB
@@ -316,6 +317,7 @@ cdef extern from "pkcs11.h" nogil:
         CKR_NO_EVENT
         CKR_NEED_TO_CREATE_THREADS
         CKR_CANT_LOCK
+        CKR_ATTRIBUTE_READ_ONLY
         CKR_ATTRIBUTE_SENSITIVE
         CKR_ATTRIBUTE_TYPE_INVALID
         CKR_ATTRIBUTE_VALUE_INVALID
