@@ -33,6 +33,11 @@ NETHSM_MECHANISMS = (
     "AES_Decryption_CBC",
 )
 cdef enum:
+    NM_RSA_DECRYPTION_RAW = 1 << 0
+    NM_RSA_DECRYPTION_PKCS1 = 1 << 1
+    NM_RSA_DECRYPTION_OAEP_MD5 = 1 << 2
+    NM_AES_ENCRYPTION_CBC = 1 << 18
+    NM_AES_DECRYPTION_CBC = 1 << 19
     NM_RSA_SIGNATURE_PKCS1 = 1 << 8
     NM_RSA_SIGNATURE_PSS_MD5 = 1 << 9
     NM_EDDSA_SIGNATURE = 1 << 15
@@ -141,22 +146,34 @@ cdef void log_error(const char *where, const char *what, long detail) noexcept n
             pass
 
 
-cdef CK_RV ckr_for_http(long status, bint key_operation) noexcept nogil:
-    """HSM status → CKR for the compiled paths (the Python side uses p11fast.errors.from_http;
-    tests/unit check that both agree)."""
+# What a request was doing, for ckr_for_http (the contexts of p11fast.errors.from_http).
+cdef enum:
+    HTTP_SIGN = 0
+    HTTP_DECRYPT = 1
+    HTTP_ENCRYPT = 2
+    HTTP_OTHER = 3
+
+
+cdef CK_RV ckr_for_http(long status, int context) noexcept nogil:
+    """HSM status → CKR for the compiled paths: the table of p11fast.errors.from_http
+    (tests/unit/test_errors.py holds it) for the contexts the compiled paths have."""
+    cdef bint key_use = context != HTTP_OTHER
     if status == 400:
-        return CKR_DATA_INVALID if key_operation else CKR_ARGUMENTS_BAD
+        return (CKR_ENCRYPTED_DATA_INVALID if context == HTTP_DECRYPT
+                else CKR_DATA_LEN_RANGE if key_use else CKR_ARGUMENTS_BAD)
     if status == 401:
         return CKR_USER_NOT_LOGGED_IN
     if status == 403:
-        return CKR_KEY_FUNCTION_NOT_PERMITTED if key_operation else CKR_USER_NOT_LOGGED_IN
+        return CKR_KEY_FUNCTION_NOT_PERMITTED if key_use else CKR_USER_NOT_LOGGED_IN
     if status == 404:
-        return CKR_KEY_HANDLE_INVALID if key_operation else CKR_OBJECT_HANDLE_INVALID
+        return CKR_KEY_HANDLE_INVALID if key_use else CKR_OBJECT_HANDLE_INVALID
     if status == 412:
         return CKR_TOKEN_NOT_PRESENT
-    if status >= 500 or status == 429:
-        return CKR_DEVICE_ERROR
-    return CKR_FUNCTION_FAILED
+    if status == 409:
+        return CKR_FUNCTION_FAILED
+    if status == 413:
+        return CKR_DATA_LEN_RANGE
+    return CKR_DEVICE_ERROR
 
 
 cdef session_t *session_lock(CK_SESSION_HANDLE h) noexcept nogil:
@@ -207,7 +224,25 @@ cdef void op_reset(op_t *op) noexcept nogil:
     if op.active:
         hash_free(&op.hctx)
         wbuf_free(&op.acc)
+        free(op.pending)
+        EVP_PKEY_free(<EVP_PKEY *>op.pkey)
     memset(op, 0, sizeof(op_t))
+
+
+cdef void session_ops_reset(session_t *s, bint forget) noexcept nogil:
+    """Ends every operation of a session. In a forked child (`forget`) the state is dropped
+    without freeing: it may be half-built by a parent thread that no longer exists."""
+    cdef op_t *ops[5]
+    ops[0] = &s.sign
+    ops[1] = &s.digest
+    ops[2] = &s.verify
+    ops[3] = &s.decrypt
+    ops[4] = &s.encrypt
+    for op in ops:
+        if forget:
+            memset(op, 0, sizeof(op_t))
+        else:
+            op_reset(op)
 
 
 cdef bint slot_user_logged_in(slot_t *slot) noexcept nogil:
