@@ -136,14 +136,46 @@ cdef CK_RV rv_for(exc, const char *where) noexcept:
     return rv
 
 
-cdef void log_error(const char *where, const char *what, long detail) noexcept nogil:
-    """One log line from the nogil path (only on failures, so taking the GIL is fine)."""
+# Failures seen while this thread holds a session lock wait here until the lock is released:
+# taking the GIL under a session lock could deadlock with a host thread that holds the GIL and
+# waits for that session. `where` and `what` are string literals, so keeping pointers is safe.
+cdef extern from *:
+    """
+    typedef struct { const char *where; const char *what; long detail; } p11f_failure;
+    enum { P11F_PENDING_MAX = 4 };
+    static __thread int p11f_session_locks;
+    static __thread int p11f_npending;
+    static __thread p11f_failure p11f_pending[P11F_PENDING_MAX];
+    """
+    ctypedef struct p11f_failure:
+        const char *where
+        const char *what
+        long detail
+    enum: P11F_PENDING_MAX
+    int p11f_session_locks
+    int p11f_npending
+    p11f_failure p11f_pending[4]
+
+
+cdef void emit_failure(const char *where, const char *what, long detail) noexcept nogil:
     with gil:
         try:
             if _state is not None:
                 _state.log.warn(f"{where.decode()}: {what.decode()} ({detail})")
         except BaseException:
             pass
+
+
+cdef void log_error(const char *where, const char *what, long detail) noexcept nogil:
+    """One log line from the nogil path, written once no session lock is held."""
+    global p11f_npending
+    if p11f_session_locks == 0:
+        emit_failure(where, what, detail)
+    elif p11f_npending < P11F_PENDING_MAX:
+        p11f_pending[p11f_npending].where = where
+        p11f_pending[p11f_npending].what = what
+        p11f_pending[p11f_npending].detail = detail
+        p11f_npending += 1
 
 
 # What a request was doing, for ckr_for_http (the contexts of p11fast.errors.from_http).
@@ -181,6 +213,7 @@ cdef session_t *session_lock(CK_SESSION_HANDLE h) noexcept nogil:
 
     The table never moves, so the lookup needs no global lock: the per-session lock plus the
     handle check under it are enough."""
+    global p11f_session_locks
     cdef CK_ULONG index = h & ((1 << HANDLE_INDEX_BITS) - 1)
     cdef session_t *s
     if g_sessions == NULL or h == 0 or index >= MAX_SESSIONS:
@@ -190,11 +223,19 @@ cdef session_t *session_lock(CK_SESSION_HANDLE h) noexcept nogil:
     if s.handle != h:
         pthread_mutex_unlock(&s.lock)
         return NULL
+    p11f_session_locks += 1
     return s
 
 
-cdef inline void session_unlock(session_t *s) noexcept nogil:
+cdef void session_unlock(session_t *s) noexcept nogil:
+    global p11f_session_locks, p11f_npending
+    cdef int i
     pthread_mutex_unlock(&s.lock)
+    p11f_session_locks -= 1
+    if p11f_session_locks == 0 and p11f_npending:
+        for i in range(p11f_npending):
+            emit_failure(p11f_pending[i].where, p11f_pending[i].what, p11f_pending[i].detail)
+        p11f_npending = 0
 
 
 cdef bint session_open(CK_SESSION_HANDLE h, int *slot_index) noexcept nogil:
