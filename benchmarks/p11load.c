@@ -148,12 +148,11 @@ static void sleep_s(double s) {
     }
 }
 
-static double cpu_seconds(double *user, double *sys) {
+static void cpu_seconds(double *user, double *sys) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     *user = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6;
     *sys = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-    return *user + *sys;
 }
 
 /* -- connections --------------------------------------------------------------------------- */
