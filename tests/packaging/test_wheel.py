@@ -135,3 +135,18 @@ def test_host_with_the_system_libcurl_and_openssl_loaded_signs_with_its_own_copi
     to_system = [line for line in ours if re.search(r"to \S*lib(curl|ssl|crypto)\.so", line)]
     assert not to_system, to_system[:5]
     assert re.search(r"binding file \S*tls_host \[0\] to \S*libcurl\.so\.4", log)
+
+
+def test_release_smoke_script_passes_with_the_venv_python(installed):
+    # What cibuildwheel's test-command runs against each release wheel (smoke.py).
+    done = subprocess.run(
+        [installed.python, os.path.join(ROOT, "tests", "packaging", "smoke.py"), "--system-tls"],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ok: C host, empty environment" in done.stdout
+    assert "ok: Python host (python-pkcs11)" in done.stdout
+    assert "ok: pkcs11-tool" in done.stdout
