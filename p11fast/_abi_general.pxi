@@ -21,25 +21,34 @@ cdef extern from "<stdlib.h>" nogil:
 # What the module does, and for which key sizes. `hw` marks work the HSM performs.
 # (mechanism, min key size, max key size, flags)
 MECHANISMS = (
-    (CKM_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_SHA1_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_SHA224_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_SHA256_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_SHA384_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_SHA512_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_SHA1_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_SHA224_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_SHA256_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_SHA384_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_SHA512_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_ECDSA, 256, 521, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
-    (CKM_ECDSA_SHA1, 256, 521, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
-    (CKM_ECDSA_SHA224, 256, 521, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
-    (CKM_ECDSA_SHA256, 256, 521, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
-    (CKM_ECDSA_SHA384, 256, 521, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
-    (CKM_ECDSA_SHA512, 256, 521, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
-    (CKM_EDDSA, 256, 256, CKF_HW | CKF_SIGN),
+    (CKM_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_DECRYPT | CKF_ENCRYPT),
+    (CKM_RSA_X_509, 1024, 8192, CKF_HW | CKF_DECRYPT | CKF_ENCRYPT),
+    (CKM_RSA_PKCS_OAEP, 1024, 8192, CKF_HW | CKF_DECRYPT | CKF_ENCRYPT),
+    (CKM_SHA1_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_SHA224_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_SHA256_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_SHA384_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_SHA512_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_SHA1_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_SHA224_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_SHA256_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_SHA384_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_SHA512_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_ECDSA, 256, 521, CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_ECDSA_SHA1, 256, 521, CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_ECDSA_SHA224, 256, 521, CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_ECDSA_SHA256, 256, 521, CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_ECDSA_SHA384, 256, 521, CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_ECDSA_SHA512, 256, 521, CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_EDDSA, 256, 256, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    # AES key sizes in bytes, as PKCS#11 counts them for AES. ECB and CMAC are built on the
+    # HSM's CBC, so they are hardware mechanisms too.
+    (CKM_AES_CBC, 16, 32, CKF_HW | CKF_ENCRYPT | CKF_DECRYPT),
+    (CKM_AES_CBC_PAD, 16, 32, CKF_HW | CKF_ENCRYPT | CKF_DECRYPT),
+    (CKM_AES_ECB, 16, 32, CKF_HW | CKF_ENCRYPT | CKF_DECRYPT),
+    (CKM_AES_CMAC, 16, 32, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_AES_CMAC_GENERAL, 16, 32, CKF_HW | CKF_SIGN | CKF_VERIFY),
     (CKM_RSA_PKCS_KEY_PAIR_GEN, 1024, 8192, CKF_HW | CKF_GENERATE_KEY_PAIR),
     (CKM_EC_KEY_PAIR_GEN, 256, 521, CKF_HW | CKF_GENERATE_KEY_PAIR | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
     (CKM_EC_EDWARDS_KEY_PAIR_GEN, 256, 256, CKF_HW | CKF_GENERATE_KEY_PAIR),
@@ -202,8 +211,7 @@ cdef CK_RV C_Finalize(CK_VOID_PTR pReserved) noexcept nogil:
     for i in range(MAX_SESSIONS):
         pthread_mutex_lock(&g_sessions[i].lock)
         if g_sessions[i].handle != 0:
-            op_reset(&g_sessions[i].sign)
-            op_reset(&g_sessions[i].digest)
+            session_ops_reset(&g_sessions[i], False)
             g_sessions[i].handle = 0
         pthread_mutex_unlock(&g_sessions[i].lock)
     pthread_mutex_lock(&g_lock)
@@ -249,8 +257,7 @@ cdef void reset_after_fork() noexcept nogil:
     if g_sessions != NULL:
         for i in range(MAX_SESSIONS):
             pthread_mutex_init(&g_sessions[i].lock, NULL)
-            memset(&g_sessions[i].sign, 0, sizeof(op_t))
-            memset(&g_sessions[i].digest, 0, sizeof(op_t))
+            session_ops_reset(&g_sessions[i], True)
             g_sessions[i].handle = 0
         memset(g_objects, 0, MAX_OBJECTS * sizeof(object_t))
     for i in range(MAX_SLOTS):

@@ -219,8 +219,8 @@ cdef CK_OBJECT_HANDLE store_certificate(caller_t *s, dict t) except 0:
 
     require_rw(s)
     aliases = _state.aliases if _state.config.enable_set_attribute_value else {}
-    key_id, cert = admin.certificate_target(t, aliases)
-    admin_of(s.slot).store_certificate(key_id, cert)
+    key_id, cert, label = admin.certificate_target(t, aliases)
+    admin_of(s.slot).store_certificate(key_id, cert, label)
     _state.inventories[s.slot].invalidate(key_id)
     handles = {o.cls: register_object(s.slot, o) for o in objects_of_key(s.slot, key_id)}
     return handles[CKO_CERTIFICATE]

@@ -57,8 +57,7 @@ cdef void session_close_locked(session_t *s) noexcept nogil:
     """Ends a session whose lock the caller holds. The last session closed logs the token out."""
     cdef slot_t *slot = &g_slots[s.slot]
     cdef bint last
-    op_reset(&s.sign)
-    op_reset(&s.digest)
+    session_ops_reset(s, False)
     pthread_mutex_lock(&g_lock)
     s.handle = 0
     slot.sessions -= 1

@@ -23,47 +23,11 @@ cdef CK_RV C_GetOperationState(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pOperatio
 cdef CK_RV C_SetOperationState(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pOperationState, CK_ULONG ulOperationStateLen, CK_OBJECT_HANDLE hEncryptionKey, CK_OBJECT_HANDLE hAuthenticationKey) noexcept nogil:
     return not_supported(hSession, (pOperationState != NULL or ulOperationStateLen == 0))
 
-cdef CK_RV C_EncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) noexcept nogil:
-    return not_supported(hSession, True)
-
-cdef CK_RV C_Encrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pEncryptedData, CK_ULONG_PTR pulEncryptedDataLen) noexcept nogil:
-    return not_supported(hSession, (pData != NULL or ulDataLen == 0))
-
-cdef CK_RV C_EncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen) noexcept nogil:
-    return not_supported(hSession, (pPart != NULL or ulPartLen == 0))
-
-cdef CK_RV C_EncryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastEncryptedPart, CK_ULONG_PTR pulLastEncryptedPartLen) noexcept nogil:
-    return not_supported(hSession, True)
-
-cdef CK_RV C_DecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) noexcept nogil:
-    return not_supported(hSession, True)
-
-cdef CK_RV C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData, CK_ULONG ulEncryptedDataLen, CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen) noexcept nogil:
-    return not_supported(hSession, (pEncryptedData != NULL or ulEncryptedDataLen == 0))
-
-cdef CK_RV C_DecryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen) noexcept nogil:
-    return not_supported(hSession, (pEncryptedPart != NULL or ulEncryptedPartLen == 0))
-
-cdef CK_RV C_DecryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastPart, CK_ULONG_PTR pulLastPartLen) noexcept nogil:
-    return not_supported(hSession, True)
-
 cdef CK_RV C_SignRecoverInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) noexcept nogil:
     return not_supported(hSession, True)
 
 cdef CK_RV C_SignRecover(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) noexcept nogil:
     return not_supported(hSession, (pData != NULL or ulDataLen == 0))
-
-cdef CK_RV C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) noexcept nogil:
-    return not_supported(hSession, True)
-
-cdef CK_RV C_Verify(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) noexcept nogil:
-    return not_supported(hSession, (pData != NULL or ulDataLen == 0) and (pSignature != NULL or ulSignatureLen == 0))
-
-cdef CK_RV C_VerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) noexcept nogil:
-    return not_supported(hSession, (pPart != NULL or ulPartLen == 0))
-
-cdef CK_RV C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) noexcept nogil:
-    return not_supported(hSession, (pSignature != NULL or ulSignatureLen == 0))
 
 cdef CK_RV C_VerifyRecoverInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) noexcept nogil:
     return not_supported(hSession, True)

@@ -422,7 +422,10 @@ class Admin:
         status, data = self.call("GET", "/keys/" + key_id)
         return parse_json(data).get("type") if status == 200 else None
 
-    def store_certificate(self, key_id: str, cert: bytes) -> None:
+    def store_certificate(self, key_id: str, cert: bytes, label: str | None = None) -> None:
+        """Stores the certificate with its key. A certificate has its key's label on a NetHSM:
+        ``label`` (the certificate's CKA_LABEL) becomes the key's, so that the object reads back
+        as it was created and the name survives the process (Java KeyStore aliases)."""
         pem = b"-----BEGIN CERTIFICATE-----\n" + b2a_base64(cert) + b"-----END CERTIFICATE-----\n"
         path = f"/keys/{key_id}/cert"
         status, _ = self.call("PUT", path, pem, "application/x-pem-file")
@@ -430,6 +433,13 @@ class Admin:
             raise TemplateInconsistent(
                 f"no key {key_id} on the HSM: it stores a certificate only with its key (CKA_ID)")
         self.check(status, errors.CREATE, "PUT " + path)
+        if label is not None:
+            status, _ = self.call("PUT", f"/keys/{key_id}/label", to_json({"label": label}))
+            if status in (404, 405):  # a NetHSM before version 5 has no key labels
+                self.log.warn(f"certificate of {key_id} stored without its label {label!r}: "
+                                 "the HSM keeps no key labels")
+                return
+            self.check(status, errors.CREATE, f"PUT /keys/{key_id}/label")
 
     def delete_certificate(self, key_id: str) -> None:
         status, _ = self.call("DELETE", f"/keys/{key_id}/cert")
@@ -487,9 +497,10 @@ class Admin:
 # --- certificates and attribute changes -------------------------------------------------------
 
 
-def certificate_target(t: dict, aliases: dict) -> tuple[str, bytes]:
-    """(key ID, DER) of a token certificate to store with its key. ``aliases`` maps names given
-    through C_SetAttributeValue in the enable_set_attribute_value mode to real key IDs."""
+def certificate_target(t: dict, aliases: dict) -> tuple[str, bytes, str | None]:
+    """(key ID, DER, CKA_LABEL or None) of a token certificate to store with its key.
+    ``aliases`` maps names given through C_SetAttributeValue in the enable_set_attribute_value
+    mode to real key IDs."""
     cert_type = ulong(t, A.CKA_CERTIFICATE_TYPE)
     if cert_type not in (None, A.CKC_X_509):
         raise AttributeValueInvalid("only X.509 certificates (CKC_X_509) are supported")
@@ -502,7 +513,7 @@ def certificate_target(t: dict, aliases: dict) -> tuple[str, bytes]:
     if name is None:
         raise TemplateIncomplete("a token certificate needs the CKA_ID of the key it belongs to")
     key_id = key_id_for(name)
-    return aliases.get(key_id, key_id), value
+    return aliases.get(key_id, key_id), value, _label(t)
 
 
 # What C_SetAttributeValue may change: on HSM keys the label and the ID (a rename); on objects
