@@ -116,8 +116,8 @@ setup(
         [
             extension("_codec", CRYPTO_LINK),
             extension("_transport", TRANSPORT_LINK),
-            # _abi reaches libcurl and OpenSSL only through _transport and _codec.
-            extension("_abi", []),
+            # _abi verifies with libcrypto; it reaches libcurl only through _transport.
+            extension("_abi", CRYPTO_LINK),
         ],
         compiler_directives={
             "language_level": 3,
