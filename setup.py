@@ -85,6 +85,8 @@ def extension(name: str, link_args: list[str]) -> Extension:
         include_dirs=[INCLUDE],
         extra_compile_args=COMMON_CFLAGS + CURL_CFLAGS,
         extra_link_args=link_args,
+        # build_ext relinks only when a dependency is newer: link arguments live here.
+        depends=[os.path.abspath(__file__)],
     )
 
 
