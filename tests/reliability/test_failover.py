@@ -26,7 +26,16 @@ def test_sigkilled_instance_costs_no_failed_signature_and_takes_load_again_after
             log_file=str(tmp_path / "module.log"),
         )
         load = subprocess.Popen(
-            [host, "load", module_path, PIN, KEY_ID, str(THREADS), str(SECONDS), str(TIMEOUT * 1000)],
+            [
+                host,
+                "load",
+                module_path,
+                PIN,
+                KEY_ID,
+                str(THREADS),
+                str(SECONDS),
+                str(TIMEOUT * 1000),
+            ],
             env=host_env(config),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
