@@ -68,9 +68,8 @@ static CK_RV login(CK_SESSION_HANDLE s, const char *p) {
     return rv == CKR_USER_ALREADY_LOGGED_IN ? CKR_OK : rv;
 }
 
-/* The private key whose CKA_ID is key_id, or 0. */
-static CK_OBJECT_HANDLE find_key(CK_SESSION_HANDLE s) {
-    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+/* The object of class cls whose CKA_ID is key_id, or 0. */
+static CK_OBJECT_HANDLE find_object(CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls) {
     CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_ID, (void *)key_id, strlen(key_id)}};
     CK_OBJECT_HANDLE h = 0;
     CK_ULONG n = 0;
@@ -78,6 +77,10 @@ static CK_OBJECT_HANDLE find_key(CK_SESSION_HANDLE s) {
     f->C_FindObjects(s, &h, 1, &n);
     f->C_FindObjectsFinal(s);
     return n == 1 ? h : 0;
+}
+
+static CK_OBJECT_HANDLE find_key(CK_SESSION_HANDLE s) {
+    return find_object(s, CKO_PRIVATE_KEY);
 }
 
 static CK_RV sign_once(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key) {
@@ -306,15 +309,19 @@ static void *mixed_worker(void *arg) {
                 /* Another thread may have logged the token out: both answers are correct. */
                 rv = f->C_Logout(s);
                 if (rv == CKR_USER_NOT_LOGGED_IN) rv = CKR_OK;
-            } else if (op == 2 || op == 3) {
-                CK_OBJECT_HANDLE h = find_key(s);
+            } else if (op == 2) {
+                /* The public key is visible whoever is logged in: this must always work. */
+                CK_OBJECT_HANDLE h = find_object(s, CKO_PUBLIC_KEY);
                 char label[64];
-                CK_ATTRIBUTE a[] = {{CKA_LABEL, label, sizeof label}};
-                rv = h ? f->C_GetAttributeValue(s, h, a, 1) : CKR_OK;
-                if (op == 3 && h) {
-                    rv = sign_once(s, h);
-                    if (rv == CKR_USER_NOT_LOGGED_IN) rv = CKR_OK;  /* raced with a logout */
-                }
+                unsigned char point[128];
+                CK_ATTRIBUTE a[] = {{CKA_LABEL, label, sizeof label}, {CKA_EC_POINT, point, sizeof point}};
+                rv = h ? f->C_GetAttributeValue(s, h, a, 2) : CKR_GENERAL_ERROR;
+            } else if (op == 3) {
+                /* Login state is per token: another thread may just have logged out, which
+                 * hides the private key or refuses the signature — both correct answers. */
+                CK_OBJECT_HANDLE h = find_key(s);
+                rv = h ? sign_once(s, h) : CKR_OK;
+                if (rv == CKR_USER_NOT_LOGGED_IN) rv = CKR_OK;
             } else {
                 CK_SESSION_INFO info;
                 rv = f->C_GetSessionInfo(s, &info);
