@@ -95,21 +95,24 @@ cdef void log_error(const char *where, const char *what, long detail) noexcept n
 
 
 cdef CK_RV ckr_for_http(long status, bint key_operation) noexcept nogil:
-    """HSM status → CKR for the compiled paths (the Python side uses p11fast.errors.from_http;
-    tests/unit check that both agree)."""
+    """HSM status → CKR for the compiled paths: the table of p11fast.errors.from_http for a key
+    operation (sign/encrypt) or anything else (tests/reliability/test_hsm_failures.py checks
+    that both agree for every status)."""
     if status == 400:
-        return CKR_DATA_INVALID if key_operation else CKR_ARGUMENTS_BAD
+        return CKR_DATA_LEN_RANGE if key_operation else CKR_ARGUMENTS_BAD
     if status == 401:
         return CKR_USER_NOT_LOGGED_IN
     if status == 403:
         return CKR_KEY_FUNCTION_NOT_PERMITTED if key_operation else CKR_USER_NOT_LOGGED_IN
     if status == 404:
         return CKR_KEY_HANDLE_INVALID if key_operation else CKR_OBJECT_HANDLE_INVALID
+    if status == 409:
+        return CKR_FUNCTION_FAILED
     if status == 412:
         return CKR_TOKEN_NOT_PRESENT
-    if status >= 500 or status == 429:
-        return CKR_DEVICE_ERROR
-    return CKR_FUNCTION_FAILED
+    if status == 413:
+        return CKR_DATA_LEN_RANGE
+    return CKR_DEVICE_ERROR  # 429 after the retries, 5xx, and anything the API does not define
 
 
 cdef session_t *session_lock(CK_SESSION_HANDLE h) noexcept nogil:

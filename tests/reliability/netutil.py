@@ -102,15 +102,17 @@ SIGN_PATH = re.compile(r"^/api/v1/keys/[^/]+/sign$")
 
 
 class StatusInjector:
-    """A plain-HTTP NetHSM front that forwards everything to a real (HTTPS) instance, except
+    """Plain-HTTP NetHSM fronts that forward everything to a real (HTTPS) instance, except
     `POST /keys/{id}/sign`, which answers `sign_status` when that is set.
 
-    `sign_requests` counts sign requests that reached it, whatever it answered."""
+    `fronts` servers share the setting: a slot listing all of them has that many instances
+    that fail alike. `sign_requests` counts sign requests that reached any front."""
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, fronts: int = 1) -> None:
         self.upstream_port = upstream_port
         self.sign_status: int | None = None
         self.sign_requests = 0
+        self._lock = threading.Lock()
         injector = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -123,13 +125,12 @@ class StatusInjector:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 if self.command == "POST" and SIGN_PATH.match(self.path):
-                    injector.sign_requests += 1
-                    if injector.sign_status is not None:
-                        self._answer(
-                            injector.sign_status,
-                            json.dumps({"message": f"injected {injector.sign_status}"}).encode(),
-                            "application/json",
-                        )
+                    with injector._lock:
+                        injector.sign_requests += 1
+                    status = injector.sign_status
+                    if status is not None:
+                        message = json.dumps({"message": f"injected status {status}"})
+                        self._answer(status, message.encode(), "application/json")
                         return
                 conn = http.client.HTTPSConnection(
                     "127.0.0.1",
@@ -154,15 +155,18 @@ class StatusInjector:
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.servers = []
+        for _ in range(fronts):
+            server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            server.daemon_threads = True
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            self.servers.append(server)
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api/v1"
+    def urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{s.server_address[1]}/api/v1" for s in self.servers]
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
