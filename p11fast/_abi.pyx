@@ -26,6 +26,7 @@ from p11fast._codec cimport (
     wbuf_free, wbuf_init, wbuf_put, wbuf_put_b64, wbuf_puts,
 )
 from p11fast._transport cimport TP_OK, TP_POST, Pool, tp_after_fork_child, tp_buf, tp_buf_free, tp_request, tp_result
+from p11fast._transport cimport tp_instance_url, tp_pool
 
 include "_abi_state.pxi"
 include "_abi_general.pxi"

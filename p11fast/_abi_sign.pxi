@@ -217,10 +217,10 @@ cdef CK_RV hsm_sign(op_t *op, const unsigned char *msg, size_t n, CK_BYTE_PTR ou
     wbuf_free(&body)
     memset(auth, 0, AUTH_MAX)
     if res.error != TP_OK:
-        log_error(b"C_Sign", b"no HSM instance answered; transport error", res.error)
+        log_request_failure(b"C_Sign", slot.pool, &res, NULL, 0)
         rv = CKR_DEVICE_ERROR
     elif res.status != 200:
-        log_error(b"C_Sign", b"the HSM refused the signature; HTTP status", res.status)
+        log_request_failure(b"C_Sign", slot.pool, &res, resp.data, resp.len)
         rv = ckr_for_http(res.status, True)
     elif json_get_string(resp.data, resp.len, "signature", &value, &value_len) != 0:
         log_error(b"C_Sign", b"no signature in the HSM's answer; body bytes", resp.len)

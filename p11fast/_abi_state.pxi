@@ -94,6 +94,36 @@ cdef void log_error(const char *where, const char *what, long detail) noexcept n
             pass
 
 
+cdef void log_request_failure(const char *where, tp_pool *pool, tp_result *res,
+                              const char *body, size_t body_len) noexcept nogil:
+    """The one log line of a failed HSM request on the compiled paths: which instance, and why
+    (the HSM's own message for an HTTP refusal, libcurl's reason for no answer)."""
+    cdef const char *url = tp_instance_url(pool, res.instance)
+    with gil:
+        try:
+            if _state is None:
+                return
+            instance = url.decode() if url != NULL else "no instance"
+            if res.error != TP_OK:
+                from p11fast._transport import ERROR_NAMES
+
+                reason = ERROR_NAMES.get(res.error, str(res.error))
+                message = (f"no HSM instance answered ({reason}, {res.attempts} attempt(s)); "
+                           f"last {instance}: {res.detail.decode(errors='replace')}")
+            else:
+                import json
+
+                text = body[:body_len].decode(errors="replace") if body != NULL else ""
+                try:
+                    text = json.loads(text)["message"]
+                except Exception:
+                    pass
+                message = f"{instance}: HTTP {res.status}: {text[:200]}"
+            _state.log.warn(f"{where.decode()}: {message}")
+        except BaseException:
+            pass
+
+
 cdef CK_RV ckr_for_http(long status, bint key_operation) noexcept nogil:
     """HSM status → CKR for the compiled paths: the table of p11fast.errors.from_http for a key
     operation (sign/encrypt) or anything else (tests/reliability/test_hsm_failures.py checks

@@ -68,6 +68,7 @@ def test_worst_case_of_a_call_to_a_hung_cluster_is_bounded_by_the_formula(
         delay=delay,
         timeout=timeout,
         disable_threads=threads == "disable_threads",
+        log_file=str(tmp_path / "module.log"),
     )
     h = ScriptHost(host, module_path, config)
     try:
@@ -88,3 +89,9 @@ def test_worst_case_of_a_call_to_a_hung_cluster_is_bounded_by_the_formula(
         assert elapsed >= (retries + 1) * timeout * 0.9, elapsed
         # ... and the call ended: a correctness bound on a hang, not a performance assertion.
         assert elapsed < formula + 5, (elapsed, formula)
+    # One line per failed call, naming the last instance tried and why.
+    failures = [
+        line for line in (tmp_path / "module.log").read_text().splitlines() if "C_Sign" in line
+    ]
+    assert len(failures) == 2, failures
+    assert all("timeout" in line and "127.0.0.1:" in line for line in failures), failures
