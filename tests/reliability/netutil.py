@@ -112,6 +112,11 @@ class StatusInjector:
         self.upstream_port = upstream_port
         self.sign_status: int | None = None
         self.sign_requests = 0
+        # (method, path regex) -> how many more of those requests are executed by the HSM and
+        # then answered with nothing: the connection closes where the response should come.
+        self.lose: dict[tuple[str, str], int] = {}
+        self.lost: list[str] = []
+        self.seen: list[str] = []
         self._lock = threading.Lock()
         injector = self
 
@@ -143,7 +148,23 @@ class StatusInjector:
                 resp = conn.getresponse()
                 data = resp.read()
                 conn.close()
+                injector.seen.append(f"{self.command} {self.path} {resp.status}")
+                if self._lose_answer():
+                    return
                 self._answer(resp.status, data, resp.getheader("Content-Type"))
+
+            def _lose_answer(self) -> bool:
+                with injector._lock:
+                    for (method, pattern), left in injector.lose.items():
+                        if left and method == self.command and re.match(pattern, self.path):
+                            injector.lose[(method, pattern)] = left - 1
+                            injector.lost.append(f"{self.command} {self.path}")
+                            break
+                    else:
+                        return False
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return True
 
             def _answer(self, status: int, data: bytes, content_type: str | None) -> None:
                 self.send_response(status)
