@@ -287,10 +287,10 @@ cdef CK_RV hsm_call(op_t *op, const char *where, const char *action, int context
     wbuf_free(&body)
     memset(auth, 0, AUTH_MAX)
     if res.error != TP_OK:
-        log_error(where, b"no HSM instance answered; transport error", res.error)
+        log_request_failure(where, slot.pool, &res, NULL, 0)
         rv = CKR_DEVICE_ERROR
     elif res.status != 200:
-        log_error(where, b"the HSM refused the operation; HTTP status", res.status)
+        log_request_failure(where, slot.pool, &res, resp.data, resp.len)
         rv = ckr_for_http(res.status, context)
     elif json_get_string(resp.data, resp.len, out_field, &value, &value_len) != 0:
         log_error(where, b"no result in the HSM's answer; body bytes", resp.len)
