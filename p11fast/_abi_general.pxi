@@ -114,6 +114,7 @@ cdef void set_auth(char *dst, bytes header) except *:
 
 cdef CK_RV initialize(const char *config_path, bint threads) except *:
     global _state, g_sessions, g_objects, g_nobjects, g_nslots, g_threads_allowed
+    global g_free_objects, g_nfree_objects
     from p11fast import config as config_module
     from p11fast import log as log_module
     from p11fast.objects import Inventory
@@ -125,7 +126,8 @@ cdef CK_RV initialize(const char *config_path, bint threads) except *:
     if g_sessions == NULL:
         g_sessions = <session_t *>calloc(MAX_SESSIONS, sizeof(session_t))
         g_objects = <object_t *>calloc(MAX_OBJECTS, sizeof(object_t))
-        if g_sessions == NULL or g_objects == NULL:
+        g_free_objects = <unsigned int *>calloc(MAX_OBJECTS, sizeof(unsigned int))
+        if g_sessions == NULL or g_objects == NULL or g_free_objects == NULL:
             raise MemoryError()
         for i in range(MAX_SESSIONS):
             pthread_mutex_init(&g_sessions[i].lock, NULL)
@@ -137,6 +139,7 @@ cdef CK_RV initialize(const char *config_path, bint threads) except *:
     pools = [Pool(slot, g_threads_allowed) for slot in cfg.slots]
     inventories = [Inventory(make_request(i, pools[i]), slot.label) for i, slot in enumerate(cfg.slots)]
     g_nobjects = 1
+    g_nfree_objects = 0
     g_nslots = len(cfg.slots)
     for i, slot in enumerate(cfg.slots):
         init_slot(&g_slots[i], slot, <Pool>pools[i])
@@ -194,6 +197,7 @@ cdef object current_auth(int slot_index, bint admin):
 
 
 cdef CK_RV C_Finalize(CK_VOID_PTR pReserved) noexcept nogil:
+    global g_nfree_objects
     cdef int i
     if pReserved != NULL:
         return CKR_ARGUMENTS_BAD
@@ -216,6 +220,7 @@ cdef CK_RV C_Finalize(CK_VOID_PTR pReserved) noexcept nogil:
         pthread_mutex_unlock(&g_sessions[i].lock)
     pthread_mutex_lock(&g_lock)
     memset(g_objects, 0, MAX_OBJECTS * sizeof(object_t))
+    g_nfree_objects = 0
     pthread_mutex_unlock(&g_lock)
     with gil:
         finalize_state()
@@ -247,7 +252,7 @@ cdef void finalize_state() noexcept:
 cdef void reset_after_fork() noexcept nogil:
     """A forked child inherits locks that may be held and connections the parent still uses:
     start from nothing, as if C_Finalize had run, and let the child call C_Initialize."""
-    global g_sessions, g_objects
+    global g_sessions, g_objects, g_nfree_objects
     cdef int i
     tp_after_fork_child()
     p11f_set_initialized(0)
@@ -260,6 +265,7 @@ cdef void reset_after_fork() noexcept nogil:
             session_ops_reset(&g_sessions[i], True)
             g_sessions[i].handle = 0
         memset(g_objects, 0, MAX_OBJECTS * sizeof(object_t))
+        g_nfree_objects = 0
     for i in range(MAX_SLOTS):
         pthread_mutex_init(&g_slots[i].lock, NULL)
         g_slots[i].pool = NULL
@@ -380,7 +386,10 @@ cdef CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO *pInfo) noexcept nogi
             pad_copy(pInfo.serialNumber, 16, f"{slotID:016d}")
         except BaseException as exc:
             return rv_for(exc, b"C_GetTokenInfo")
-    pInfo.flags = CKF_RNG | CKF_TOKEN_INITIALIZED | CKF_USER_PIN_INITIALIZED
+    pInfo.flags = CKF_RNG | CKF_TOKEN_INITIALIZED
+    if s.has_operator:
+        # No operator in the configuration: no normal user whose PIN could be used.
+        pInfo.flags |= CKF_USER_PIN_INITIALIZED
     if not s.operator_implicit:
         pInfo.flags |= CKF_LOGIN_REQUIRED
     pthread_mutex_lock(&g_lock)

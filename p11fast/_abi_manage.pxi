@@ -4,6 +4,8 @@
 # session for the call, and keeps the handle tables in step.
 
 cdef tuple HSM_CLASSES = (CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_SECRET_KEY, CKO_CERTIFICATE)
+# Session objects: HSM session keys and what the module holds (data objects too).
+cdef tuple SESSION_CLASSES = (CKO_DATA,) + HSM_CLASSES
 
 
 cdef struct caller_t:
@@ -106,9 +108,7 @@ cdef void forget_handles(int slot_index, str key_id, tuple classes) except *:
         if h == 0:
             continue
         _state.objects.pop(h, None)
-        pthread_mutex_lock(&g_lock)
-        memset(&g_objects[h], 0, sizeof(object_t))
-        pthread_mutex_unlock(&g_lock)
+        object_release(h)
 
 
 cdef void rebind_handles(int slot_index, str old_id, str new_id) except *:
@@ -280,7 +280,7 @@ cdef void destroy_object(caller_t *s, CK_OBJECT_HANDLE hObject) except *:
         if store.is_hsm_key(key_id):
             admin_of(s.slot).delete_key(key_id, archive=False)
         store.forget(key_id)
-        forget_handles(s.slot, key_id, HSM_CLASSES)
+        forget_handles(s.slot, key_id, SESSION_CLASSES)
         return
     require_rw(s)
     admin = admin_of(s.slot)
@@ -401,7 +401,7 @@ cdef void release_session_objects(session, int slot) noexcept:
             rv_for(exc, b"removing a session key")
         store.forget(key_id)
         try:
-            forget_handles(slot_index, key_id, HSM_CLASSES)
+            forget_handles(slot_index, key_id, SESSION_CLASSES)
         except BaseException as exc:
             rv_for(exc, b"removing a session object")
 

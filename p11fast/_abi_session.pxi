@@ -185,7 +185,10 @@ cdef CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHA
         rv = CKR_USER_ALREADY_LOGGED_IN
     elif slot.login_user != -1:
         rv = CKR_USER_ANOTHER_ALREADY_LOGGED_IN
-    elif (userType == CKU_USER and not slot.has_operator) or (userType == CKU_SO and not slot.has_admin):
+    elif userType == CKU_USER and not slot.has_operator:
+        # as C_GetTokenInfo says: without CKF_USER_PIN_INITIALIZED
+        rv = CKR_USER_PIN_NOT_INITIALIZED
+    elif userType == CKU_SO and not slot.has_admin:
         rv = CKR_USER_TYPE_INVALID
     pthread_mutex_unlock(&slot.lock)
     if rv != CKR_OK:
