@@ -68,7 +68,7 @@ PRESENCE_TTL = 1.0
 
 cdef CK_RV C_Initialize(CK_VOID_PTR pInitArgs) noexcept nogil:
     cdef CK_C_INITIALIZE_ARGS *args = <CK_C_INITIALIZE_ARGS *>pInitArgs
-    cdef int supplied
+    cdef int supplied, i
     cdef const char *config_path = NULL
     cdef bint threads = True
     cdef CK_RV rv
@@ -86,6 +86,14 @@ cdef CK_RV C_Initialize(CK_VOID_PTR pInitArgs) noexcept nogil:
     if p11f_is_initialized():
         pthread_mutex_unlock(&p11f_init_lock)
         return CKR_CRYPTOKI_ALREADY_INITIALIZED
+    if g_sessions != NULL:
+        # A session a C_OpenSession racing with the last C_Finalize left behind: none survives.
+        for i in range(MAX_SESSIONS):
+            pthread_mutex_lock(&g_sessions[i].lock)
+            if g_sessions[i].handle != 0:
+                session_ops_reset(&g_sessions[i], False)
+                g_sessions[i].handle = 0
+            pthread_mutex_unlock(&g_sessions[i].lock)
     with gil:
         try:
             rv = initialize(config_path, threads)
@@ -486,6 +494,9 @@ cdef CK_RV C_WaitForSlotEvent(CK_FLAGS flags, CK_SLOT_ID_PTR pSlot, CK_VOID_PTR 
                 found = slot_event()
             except BaseException as exc:
                 return rv_for(exc, b"C_WaitForSlotEvent")
+        if not p11f_is_initialized():
+            # C_Finalize ran meanwhile: what slot_event saw may be the pools going away
+            return CKR_CRYPTOKI_NOT_INITIALIZED
         if found >= 0:
             pSlot[0] = found
             return CKR_OK

@@ -331,6 +331,28 @@ def finalize_race():
     out["Initialize again"] = call("C_Initialize", NULL)
 
 
+def wait_finalize():
+    """C_Finalize wakes a thread blocked in C_WaitForSlotEvent: CKR_CRYPTOKI_NOT_INITIALIZED."""
+    import time
+
+    slot, result = UL(), {}
+
+    def waiter():
+        result["rv"] = call("C_WaitForSlotEvent", 0, ctypes.byref(slot), NULL)
+        result["at"] = time.monotonic()
+
+    out["DONT_BLOCK, no event"] = call("C_WaitForSlotEvent", 1, ctypes.byref(slot), NULL)
+    th = threading.Thread(target=waiter)
+    th.start()
+    time.sleep(0.5)
+    start = time.monotonic()
+    out["Finalize"] = call("C_Finalize", NULL)
+    th.join(10)
+    out["waiter"] = result.get("rv")
+    out["woken within 2 s"] = result.get("at", 1e9) - start < 2
+    out["Initialize again"] = call("C_Initialize", NULL)
+
+
 scenario = sys.argv[3]
 assert call("C_Initialize", NULL) == CKR_OK
 globals()[scenario]()

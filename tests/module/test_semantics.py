@@ -140,6 +140,18 @@ def test_key_that_cannot_do_the_mechanism(scenario):
     }
 
 
+def test_finalize_wakes_wait_for_slot_event(scenario):
+    """v3.0 C_Finalize: threads blocked in C_WaitForSlotEvent return CKR_CRYPTOKI_NOT_INITIALIZED."""
+    out = scenario("wait_finalize")
+    assert out == {
+        "DONT_BLOCK, no event": ckr.CKR_NO_EVENT,
+        "Finalize": ckr.CKR_OK,
+        "waiter": ckr.CKR_CRYPTOKI_NOT_INITIALIZED,
+        "woken within 2 s": True,
+        "Initialize again": ckr.CKR_OK,
+    }
+
+
 def test_finalize_while_other_threads_are_in_calls(scenario):
     out = scenario("finalize_race")
     assert out["Finalize"] == ckr.CKR_OK
