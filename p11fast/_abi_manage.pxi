@@ -48,6 +48,21 @@ cdef void require_rw(caller_t *s) except *:
         raise SessionReadOnly("token objects change only in a read/write session")
 
 
+cdef void require_login(int slot_index, bint so_may) except *:
+    """PKCS#11 v3.0, C_CreateObject and the key generation functions: only public
+    objects are created unless the normal user is logged in. `so_may`: HSM keys, which on a
+    NetHSM only the Administrator can create (docs/conformance-notes.md)."""
+    from p11fast.errors import UserNotLoggedIn
+
+    cdef slot_t *slot = &g_slots[slot_index]
+    cdef bint ok
+    pthread_mutex_lock(&slot.lock)
+    ok = slot_user_logged_in(slot) or (so_may and slot.login_user == CKU_SO)
+    pthread_mutex_unlock(&slot.lock)
+    if not ok:
+        raise UserNotLoggedIn("a private object is created only while the user is logged in")
+
+
 cdef void sweep_stale_session_keys(int slot_index) except *:
     """Once per slot: delete the session keys of processes that died without cleaning up.
     Runs at the first administrator use (SO login, first session key), not at C_Initialize,
@@ -83,6 +98,7 @@ cdef dict create_key(caller_t *s, spec, private):
     from p11fast.policy import check_session_object
     from p11fast.session_objects import new_session_key_id
 
+    require_login(s.slot, True)
     if spec.token:
         require_rw(s)
         spec.place(None)
@@ -209,6 +225,8 @@ cdef CK_OBJECT_HANDLE create_object(caller_t *s, list template) except 0:
         raise TemplateInconsistent(f"session objects of class 0x{cls:x} are not supported")
     store = _state.session_objects
     obj = so.held_object(store.new_held_id(), cls, t)
+    if obj.attrs.get(CKA_PRIVATE) == b"\x01":
+        require_login(s.slot, False)
     store.hold(s.handle, s.slot, obj)
     return register_object(s.slot, obj)
 

@@ -331,6 +331,26 @@ def finalize_race():
     out["Initialize again"] = call("C_Initialize", NULL)
 
 
+def private_objects():
+    """Only public objects are created unless a user is logged in (the SO may create HSM keys:
+    on a NetHSM only the Administrator can)."""
+    s = open_session()
+    handle = UL()
+    t, n = template((CKA_CLASS, CKO_DATA), (CKA_TOKEN, False), (CKA_PRIVATE, True), (CKA_VALUE, b"x"))
+    out["private data object, no login"] = call("C_CreateObject", s, t, n, ctypes.byref(handle))
+    t2, n2 = template((CKA_CLASS, CKO_DATA), (CKA_TOKEN, False), (CKA_VALUE, b"x"))
+    out["public data object, no login"] = call("C_CreateObject", s, t2, n2, ctypes.byref(handle))
+    g, gn = template((CKA_CLASS, CKO_SECRET_KEY), (CKA_TOKEN, False), (CKA_VALUE_LEN, 32))
+    out["GenerateKey, no login"] = call("C_GenerateKey", s, mech(CKM_AES_KEY_GEN), g, gn, ctypes.byref(handle))
+    login(s)
+    out["private data object, user"] = call("C_CreateObject", s, t, n, ctypes.byref(handle))
+    out["GenerateKey, user"] = call("C_GenerateKey", s, mech(CKM_AES_KEY_GEN), g, gn, ctypes.byref(handle))
+    call("C_Logout", s)
+    login(s, CKU_SO)
+    out["private data object, SO"] = call("C_CreateObject", s, t, n, ctypes.byref(handle))
+    out["GenerateKey, SO"] = call("C_GenerateKey", s, mech(CKM_AES_KEY_GEN), g, gn, ctypes.byref(handle))
+
+
 def wait_finalize():
     """C_Finalize wakes a thread blocked in C_WaitForSlotEvent: CKR_CRYPTOKI_NOT_INITIALIZED."""
     import time
