@@ -62,6 +62,8 @@ cdef CK_RV C_Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDa
     if s == NULL:
         return rv
     if s.digest.multipart:
+        # as C_Sign: the failing single-part call ends the multi-part operation
+        op_reset(&s.digest)
         session_unlock(s)
         return CKR_OPERATION_ACTIVE
     if pulDigestLen == NULL or (pData == NULL and ulDataLen != 0):

@@ -448,6 +448,8 @@ cdef CK_RV C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulData
         session_unlock(s)
         return CKR_OPERATION_NOT_INITIALIZED
     if s.sign.multipart:
+        # C_Sign cannot end a multi-part operation, and every failing C_Sign ends it (v3.0).
+        op_reset(&s.sign)
         session_unlock(s)
         return CKR_OPERATION_ACTIVE
     if pulSignatureLen == NULL or (pData == NULL and ulDataLen != 0):

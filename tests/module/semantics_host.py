@@ -351,6 +351,39 @@ def private_objects():
     out["GenerateKey, SO"] = call("C_GenerateKey", s, mech(CKM_AES_KEY_GEN), g, gn, ctypes.byref(handle))
 
 
+def mixing():
+    """C_Sign (C_Verify, C_Digest, C_Encrypt, C_Decrypt) after an Update: CKR_OPERATION_ACTIVE,
+    and, as every single-part call but a size query or a short buffer, it ends the operation."""
+    s = open_session()
+    login(s)
+    rsa = key(s, "rsa2048", CKO_PRIVATE_KEY)
+    rsa_pub = key(s, "rsa2048", CKO_PUBLIC_KEY)
+    aes = key(s, "aes256", CKO_SECRET_KEY)
+    iv = bytes(16)
+    length = UL(0)
+    data = buf(bytes(32))
+    for name, m, k in (
+        ("Sign", mech(CKM_SHA256_RSA_PKCS), rsa),
+        ("Verify", mech(CKM_SHA256_RSA_PKCS), rsa_pub),
+        ("Encrypt", mech(CKM_AES_CBC, iv), aes),
+        ("Decrypt", mech(CKM_AES_CBC, iv), aes),
+        ("Digest", mech(CKM_SHA256), None),
+    ):
+        out[f"{name}Init"] = call(f"C_{name}Init", s, m) if k is None else call(f"C_{name}Init", s, m, k)
+        if name in ("Sign", "Verify", "Digest"):
+            out[f"{name}Update"] = call(f"C_{name}Update", s, data, 32)
+        else:
+            length.value = 64
+            out[f"{name}Update"] = call(f"C_{name}Update", s, data, 32, buf(bytes(64)), ctypes.byref(length))
+        if name == "Verify":
+            out[f"{name} after Update"] = call("C_Verify", s, data, 32, buf(bytes(256)), 256)
+            out[f"{name}Final after that"] = call("C_VerifyFinal", s, buf(bytes(256)), 256)
+        else:
+            length.value = 0
+            out[f"{name} after Update"] = call(f"C_{name}", s, data, 32, NULL, ctypes.byref(length))
+            out[f"{name}Final after that"] = call(f"C_{name}Final", s, NULL, ctypes.byref(length))
+
+
 def wait_finalize():
     """C_Finalize wakes a thread blocked in C_WaitForSlotEvent: CKR_CRYPTOKI_NOT_INITIALIZED."""
     import time

@@ -154,6 +154,18 @@ def test_private_objects_need_a_logged_in_user(scenario):
     }
 
 
+def test_single_part_call_after_update_ends_the_operation(scenario):
+    """v3.0 C_Sign: "cannot be used to terminate a multi-part operation" and "always terminates
+    the active signing operation unless it returns CKR_BUFFER_TOO_SMALL or is a successful call
+    … to determine the length"; likewise C_Verify, C_Digest, C_Encrypt, C_Decrypt."""
+    out = scenario("mixing")
+    for name in ("Sign", "Verify", "Encrypt", "Decrypt", "Digest"):
+        assert out[f"{name}Init"] == ckr.CKR_OK, name
+        assert out[f"{name}Update"] == ckr.CKR_OK, name
+        assert out[f"{name} after Update"] == ckr.CKR_OPERATION_ACTIVE, name
+        assert out[f"{name}Final after that"] == ckr.CKR_OPERATION_NOT_INITIALIZED, name
+
+
 def test_finalize_wakes_wait_for_slot_event(scenario):
     """v3.0 C_Finalize: threads blocked in C_WaitForSlotEvent return CKR_CRYPTOKI_NOT_INITIALIZED."""
     out = scenario("wait_finalize")
