@@ -210,6 +210,10 @@ def read_only():
     out["session object of a closed session"] = call("C_GetAttributeValue", s, handle.value, attr, 1)
     out["DestroyObject token key in RO"] = call("C_DestroyObject", s, aes)
     out["DestroyObject public key of a pair"] = call("C_DestroyObject", s, ec_pub)
+    flag = ctypes.c_ubyte(7)
+    attr = (Attribute * 1)(Attribute(0x172, ctypes.cast(ctypes.byref(flag), P), 1))  # CKA_DESTROYABLE
+    call("C_GetAttributeValue", s, ec_pub, attr, 1)
+    out["public key of a pair: CKA_DESTROYABLE"] = flag.value
     out["GenerateRandom NULL 0"] = call("C_GenerateRandom", s, NULL, 0)
     out["GenerateRandom buffer 0"] = call("C_GenerateRandom", s, buf(b"\x00"), 0)
 
