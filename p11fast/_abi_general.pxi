@@ -319,6 +319,9 @@ cdef bint slot_present(int slot) except -1:
         _state.log.info(f"slot {slot}: token not present: {exc}")
         present = False
     _state.presence[slot] = (now, present)
+    # The first presence the application could see is what C_WaitForSlotEvent counts from: a
+    # token arriving after C_GetSlotList showed it absent is an event, not the baseline.
+    _state.reported.setdefault(slot, present)
     return present
 
 

@@ -193,3 +193,49 @@ def test_finalize_while_other_threads_are_in_calls(scenario):
         ckr.CKR_OPERATION_NOT_INITIALIZED,
     }
     assert {int(code, 16) for code in out["codes"]} <= allowed, out["codes"]
+
+
+ARRIVAL = r"""
+import ctypes, json, sys
+lib = ctypes.CDLL(sys.argv[1])
+UL = ctypes.c_ulong
+assert lib.C_Initialize(None) == 0
+count, slot = UL(0), UL(99)
+assert lib.C_GetSlotList(1, None, ctypes.byref(count)) == 0
+report = {"present while stopped": count.value}
+print("stopped", flush=True)
+sys.stdin.readline()
+report["DONT_BLOCK after the start"] = lib.C_WaitForSlotEvent(1, ctypes.byref(slot), None)
+report["slot"] = slot.value
+lib.C_Finalize(None)
+print(json.dumps(report), flush=True)
+"""
+
+
+def test_slot_event_counts_from_what_the_application_saw(module_path, tmp_path):
+    """A token that arrives after C_GetSlotList showed it absent is a slot event for the first
+    C_WaitForSlotEvent, not the baseline that call starts from."""
+    import json
+    import subprocess
+    import sys
+
+    from p11fast.hsm.testing import running_hsm
+    from tests.module.conftest import host_env
+
+    with running_hsm(str(tmp_path / "hsm")) as hsm:
+        hsm.stop()
+        host = subprocess.Popen([sys.executable, "-c", ARRIVAL, module_path],
+                                env=host_env(hsm.config_path), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert host.stdout.readline().strip() == "stopped"
+            hsm.start()
+            host.stdin.write("go\n")
+            host.stdin.flush()
+            out, err = host.communicate(timeout=60)
+        finally:
+            host.kill()
+        assert host.returncode == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report == {"present while stopped": 0, "DONT_BLOCK after the start": ckr.CKR_OK,
+                      "slot": 0}
