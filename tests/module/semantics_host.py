@@ -120,7 +120,11 @@ def mech(kind: int, param: bytes = None):
 
 
 def login(s: int, user=CKU_USER):
-    return call("C_Login", s, user, pin, len(pin)) if user == CKU_USER else call("C_Login", s, user, NULL, 0)
+    return (
+        call("C_Login", s, user, pin, len(pin))
+        if user == CKU_USER
+        else call("C_Login", s, user, NULL, 0)
+    )
 
 
 # --- scenarios ------------------------------------------------------------------------------
@@ -146,9 +150,13 @@ def cancel():
         out[f"{name}Init"] = call(f"C_{name}Init", s, m, k)
         out[f"{name}Init NULL cancels"] = call(f"C_{name}Init", s, NULL, k)
         if name == "Verify":
-            out[f"{name} after cancel"] = call("C_Verify", s, buf(bytes(32)), 32, buf(bytes(64)), 64)
+            out[f"{name} after cancel"] = call(
+                "C_Verify", s, buf(bytes(32)), 32, buf(bytes(64)), 64
+            )
         else:
-            out[f"{name} after cancel"] = call(f"C_{name}", s, buf(bytes(32)), 32, NULL, ctypes.byref(length))
+            out[f"{name} after cancel"] = call(
+                f"C_{name}", s, buf(bytes(32)), 32, NULL, ctypes.byref(length)
+            )
         out[f"{name}Init again"] = call(f"C_{name}Init", s, m, k)
     out["DigestInit NULL, none active"] = call("C_DigestInit", s, NULL)
     out["DigestInit"] = call("C_DigestInit", s, mech(CKM_SHA256))
@@ -174,7 +182,9 @@ def session_states():
     out["Login SO"] = login(rw, CKU_SO)
     out["RW SO"] = state(rw)
     h = UL()
-    out["OpenSession RO while SO"] = call("C_OpenSession", 0, CKF_SERIAL, NULL, NULL, ctypes.byref(h))
+    out["OpenSession RO while SO"] = call(
+        "C_OpenSession", 0, CKF_SERIAL, NULL, NULL, ctypes.byref(h)
+    )
     out["Login user while SO"] = login(rw)
     out["CloseAllSessions"] = call("C_CloseAllSessions", 0)
     out["closed session handle"] = state(rw)
@@ -189,9 +199,15 @@ def read_only():
     aes = key(s, "aes256", CKO_SECRET_KEY)
     ec_pub = key(s, "ecp256", CKO_PUBLIC_KEY)
     handle = UL()
-    t, n = template((CKA_CLASS, CKO_SECRET_KEY), (CKA_TOKEN, True), (CKA_VALUE_LEN, 32),
-                    (CKA_LABEL, b"ro-token-aes"))
-    out["GenerateKey token in RO"] = call("C_GenerateKey", s, mech(CKM_AES_KEY_GEN), t, n, ctypes.byref(handle))
+    t, n = template(
+        (CKA_CLASS, CKO_SECRET_KEY),
+        (CKA_TOKEN, True),
+        (CKA_VALUE_LEN, 32),
+        (CKA_LABEL, b"ro-token-aes"),
+    )
+    out["GenerateKey token in RO"] = call(
+        "C_GenerateKey", s, mech(CKM_AES_KEY_GEN), t, n, ctypes.byref(handle)
+    )
     t, n = template((CKA_CLASS, CKO_DATA), (CKA_TOKEN, False), (CKA_VALUE, b"x"))
     out["CreateObject session data in RO"] = call("C_CreateObject", s, t, n, ctypes.byref(handle))
     data = handle.value
@@ -207,11 +223,15 @@ def read_only():
     t, n = template((CKA_CLASS, CKO_DATA), (CKA_TOKEN, False), (CKA_VALUE, b"y"))
     call("C_CreateObject", other, t, n, ctypes.byref(handle))
     out["CloseSession with a session object"] = call("C_CloseSession", other)
-    out["session object of a closed session"] = call("C_GetAttributeValue", s, handle.value, attr, 1)
+    out["session object of a closed session"] = call(
+        "C_GetAttributeValue", s, handle.value, attr, 1
+    )
     out["DestroyObject token key in RO"] = call("C_DestroyObject", s, aes)
     out["DestroyObject public key of a pair"] = call("C_DestroyObject", s, ec_pub)
     flag = ctypes.c_ubyte(7)
-    attr = (Attribute * 1)(Attribute(0x172, ctypes.cast(ctypes.byref(flag), P), 1))  # CKA_DESTROYABLE
+    attr = (Attribute * 1)(
+        Attribute(0x172, ctypes.cast(ctypes.byref(flag), P), 1)
+    )  # CKA_DESTROYABLE
     call("C_GetAttributeValue", s, ec_pub, attr, 1)
     out["public key of a pair: CKA_DESTROYABLE"] = flag.value
     out["GenerateRandom NULL 0"] = call("C_GenerateRandom", s, NULL, 0)
@@ -291,7 +311,8 @@ def key_use():
     # rsa2048 may sign PSS with SHA-1/256/384/512 only
     params = bytes(UL(0x255)) + bytes(UL(5)) + bytes(UL(28))  # SHA224, MGF1_SHA224, 28
     out["PSS-SHA224 not among the key's mechanisms"] = call(
-        "C_SignInit", s, mech(CKM_SHA224_RSA_PKCS_PSS, params), rsa)
+        "C_SignInit", s, mech(CKM_SHA224_RSA_PKCS_PSS, params), rsa
+    )
     params = bytes(UL(CKM_SHA256)) + bytes(UL(2)) + bytes(UL(20))  # salt != hash length
     out["PSS salt the HSM cannot do"] = call("C_SignInit", s, mech(CKM_RSA_PKCS_PSS, params), rsa)
     out["PSS without parameters"] = call("C_SignInit", s, mech(CKM_RSA_PKCS_PSS), rsa)
@@ -340,19 +361,27 @@ def private_objects():
     on a NetHSM only the Administrator can)."""
     s = open_session()
     handle = UL()
-    t, n = template((CKA_CLASS, CKO_DATA), (CKA_TOKEN, False), (CKA_PRIVATE, True), (CKA_VALUE, b"x"))
+    t, n = template(
+        (CKA_CLASS, CKO_DATA), (CKA_TOKEN, False), (CKA_PRIVATE, True), (CKA_VALUE, b"x")
+    )
     out["private data object, no login"] = call("C_CreateObject", s, t, n, ctypes.byref(handle))
     t2, n2 = template((CKA_CLASS, CKO_DATA), (CKA_TOKEN, False), (CKA_VALUE, b"x"))
     out["public data object, no login"] = call("C_CreateObject", s, t2, n2, ctypes.byref(handle))
     g, gn = template((CKA_CLASS, CKO_SECRET_KEY), (CKA_TOKEN, False), (CKA_VALUE_LEN, 32))
-    out["GenerateKey, no login"] = call("C_GenerateKey", s, mech(CKM_AES_KEY_GEN), g, gn, ctypes.byref(handle))
+    out["GenerateKey, no login"] = call(
+        "C_GenerateKey", s, mech(CKM_AES_KEY_GEN), g, gn, ctypes.byref(handle)
+    )
     login(s)
     out["private data object, user"] = call("C_CreateObject", s, t, n, ctypes.byref(handle))
-    out["GenerateKey, user"] = call("C_GenerateKey", s, mech(CKM_AES_KEY_GEN), g, gn, ctypes.byref(handle))
+    out["GenerateKey, user"] = call(
+        "C_GenerateKey", s, mech(CKM_AES_KEY_GEN), g, gn, ctypes.byref(handle)
+    )
     call("C_Logout", s)
     login(s, CKU_SO)
     out["private data object, SO"] = call("C_CreateObject", s, t, n, ctypes.byref(handle))
-    out["GenerateKey, SO"] = call("C_GenerateKey", s, mech(CKM_AES_KEY_GEN), g, gn, ctypes.byref(handle))
+    out["GenerateKey, SO"] = call(
+        "C_GenerateKey", s, mech(CKM_AES_KEY_GEN), g, gn, ctypes.byref(handle)
+    )
 
 
 def mixing():
@@ -373,12 +402,16 @@ def mixing():
         ("Decrypt", mech(CKM_AES_CBC, iv), aes),
         ("Digest", mech(CKM_SHA256), None),
     ):
-        out[f"{name}Init"] = call(f"C_{name}Init", s, m) if k is None else call(f"C_{name}Init", s, m, k)
+        out[f"{name}Init"] = (
+            call(f"C_{name}Init", s, m) if k is None else call(f"C_{name}Init", s, m, k)
+        )
         if name in ("Sign", "Verify", "Digest"):
             out[f"{name}Update"] = call(f"C_{name}Update", s, data, 32)
         else:
             length.value = 64
-            out[f"{name}Update"] = call(f"C_{name}Update", s, data, 32, buf(bytes(64)), ctypes.byref(length))
+            out[f"{name}Update"] = call(
+                f"C_{name}Update", s, data, 32, buf(bytes(64)), ctypes.byref(length)
+            )
         if name == "Verify":
             out[f"{name} after Update"] = call("C_Verify", s, data, 32, buf(bytes(256)), 256)
             out[f"{name}Final after that"] = call("C_VerifyFinal", s, buf(bytes(256)), 256)

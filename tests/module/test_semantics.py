@@ -169,7 +169,7 @@ def test_single_part_call_after_update_ends_the_operation(scenario):
 
 
 def test_finalize_wakes_wait_for_slot_event(scenario):
-    """v3.0 C_Finalize: threads blocked in C_WaitForSlotEvent return CKR_CRYPTOKI_NOT_INITIALIZED."""
+    """v3.0 C_Finalize: a thread blocked in C_WaitForSlotEvent gets CKR_CRYPTOKI_NOT_INITIALIZED."""
     out = scenario("wait_finalize")
     assert out == {
         "DONT_BLOCK, no event": ckr.CKR_NO_EVENT,
@@ -224,9 +224,14 @@ def test_slot_event_counts_from_what_the_application_saw(module_path, tmp_path):
 
     with running_hsm(str(tmp_path / "hsm")) as hsm:
         hsm.stop()
-        host = subprocess.Popen([sys.executable, "-c", ARRIVAL, module_path],
-                                env=host_env(hsm.config_path), stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        host = subprocess.Popen(
+            [sys.executable, "-c", ARRIVAL, module_path],
+            env=host_env(hsm.config_path),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert host.stdout.readline().strip() == "stopped"
             hsm.start()
@@ -237,5 +242,8 @@ def test_slot_event_counts_from_what_the_application_saw(module_path, tmp_path):
             host.kill()
         assert host.returncode == 0, err
     report = json.loads(out.strip().splitlines()[-1])
-    assert report == {"present while stopped": 0, "DONT_BLOCK after the start": ckr.CKR_OK,
-                      "slot": 0}
+    assert report == {
+        "present while stopped": 0,
+        "DONT_BLOCK after the start": ckr.CKR_OK,
+        "slot": 0,
+    }
