@@ -19,7 +19,7 @@ Layout of this file:
 from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy, memmove, memset, strlen, strncpy
+from libc.string cimport memcpy, memmove, memset, strcmp, strlen, strncpy
 
 from p11fast._pkcs11 cimport *
 from p11fast._codec cimport (

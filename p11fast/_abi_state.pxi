@@ -16,7 +16,9 @@ cdef slot_t g_slots[MAX_SLOTS]
 cdef int g_nslots = 0
 cdef session_t *g_sessions = NULL
 cdef object_t *g_objects = NULL
-cdef CK_ULONG g_nobjects = 0
+cdef CK_ULONG g_nobjects = 0            # entries handed out at least once (entry 0 is never used)
+cdef unsigned int *g_free_objects = NULL    # freed entries, reused once all were handed out
+cdef CK_ULONG g_nfree_objects = 0
 # Guards handle allocation, the object table and the session table's free/used transitions.
 # Never held across network I/O.
 cdef pthread_mutex_t g_lock
@@ -123,6 +125,10 @@ cdef CK_RV rv_for(exc, const char *where) noexcept:
         rv = CKR_DEVICE_ERROR
     elif isinstance(exc, MemoryError):
         rv = CKR_HOST_MEMORY
+    if not p11f_is_initialized() and strcmp(where, b"C_Initialize") != 0:
+        # The call lost a race with C_Finalize in another thread (credentials, pools and
+        # inventories went while it ran): say so rather than what the teardown made it see.
+        rv = CKR_CRYPTOKI_NOT_INITIALIZED
     try:
         message = f"{where.decode()}: {exc}" if str(exc) else f"{where.decode()}: {type(exc).__name__}"
         if _state is not None:
@@ -305,6 +311,37 @@ cdef bint session_open(CK_SESSION_HANDLE h, int *slot_index) noexcept nogil:
         slot_index[0] = s.slot
     session_unlock(s)
     return True
+
+
+cdef CK_OBJECT_HANDLE object_alloc() noexcept nogil:
+    """A free entry's handle, 0 if the table is full; the caller holds g_lock. Handles carry the
+    entry's generation like session handles, so a destroyed object's handle stays invalid."""
+    global g_nobjects, g_nfree_objects
+    cdef CK_ULONG index
+    if g_nobjects < MAX_OBJECTS:
+        index = g_nobjects
+        g_nobjects += 1
+    elif g_nfree_objects:
+        g_nfree_objects -= 1
+        index = g_free_objects[g_nfree_objects]
+    else:
+        return 0
+    return (g_objects[index].generation << HANDLE_INDEX_BITS) | index
+
+
+cdef void object_release(CK_OBJECT_HANDLE h) noexcept nogil:
+    """Frees the entry of handle h (nothing if h is stale) for object_alloc to hand out again."""
+    global g_nfree_objects
+    cdef CK_ULONG index = h & ((1 << HANDLE_INDEX_BITS) - 1)
+    cdef CK_ULONG generation
+    pthread_mutex_lock(&g_lock)
+    if h != 0 and index < MAX_OBJECTS and g_objects[index].handle == h:
+        generation = g_objects[index].generation + 1
+        memset(&g_objects[index], 0, sizeof(object_t))
+        g_objects[index].generation = generation
+        g_free_objects[g_nfree_objects] = <unsigned int>index
+        g_nfree_objects += 1
+    pthread_mutex_unlock(&g_lock)
 
 
 cdef bint object_copy(CK_OBJECT_HANDLE h, object_t *out) noexcept nogil:
