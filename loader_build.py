@@ -52,6 +52,10 @@ def command(target: str, cflags: list[str], cc: list[str] | None = None) -> list
             SOURCE,
             "-o",
             target,
+            # Our own references to C_GetFunctionList & co. (the function tables, dladdr of
+            # ourselves) must bind to our definitions, not to a same-named export loaded earlier
+            # (libp11-kit.so exports C_GetFunctionList: p11tool found the package beside it).
+            "-Wl,-Bsymbolic",
             "-ldl",
             "-lpthread",
         ]
