@@ -1,0 +1,191 @@
+"""python-pkcs11 and PyKCS11 inside a Python process (one process per test, so each starts the
+module afresh; the loader reuses the host's interpreter)."""
+
+from __future__ import annotations
+
+import json
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
+
+from tests.interop.conftest import KEYS, OPERATOR_PIN, TOKEN, public_key, run_python
+
+MESSAGE = b"a Python host signs this"
+
+
+def result(done) -> dict:
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def der_from_raw(raw: bytes) -> bytes:
+    half = len(raw) // 2
+    return utils.encode_dss_signature(
+        int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
+    )
+
+
+PYTHON_PKCS11_FIND = r"""
+import json, sys
+import pkcs11
+from pkcs11 import Attribute, ObjectClass
+
+lib = pkcs11.lib(sys.argv[1])
+token = lib.get_token(token_label=sys.argv[3])
+with token.open(user_pin=sys.argv[2]) as session:
+    found = {
+        kind.name: sorted(o[Attribute.LABEL] for o in session.get_objects({Attribute.CLASS: kind}))
+        for kind in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY, ObjectClass.SECRET_KEY)
+    }
+print(json.dumps(found))
+"""
+
+
+def test_python_pkcs11_finds_private_public_and_secret_keys(module_path, login_config, api):
+    found = result(run_python(PYTHON_PKCS11_FIND, login_config, module_path, OPERATOR_PIN, TOKEN))
+    asymmetric = sorted(k for k, kind, *_ in KEYS if kind != "Generic")
+    assert found["PRIVATE_KEY"] == asymmetric
+    assert found["PUBLIC_KEY"] == asymmetric
+    assert found["SECRET_KEY"] == ["aes256"]
+
+
+PYTHON_PKCS11_SIGN = r"""
+import json, sys
+import pkcs11
+from pkcs11 import KeyType, Mechanism, MGF, ObjectClass
+
+lib = pkcs11.lib(sys.argv[1])
+token = lib.get_token(token_label=sys.argv[3])
+message = sys.argv[4].encode()
+with token.open(user_pin=sys.argv[2]) as session:
+    def key(label):
+        return session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
+    out = {
+        "ecdsa": key("ecp256").sign(message, mechanism=Mechanism.ECDSA_SHA256).hex(),
+        "rsa": key("rsa2048").sign(message, mechanism=Mechanism.SHA256_RSA_PKCS).hex(),
+        "pss": key("rsa2048").sign(
+            message,
+            mechanism=Mechanism.SHA256_RSA_PKCS_PSS,
+            mechanism_param=(Mechanism.SHA256, MGF.SHA256, 32),
+        ).hex(),
+        "eddsa": key("ed1").sign(message, mechanism=Mechanism.EDDSA).hex(),
+    }
+print(json.dumps(out))
+"""
+
+
+def test_python_pkcs11_signatures_verify_with_the_hsm_public_keys(module_path, login_config, api):
+    out = result(
+        run_python(
+            PYTHON_PKCS11_SIGN, login_config, module_path, OPERATOR_PIN, TOKEN, MESSAGE.decode()
+        )
+    )
+    public_key(api, "ecp256").verify(
+        der_from_raw(bytes.fromhex(out["ecdsa"])), MESSAGE, ec.ECDSA(hashes.SHA256())
+    )
+    rsa = public_key(api, "rsa2048")
+    rsa.verify(bytes.fromhex(out["rsa"]), MESSAGE, padding.PKCS1v15(), hashes.SHA256())
+    rsa.verify(
+        bytes.fromhex(out["pss"]),
+        MESSAGE,
+        padding.PSS(padding.MGF1(hashes.SHA256()), 32),
+        hashes.SHA256(),
+    )
+    public_key(api, "ed1").verify(bytes.fromhex(out["eddsa"]), MESSAGE)
+
+
+PYTHON_PKCS11_THREADS = r"""
+import json, sys
+from concurrent.futures import ThreadPoolExecutor
+import pkcs11
+from pkcs11 import Mechanism, ObjectClass
+
+lib = pkcs11.lib(sys.argv[1])
+token = lib.get_token(token_label=sys.argv[3])
+with token.open(user_pin=sys.argv[2]) as session:
+    key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label="ecp256")
+    def sign(i):
+        return key.sign(b"thread %d" % i, mechanism=Mechanism.ECDSA_SHA256).hex()
+    with ThreadPoolExecutor(4) as pool:
+        signatures = list(pool.map(sign, range(32)))
+print(json.dumps(signatures))
+"""
+
+
+def test_python_pkcs11_signs_from_several_threads(module_path, login_config, api):
+    signatures = result(
+        run_python(PYTHON_PKCS11_THREADS, login_config, module_path, OPERATOR_PIN, TOKEN)
+    )
+    public = public_key(api, "ecp256")
+    for i, signature in enumerate(signatures):
+        public.verify(
+            der_from_raw(bytes.fromhex(signature)), b"thread %d" % i, ec.ECDSA(hashes.SHA256())
+        )
+
+
+PYKCS11_SIGN = r"""
+import json, sys
+import PyKCS11
+from PyKCS11 import LowLevel
+
+lib = PyKCS11.PyKCS11Lib()
+lib.load(sys.argv[1])
+slot = lib.getSlotList(tokenPresent=True)[0]
+session = lib.openSession(slot)
+session.login(sys.argv[2])
+message = sys.argv[3].encode()
+
+def key(label):
+    template = [(PyKCS11.CKA_CLASS, PyKCS11.CKO_PRIVATE_KEY), (PyKCS11.CKA_LABEL, label)]
+    return session.findObjects(template)[0]
+
+pss = PyKCS11.RSA_PSS_Mechanism(
+    PyKCS11.CKM_SHA256_RSA_PKCS_PSS, PyKCS11.CKM_SHA256, PyKCS11.CKG_MGF1_SHA256, 32
+)
+out = {
+    "ecdsa": bytes(session.sign(key("ecp384"), message, PyKCS11.Mechanism(PyKCS11.CKM_ECDSA_SHA384))).hex(),
+    "rsa": bytes(session.sign(key("rsa2048"), message, PyKCS11.Mechanism(PyKCS11.CKM_SHA512_RSA_PKCS))).hex(),
+    "pss": bytes(session.sign(key("rsa2048"), message, pss)).hex(),
+}
+session.logout()
+session.closeSession()
+print(json.dumps(out))
+"""
+
+
+def test_pykcs11_signatures_verify_with_the_hsm_public_keys(module_path, login_config, api):
+    out = result(
+        run_python(PYKCS11_SIGN, login_config, module_path, OPERATOR_PIN, MESSAGE.decode())
+    )
+    public_key(api, "ecp384").verify(
+        der_from_raw(bytes.fromhex(out["ecdsa"])), MESSAGE, ec.ECDSA(hashes.SHA384())
+    )
+    rsa = public_key(api, "rsa2048")
+    rsa.verify(bytes.fromhex(out["rsa"]), MESSAGE, padding.PKCS1v15(), hashes.SHA512())
+    rsa.verify(
+        bytes.fromhex(out["pss"]),
+        MESSAGE,
+        padding.PSS(padding.MGF1(hashes.SHA256()), 32),
+        hashes.SHA256(),
+    )
+
+
+PYKCS11_DIGEST_RANDOM = r"""
+import json, sys
+import PyKCS11
+
+lib = PyKCS11.PyKCS11Lib()
+lib.load(sys.argv[1])
+session = lib.openSession(lib.getSlotList(tokenPresent=True)[0])
+digest = bytes(session.digest(b"x" * 10000, PyKCS11.Mechanism(PyKCS11.CKM_SHA384))).hex()
+random = bytes(session.generateRandom(64)).hex()
+print(json.dumps({"digest": digest, "random": random}))
+"""
+
+
+def test_pykcs11_digest_matches_and_random_has_the_asked_length(module_path, hsm):
+    import hashlib
+
+    out = result(run_python(PYKCS11_DIGEST_RANDOM, hsm.config_path, module_path))
+    assert bytes.fromhex(out["digest"]) == hashlib.sha384(b"x" * 10000).digest()
+    assert len(bytes.fromhex(out["random"])) == 64
