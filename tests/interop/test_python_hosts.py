@@ -126,7 +126,6 @@ def test_python_pkcs11_signs_from_several_threads(module_path, login_config, api
 PYKCS11_SIGN = r"""
 import json, sys
 import PyKCS11
-from PyKCS11 import LowLevel
 
 lib = PyKCS11.PyKCS11Lib()
 lib.load(sys.argv[1])
@@ -142,9 +141,11 @@ def key(label):
 pss = PyKCS11.RSA_PSS_Mechanism(
     PyKCS11.CKM_SHA256_RSA_PKCS_PSS, PyKCS11.CKM_SHA256, PyKCS11.CKG_MGF1_SHA256, 32
 )
+ecdsa = PyKCS11.Mechanism(PyKCS11.CKM_ECDSA_SHA384)
+rsa = PyKCS11.Mechanism(PyKCS11.CKM_SHA512_RSA_PKCS)
 out = {
-    "ecdsa": bytes(session.sign(key("ecp384"), message, PyKCS11.Mechanism(PyKCS11.CKM_ECDSA_SHA384))).hex(),
-    "rsa": bytes(session.sign(key("rsa2048"), message, PyKCS11.Mechanism(PyKCS11.CKM_SHA512_RSA_PKCS))).hex(),
+    "ecdsa": bytes(session.sign(key("ecp384"), message, ecdsa)).hex(),
+    "rsa": bytes(session.sign(key("rsa2048"), message, rsa)).hex(),
     "pss": bytes(session.sign(key("rsa2048"), message, pss)).hex(),
 }
 session.logout()
