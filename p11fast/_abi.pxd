@@ -62,10 +62,16 @@ cdef struct op_t:
     bint multipart                  # Update was called: Sign/Digest single-part is then refused
     size_t out_len                  # exact size of the result
     size_t in_len                   # required digest length (PSS on a hash), 0 = any
-    size_t field_len
+    size_t field_len                # EC: bytes of a coordinate; RSA: bytes of the modulus
     hash_ctx hctx
-    wbuf acc                        # data kept for mechanisms that need all of it at once
+    wbuf acc                        # data kept for mechanisms that need all of it at once, and
+                                    # the partial block of a multi-part AES operation
     char key_id[KEY_ID_MAX + 1]
+    bint out_bound                  # out_len is an upper bound (RSA, CBC_PAD decryption)
+    unsigned char *pending          # a result computed for a too-short buffer (output_size)
+    size_t pending_len
+    void *pkey                      # EVP_PKEY of local public-key work (verify, RSA encrypt)
+    unsigned char iv[16]            # AES-CBC chaining value between multi-part steps
 
 cdef struct session_t:
     pthread_mutex_t lock            # the per-session lock: held for a whole operation step
@@ -75,3 +81,6 @@ cdef struct session_t:
     CK_FLAGS flags
     op_t sign
     op_t digest
+    op_t verify
+    op_t decrypt
+    op_t encrypt

@@ -8,23 +8,27 @@ Layout of this file:
   4. sessions and login
   5. objects (find, attributes)
   6. the sign path (nogil from entry to return)
-  7. digest and random
-  8. functions that are not supported yet, with their argument checks
-  9. the function table and the capsules the loader takes
+  7. verification (locally, with OpenSSL)
+  8. encryption and decryption (AES and RSA decryption on the HSM, nogil), CMAC
+  9. digest and random
+ 10. object management: key generation, create/destroy/set attributes, session objects, PINs
+ 11. functions that are not supported yet, with their argument checks
+ 12. the function table and the capsules the loader takes
 """
 
 from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy, memset, strlen, strncpy
+from libc.string cimport memcpy, memmove, memset, strlen, strncpy
 
 from p11fast._pkcs11 cimport *
 from p11fast._codec cimport (
-    H_MD5, H_NONE, H_SHA1, H_SHA224, H_SHA256, H_SHA384, H_SHA512,
-    b64_decode, digestinfo_prefix, ecdsa_der_to_raw, hash_final, hash_free, hash_init,
-    hash_len, hash_oneshot, hash_update, json_get_string,
+    HASH_MAX_LEN, H_MD5, H_NONE, H_SHA1, H_SHA224, H_SHA256, H_SHA384, H_SHA512,
+    b64_decode, digestinfo_prefix, ecdsa_der_to_raw, ecdsa_raw_to_der, hash_final, hash_free,
+    hash_init, hash_len, hash_md, hash_oneshot, hash_update, json_get_string,
     wbuf_free, wbuf_init, wbuf_put, wbuf_put_b64, wbuf_puts,
 )
+from p11fast._openssl cimport *
 from p11fast._transport cimport TP_OK, TP_POST, Pool, tp_after_fork_child, tp_buf, tp_buf_free, tp_request, tp_result
 
 include "_abi_state.pxi"
@@ -32,6 +36,9 @@ include "_abi_general.pxi"
 include "_abi_session.pxi"
 include "_abi_object.pxi"
 include "_abi_sign.pxi"
+include "_abi_verify.pxi"
+include "_abi_crypt.pxi"
 include "_abi_digest.pxi"
+include "_abi_manage.pxi"
 include "_abi_unsupported.pxi"
 include "_abi_table.pxi"

@@ -13,6 +13,8 @@ cdef CK_RV C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
         rv = CKR_OPERATION_ACTIVE
     elif pMechanism == NULL:
         rv = CKR_ARGUMENTS_BAD
+    elif policy_check_mechanism(b"C_DigestInit", pMechanism.mechanism) != CKR_OK:
+        rv = CKR_MECHANISM_INVALID
     else:
         h = hash_of_mechanism(pMechanism.mechanism)
         if h == H_NONE:

@@ -21,25 +21,40 @@ cdef extern from "<stdlib.h>" nogil:
 # What the module does, and for which key sizes. `hw` marks work the HSM performs.
 # (mechanism, min key size, max key size, flags)
 MECHANISMS = (
-    (CKM_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_SHA1_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_SHA224_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_SHA256_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_SHA384_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_SHA512_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_SHA1_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_SHA224_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_SHA256_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_SHA384_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_SHA512_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN),
-    (CKM_ECDSA, 256, 521, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
-    (CKM_ECDSA_SHA1, 256, 521, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
-    (CKM_ECDSA_SHA224, 256, 521, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
-    (CKM_ECDSA_SHA256, 256, 521, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
-    (CKM_ECDSA_SHA384, 256, 521, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
-    (CKM_ECDSA_SHA512, 256, 521, CKF_HW | CKF_SIGN | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
-    (CKM_EDDSA, 256, 256, CKF_HW | CKF_SIGN),
+    (CKM_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_DECRYPT | CKF_ENCRYPT),
+    (CKM_RSA_X_509, 1024, 8192, CKF_HW | CKF_DECRYPT | CKF_ENCRYPT),
+    (CKM_RSA_PKCS_OAEP, 1024, 8192, CKF_HW | CKF_DECRYPT | CKF_ENCRYPT),
+    (CKM_SHA1_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_SHA224_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_SHA256_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_SHA384_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_SHA512_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_SHA1_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_SHA224_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_SHA256_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_SHA384_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_SHA512_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_ECDSA, 256, 521, CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_ECDSA_SHA1, 256, 521, CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_ECDSA_SHA224, 256, 521, CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_ECDSA_SHA256, 256, 521, CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_ECDSA_SHA384, 256, 521, CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_ECDSA_SHA512, 256, 521, CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_EDDSA, 256, 256, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    # AES key sizes in bytes, as PKCS#11 counts them for AES. ECB and CMAC are built on the
+    # HSM's CBC, so they are hardware mechanisms too.
+    (CKM_AES_CBC, 16, 32, CKF_HW | CKF_ENCRYPT | CKF_DECRYPT),
+    (CKM_AES_CBC_PAD, 16, 32, CKF_HW | CKF_ENCRYPT | CKF_DECRYPT),
+    (CKM_AES_ECB, 16, 32, CKF_HW | CKF_ENCRYPT | CKF_DECRYPT),
+    (CKM_AES_CMAC, 16, 32, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_AES_CMAC_GENERAL, 16, 32, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_RSA_PKCS_KEY_PAIR_GEN, 1024, 8192, CKF_HW | CKF_GENERATE_KEY_PAIR),
+    (CKM_EC_KEY_PAIR_GEN, 256, 521, CKF_HW | CKF_GENERATE_KEY_PAIR | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
+    (CKM_EC_EDWARDS_KEY_PAIR_GEN, 256, 256, CKF_HW | CKF_GENERATE_KEY_PAIR),
+    # AES sizes in bytes, generic secret sizes in bits (the standard's units for each)
+    (CKM_AES_KEY_GEN, 16, 32, CKF_HW | CKF_GENERATE),
+    (CKM_GENERIC_SECRET_KEY_GEN, 128, 256, CKF_HW | CKF_GENERATE),
     (CKM_SHA_1, 0, 0, CKF_DIGEST),
     (CKM_SHA224, 0, 0, CKF_DIGEST),
     (CKM_SHA256, 0, 0, CKF_DIGEST),
@@ -125,6 +140,7 @@ cdef CK_RV initialize(const char *config_path, bint threads) except *:
     g_nslots = len(cfg.slots)
     for i, slot in enumerate(cfg.slots):
         init_slot(&g_slots[i], slot, <Pool>pools[i])
+    set_mechanism_policy(cfg.policy)
     _state = ModuleState(cfg, log, pools, inventories)
     log.info(f"initialised: {g_nslots} slot(s), threads {'allowed' if g_threads_allowed else 'off'}")
     return CKR_OK
@@ -151,13 +167,14 @@ cdef void init_slot(slot_t *s, slot, Pool pool) except *:
 def make_request(int slot_index, Pool pool):
     """The cold path's HTTP call for one slot, with the credentials the token holds now."""
 
-    def request(str method, str path, bytes body=None, bint admin=False):
+    def request(str method, str path, bytes body=None, bint admin=False, str content_type=None):
         from p11fast.errors import UserNotLoggedIn
 
         header = current_auth(slot_index, admin)
         if header is None:
             raise UserNotLoggedIn("no credentials: log in, or set a password in the config")
-        content_type = "application/json" if body is not None else None
+        if body is not None and content_type is None:
+            content_type = "application/json"
         status, data, _ = pool.call(method, path, body, header, content_type)
         return status, data
 
@@ -188,11 +205,13 @@ cdef CK_RV C_Finalize(CK_VOID_PTR pReserved) noexcept nogil:
     pthread_mutex_lock(&g_lock)
     pthread_cond_broadcast(&g_event)
     pthread_mutex_unlock(&g_lock)
+    with gil:
+        # While the credentials and pools still exist: session keys leave the HSM.
+        release_session_objects(None, -1)
     for i in range(MAX_SESSIONS):
         pthread_mutex_lock(&g_sessions[i].lock)
         if g_sessions[i].handle != 0:
-            op_reset(&g_sessions[i].sign)
-            op_reset(&g_sessions[i].digest)
+            session_ops_reset(&g_sessions[i], False)
             g_sessions[i].handle = 0
         pthread_mutex_unlock(&g_sessions[i].lock)
     pthread_mutex_lock(&g_lock)
@@ -238,8 +257,7 @@ cdef void reset_after_fork() noexcept nogil:
     if g_sessions != NULL:
         for i in range(MAX_SESSIONS):
             pthread_mutex_init(&g_sessions[i].lock, NULL)
-            memset(&g_sessions[i].sign, 0, sizeof(op_t))
-            memset(&g_sessions[i].digest, 0, sizeof(op_t))
+            session_ops_reset(&g_sessions[i], True)
             g_sessions[i].handle = 0
         memset(g_objects, 0, MAX_OBJECTS * sizeof(object_t))
     for i in range(MAX_SLOTS):
@@ -387,7 +405,6 @@ cdef CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO *pInfo) noexcept nogi
 
 cdef CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList,
                               CK_ULONG_PTR pulCount) noexcept nogil:
-    cdef CK_ULONG n, i
     if not p11f_is_initialized():
         return CKR_CRYPTOKI_NOT_INITIALIZED
     if slotID >= <CK_ULONG>g_nslots:
@@ -395,16 +412,22 @@ cdef CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanis
     if pulCount == NULL:
         return CKR_ARGUMENTS_BAD
     with gil:
-        n = len(MECHANISMS)
-        if pMechanismList == NULL:
-            pulCount[0] = n
-            return CKR_OK
-        if pulCount[0] < n:
-            pulCount[0] = n
-            return CKR_BUFFER_TOO_SMALL
-        for i in range(n):
-            pMechanismList[i] = MECHANISMS[i][0]
-        pulCount[0] = n
+        return mechanism_list(pMechanismList, pulCount)
+
+
+cdef CK_RV mechanism_list(CK_MECHANISM_TYPE_PTR out, CK_ULONG_PTR count) noexcept:
+    """What the module offers and the policy allows."""
+    offered = [row[0] for row in MECHANISMS if mechanism_allowed(row[0])]
+    cdef CK_ULONG n = len(offered)
+    if out == NULL:
+        count[0] = n
+        return CKR_OK
+    if count[0] < n:
+        count[0] = n
+        return CKR_BUFFER_TOO_SMALL
+    for i in range(n):
+        out[i] = offered[i]
+    count[0] = n
     return CKR_OK
 
 
@@ -418,7 +441,7 @@ cdef CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
         return CKR_ARGUMENTS_BAD
     with gil:
         for mech, low, high, flags in MECHANISMS:
-            if mech == type:
+            if mech == type and mechanism_allowed(mech):
                 pInfo.ulMinKeySize = low
                 pInfo.ulMaxKeySize = high
                 pInfo.flags = flags

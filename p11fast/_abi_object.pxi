@@ -13,7 +13,7 @@ cdef CK_OBJECT_HANDLE register_object(int slot_index, obj) except 0:
     initialised, refreshed in the C table so the sign path sees the key's current state."""
     global g_nobjects
     from p11fast.attrs import CKA_KEY_TYPE, CKA_PRIVATE
-    from p11fast.der import field_len
+    from p11fast.der import ec_params_for_key_type, field_len
 
     key = (slot_index, obj.key_id, obj.cls)
     cdef CK_OBJECT_HANDLE h = _state.handle_of.get(key, 0)
@@ -27,7 +27,8 @@ cdef CK_OBJECT_HANDLE register_object(int slot_index, obj) except 0:
     entry.key_type = ulong_of(obj.attrs.get(CKA_KEY_TYPE, b""))
     entry.nethsm_mechs = nethsm_mechanism_bits(obj.mechanisms)
     entry.bits = obj.bits
-    entry.field_len = field_len(obj.key_type) if obj.key_type not in ("RSA", "Generic") else 0
+    # EC and Edwards keys only; RSA, secret keys and objects the module holds have no field
+    entry.field_len = field_len(obj.key_type) if ec_params_for_key_type(obj.key_type) else 0
     entry.private = obj.attrs.get(CKA_PRIVATE) == b"\x01"
     memcpy(entry.key_id, <const char *>key_id, len(key_id))
     pthread_mutex_lock(&g_lock)
@@ -80,6 +81,9 @@ cdef bint user_may_see(int slot_index, obj) except -1:
 
 
 cdef CK_RV find_init(CK_SESSION_HANDLE h, int slot_index, list template) except *:
+    """The one place where HSM objects and session objects meet."""
+    from p11fast.keyid import is_reserved
+
     # Searches of sessions closed without C_FindObjectsFinal are dropped here, so the GIL is
     # never needed while a session lock is held.
     for stale in [k for k in _state.finds if not session_open(k, NULL)]:
@@ -90,8 +94,13 @@ cdef CK_RV find_init(CK_SESSION_HANDLE h, int slot_index, list template) except 
     found = []
     if current_auth(slot_index, False) is not None:
         for obj in inventory.find(template):
-            if user_may_see(slot_index, obj):
+            # The module's own session and archived keys are not token objects.
+            if not is_reserved(obj.key_id) and user_may_see(slot_index, obj):
                 found.append(register_object(slot_index, obj))
+    # Session objects of every session of the application (PKCS#11 v3.0 §4.4).
+    for obj in _state.session_objects.objects(slot_index, inventory):
+        if obj.matches(template) and user_may_see(slot_index, obj):
+            found.append(register_object(slot_index, obj))
     _state.finds[h] = found
     return CKR_OK
 

@@ -57,8 +57,7 @@ cdef void session_close_locked(session_t *s) noexcept nogil:
     """Ends a session whose lock the caller holds. The last session closed logs the token out."""
     cdef slot_t *slot = &g_slots[s.slot]
     cdef bint last
-    op_reset(&s.sign)
-    op_reset(&s.digest)
+    session_ops_reset(s, False)
     pthread_mutex_lock(&g_lock)
     s.handle = 0
     slot.sessions -= 1
@@ -83,6 +82,12 @@ cdef CK_RV C_CloseSession(CK_SESSION_HANDLE hSession) noexcept nogil:
     cdef session_t *s
     if not p11f_is_initialized():
         return CKR_CRYPTOKI_NOT_INITIALIZED
+    if not session_open(hSession, NULL):
+        return CKR_SESSION_HANDLE_INVALID
+    # Before the close, which may log the token out: deleting session keys may need the SO's
+    # credentials. No session lock is held here: the GIL is never taken under one.
+    with gil:
+        release_session_objects(hSession, -1)
     s = session_lock(hSession)
     if s == NULL:
         return CKR_SESSION_HANDLE_INVALID
@@ -98,6 +103,8 @@ cdef CK_RV C_CloseAllSessions(CK_SLOT_ID slotID) noexcept nogil:
         return CKR_CRYPTOKI_NOT_INITIALIZED
     if slotID >= <CK_ULONG>g_nslots:
         return CKR_SLOT_ID_INVALID
+    with gil:
+        release_session_objects(None, slotID)
     for i in range(MAX_SESSIONS):
         s = &g_sessions[i]
         if s.handle == 0:
@@ -222,6 +229,8 @@ cdef CK_RV login(int slot_index, CK_USER_TYPE user, bytes pin) except *:
     slot.login_user = user
     pthread_mutex_unlock(&slot.lock)
     _state.log.info(f"slot {slot_index}: logged in as {'SO' if user == CKU_SO else 'user'} ({user_cfg.username})")
+    if user == CKU_SO:
+        sweep_stale_session_keys(slot_index)
     return CKR_OK
 
 

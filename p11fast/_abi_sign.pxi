@@ -18,18 +18,26 @@ cdef extern from *:
     """
     const char *const *p11f_sign_modes
 
-# Indexes into p11f_sign_modes; the PSS modes follow the order of the H_* hashes.
+# Indexes into p11f_sign_modes; the PSS modes follow the order of the H_* hashes. MODE_CMAC is
+# no HSM sign mode: CMAC is built from the HSM's AES-CBC encryption (_abi_crypt.pxi).
 cdef enum:
     MODE_PKCS1 = 0
     MODE_PSS_MD5 = 1
     MODE_ECDSA = 7
     MODE_EDDSA = 8
+    MODE_CMAC = 9
 
 cdef enum:
     # Largest signature the HSM returns: RSA-8192.
     SIG_MAX = 1024
     # Longest message the sign path builds locally: a SHA-512 DigestInfo.
     MSG_MAX = 128
+
+
+# Room for the data a signature covers when it is built locally (signed_input).
+cdef struct msg_buf:
+    unsigned char digest[HASH_MAX_LEN]
+    unsigned char msg[MSG_MAX]
 
 
 cdef int hash_of_mechanism(CK_MECHANISM_TYPE m) noexcept nogil:
@@ -128,6 +136,11 @@ cdef CK_RV sign_setup(op_t *op, CK_MECHANISM *m, object_t *key) noexcept nogil:
         op.mode = MODE_EDDSA
         op.out_len = 64
         needed = NM_EDDSA_SIGNATURE
+    elif is_mac_mechanism(t):
+        rv = cmac_setup(op, m, key)
+        if rv != CKR_OK:
+            return rv
+        needed = NM_AES_ENCRYPTION_CBC
     else:
         return CKR_MECHANISM_INVALID
     if not (key.nethsm_mechs & needed):
@@ -137,55 +150,111 @@ cdef CK_RV sign_setup(op_t *op, CK_MECHANISM *m, object_t *key) noexcept nogil:
     return CKR_OK
 
 
-cdef CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
-                      CK_OBJECT_HANDLE hKey) noexcept nogil:
+# The operations of a session that take a key, for the code they share.
+cdef enum:
+    OP_SIGN = 0
+    OP_VERIFY = 1
+    OP_DECRYPT = 2
+    OP_ENCRYPT = 3
+
+
+cdef op_t *op_of(session_t *s, int which) noexcept nogil:
+    if which == OP_SIGN:
+        return &s.sign
+    if which == OP_VERIFY:
+        return &s.verify
+    if which == OP_DECRYPT:
+        return &s.decrypt
+    return &s.encrypt
+
+
+cdef CK_RV op_setup(int which, op_t *op, CK_MECHANISM *m, object_t *key) noexcept nogil:
+    cdef bint allowed
+    if which == OP_ENCRYPT or which == OP_DECRYPT:
+        return crypt_setup(op, m, key, which == OP_ENCRYPT)
+    if is_mac_mechanism(m.mechanism):
+        allowed = key.cls == CKO_SECRET_KEY
+    else:
+        allowed = key.cls == CKO_PRIVATE_KEY or (which == OP_VERIFY and key.cls == CKO_PUBLIC_KEY)
+    if not allowed:
+        return CKR_KEY_FUNCTION_NOT_PERMITTED
+    return sign_setup(op, m, key)
+
+
+cdef CK_RV key_op_init(CK_SESSION_HANDLE hSession, int which, CK_MECHANISM_PTR pMechanism,
+                       CK_OBJECT_HANDLE hKey, const char *where) noexcept nogil:
+    """Every C_*Init that takes a key (sign, verify, decrypt, encrypt)."""
     cdef session_t *s
     cdef object_t key
+    cdef void *pkey = NULL
     cdef CK_RV rv
     if not p11f_is_initialized():
         return CKR_CRYPTOKI_NOT_INITIALIZED
+    # Verification and encryption with a public key are done here, with that key read before
+    # the session is locked: the GIL is never waited for under a session lock.
+    if (which == OP_VERIFY or which == OP_ENCRYPT) and object_copy(hKey, &key) and key.cls != CKO_SECRET_KEY:
+        pkey = public_key(hKey)
+        if pkey == NULL:
+            return CKR_FUNCTION_FAILED
     s = session_lock(hSession)
     if s == NULL:
-        return CKR_SESSION_HANDLE_INVALID
-    rv = sign_init_locked(s, pMechanism, hKey)
-    session_unlock(s)
+        rv = CKR_SESSION_HANDLE_INVALID
+    else:
+        rv = key_op_init_locked(s, which, pMechanism, hKey, where, pkey)
+        session_unlock(s)
     if rv != CKR_OK:
-        log_error(b"C_SignInit", b"refused", rv)
+        EVP_PKEY_free(<EVP_PKEY *>pkey)
+        log_error(where, b"refused", rv)
     return rv
 
 
-cdef CK_RV sign_init_locked(session_t *s, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) noexcept nogil:
+cdef CK_RV key_op_init_locked(session_t *s, int which, CK_MECHANISM_PTR pMechanism,
+                              CK_OBJECT_HANDLE hKey, const char *where, void *pkey) noexcept nogil:
+    """Takes pkey (the public key of local work) into the operation when it returns CKR_OK."""
     cdef object_t key
     cdef CK_RV rv
+    cdef op_t *op = op_of(s, which)
     cdef slot_t *slot = &g_slots[s.slot]
-    if s.sign.active:
+    if op.active:
         return CKR_OPERATION_ACTIVE
     if pMechanism == NULL:
         return CKR_ARGUMENTS_BAD
+    if policy_check_mechanism(where, pMechanism.mechanism) != CKR_OK:
+        return CKR_MECHANISM_INVALID
     if not object_copy(hKey, &key) or key.slot != s.slot:
         return CKR_KEY_HANDLE_INVALID
-    if key.cls != CKO_PRIVATE_KEY:
-        return CKR_KEY_FUNCTION_NOT_PERMITTED
-    pthread_mutex_lock(&slot.lock)
-    rv = CKR_OK if slot_user_logged_in(slot) else CKR_USER_NOT_LOGGED_IN
-    pthread_mutex_unlock(&slot.lock)
+    # Local work needs no login; whatever the HSM does needs the operator.
+    if pkey == NULL:
+        pthread_mutex_lock(&slot.lock)
+        rv = CKR_OK if slot_user_logged_in(slot) else CKR_USER_NOT_LOGGED_IN
+        pthread_mutex_unlock(&slot.lock)
+        if rv != CKR_OK:
+            return rv
+    memset(op, 0, sizeof(op_t))
+    rv = op_setup(which, op, pMechanism, &key)
     if rv != CKR_OK:
         return rv
-    memset(&s.sign, 0, sizeof(op_t))
-    rv = sign_setup(&s.sign, pMechanism, &key)
-    if rv != CKR_OK:
-        return rv
-    if s.sign.hash != H_NONE and hash_init(&s.sign.hctx, s.sign.hash) != 0:
+    if op.hash != H_NONE and hash_init(&op.hctx, op.hash) != 0:
         return CKR_HOST_MEMORY
-    wbuf_init(&s.sign.acc)
-    s.sign.slot = s.slot
-    memcpy(s.sign.key_id, key.key_id, KEY_ID_MAX + 1)
-    s.sign.active = True
+    wbuf_init(&op.acc)
+    op.slot = s.slot
+    memcpy(op.key_id, key.key_id, KEY_ID_MAX + 1)
+    op.pkey = pkey
+    op.active = True
     return CKR_OK
 
 
-cdef CK_RV hsm_sign(op_t *op, const unsigned char *msg, size_t n, CK_BYTE_PTR out) noexcept nogil:
-    """One POST /keys/{id}/sign on the calling thread; writes exactly op.out_len bytes."""
+cdef CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                      CK_OBJECT_HANDLE hKey) noexcept nogil:
+    return key_op_init(hSession, OP_SIGN, pMechanism, hKey, b"C_SignInit")
+
+
+cdef CK_RV hsm_call(op_t *op, const char *where, const char *action, int context, const char *mode,
+                   const char *in_field, const unsigned char *data, size_t n, const unsigned char *iv,
+                   const char *out_field, unsigned char *out, size_t cap, size_t *out_n) noexcept nogil:
+    """One POST /keys/{id}/{action} on the calling thread, for every key operation on the HSM:
+    sends {"mode", in_field: base64 data [, "iv"]} and decodes the answer's base64 member
+    out_field into out (at most cap bytes); logs a failure once, as `where`."""
     cdef slot_t *slot = &g_slots[op.slot]
     cdef char auth[AUTH_MAX]
     cdef char path[KEY_ID_MAX + 16]
@@ -194,8 +263,7 @@ cdef CK_RV hsm_sign(op_t *op, const unsigned char *msg, size_t n, CK_BYTE_PTR ou
     cdef tp_result res
     cdef const char *value
     cdef size_t value_len
-    cdef unsigned char sig[SIG_MAX]
-    cdef Py_ssize_t sig_len
+    cdef Py_ssize_t got
     cdef CK_RV rv = CKR_OK
     pthread_mutex_lock(&slot.lock)
     memcpy(auth, slot.op_auth, AUTH_MAX)
@@ -204,10 +272,12 @@ cdef CK_RV hsm_sign(op_t *op, const unsigned char *msg, size_t n, CK_BYTE_PTR ou
         return CKR_USER_NOT_LOGGED_IN
     if slot.pool == NULL:
         return CKR_CRYPTOKI_NOT_INITIALIZED
-    snprintf(path, sizeof(path), "/keys/%s/sign", op.key_id)
+    snprintf(path, sizeof(path), "/keys/%s/%s", op.key_id, action)
     wbuf_init(&body)
-    if (wbuf_puts(&body, '{"mode":"') or wbuf_puts(&body, p11f_sign_modes[op.mode])
-            or wbuf_puts(&body, '","message":"') or wbuf_put_b64(&body, msg, n) or wbuf_puts(&body, '"}')):
+    if (wbuf_puts(&body, '{"mode":"') or wbuf_puts(&body, mode) or wbuf_puts(&body, '","')
+            or wbuf_puts(&body, in_field) or wbuf_puts(&body, '":"') or wbuf_put_b64(&body, data, n)
+            or (iv != NULL and (wbuf_puts(&body, '","iv":"') or wbuf_put_b64(&body, iv, 16)))
+            or wbuf_puts(&body, '"}')):
         wbuf_free(&body)
         return CKR_HOST_MEMORY
     resp.data = NULL
@@ -217,42 +287,67 @@ cdef CK_RV hsm_sign(op_t *op, const unsigned char *msg, size_t n, CK_BYTE_PTR ou
     wbuf_free(&body)
     memset(auth, 0, AUTH_MAX)
     if res.error != TP_OK:
-        log_error(b"C_Sign", b"no HSM instance answered; transport error", res.error)
+        log_error(where, b"no HSM instance answered; transport error", res.error)
         rv = CKR_DEVICE_ERROR
     elif res.status != 200:
-        log_error(b"C_Sign", b"the HSM refused the signature; HTTP status", res.status)
-        rv = ckr_for_http(res.status, True)
-    elif json_get_string(resp.data, resp.len, "signature", &value, &value_len) != 0:
-        log_error(b"C_Sign", b"no signature in the HSM's answer; body bytes", resp.len)
+        log_error(where, b"the HSM refused the operation; HTTP status", res.status)
+        rv = ckr_for_http(res.status, context)
+    elif json_get_string(resp.data, resp.len, out_field, &value, &value_len) != 0:
+        log_error(where, b"no result in the HSM's answer; body bytes", resp.len)
         rv = CKR_DEVICE_ERROR
     else:
-        sig_len = b64_decode(value, value_len, sig, SIG_MAX)
-        if op.mode == MODE_ECDSA and sig_len > 0:
-            if ecdsa_der_to_raw(sig, sig_len, op.field_len, out) != <Py_ssize_t>op.out_len:
-                sig_len = -1
-        elif 0 < sig_len <= <Py_ssize_t>op.out_len:
-            # An RSA signature is as long as the modulus: restore leading zero bytes.
-            memset(out, 0, op.out_len - sig_len)
-            memcpy(out + op.out_len - sig_len, sig, sig_len)
-        else:
-            sig_len = -1
-        if sig_len < 0:
-            log_error(b"C_Sign", b"malformed signature from the HSM; bytes", value_len)
+        got = b64_decode(value, value_len, out, cap)
+        if got < 0:
+            log_error(where, b"malformed result from the HSM; base64 bytes", value_len)
             rv = CKR_DEVICE_ERROR
+        else:
+            out_n[0] = got
     tp_buf_free(&resp)
     return rv
 
 
-cdef CK_RV sign_message(op_t *op, const unsigned char *data, size_t n, CK_BYTE_PTR out) noexcept nogil:
-    """Turns the data (already hashed when the mechanism hashes) into what the HSM signs."""
-    cdef unsigned char msg[MSG_MAX]
+cdef bint copy_left_padded(unsigned char *out, size_t size, const unsigned char *src, size_t n) noexcept nogil:
+    """An RSA value is as long as the modulus: writes src to out (they may overlap) with the
+    leading zero bytes restored that the HSM may drop. False if src is empty or too long."""
+    if n > size:
+        return False
+    memmove(out + size - n, src, n)
+    memset(out, 0, size - n)
+    return n != 0
+
+
+cdef CK_RV hsm_sign(op_t *op, const unsigned char *msg, size_t n, CK_BYTE_PTR out) noexcept nogil:
+    """One signature from the HSM, in PKCS#11 format: writes exactly op.out_len bytes."""
+    cdef unsigned char sig[SIG_MAX]
+    cdef size_t sig_len = 0
+    cdef CK_RV rv = hsm_call(op, b"C_Sign", b"sign", HTTP_SIGN, p11f_sign_modes[op.mode], b"message",
+                             msg, n, NULL, b"signature", sig, SIG_MAX, &sig_len)
+    if rv != CKR_OK:
+        return rv
+    if op.mode == MODE_ECDSA:
+        if ecdsa_der_to_raw(sig, sig_len, op.field_len, out) == <Py_ssize_t>op.out_len:
+            return CKR_OK
+    elif copy_left_padded(out, op.out_len, sig, sig_len):
+        return CKR_OK
+    log_error(b"C_Sign", b"malformed signature from the HSM; bytes", sig_len)
+    return CKR_DEVICE_ERROR
+
+
+cdef CK_RV sign_input(op_t *op, const unsigned char *data, size_t n, unsigned char *scratch,
+                      const unsigned char **msg, size_t *msg_len) noexcept nogil:
+    """What the HSM signs for the data (already hashed when the mechanism hashes), and so what a
+    verification checks: *msg points to the data itself or to scratch (MSG_MAX bytes)."""
     cdef const unsigned char *prefix
     cdef size_t prefix_len
+    msg[0] = data
+    msg_len[0] = n
     if op.rsa_digestinfo:
         prefix = digestinfo_prefix(op.hash, &prefix_len)
-        memcpy(msg, prefix, prefix_len)
-        memcpy(msg + prefix_len, data, n)
-        return hsm_sign(op, msg, prefix_len + n, out)
+        memcpy(scratch, prefix, prefix_len)
+        memcpy(scratch + prefix_len, data, n)
+        msg[0] = scratch
+        msg_len[0] = prefix_len + n
+        return CKR_OK
     if op.in_len and n != op.in_len:
         return CKR_DATA_LEN_RANGE
     if op.mode == MODE_PKCS1 and n + 11 > op.out_len:
@@ -260,31 +355,73 @@ cdef CK_RV sign_message(op_t *op, const unsigned char *data, size_t n, CK_BYTE_P
     if op.mode == MODE_ECDSA:
         # The HSM wants exactly the curve's length: ECDSA uses the leftmost bits of a longer
         # digest, and a shorter one is the same number with leading zeros.
-        if n >= op.field_len:
-            return hsm_sign(op, data, op.field_len, out)
-        memset(msg, 0, op.field_len - n)
-        memcpy(msg + op.field_len - n, data, n)
-        return hsm_sign(op, msg, op.field_len, out)
-    return hsm_sign(op, data, n, out)
+        msg_len[0] = op.field_len
+        if n < op.field_len:
+            memset(scratch, 0, op.field_len - n)
+            memcpy(scratch + op.field_len - n, data, n)
+            msg[0] = scratch
+    return CKR_OK
+
+
+cdef CK_RV final_digest(op_t *op, const unsigned char *data, size_t n, msg_buf *buf,
+                        const unsigned char **msg, size_t *msg_len) noexcept nogil:
+    """The final data of a sign or verify operation, hashed when the mechanism hashes."""
+    msg[0] = data
+    msg_len[0] = n
+    if op.hash != H_NONE:
+        if (n and hash_update(&op.hctx, data, n) != 0) or hash_final(&op.hctx, buf.digest) != 0:
+            return CKR_FUNCTION_FAILED
+        msg[0] = buf.digest
+        msg_len[0] = hash_len(op.hash)
+    return CKR_OK
+
+
+cdef CK_RV signed_input(op_t *op, const unsigned char *data, size_t n, msg_buf *buf,
+                        const unsigned char **msg, size_t *msg_len) noexcept nogil:
+    """The final data of a sign or verify operation as the HSM signs it."""
+    cdef CK_RV rv = final_digest(op, data, n, buf, &data, &n)
+    if rv != CKR_OK:
+        return rv
+    return sign_input(op, data, n, buf.msg, msg, msg_len)
 
 
 cdef CK_RV sign_final_data(op_t *op, const unsigned char *data, size_t n, CK_BYTE_PTR out) noexcept nogil:
-    cdef unsigned char digest[64]
-    if op.hash == H_NONE:
-        return sign_message(op, data, n, out)
-    if (n and hash_update(&op.hctx, data, n) != 0) or hash_final(&op.hctx, digest) != 0:
-        return CKR_FUNCTION_FAILED
-    return sign_message(op, digest, hash_len(op.hash), out)
+    cdef msg_buf buf
+    cdef const unsigned char *msg
+    cdef size_t msg_len
+    cdef CK_RV rv
+    if op.mode == MODE_CMAC:
+        return cmac(op, data, n, out)
+    rv = signed_input(op, data, n, &buf, &msg, &msg_len)
+    if rv != CKR_OK:
+        return rv
+    return hsm_sign(op, msg, msg_len, out)
 
 
 cdef CK_RV output_size(op_t *op, CK_BYTE_PTR out, CK_ULONG_PTR out_len, bint *done) noexcept nogil:
-    """The standard's output-buffer rule, for every operation: a NULL buffer asks for the size
-    and a short one gets CKR_BUFFER_TOO_SMALL; both keep the operation active."""
+    """The standard's output-buffer rule (PKCS#11 v3.0 §5.2), for every operation: a NULL buffer
+    asks for the size and a short one gets CKR_BUFFER_TOO_SMALL with the size needed; both keep
+    the operation active. done is False when the caller is to do the work into `out`.
+
+    Where the result's length is known only once the work is done (RSA PKCS/OAEP and CBC_PAD
+    decryption), op.out_len is an upper bound (op.out_bound): the size query answers it, as the
+    standard allows. A buffer shorter than the bound may still be long enough, so the caller
+    does the work into op.pending and asks again: the result is handed over (which ends the
+    operation) or, to a buffer too short for it, the exact size is told and the result kept for
+    the next call — never lost, never computed twice."""
     done[0] = True
+    if op.pending != NULL:
+        if out != NULL and out_len[0] >= op.pending_len:
+            memcpy(out, op.pending, op.pending_len)
+            out_len[0] = op.pending_len
+            op_reset(op)
+            return CKR_OK
+        out_len[0] = op.pending_len
+        return CKR_OK if out == NULL else CKR_BUFFER_TOO_SMALL
     if out == NULL:
         out_len[0] = op.out_len
         return CKR_OK
-    if out_len[0] < op.out_len:
+    if out_len[0] < op.out_len and not op.out_bound:
         out_len[0] = op.out_len
         return CKR_BUFFER_TOO_SMALL
     done[0] = False
@@ -321,29 +458,37 @@ cdef CK_RV C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulData
     return rv
 
 
-cdef CK_RV C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) noexcept nogil:
+cdef CK_RV op_update(CK_SESSION_HANDLE hSession, int which, CK_BYTE_PTR pPart,
+                    CK_ULONG ulPartLen) noexcept nogil:
+    """C_SignUpdate and C_VerifyUpdate: the data is hashed, or kept for the final step."""
     cdef session_t *s
+    cdef op_t *op
     cdef CK_RV rv = CKR_OK
     if not p11f_is_initialized():
         return CKR_CRYPTOKI_NOT_INITIALIZED
     s = session_lock(hSession)
     if s == NULL:
         return CKR_SESSION_HANDLE_INVALID
-    if not s.sign.active:
+    op = op_of(s, which)
+    if not op.active:
         rv = CKR_OPERATION_NOT_INITIALIZED
     elif pPart == NULL and ulPartLen != 0:
         rv = CKR_ARGUMENTS_BAD
-    elif s.sign.hash != H_NONE:
-        if hash_update(&s.sign.hctx, pPart, ulPartLen) != 0:
+    elif op.hash != H_NONE:
+        if hash_update(&op.hctx, pPart, ulPartLen) != 0:
             rv = CKR_FUNCTION_FAILED
-    elif wbuf_put(&s.sign.acc, <const char *>pPart, ulPartLen) != 0:
+    elif wbuf_put(&op.acc, <const char *>pPart, ulPartLen) != 0:
         rv = CKR_HOST_MEMORY
     if rv == CKR_OK:
-        s.sign.multipart = True
+        op.multipart = True
     elif rv != CKR_OPERATION_NOT_INITIALIZED:
-        op_reset(&s.sign)
+        op_reset(op)
     session_unlock(s)
     return rv
+
+
+cdef CK_RV C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) noexcept nogil:
+    return op_update(hSession, OP_SIGN, pPart, ulPartLen)
 
 
 cdef CK_RV C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,

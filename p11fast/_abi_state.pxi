@@ -33,6 +33,11 @@ NETHSM_MECHANISMS = (
     "AES_Decryption_CBC",
 )
 cdef enum:
+    NM_RSA_DECRYPTION_RAW = 1 << 0
+    NM_RSA_DECRYPTION_PKCS1 = 1 << 1
+    NM_RSA_DECRYPTION_OAEP_MD5 = 1 << 2
+    NM_AES_ENCRYPTION_CBC = 1 << 18
+    NM_AES_DECRYPTION_CBC = 1 << 19
     NM_RSA_SIGNATURE_PKCS1 = 1 << 8
     NM_RSA_SIGNATURE_PSS_MD5 = 1 << 9
     NM_EDDSA_SIGNATURE = 1 << 15
@@ -52,9 +57,56 @@ class ModuleState:
         self.finds = {}           # session handle -> list of object handles still to return
         self.presence = {}        # slot -> (monotonic time, present)
         self.reported = {}        # slot -> presence last reported by C_WaitForSlotEvent
+        self.admins = {}          # slot -> p11fast.admin.Admin, made on first use
+        self.aliases = {}         # enable_set_attribute_value: name given -> real key ID
+        from p11fast.session_objects import SessionObjects
+
+        self.session_objects = SessionObjects()
 
 
 _state = None
+
+# policy.allowed_mechanisms as C data, so the nogil Init functions check it without Python.
+# g_nallowed < 0: every mechanism is allowed.
+cdef enum:
+    MAX_POLICY_MECHANISMS = 64
+cdef CK_MECHANISM_TYPE g_allowed_mechs[MAX_POLICY_MECHANISMS]
+cdef int g_nallowed = -1
+
+
+cdef void set_mechanism_policy(policy) except *:
+    """Called by C_Initialize: the configuration's allowed mechanisms into g_allowed_mechs."""
+    global g_nallowed
+    from p11fast import attrs
+
+    g_nallowed = -1
+    if policy.allowed_mechanisms is None:
+        return
+    names = sorted(policy.allowed_mechanisms)
+    if len(names) > MAX_POLICY_MECHANISMS:
+        raise ValueError(f"policy.allowed_mechanisms: at most {MAX_POLICY_MECHANISMS} names")
+    for i, name in enumerate(names):
+        g_allowed_mechs[i] = getattr(attrs, name)
+    g_nallowed = len(names)
+
+
+cdef bint mechanism_allowed(CK_MECHANISM_TYPE m) noexcept nogil:
+    cdef int i
+    if g_nallowed < 0:
+        return True
+    for i in range(g_nallowed):
+        if g_allowed_mechs[i] == m:
+            return True
+    return False
+
+
+cdef CK_RV policy_check_mechanism(const char *where, CK_MECHANISM_TYPE m) noexcept nogil:
+    """The one policy check of every C_*Init and key generation: CKR_MECHANISM_INVALID and a
+    log line naming the policy for a mechanism the configuration does not allow."""
+    if mechanism_allowed(m):
+        return CKR_OK
+    log_error(where, b"refused by the configuration's policy.allowed_mechanisms; mechanism", m)
+    return CKR_MECHANISM_INVALID
 
 
 cdef CK_RV rv_for(exc, const char *where) noexcept:
@@ -84,8 +136,28 @@ cdef CK_RV rv_for(exc, const char *where) noexcept:
     return rv
 
 
-cdef void log_error(const char *where, const char *what, long detail) noexcept nogil:
-    """One log line from the nogil path (only on failures, so taking the GIL is fine)."""
+# Failures seen while this thread holds a session lock wait here until the lock is released:
+# taking the GIL under a session lock could deadlock with a host thread that holds the GIL and
+# waits for that session. `where` and `what` are string literals, so keeping pointers is safe.
+cdef extern from *:
+    """
+    typedef struct { const char *where; const char *what; long detail; } p11f_failure;
+    enum { P11F_PENDING_MAX = 4 };
+    static __thread int p11f_session_locks;
+    static __thread int p11f_npending;
+    static __thread p11f_failure p11f_pending[P11F_PENDING_MAX];
+    """
+    ctypedef struct p11f_failure:
+        const char *where
+        const char *what
+        long detail
+    enum: P11F_PENDING_MAX
+    int p11f_session_locks
+    int p11f_npending
+    p11f_failure p11f_pending[4]
+
+
+cdef void emit_failure(const char *where, const char *what, long detail) noexcept nogil:
     with gil:
         try:
             if _state is not None:
@@ -94,22 +166,46 @@ cdef void log_error(const char *where, const char *what, long detail) noexcept n
             pass
 
 
-cdef CK_RV ckr_for_http(long status, bint key_operation) noexcept nogil:
-    """HSM status → CKR for the compiled paths (the Python side uses p11fast.errors.from_http;
-    tests/unit check that both agree)."""
+cdef void log_error(const char *where, const char *what, long detail) noexcept nogil:
+    """One log line from the nogil path, written once no session lock is held."""
+    global p11f_npending
+    if p11f_session_locks == 0:
+        emit_failure(where, what, detail)
+    elif p11f_npending < P11F_PENDING_MAX:
+        p11f_pending[p11f_npending].where = where
+        p11f_pending[p11f_npending].what = what
+        p11f_pending[p11f_npending].detail = detail
+        p11f_npending += 1
+
+
+# What a request was doing, for ckr_for_http (the contexts of p11fast.errors.from_http).
+cdef enum:
+    HTTP_SIGN = 0
+    HTTP_DECRYPT = 1
+    HTTP_ENCRYPT = 2
+    HTTP_OTHER = 3
+
+
+cdef CK_RV ckr_for_http(long status, int context) noexcept nogil:
+    """HSM status → CKR for the compiled paths: the table of p11fast.errors.from_http
+    (tests/unit/test_errors.py holds it) for the contexts the compiled paths have."""
+    cdef bint key_use = context != HTTP_OTHER
     if status == 400:
-        return CKR_DATA_INVALID if key_operation else CKR_ARGUMENTS_BAD
+        return (CKR_ENCRYPTED_DATA_INVALID if context == HTTP_DECRYPT
+                else CKR_DATA_LEN_RANGE if key_use else CKR_ARGUMENTS_BAD)
     if status == 401:
         return CKR_USER_NOT_LOGGED_IN
     if status == 403:
-        return CKR_KEY_FUNCTION_NOT_PERMITTED if key_operation else CKR_USER_NOT_LOGGED_IN
+        return CKR_KEY_FUNCTION_NOT_PERMITTED if key_use else CKR_USER_NOT_LOGGED_IN
     if status == 404:
-        return CKR_KEY_HANDLE_INVALID if key_operation else CKR_OBJECT_HANDLE_INVALID
+        return CKR_KEY_HANDLE_INVALID if key_use else CKR_OBJECT_HANDLE_INVALID
     if status == 412:
         return CKR_TOKEN_NOT_PRESENT
-    if status >= 500 or status == 429:
-        return CKR_DEVICE_ERROR
-    return CKR_FUNCTION_FAILED
+    if status == 409:
+        return CKR_FUNCTION_FAILED
+    if status == 413:
+        return CKR_DATA_LEN_RANGE
+    return CKR_DEVICE_ERROR
 
 
 cdef session_t *session_lock(CK_SESSION_HANDLE h) noexcept nogil:
@@ -117,6 +213,7 @@ cdef session_t *session_lock(CK_SESSION_HANDLE h) noexcept nogil:
 
     The table never moves, so the lookup needs no global lock: the per-session lock plus the
     handle check under it are enough."""
+    global p11f_session_locks
     cdef CK_ULONG index = h & ((1 << HANDLE_INDEX_BITS) - 1)
     cdef session_t *s
     if g_sessions == NULL or h == 0 or index >= MAX_SESSIONS:
@@ -126,11 +223,19 @@ cdef session_t *session_lock(CK_SESSION_HANDLE h) noexcept nogil:
     if s.handle != h:
         pthread_mutex_unlock(&s.lock)
         return NULL
+    p11f_session_locks += 1
     return s
 
 
-cdef inline void session_unlock(session_t *s) noexcept nogil:
+cdef void session_unlock(session_t *s) noexcept nogil:
+    global p11f_session_locks, p11f_npending
+    cdef int i
     pthread_mutex_unlock(&s.lock)
+    p11f_session_locks -= 1
+    if p11f_session_locks == 0 and p11f_npending:
+        for i in range(p11f_npending):
+            emit_failure(p11f_pending[i].where, p11f_pending[i].what, p11f_pending[i].detail)
+        p11f_npending = 0
 
 
 cdef bint session_open(CK_SESSION_HANDLE h, int *slot_index) noexcept nogil:
@@ -160,7 +265,25 @@ cdef void op_reset(op_t *op) noexcept nogil:
     if op.active:
         hash_free(&op.hctx)
         wbuf_free(&op.acc)
+        free(op.pending)
+        EVP_PKEY_free(<EVP_PKEY *>op.pkey)
     memset(op, 0, sizeof(op_t))
+
+
+cdef void session_ops_reset(session_t *s, bint forget) noexcept nogil:
+    """Ends every operation of a session. In a forked child (`forget`) the state is dropped
+    without freeing: it may be half-built by a parent thread that no longer exists."""
+    cdef op_t *ops[5]
+    ops[0] = &s.sign
+    ops[1] = &s.digest
+    ops[2] = &s.verify
+    ops[3] = &s.decrypt
+    ops[4] = &s.encrypt
+    for op in ops:
+        if forget:
+            memset(op, 0, sizeof(op_t))
+        else:
+            op_reset(op)
 
 
 cdef bint slot_user_logged_in(slot_t *slot) noexcept nogil:

@@ -17,71 +17,17 @@ cdef CK_RV not_supported(CK_SESSION_HANDLE hSession, bint pointers_ok) noexcept 
         return CKR_ARGUMENTS_BAD
     return CKR_FUNCTION_NOT_SUPPORTED
 
-cdef CK_RV C_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen) noexcept nogil:
-    return not_supported(hSession, (pPin != NULL or ulPinLen == 0))
-
-cdef CK_RV C_SetPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pOldPin, CK_ULONG ulOldLen, CK_UTF8CHAR_PTR pNewPin, CK_ULONG ulNewLen) noexcept nogil:
-    return not_supported(hSession, (pOldPin != NULL or ulOldLen == 0) and (pNewPin != NULL or ulNewLen == 0))
-
 cdef CK_RV C_GetOperationState(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pOperationState, CK_ULONG_PTR pulOperationStateLen) noexcept nogil:
     return not_supported(hSession, True)
 
 cdef CK_RV C_SetOperationState(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pOperationState, CK_ULONG ulOperationStateLen, CK_OBJECT_HANDLE hEncryptionKey, CK_OBJECT_HANDLE hAuthenticationKey) noexcept nogil:
     return not_supported(hSession, (pOperationState != NULL or ulOperationStateLen == 0))
 
-cdef CK_RV C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phObject) noexcept nogil:
-    return not_supported(hSession, (pTemplate != NULL or ulCount == 0))
-
-cdef CK_RV C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phNewObject) noexcept nogil:
-    return not_supported(hSession, (pTemplate != NULL or ulCount == 0))
-
-cdef CK_RV C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject) noexcept nogil:
-    return not_supported(hSession, True)
-
-cdef CK_RV C_SetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) noexcept nogil:
-    return not_supported(hSession, (pTemplate != NULL or ulCount == 0))
-
-cdef CK_RV C_EncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) noexcept nogil:
-    return not_supported(hSession, True)
-
-cdef CK_RV C_Encrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pEncryptedData, CK_ULONG_PTR pulEncryptedDataLen) noexcept nogil:
-    return not_supported(hSession, (pData != NULL or ulDataLen == 0))
-
-cdef CK_RV C_EncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen) noexcept nogil:
-    return not_supported(hSession, (pPart != NULL or ulPartLen == 0))
-
-cdef CK_RV C_EncryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastEncryptedPart, CK_ULONG_PTR pulLastEncryptedPartLen) noexcept nogil:
-    return not_supported(hSession, True)
-
-cdef CK_RV C_DecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) noexcept nogil:
-    return not_supported(hSession, True)
-
-cdef CK_RV C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData, CK_ULONG ulEncryptedDataLen, CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen) noexcept nogil:
-    return not_supported(hSession, (pEncryptedData != NULL or ulEncryptedDataLen == 0))
-
-cdef CK_RV C_DecryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen) noexcept nogil:
-    return not_supported(hSession, (pEncryptedPart != NULL or ulEncryptedPartLen == 0))
-
-cdef CK_RV C_DecryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastPart, CK_ULONG_PTR pulLastPartLen) noexcept nogil:
-    return not_supported(hSession, True)
-
 cdef CK_RV C_SignRecoverInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) noexcept nogil:
     return not_supported(hSession, True)
 
 cdef CK_RV C_SignRecover(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) noexcept nogil:
     return not_supported(hSession, (pData != NULL or ulDataLen == 0))
-
-cdef CK_RV C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) noexcept nogil:
-    return not_supported(hSession, True)
-
-cdef CK_RV C_Verify(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) noexcept nogil:
-    return not_supported(hSession, (pData != NULL or ulDataLen == 0) and (pSignature != NULL or ulSignatureLen == 0))
-
-cdef CK_RV C_VerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) noexcept nogil:
-    return not_supported(hSession, (pPart != NULL or ulPartLen == 0))
-
-cdef CK_RV C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) noexcept nogil:
-    return not_supported(hSession, (pSignature != NULL or ulSignatureLen == 0))
 
 cdef CK_RV C_VerifyRecoverInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) noexcept nogil:
     return not_supported(hSession, True)
@@ -100,12 +46,6 @@ cdef CK_RV C_SignEncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK
 
 cdef CK_RV C_DecryptVerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen) noexcept nogil:
     return not_supported(hSession, (pEncryptedPart != NULL or ulEncryptedPartLen == 0))
-
-cdef CK_RV C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phKey) noexcept nogil:
-    return not_supported(hSession, (pTemplate != NULL or ulCount == 0))
-
-cdef CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_ATTRIBUTE_PTR pPublicKeyTemplate, CK_ULONG ulPublicKeyAttributeCount, CK_ATTRIBUTE_PTR pPrivateKeyTemplate, CK_ULONG ulPrivateKeyAttributeCount, CK_OBJECT_HANDLE_PTR phPublicKey, CK_OBJECT_HANDLE_PTR phPrivateKey) noexcept nogil:
-    return not_supported(hSession, (pPublicKeyTemplate != NULL or ulPublicKeyAttributeCount == 0) and (pPrivateKeyTemplate != NULL or ulPrivateKeyAttributeCount == 0))
 
 cdef CK_RV C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen) noexcept nogil:
     return not_supported(hSession, True)

@@ -82,6 +82,10 @@ cdef size_t hash_len(int h) noexcept nogil
 # DER DigestInfo prefix (RFC 8017 §9.2 note 1) for H_MD5..H_SHA512: the prefix followed
 # by the digest is the DigestInfo. NULL and *prefix_len = 0 for anything else.
 cdef const unsigned char *digestinfo_prefix(int h, size_t *prefix_len) noexcept nogil
+# The fetched OpenSSL EVP_MD of h (an `const EVP_MD *`, untyped so this file needs no
+# OpenSSL declarations), for callers that give OpenSSL a hash by itself (PSS, OAEP);
+# NULL for H_NONE, unknown values and hashes the providers lack.
+cdef const void *hash_md(int h) noexcept nogil
 # out receives hash_len(h) bytes. 0 ok, -1 unknown h or OpenSSL failure.
 cdef int hash_oneshot(int h, const unsigned char *data, size_t n, unsigned char *out) noexcept nogil
 

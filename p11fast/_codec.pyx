@@ -694,6 +694,10 @@ cdef inline const EVP_MD *_md(int h) noexcept nogil:
     return _MD[h]
 
 
+cdef const void *hash_md(int h) noexcept nogil:
+    return _md(h)
+
+
 cdef size_t hash_len(int h) noexcept nogil:
     if h < H_MD5 or h > H_SHA512:
         return 0

@@ -1,6 +1,6 @@
-# OpenSSL 3.0 declarations used by the codec (libcrypto only).
+# OpenSSL 3.0 declarations used by the codec and the ABI (libcrypto only).
 #
-# Only what p11fast._codec calls is declared: every extra line here is an API surface
+# Only what p11fast._codec and p11fast._abi call is declared: every extra line here is an API surface
 # someone has to check against the headers when OpenSSL is upgraded.
 
 cdef extern from "openssl/evp.h" nogil:
@@ -25,3 +25,46 @@ cdef extern from "openssl/evp.h" nogil:
     int EVP_DigestFinal_ex(EVP_MD_CTX *ctx, unsigned char *md, unsigned int *s)
     int EVP_Digest(const void *data, size_t count, unsigned char *md, unsigned int *size,
                    const EVP_MD *type, ENGINE *impl)
+
+
+# Public-key operations done locally: verification and RSA encryption with a public key.
+cdef extern from "openssl/evp.h" nogil:
+    ctypedef struct EVP_PKEY:
+        pass
+    ctypedef struct EVP_PKEY_CTX:
+        pass
+
+    void EVP_PKEY_free(EVP_PKEY *pkey)
+    EVP_PKEY_CTX *EVP_PKEY_CTX_new(EVP_PKEY *pkey, ENGINE *e)
+    void EVP_PKEY_CTX_free(EVP_PKEY_CTX *ctx)
+    int EVP_PKEY_verify_init(EVP_PKEY_CTX *ctx)
+    int EVP_PKEY_verify(EVP_PKEY_CTX *ctx, const unsigned char *sig, size_t siglen,
+                        const unsigned char *tbs, size_t tbslen)
+    int EVP_PKEY_encrypt_init(EVP_PKEY_CTX *ctx)
+    int EVP_PKEY_encrypt(EVP_PKEY_CTX *ctx, unsigned char *out, size_t *outlen,
+                         const unsigned char *inp, size_t inlen)
+    int EVP_PKEY_CTX_set_signature_md(EVP_PKEY_CTX *ctx, const EVP_MD *md)
+    int EVP_DigestVerifyInit(EVP_MD_CTX *ctx, EVP_PKEY_CTX **pctx, const EVP_MD *type,
+                             ENGINE *e, EVP_PKEY *pkey)
+    int EVP_DigestVerify(EVP_MD_CTX *ctx, const unsigned char *sig, size_t siglen,
+                         const unsigned char *tbs, size_t tbslen)
+
+cdef extern from "openssl/x509.h" nogil:
+    EVP_PKEY *d2i_PUBKEY(EVP_PKEY **a, const unsigned char **pp, long length)
+
+cdef extern from "openssl/rsa.h" nogil:
+    enum:
+        RSA_PKCS1_PADDING
+        RSA_NO_PADDING
+        RSA_PKCS1_OAEP_PADDING
+        RSA_PKCS1_PSS_PADDING
+    int EVP_PKEY_CTX_set_rsa_padding(EVP_PKEY_CTX *ctx, int pad)
+    int EVP_PKEY_CTX_set_rsa_pss_saltlen(EVP_PKEY_CTX *ctx, int saltlen)
+    int EVP_PKEY_CTX_set_rsa_mgf1_md(EVP_PKEY_CTX *ctx, const EVP_MD *md)
+    int EVP_PKEY_CTX_set_rsa_oaep_md(EVP_PKEY_CTX *ctx, const EVP_MD *md)
+
+cdef extern from "openssl/crypto.h" nogil:
+    int CRYPTO_memcmp(const void *a, const void *b, size_t len)
+
+cdef extern from "openssl/err.h" nogil:
+    void ERR_clear_error()

@@ -107,6 +107,15 @@ cdef extern from "pkcs11.h" nogil:
         CK_RSA_PKCS_MGF_TYPE mgf
         CK_ULONG sLen
 
+    ctypedef struct CK_RSA_PKCS_OAEP_PARAMS:
+        CK_MECHANISM_TYPE hashAlg
+        CK_RSA_PKCS_MGF_TYPE mgf
+        CK_RSA_PKCS_OAEP_SOURCE_TYPE source
+        CK_VOID_PTR pSourceData
+        CK_ULONG ulSourceDataLen
+
+    ctypedef CK_ULONG CK_MAC_GENERAL_PARAMS
+
     ctypedef struct CK_INTERFACE:
         CK_UTF8CHAR *pInterfaceName
         CK_VOID_PTR pFunctionList
@@ -271,6 +280,8 @@ cdef extern from "pkcs11.h" nogil:
         CKG_MGF1_SHA384
         CKG_MGF1_SHA512
 
+        CKZ_DATA_SPECIFIED
+
         CKM_RSA_PKCS
         CKM_RSA_X_509
         CKM_RSA_PKCS_PSS
@@ -302,9 +313,12 @@ cdef extern from "pkcs11.h" nogil:
         CKM_EC_KEY_PAIR_GEN
         CKM_EC_EDWARDS_KEY_PAIR_GEN
         CKM_AES_KEY_GEN
+        CKM_GENERIC_SECRET_KEY_GEN
         CKM_AES_CBC
         CKM_AES_CBC_PAD
         CKM_AES_ECB
+        CKM_AES_CMAC
+        CKM_AES_CMAC_GENERAL
 
         CKR_OK
         CKR_CANCEL
@@ -316,6 +330,7 @@ cdef extern from "pkcs11.h" nogil:
         CKR_NO_EVENT
         CKR_NEED_TO_CREATE_THREADS
         CKR_CANT_LOCK
+        CKR_ATTRIBUTE_READ_ONLY
         CKR_ATTRIBUTE_SENSITIVE
         CKR_ATTRIBUTE_TYPE_INVALID
         CKR_ATTRIBUTE_VALUE_INVALID

@@ -97,6 +97,34 @@ class AttributeValueInvalid(P11Error):
     ckr = _ckr.CKR_ATTRIBUTE_VALUE_INVALID
 
 
+class AttributeReadOnly(P11Error):
+    ckr = _ckr.CKR_ATTRIBUTE_READ_ONLY
+
+
+class TemplateIncomplete(P11Error):
+    ckr = _ckr.CKR_TEMPLATE_INCOMPLETE
+
+
+class KeySizeRange(P11Error):
+    ckr = _ckr.CKR_KEY_SIZE_RANGE
+
+
+class CurveNotSupported(P11Error):
+    ckr = _ckr.CKR_CURVE_NOT_SUPPORTED
+
+
+class SessionReadOnly(P11Error):
+    ckr = _ckr.CKR_SESSION_READ_ONLY
+
+
+class UserTypeInvalid(P11Error):
+    ckr = _ckr.CKR_USER_TYPE_INVALID
+
+
+class PinInvalid(P11Error):
+    ckr = _ckr.CKR_PIN_INVALID
+
+
 class FunctionNotSupported(P11Error):
     ckr = _ckr.CKR_FUNCTION_NOT_SUPPORTED
 

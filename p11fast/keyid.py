@@ -18,6 +18,11 @@ quirk for compatibility (Nitrokey's ``NetHSMId``).
 """
 
 PREFIX = "0---"
+# Key IDs the module reserves for itself: keys behind session objects (CKA_TOKEN=FALSE) and keys
+# archived by C_DestroyObject under policy.key_invalidation. C_FindObjects never shows them as
+# token objects, and a CKA_ID that maps to one is refused.
+SESSION_PREFIX = "p11fastsession"
+ARCHIVE_PREFIX = "zzarchive"
 MAX_LEN = 128
 MAX_ENCODED_BYTES = (MAX_LEN - len(PREFIX)) // 2  # 62
 
@@ -62,3 +67,8 @@ def key_id_to_cka_id(key_id: str) -> bytes:
                 if not _valid_bytes(decoded):
                     return decoded
     return key_id.encode("utf-8")
+
+
+def is_reserved(key_id: str) -> bool:
+    """True for key IDs of the module's own session keys and archived keys."""
+    return key_id.startswith((SESSION_PREFIX, ARCHIVE_PREFIX))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from datetime import datetime, timezone
@@ -11,7 +12,7 @@ from aiohttp import web
 from p11fast.hsm import backup, tls
 from p11fast.hsm.auth import Authenticator
 from p11fast.hsm.core import Caller, Hsm, State
-from p11fast.hsm.errors import BadRequest, Forbidden, NotImplementedYet
+from p11fast.hsm.errors import BadRequest, Forbidden, NotImplementedYet, PreconditionFailed
 from p11fast.hsm.keys import b64encode
 from p11fast.hsm.routing import (
     ADMIN,
@@ -72,6 +73,8 @@ class SystemApi:
         self.hsm = hsm
         self.auth = authenticator
         self.started = time.monotonic()
+        # provision, unlock and restore change the whole HSM: one at a time
+        self._lifecycle = asyncio.Lock()
 
     # --- health and information ---------------------------------------------------------
     @endpoint("GET", "/health/alive", Rule((State.LOCKED, State.UNPROVISIONED)))
@@ -123,7 +126,10 @@ class SystemApi:
         admin = body.passphrase("adminPassphrase")
         body.time("systemTime")
         body.done()
-        await in_thread(self.hsm.provision, unlock, admin)
+        async with self._lifecycle:
+            if self.hsm.state is not State.UNPROVISIONED:
+                raise PreconditionFailed("NetHSM is not Unprovisioned")
+            await in_thread(self.hsm.provision, unlock, admin)
         return no_content()
 
     @endpoint("POST", "/unlock", Rule((State.LOCKED,)))
@@ -131,7 +137,8 @@ class SystemApi:
         body = await json_body(request)
         passphrase = body.passphrase("passphrase")
         body.done()
-        await in_thread(self.hsm.unlock, passphrase)
+        async with self._lifecycle:
+            await in_thread(self.hsm.unlock, passphrase)
         return no_content()
 
     @endpoint("POST", "/lock", ROOT_ADMIN)
@@ -225,14 +232,20 @@ class SystemApi:
                 raise Forbidden("a restore while Operational needs a root Administrator")
         data, passphrase = await _read_restore(request)
         contents = await in_thread(backup.decode, data, passphrase)
+        async with self._lifecycle:
+            self._install(contents, operational)
+        return no_content()
+
+    def _install(self, contents: backup.BackupContents, operational: bool) -> None:
+        if self.hsm.state is not (State.OPERATIONAL if operational else State.UNPROVISIONED):
+            raise PreconditionFailed("the HSM changed state during the restore")
         if operational:
-            keys = await in_thread(self.hsm.reseal_keys, contents.keys, contents.domain_key)
+            keys = self.hsm.reseal_keys(contents.keys, contents.domain_key)
             self.hsm.replace_contents(keys, contents.users, contents.namespaces, None)
         else:
             self.hsm.replace_contents(
                 contents.keys, contents.users, contents.namespaces, contents.meta
             )
-        return no_content()
 
 
 async def _read_restore(request: web.Request) -> tuple[bytes, str]:

@@ -49,6 +49,13 @@ def _hsm_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "p11fast", "hsm", *args]
 
 
+def _hsm_env() -> dict[str, str]:
+    """The caller's environment, with this p11fast importable even from a source tree."""
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": package_root + (os.pathsep + path if path else "")}
+
+
 @dataclass
 class HsmProcess:
     state_dir: str
@@ -80,6 +87,7 @@ class HsmProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            env=_hsm_env(),
         )
         ready = threading.Event()
         threading.Thread(target=self._pump, args=(self.process, ready), daemon=True).start()
@@ -128,6 +136,7 @@ def running_hsm(
             _hsm_command("init", "--state", state_dir, "--port", str(hsm.port)),
             check=True,
             capture_output=True,
+            env=_hsm_env(),
         )
         hsm.config_path = os.path.join(state_dir, CONFIG_FILE)
     hsm.start()

@@ -590,6 +590,18 @@ EXPORT CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
 
 #define CK_PKCS11_FUNCTION_INFO(name, params, args) PICK(LOCAL_##name, name, ~),
 
+/* C_GetInfo reports the version of the list the application holds: the ABI answers 2.40,
+ * what C_GetFunctionList hands out; through the 3.0 interface it is 3.0. */
+static CK_RV get_info_3_0(CK_INFO_PTR pInfo)
+{
+    CK_RV rv = C_GetInfo(pInfo);
+    if (rv == CKR_OK) {
+        pInfo->cryptokiVersion.major = 3;
+        pInfo->cryptokiVersion.minor = 0;
+    }
+    return rv;
+}
+
 static CK_FUNCTION_LIST_3_0 list_3_0 = {
     {3, 0},
 #include "pkcs11f.h"
@@ -610,6 +622,11 @@ static CK_INTERFACE interfaces[] = {
     {(CK_CHAR *)"PKCS 11", &list_2_40, 0},
 };
 #define INTERFACE_COUNT (sizeof interfaces / sizeof interfaces[0])
+
+__attribute__((constructor)) static void use_3_0_info(void)
+{
+    list_3_0.C_GetInfo = get_info_3_0;
+}
 
 EXPORT CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ppFunctionList)
 {

@@ -4,11 +4,10 @@ import base64
 import binascii
 import random
 
+import _codec_harness as h
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-import _codec_harness as h
 
 ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -44,7 +43,9 @@ def test_round_trip_random(data):
     assert h.b64_decode(encoded) == data
 
 
-@given(st.binary(max_size=40) | st.text(alphabet=ALPHABET.decode() + "=", max_size=40).map(str.encode))
+@given(
+    st.binary(max_size=40) | st.text(alphabet=ALPHABET.decode() + "=", max_size=40).map(str.encode)
+)
 def test_decode_matches_reference(s):
     expected = reference_decode(s)
     got = h.b64_decode(s)
@@ -54,26 +55,26 @@ def test_decode_matches_reference(s):
 @pytest.mark.parametrize(
     "s",
     [
-        b"A",             # one character cannot end a group
+        b"A",  # one character cannot end a group
         b"AAAAA",
-        b"QQ=",           # padding that does not complete a group
+        b"QQ=",  # padding that does not complete a group
         b"QQ===",
         b"Q===",
         b"====",
         b"=",
-        b"QQ=A",          # padding inside the data
+        b"QQ=A",  # padding inside the data
         b"Q=Q=",
-        b"QR==",          # non-zero unused bits
+        b"QR==",  # non-zero unused bits
         b"QUJ=",
-        b"QUJ",           # unpadded, with stray bits
-        b"QUJD\n",        # no whitespace is skipped
+        b"QUJ",  # unpadded, with stray bits
+        b"QUJD\n",  # no whitespace is skipped
         b"QU JD",
         b" QUJD",
         b"QUJD\x00",
-        b"QU-_",          # URL-safe alphabet is not accepted
+        b"QU-_",  # URL-safe alphabet is not accepted
         b"QU\xc3\xa9",
         b"QUJD====",
-        b"QUJD=",         # padding after a complete group
+        b"QUJD=",  # padding after a complete group
     ],
 )
 def test_invalid(s):

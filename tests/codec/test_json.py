@@ -2,13 +2,15 @@
 
 import json
 
+import _codec_harness as h
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import _codec_harness as h
-
-SIG = "MEUCIQDx3h5Gf/8+Kq2Zr0yS1n4qgE5bQh4vWcVJ7zq1r6T5xQIgQ2a9c3ZR1m0p8L4o+Kf7d2sWb1n4jX0y6eTz5vA3k2E="
+SIG = (
+    "MEUCIQDx3h5Gf/8+Kq2Zr0yS1n4qgE5bQh4vWcVJ7zq1r6T5xQIgQ2a9c3ZR1m0p8L4o"
+    "+Kf7d2sWb1n4jX0y6eTz5vA3k2E="
+)
 MISSING, MALFORMED = -1, -2
 
 
@@ -24,7 +26,8 @@ def get(doc, key=b"signature"):
         '  {\r\n\t"signature" :\t"%s" \r\n}  ' % SIG,
         '{"id":"k1","signature":"%s","meta":{"signature":"no"}}' % SIG,
         '{"meta":{"signature":"no","list":[1,2,{"signature":"no"}]},"signature":"%s"}' % SIG,
-        '{"a":[],"b":{},"c":[[[]]],"d":-0.5e+10,"e":true,"f":false,"g":null,"signature":"%s"}' % SIG,
+        '{"a":[],"b":{},"c":[[[]]],"d":-0.5e+10,"e":true,"f":false,"g":null,"signature":"%s"}'
+        % SIG,
         '{"note":"\\"signature\\":\\"no\\"","signature":"%s"}' % SIG,
         '{"x":"\\\\","signature":"%s"}' % SIG,
         '{"sign\\u0061ture":"%s"}' % SIG,
@@ -53,14 +56,14 @@ def test_empty_string_value():
     [
         "{}",
         '{"other":"x"}',
-        '{"meta":{"signature":"x"}}',                   # nested object
-        '{"list":["signature","x"]}',                    # inside an array
-        '{"note":"signature"}',                          # as a value
-        '{"note":"{\\"signature\\":\\"x\\"}"}',          # inside another string
+        '{"meta":{"signature":"x"}}',  # nested object
+        '{"list":["signature","x"]}',  # inside an array
+        '{"note":"signature"}',  # as a value
+        '{"note":"{\\"signature\\":\\"x\\"}"}',  # inside another string
         '{"signature ":"x"}',
         '{"Signature":"x"}',
         '{"signatures":"x"}',
-        '{"signature":123}',                             # not a string
+        '{"signature":123}',  # not a string
         '{"signature":null}',
         '{"signature":{"value":"x"}}',
         '{"signature":["x"]}',
@@ -79,18 +82,18 @@ def test_absent_or_not_a_string(doc):
         b'"signature"',
         b'["signature","x"]',
         b"null",
-        b'{"signature":"x"}{"signature":"y"}',      # two documents
+        b'{"signature":"x"}{"signature":"y"}',  # two documents
         b'{"signature":"x"} x',
-        b'{"signature":"x",}',                      # trailing comma
+        b'{"signature":"x",}',  # trailing comma
         b'{,"signature":"x"}',
         b'{"signature" "x"}',
         b'{"signature":"x" "a":1}',
         b'{signature:"x"}',
         b"{'signature':'x'}",
-        b'{"signature":"x\ny"}',                    # raw control character
-        b'{"signature":"\\x"}',                     # bad escape
+        b'{"signature":"x\ny"}',  # raw control character
+        b'{"signature":"\\x"}',  # bad escape
         b'{"signature":"\\u12G4"}',
-        b'{"signature":"x","a":01}',                # bad numbers
+        b'{"signature":"x","a":01}',  # bad numbers
         b'{"signature":"x","a":1.}',
         b'{"signature":"x","a":.5}',
         b'{"signature":"x","a":1e}',
@@ -105,7 +108,7 @@ def test_absent_or_not_a_string(doc):
         b'{"signature":"x","a":[}',
         b'{"signature":"x","a":{]}',
         b'{"signature":"x","a":[1]]}',
-        b'{"signature":"x","signature":"y"}',       # duplicate key: ambiguous
+        b'{"signature":"x","signature":"y"}',  # duplicate key: ambiguous
         b'{"signature":"x","sign\\u0061ture":1}',
     ],
 )
@@ -134,9 +137,21 @@ def test_nesting_limit():
 
 
 # Random JSON documents (unique keys) checked against Python's parser.
-scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
-values = st.recursive(scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4), max_leaves=20)
-keys = st.sampled_from(["signature", "sig", "signature2", "", "é", "\u2028", "\U0001f600"]) | st.text(max_size=6)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+values = st.recursive(
+    scalars,
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+    max_leaves=20,
+)
+keys = st.sampled_from(
+    ["signature", "sig", "signature2", "", "é", "\u2028", "\U0001f600"]
+) | st.text(max_size=6)
 
 
 @given(
@@ -182,7 +197,11 @@ ASCII = [bytes([c]) for c in range(0x20, 0x7F)] + [b"\t", b"\n", b"\x01"]
 
 @given(
     edits=st.lists(
-        st.tuples(st.sampled_from(["insert", "delete", "replace"]), st.integers(0, len(BASE)), st.sampled_from(ASCII)),
+        st.tuples(
+            st.sampled_from(["insert", "delete", "replace"]),
+            st.integers(0, len(BASE)),
+            st.sampled_from(ASCII),
+        ),
         min_size=1,
         max_size=3,
     )
@@ -256,7 +275,18 @@ def test_unescape_python_ascii_output(text):
 
 @pytest.mark.parametrize(
     "bad",
-    [b"\\", b"\\x", b"\\u12", b"\\u12g4", b'"', b"\n", b"\\ud800", b"\\ud800x", b"\\ud800\\u0041", b"\\udc00"],
+    [
+        b"\\",
+        b"\\x",
+        b"\\u12",
+        b"\\u12g4",
+        b'"',
+        b"\n",
+        b"\\ud800",
+        b"\\ud800x",
+        b"\\ud800\\u0041",
+        b"\\udc00",
+    ],
 )
 def test_unescape_rejects(bad):
     assert h.json_unescape(bad, 64) == -1

@@ -133,6 +133,17 @@ def rsa_key(sdk: Clients) -> str:
     return sdk.admin.generate_key(KeyType.RSA, RSA_MECHANISMS, 2048, key_id="rsa2048", label="r")
 
 
+@pytest.mark.skipif(os.environ.get("P11FAST_SLOW") != "1", reason="RSA-8192 keygen is slow")
+def test_rsa_8192(sdk: Clients) -> None:
+    key_id = sdk.admin.generate_key(KeyType.RSA, [KeyMechanism.RSA_SIGNATURE_PKCS1], 8192)
+    digest = hashlib.sha256(b"big").digest()
+    message = Base64.encode(SHA256_DIGEST_INFO + digest)
+    signature = sdk.operator.sign(key_id, message, SignMode.PKCS1).decode()
+    public = public_key(sdk, key_id)
+    assert public.key_size == 8192
+    public.verify(signature, b"big", padding.PKCS1v15(), hashes.SHA256())
+
+
 def test_rsa_public_parts(sdk: Clients, rsa_key: str) -> None:
     key = sdk.admin.get_key(rsa_key)
     numbers = public_key(sdk, rsa_key).public_numbers()

@@ -104,3 +104,20 @@ def run_python(
         text=True,
         timeout=timeout,
     )
+
+
+def run_host(script: str, config_path: str, *args: str, stdin: str | None = None) -> object:
+    """Runs a host script (tests/module/*_host.py, abi_cases.py) in its own process and returns
+    the JSON on the last line of its output."""
+    import json
+
+    done = subprocess.run(
+        [sys.executable, script, *args],
+        input=stdin,
+        env=host_env(config_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])

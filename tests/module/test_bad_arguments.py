@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from p11fast import ckr
-from tests.module.conftest import OPERATOR_PIN, host_env
+from tests.module.conftest import OPERATOR_PIN, run_host
 
 CASES = {
     "GetInfo before C_Initialize": ckr.CKR_CRYPTOKI_NOT_INITIALIZED,
@@ -71,15 +68,7 @@ CASES = {
 @pytest.fixture(scope="module")
 def results(module_path, login_config, api) -> dict:
     script = os.path.join(os.path.dirname(__file__), "abi_cases.py")
-    done = subprocess.run(
-        [sys.executable, script, module_path, OPERATOR_PIN],
-        env=host_env(login_config),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_host(script, login_config, module_path, OPERATOR_PIN)
 
 
 @pytest.mark.parametrize("case", list(CASES))

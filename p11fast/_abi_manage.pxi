@@ -1,0 +1,514 @@
+# Object management: key generation, creating, destroying, copying and changing objects, PINs.
+# The templates are interpreted and the HSM requests sent in plain Python (p11fast.admin);
+# session objects are kept by p11fast.session_objects. This file checks arguments, holds the
+# session for the call, and keeps the handle tables in step.
+
+cdef tuple HSM_CLASSES = (CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_SECRET_KEY, CKO_CERTIFICATE)
+
+
+cdef struct caller_t:
+    CK_SESSION_HANDLE handle
+    int slot
+    CK_FLAGS flags
+
+
+cdef CK_RV manage_session(CK_SESSION_HANDLE hSession, caller_t *c) noexcept nogil:
+    """The session of a management call, copied out: its lock is not held during the call, as
+    the GIL must never be taken under a session lock."""
+    cdef session_t *s
+    if not p11f_is_initialized():
+        return CKR_CRYPTOKI_NOT_INITIALIZED
+    s = session_lock(hSession)
+    if s == NULL:
+        return CKR_SESSION_HANDLE_INVALID
+    c.handle = s.handle
+    c.slot = s.slot
+    c.flags = s.flags
+    session_unlock(s)
+    return CKR_OK
+
+
+cdef object admin_of(int slot_index):
+    admin = _state.admins.get(slot_index)
+    if admin is None:
+        from p11fast.admin import Admin
+
+        request = make_request(slot_index, _state.pools[slot_index])
+        admin = Admin(request, _state.config.slots[slot_index].label, _state.log)
+        _state.admins[slot_index] = admin
+    return admin
+
+
+cdef void require_rw(caller_t *s) except *:
+    from p11fast.errors import SessionReadOnly
+
+    if not (s.flags & CKF_RW_SESSION):
+        raise SessionReadOnly("token objects change only in a read/write session")
+
+
+cdef void sweep_stale_session_keys(int slot_index) except *:
+    """Once per slot: delete the session keys of processes that died without cleaning up.
+    Runs at the first administrator use (SO login, first session key), not at C_Initialize,
+    which must stay fast and may have no administrator credentials."""
+    from p11fast.session_objects import is_stale
+
+    admin = admin_of(slot_index)
+    if admin.swept:
+        return
+    try:
+        admin.sweep(is_stale)
+    except Exception as exc:
+        rv_for(exc, b"removing stale session keys")
+
+
+cdef list objects_of_key(int slot_index, str key_id):
+    """The objects of an HSM key as the application sees them (session keys as session objects)."""
+    from p11fast.session_objects import as_session_object
+    from p11fast.errors import DeviceError
+
+    store = _state.session_objects
+    objs = _state.inventories[slot_index].get(key_id)
+    if not objs:
+        raise DeviceError(f"key {key_id} is not readable after the change")
+    if store.owns(key_id):
+        return [as_session_object(o, store.cka_id(key_id)) for o in objs]
+    return objs
+
+
+cdef dict create_key(caller_t *s, spec, private):
+    """Creates the key on the HSM (generated when `private` is None, else imported) and returns
+    the handles of its objects by class."""
+    from p11fast.policy import check_session_object
+    from p11fast.session_objects import new_session_key_id
+
+    if spec.token:
+        require_rw(s)
+        spec.place(None)
+    else:
+        check_session_object(_state.config.policy)
+        sweep_stale_session_keys(s.slot)
+        spec.place(new_session_key_id())
+    admin_of(s.slot).create(spec, private)
+    inventory = _state.inventories[s.slot]
+    inventory.invalidate(spec.key_id)
+    if spec.value_len is not None:
+        inventory.set_value_len(spec.key_id, spec.value_len)
+    if not spec.token:
+        _state.session_objects.add_hsm_key(s.handle, s.slot, spec.key_id, spec.cka_id)
+    return {o.cls: register_object(s.slot, o) for o in objects_of_key(s.slot, spec.key_id)}
+
+
+cdef void forget_handles(int slot_index, str key_id, tuple classes) except *:
+    """Drops the handles of objects that no longer exist; the sign path stops finding them."""
+    cdef CK_OBJECT_HANDLE h
+    for cls in classes:
+        h = _state.handle_of.pop((slot_index, key_id, cls), 0)
+        if h == 0:
+            continue
+        _state.objects.pop(h, None)
+        pthread_mutex_lock(&g_lock)
+        memset(&g_objects[h], 0, sizeof(object_t))
+        pthread_mutex_unlock(&g_lock)
+
+
+cdef void rebind_handles(int slot_index, str old_id, str new_id) except *:
+    """After a rename the key's objects keep their handles (a handle names an object, not an
+    ID), now bound to the new key ID."""
+    for cls in HSM_CLASSES:
+        h = _state.handle_of.pop((slot_index, old_id, cls), None)
+        if h is not None:
+            _state.handle_of[(slot_index, new_id, cls)] = h
+    _state.inventories[slot_index].invalidate(old_id)
+    _state.inventories[slot_index].invalidate(new_id)
+    for obj in objects_of_key(slot_index, new_id):
+        register_object(slot_index, obj)
+
+
+# --- key generation ---------------------------------------------------------------------------
+
+cdef CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                             CK_ATTRIBUTE_PTR pPublicKeyTemplate, CK_ULONG ulPublicKeyAttributeCount,
+                             CK_ATTRIBUTE_PTR pPrivateKeyTemplate, CK_ULONG ulPrivateKeyAttributeCount,
+                             CK_OBJECT_HANDLE_PTR phPublicKey, CK_OBJECT_HANDLE_PTR phPrivateKey) noexcept nogil:
+    cdef caller_t c
+    cdef caller_t *s = &c
+    cdef CK_RV rv = manage_session(hSession, s)
+    if rv != CKR_OK:
+        return rv
+    if (pMechanism == NULL or phPublicKey == NULL or phPrivateKey == NULL
+            or (pPublicKeyTemplate == NULL and ulPublicKeyAttributeCount != 0)
+            or (pPrivateKeyTemplate == NULL and ulPrivateKeyAttributeCount != 0)):
+        rv = CKR_ARGUMENTS_BAD
+    else:
+        rv = policy_check_mechanism(b"C_GenerateKeyPair", pMechanism.mechanism)
+    if rv == CKR_OK:
+        with gil:
+            try:
+                from p11fast import admin
+
+                spec = admin.key_pair_spec(
+                    pMechanism.mechanism, pMechanism.pParameter != NULL,
+                    admin.read(read_template(pPublicKeyTemplate, ulPublicKeyAttributeCount)),
+                    admin.read(read_template(pPrivateKeyTemplate, ulPrivateKeyAttributeCount)))
+                handles = create_key(s, spec, None)
+                phPublicKey[0] = handles[CKO_PUBLIC_KEY]
+                phPrivateKey[0] = handles[CKO_PRIVATE_KEY]
+            except BaseException as exc:
+                rv = rv_for(exc, b"C_GenerateKeyPair")
+    return rv
+
+
+cdef CK_RV C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                         CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
+                         CK_OBJECT_HANDLE_PTR phKey) noexcept nogil:
+    cdef caller_t c
+    cdef caller_t *s = &c
+    cdef CK_RV rv = manage_session(hSession, s)
+    if rv != CKR_OK:
+        return rv
+    if pMechanism == NULL or phKey == NULL or (pTemplate == NULL and ulCount != 0):
+        rv = CKR_ARGUMENTS_BAD
+    else:
+        rv = policy_check_mechanism(b"C_GenerateKey", pMechanism.mechanism)
+    if rv == CKR_OK:
+        with gil:
+            try:
+                from p11fast import admin
+
+                spec = admin.secret_key_spec(pMechanism.mechanism, pMechanism.pParameter != NULL,
+                                             admin.read(read_template(pTemplate, ulCount)))
+                phKey[0] = create_key(s, spec, None)[CKO_SECRET_KEY]
+            except BaseException as exc:
+                rv = rv_for(exc, b"C_GenerateKey")
+    return rv
+
+
+# --- creating, copying and destroying objects ---------------------------------------------------
+
+cdef CK_OBJECT_HANDLE create_object(caller_t *s, list template) except 0:
+    from p11fast import admin
+    from p11fast import session_objects as so
+    from p11fast.errors import TemplateIncomplete, TemplateInconsistent
+    from p11fast.policy import check_key_import, check_session_object
+
+    t = admin.read(template)
+    cls = admin.ulong(t, CKA_CLASS)
+    if cls is None:
+        raise TemplateIncomplete("C_CreateObject needs CKA_CLASS")
+    if cls in (CKO_PRIVATE_KEY, CKO_SECRET_KEY):
+        check_key_import(_state.config.policy)
+        spec, private = admin.import_spec(cls, t)
+        return create_key(s, spec, private)[cls]
+    if admin.token(t):
+        if cls != CKO_CERTIFICATE:
+            raise TemplateInconsistent(
+                f"class 0x{cls:x} as a token object: the HSM holds keys and their certificates only")
+        return store_certificate(s, t)
+    check_session_object(_state.config.policy)
+    if cls not in so.HELD_CLASSES:
+        raise TemplateInconsistent(f"session objects of class 0x{cls:x} are not supported")
+    store = _state.session_objects
+    obj = so.held_object(store.new_held_id(), cls, t)
+    store.hold(s.handle, s.slot, obj)
+    return register_object(s.slot, obj)
+
+
+cdef CK_OBJECT_HANDLE store_certificate(caller_t *s, dict t) except 0:
+    """A token certificate is stored with the key of the same CKA_ID (PUT /keys/{id}/cert)."""
+    from p11fast import admin
+
+    require_rw(s)
+    aliases = _state.aliases if _state.config.enable_set_attribute_value else {}
+    key_id, cert, label = admin.certificate_target(t, aliases)
+    admin_of(s.slot).store_certificate(key_id, cert, label)
+    _state.inventories[s.slot].invalidate(key_id)
+    handles = {o.cls: register_object(s.slot, o) for o in objects_of_key(s.slot, key_id)}
+    return handles[CKO_CERTIFICATE]
+
+
+cdef CK_RV C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
+                          CK_OBJECT_HANDLE_PTR phObject) noexcept nogil:
+    cdef caller_t c
+    cdef caller_t *s = &c
+    cdef CK_RV rv = manage_session(hSession, s)
+    if rv != CKR_OK:
+        return rv
+    if phObject == NULL or (pTemplate == NULL and ulCount != 0):
+        rv = CKR_ARGUMENTS_BAD
+    else:
+        with gil:
+            try:
+                phObject[0] = create_object(s, read_template(pTemplate, ulCount))
+            except BaseException as exc:
+                rv = rv_for(exc, b"C_CreateObject")
+    return rv
+
+
+cdef CK_RV C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+                        CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
+                        CK_OBJECT_HANDLE_PTR phNewObject) noexcept nogil:
+    cdef caller_t c
+    cdef caller_t *s = &c
+    cdef CK_RV rv = manage_session(hSession, s)
+    if rv != CKR_OK:
+        return rv
+    if phNewObject == NULL or (pTemplate == NULL and ulCount != 0):
+        rv = CKR_ARGUMENTS_BAD
+    else:
+        with gil:
+            try:
+                from p11fast.errors import ActionProhibited
+
+                visible_object(s.slot, hObject)
+                raise ActionProhibited("objects are not copyable: an HSM key cannot be duplicated "
+                                       "(CKA_COPYABLE is FALSE)")
+            except BaseException as exc:
+                rv = rv_for(exc, b"C_CopyObject")
+    return rv
+
+
+cdef void destroy_object(caller_t *s, CK_OBJECT_HANDLE hObject) except *:
+    from p11fast.errors import ActionProhibited
+
+    obj = visible_object(s.slot, hObject)
+    store = _state.session_objects
+    key_id = obj.key_id
+    if obj.cls == CKO_PUBLIC_KEY and (not store.owns(key_id) or store.is_hsm_key(key_id)):
+        raise ActionProhibited("the public key of an HSM key pair goes with its private key: "
+                               "destroy the private key")
+    if store.owns(key_id):
+        if store.is_hsm_key(key_id):
+            admin_of(s.slot).delete_key(key_id, archive=False)
+        store.forget(key_id)
+        forget_handles(s.slot, key_id, HSM_CLASSES)
+        return
+    require_rw(s)
+    admin = admin_of(s.slot)
+    if obj.cls == CKO_CERTIFICATE:
+        admin.delete_certificate(key_id)
+        forget_handles(s.slot, key_id, (CKO_CERTIFICATE,))
+    else:
+        admin.delete_key(key_id, _state.config.policy.key_invalidation)
+        forget_handles(s.slot, key_id, HSM_CLASSES)
+    _state.inventories[s.slot].invalidate(key_id)
+
+
+cdef CK_RV C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject) noexcept nogil:
+    cdef caller_t c
+    cdef caller_t *s = &c
+    cdef CK_RV rv = manage_session(hSession, s)
+    if rv != CKR_OK:
+        return rv
+    with gil:
+        try:
+            destroy_object(s, hObject)
+        except BaseException as exc:
+            rv = rv_for(exc, b"C_DestroyObject")
+    return rv
+
+
+# --- changing attributes ----------------------------------------------------------------------
+
+cdef void set_attributes(caller_t *s, CK_OBJECT_HANDLE hObject, list template) except *:
+    from p11fast import admin
+
+    obj = visible_object(s.slot, hObject)
+    store = _state.session_objects
+    held = store.owns(obj.key_id) and not store.is_hsm_key(obj.key_id)
+    changes = admin.changes(obj.attrs, template, admin.HELD_MUTABLE if held else admin.HSM_MUTABLE)
+    if held:
+        obj.attrs.update(changes)
+    elif store.owns(obj.key_id):
+        set_session_key_attributes(s.slot, obj.key_id, changes)
+    elif _state.config.enable_set_attribute_value:
+        remember_aliases(obj.key_id, changes)
+    else:
+        require_rw(s)
+        set_token_key_attributes(s.slot, obj.key_id, changes)
+
+
+cdef void set_session_key_attributes(int slot_index, str key_id, dict changes) except *:
+    """A session key keeps its reserved ID: a new CKA_ID is what it shows, not a rename."""
+    from p11fast.attrs import CKA_ID, CKA_LABEL
+
+    if CKA_LABEL in changes:
+        admin_of(slot_index).set_label(key_id, changes[CKA_LABEL].decode())
+    if CKA_ID in changes:
+        _state.session_objects.set_cka_id(key_id, changes[CKA_ID])
+    rebind_handles(slot_index, key_id, key_id)
+
+
+cdef void set_token_key_attributes(int slot_index, str key_id, dict changes) except *:
+    from p11fast.admin import key_id_for
+    from p11fast.attrs import CKA_ID, CKA_LABEL
+
+    admin = admin_of(slot_index)
+    if CKA_LABEL in changes:
+        admin.set_label(key_id, changes[CKA_LABEL].decode())
+    new_id = key_id_for(changes[CKA_ID]) if CKA_ID in changes else key_id
+    if new_id != key_id:
+        admin.move(key_id, new_id)
+        _state.log.info(f"renamed key {key_id} to {new_id}")
+    rebind_handles(slot_index, key_id, new_id)
+
+
+cdef void remember_aliases(str key_id, dict changes) except *:
+    """enable_set_attribute_value (Java SunPKCS11, EJBCA): the key keeps its ID on the HSM; the
+    name the application gave is remembered and mapped when it stores the key's certificate."""
+    from p11fast.admin import key_id_for
+    from p11fast.attrs import CKA_ID, CKA_LABEL
+
+    if CKA_ID in changes:
+        _state.aliases[key_id_for(changes[CKA_ID])] = key_id
+    if CKA_LABEL in changes:
+        _state.aliases[changes[CKA_LABEL].decode()] = key_id
+    _state.log.info(f"enable_set_attribute_value: key {key_id} is known by its new name until "
+                    "its certificate is stored")
+
+
+cdef CK_RV C_SetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+                               CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) noexcept nogil:
+    cdef caller_t c
+    cdef caller_t *s = &c
+    cdef CK_RV rv = manage_session(hSession, s)
+    if rv != CKR_OK:
+        return rv
+    if pTemplate == NULL and ulCount != 0:
+        rv = CKR_ARGUMENTS_BAD
+    else:
+        with gil:
+            try:
+                set_attributes(s, hObject, read_template(pTemplate, ulCount))
+            except BaseException as exc:
+                rv = rv_for(exc, b"C_SetAttributeValue")
+    return rv
+
+
+# --- the end of session objects -----------------------------------------------------------------
+
+cdef void release_session_objects(session, int slot) noexcept:
+    """Ends the session objects of `session` (None: of every session) in `slot` (-1: in every
+    slot): module-held ones are forgotten, HSM session keys deleted. Failures are logged; keys
+    left behind are removed by a later module's sweep."""
+    if _state is None:
+        return
+    store = _state.session_objects
+    for key_id, slot_index, on_hsm in store.owned_by(session, slot):
+        try:
+            if on_hsm:
+                admin_of(slot_index).delete_key(key_id, archive=False)
+        except BaseException as exc:
+            rv_for(exc, b"removing a session key")
+        store.forget(key_id)
+        try:
+            forget_handles(slot_index, key_id, HSM_CLASSES)
+        except BaseException as exc:
+            rv_for(exc, b"removing a session object")
+
+
+# --- PINs -------------------------------------------------------------------------------------
+
+cdef void replace_auth(slot_t *slot, bint so, bytes old, bytes new) except *:
+    """After a passphrase change: every stored header that held the old credentials gets the
+    new ones (the config's too, so a logout does not bring back a passphrase that is gone)."""
+    cdef char *now = &slot.op_auth[0]
+    cdef char *config = &slot.op_auth_config[0]
+    cdef bytes now_value, config_value
+    if so:
+        now = &slot.so_auth[0]
+        config = &slot.so_auth_config[0]
+    pthread_mutex_lock(&slot.lock)
+    try:
+        now_value = now
+        config_value = config
+        if old is None or now_value == old:
+            set_auth(now, new)
+        if config_value and (old is None or config_value == old):
+            set_auth(config, new)
+    finally:
+        pthread_mutex_unlock(&slot.lock)
+
+
+cdef void set_pin(caller_t *s, bytes old_pin, bytes new_pin) except *:
+    from p11fast.errors import PinIncorrect, UserNotLoggedIn
+    from p11fast.log import register_secret
+
+    cdef slot_t *slot = &g_slots[s.slot]
+    require_rw(s)
+    pthread_mutex_lock(&slot.lock)
+    so = slot.login_user == CKU_SO
+    header = <bytes>(&slot.so_auth[0] if so else &slot.op_auth[0])
+    pthread_mutex_unlock(&slot.lock)
+    slot_cfg = _state.config.slots[s.slot]
+    user_cfg = slot_cfg.administrator if so else slot_cfg.operator
+    if user_cfg is None or not header:
+        raise UserNotLoggedIn("C_SetPIN: log in first, or set the password in the configuration")
+    if basic_auth(user_cfg.username, old_pin.decode("utf-8", "replace")) != header:
+        raise PinIncorrect("C_SetPIN: the old PIN is not the current passphrase")
+    new = new_pin.decode("utf-8", "replace")
+    register_secret(new, user_cfg.username)
+    pool = _state.pools[s.slot]
+
+    def as_user(method, path, body):
+        return pool.call(method, path, body, header, "application/json")[:2]
+
+    admin_of(s.slot).set_passphrase(user_cfg.username, new, as_user)
+    replace_auth(slot, so, header, basic_auth(user_cfg.username, new))
+
+
+cdef void init_pin(caller_t *s, bytes pin) except *:
+    from p11fast.errors import UserNotLoggedIn, UserTypeInvalid
+    from p11fast.log import register_secret
+
+    cdef slot_t *slot = &g_slots[s.slot]
+    pthread_mutex_lock(&slot.lock)
+    so = slot.login_user == CKU_SO
+    pthread_mutex_unlock(&slot.lock)
+    if not so:
+        raise UserNotLoggedIn("C_InitPIN needs the SO (administrator) logged in")
+    operator = _state.config.slots[s.slot].operator
+    if operator is None:
+        raise UserTypeInvalid("C_InitPIN: the slot has no operator in the configuration")
+    new = pin.decode("utf-8", "replace")
+    register_secret(new, operator.username)
+    admin_of(s.slot).set_passphrase(operator.username, new)
+    replace_auth(slot, False, None, basic_auth(operator.username, new))
+
+
+cdef CK_RV C_SetPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pOldPin, CK_ULONG ulOldLen,
+                    CK_UTF8CHAR_PTR pNewPin, CK_ULONG ulNewLen) noexcept nogil:
+    cdef caller_t c
+    cdef caller_t *s = &c
+    cdef CK_RV rv = manage_session(hSession, s)
+    if rv != CKR_OK:
+        return rv
+    if (pOldPin == NULL and ulOldLen != 0) or (pNewPin == NULL and ulNewLen != 0):
+        rv = CKR_ARGUMENTS_BAD
+    elif ulNewLen == 0:
+        rv = CKR_PIN_LEN_RANGE
+    else:
+        with gil:
+            try:
+                set_pin(s, pOldPin[:ulOldLen] if ulOldLen else b"", pNewPin[:ulNewLen])
+            except BaseException as exc:
+                rv = rv_for(exc, b"C_SetPIN")
+    return rv
+
+
+cdef CK_RV C_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen) noexcept nogil:
+    cdef caller_t c
+    cdef caller_t *s = &c
+    cdef CK_RV rv = manage_session(hSession, s)
+    if rv != CKR_OK:
+        return rv
+    if pPin == NULL and ulPinLen != 0:
+        rv = CKR_ARGUMENTS_BAD
+    elif ulPinLen == 0:
+        rv = CKR_PIN_LEN_RANGE
+    else:
+        with gil:
+            try:
+                init_pin(s, pPin[:ulPinLen])
+            except BaseException as exc:
+                rv = rv_for(exc, b"C_InitPIN")
+    return rv

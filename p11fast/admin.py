@@ -1,0 +1,541 @@
+"""Object management on the HSM: templates → NetHSM requests, as the administrator.
+
+The ABI (``_abi_manage.pxi``) reads the application's template into ``[(CKA_*, bytes)]`` and
+hands it here; this module decides what the HSM key is (type, length, mechanisms, ID, label),
+sends the request and raises typed :mod:`p11fast.errors` exceptions for everything it refuses.
+
+Decisions (docs/objects.md has the user-facing version):
+
+* **Mechanisms** come from the usage attributes: ``CKA_SIGN`` (private/secret key) or
+  ``CKA_VERIFY`` (public key) → the key type's signature mechanisms (AES: CBC encryption, on
+  which CMAC is built); ``CKA_DECRYPT``/``CKA_UNWRAP`` (private/secret) or
+  ``CKA_ENCRYPT``/``CKA_WRAP`` (public) → the decryption mechanisms; ``CKA_ENCRYPT``/
+  ``CKA_WRAP`` on an AES key → AES-CBC encryption. A template that sets none of them gets
+  everything the key type can do. Usages the type cannot serve (``CKA_DECRYPT`` on an EC key —
+  pkcs11-tool always sets it) are ignored; a template left with no mechanism is inconsistent.
+* **Key ID**: from ``CKA_ID`` (Nitrokey's mapping, :mod:`p11fast.keyid`); without one, the
+  label when it is a valid key ID (as nethsm-pkcs11 does); otherwise a random ID chosen here —
+  never by the HSM, so that a request retried after a lost answer meets its own key (409)
+  instead of creating a second one. That 409 on an ID we chose, for a key of the requested
+  type, is success.
+* **Label**: ``CKA_LABEL`` goes to the key's ``label`` field.
+* Only the administrator may create, change or delete keys: every request here uses the
+  administrator's credentials, and without them the error says so.
+"""
+
+from __future__ import annotations
+
+import os
+from binascii import b2a_base64
+
+from p11fast import attrs as A
+from p11fast import der, errors
+from p11fast.errors import (
+    AttributeTypeInvalid,
+    AttributeValueInvalid,
+    CurveNotSupported,
+    KeySizeRange,
+    MechanismInvalid,
+    MechanismParamInvalid,
+    TemplateIncomplete,
+    TemplateInconsistent,
+    UserNotLoggedIn,
+)
+from p11fast.keyid import cka_id_to_key_id, is_reserved, is_valid_key_id
+from p11fast.objects import MECHANISMS_FOR, parse_json
+
+KNOWN_ATTRIBUTES = frozenset(v for k, v in vars(A).items() if k.startswith("CKA_"))
+
+RSA_BITS = (1024, 8192)
+AES_LENGTHS = (16, 24, 32)
+GENERIC_BITS = (128, 256)  # what a NetHSM accepts for a Generic key
+F4 = 65537
+
+# (mechanism) -> (CKK of the key, NetHSM key type or None when the template decides)
+_GENERATORS = {
+    A.CKM_RSA_PKCS_KEY_PAIR_GEN: (A.CKK_RSA, "RSA"),
+    A.CKM_EC_KEY_PAIR_GEN: (A.CKK_EC, None),
+    A.CKM_EC_EDWARDS_KEY_PAIR_GEN: (A.CKK_EC_EDWARDS, "Curve25519"),
+    A.CKM_AES_KEY_GEN: (A.CKK_AES, "Generic"),
+    A.CKM_GENERIC_SECRET_KEY_GEN: (A.CKK_GENERIC_SECRET, "Generic"),
+}
+_FAMILY = {"RSA": "RSA_", "Curve25519": "EdDSA_", "Generic": "AES_"}  # else ECDSA_
+
+
+# --- reading templates ------------------------------------------------------------------------
+
+
+def read(template: list) -> dict:
+    """The template as {CKA_*: bytes}. Unknown types → CKR_ATTRIBUTE_TYPE_INVALID; a type given
+    twice with different values → CKR_TEMPLATE_INCONSISTENT."""
+    out: dict[int, bytes] = {}
+    for kind, value in template:
+        if kind not in KNOWN_ATTRIBUTES:
+            raise AttributeTypeInvalid(f"attribute type 0x{kind:x} is not supported")
+        if out.setdefault(kind, bytes(value)) != value:
+            raise TemplateInconsistent(f"attribute 0x{kind:x} given twice with different values")
+    return out
+
+
+def flag(t: dict, kind: int) -> bool | None:
+    value = t.get(kind)
+    if value is None:
+        return None
+    if len(value) != 1:
+        raise AttributeValueInvalid(f"attribute 0x{kind:x} is a CK_BBOOL")
+    return value != A.FALSE
+
+
+def ulong(t: dict, kind: int) -> int | None:
+    value = t.get(kind)
+    if value is None:
+        return None
+    try:
+        return A.to_ulong(value)
+    except ValueError:
+        raise AttributeValueInvalid(f"attribute 0x{kind:x} is a CK_ULONG") from None
+
+
+def token(t: dict) -> bool:
+    """CKA_TOKEN, FALSE by default as the standard says."""
+    return bool(flag(t, A.CKA_TOKEN))
+
+
+def _expect(t: dict, kind: int, want: int, what: str) -> None:
+    have = ulong(t, kind)
+    if have is not None and have != want:
+        raise TemplateInconsistent(f"{what}: attribute 0x{kind:x} is 0x{have:x}, not 0x{want:x}")
+
+
+def _check_secret_storage(t: dict, what: str) -> None:
+    """An HSM key is always sensitive and never extractable: a template asking otherwise
+    cannot be honoured."""
+    if flag(t, A.CKA_SENSITIVE) is False:
+        raise TemplateInconsistent(f"{what}: CKA_SENSITIVE=FALSE; HSM keys are always sensitive")
+    if flag(t, A.CKA_EXTRACTABLE):
+        raise TemplateInconsistent(f"{what}: CKA_EXTRACTABLE=TRUE; HSM keys never leave the HSM")
+
+
+# --- what to create ---------------------------------------------------------------------------
+
+
+class KeySpec:
+    """A key to create on the HSM."""
+
+    __slots__ = ("key_type", "length", "mechanisms", "key_id", "label", "chosen", "token",
+                 "cka_id", "value_len")
+
+    def __init__(self, key_type: str, mechanisms: list[str], *, length: int | None = None,
+                 label: str | None = None, token: bool = True, cka_id: bytes | None = None,
+                 value_len: int | None = None):
+        self.key_type = key_type
+        self.length = length
+        self.mechanisms = mechanisms
+        self.label = label
+        self.token = token
+        self.cka_id = cka_id
+        self.value_len = value_len
+        self.key_id = ""
+        self.chosen = False  # the module picked the ID: a 409 for it is our own retried request
+
+    def place(self, session_key_id: str | None) -> None:
+        """Decides the key ID: ``session_key_id`` for a session key, else from CKA_ID, the
+        label, or chosen at random."""
+        if session_key_id is not None:
+            self.key_id, self.chosen = session_key_id, True
+        elif self.cka_id is not None:
+            self.key_id = key_id_for(self.cka_id)
+        elif self.label and is_valid_key_id(self.label) and not is_reserved(self.label):
+            self.key_id = self.label
+        else:
+            self.key_id, self.chosen = os.urandom(10).hex(), True
+
+
+def key_id_for(cka_id: bytes) -> str:
+    """The key ID of a CKA_ID the application gives (create, rename, certificate)."""
+    try:
+        key_id = cka_id_to_key_id(cka_id)
+    except ValueError as e:
+        raise AttributeValueInvalid(f"CKA_ID: {e}") from None
+    if is_reserved(key_id):
+        raise AttributeValueInvalid(f"key ID {key_id!r} is reserved for the module")
+    return key_id
+
+
+def _label(*templates: dict) -> str | None:
+    for t in templates:
+        if A.CKA_LABEL in t:
+            try:
+                return t[A.CKA_LABEL].decode("utf-8")
+            except UnicodeDecodeError:
+                raise AttributeValueInvalid("CKA_LABEL is not UTF-8") from None
+    return None
+
+
+def _cka_id(*templates: dict) -> bytes | None:
+    ids = {t[A.CKA_ID] for t in templates if A.CKA_ID in t}
+    if len(ids) > 1:
+        raise TemplateInconsistent("CKA_ID differs between the public and private templates")
+    return ids.pop() if ids else None
+
+
+def _mechanisms(key_type: str, sign: bool | None, decrypt: bool | None,
+                encrypt: bool | None) -> list[str]:
+    """NetHSM mechanisms for the usages asked for (None = not mentioned)."""
+    family = _FAMILY.get(key_type, "ECDSA_")
+    usable = [m for m, ckms in MECHANISMS_FOR.items() if ckms and m.startswith(family)]
+    if sign is None and decrypt is None and encrypt is None:
+        return usable
+    wanted = [m for m in usable
+              if (sign and ("_Signature" in m or (family == "AES_" and "_Encryption_" in m)))
+              or (decrypt and "_Decryption_" in m) or (encrypt and "_Encryption_" in m)]
+    if not wanted:
+        raise TemplateInconsistent(f"the template allows no operation a {key_type} key supports")
+    return wanted
+
+
+def _any(*values: bool | None) -> bool | None:
+    """TRUE if any is TRUE, FALSE if some are FALSE and none TRUE, None if none is given."""
+    given = [v for v in values if v is not None]
+    return any(given) if given else None
+
+
+def _generator(mechanism: int, has_parameter: bool) -> tuple[int, str | None]:
+    if mechanism not in _GENERATORS:
+        raise MechanismInvalid(f"mechanism 0x{mechanism:x} does not generate keys here")
+    if has_parameter:
+        raise MechanismParamInvalid("key generation mechanisms take no parameter")
+    return _GENERATORS[mechanism]
+
+
+def key_pair_spec(mechanism: int, has_parameter: bool, pub: dict, priv: dict) -> KeySpec:
+    ckk, key_type = _generator(mechanism, has_parameter)
+    if ckk in (A.CKK_AES, A.CKK_GENERIC_SECRET):
+        raise MechanismInvalid("C_GenerateKeyPair needs a key pair mechanism")
+    _expect(pub, A.CKA_CLASS, A.CKO_PUBLIC_KEY, "public template")
+    _expect(priv, A.CKA_CLASS, A.CKO_PRIVATE_KEY, "private template")
+    _expect(pub, A.CKA_KEY_TYPE, ckk, "public template")
+    _expect(priv, A.CKA_KEY_TYPE, ckk, "private template")
+    _check_secret_storage(priv, "private template")
+    length = None
+    if ckk == A.CKK_RSA:
+        length = _rsa_bits(pub, priv)
+    else:
+        key_type = _curve(ckk, pub.get(A.CKA_EC_PARAMS, priv.get(A.CKA_EC_PARAMS)), key_type)
+    mechanisms = _mechanisms(
+        key_type,
+        sign=_any(flag(priv, A.CKA_SIGN), flag(pub, A.CKA_VERIFY)),
+        decrypt=_any(flag(priv, A.CKA_DECRYPT), flag(priv, A.CKA_UNWRAP),
+                     flag(pub, A.CKA_ENCRYPT), flag(pub, A.CKA_WRAP)),
+        encrypt=None,
+    )
+    return KeySpec(key_type, mechanisms, length=length, label=_label(priv, pub),
+                   token=token(priv), cka_id=_cka_id(pub, priv))
+
+
+def _rsa_bits(pub: dict, priv: dict) -> int:
+    bits = ulong(pub, A.CKA_MODULUS_BITS)
+    if bits is None:
+        bits = ulong(priv, A.CKA_MODULUS_BITS)
+    if bits is None:
+        raise TemplateIncomplete("RSA key generation needs CKA_MODULUS_BITS")
+    if not RSA_BITS[0] <= bits <= RSA_BITS[1]:
+        raise KeySizeRange(f"RSA keys are {RSA_BITS[0]} to {RSA_BITS[1]} bits, not {bits}")
+    exponent = pub.get(A.CKA_PUBLIC_EXPONENT)
+    if exponent is not None and int.from_bytes(exponent, "big") != F4:
+        raise AttributeValueInvalid("the HSM generates RSA keys with public exponent 65537 only")
+    return bits
+
+
+def _curve(ckk: int, params: bytes | None, fixed: str | None) -> str:
+    """The NetHSM key type of an EC or Edwards key from CKA_EC_PARAMS."""
+    if params is None:
+        if fixed is None:
+            raise TemplateIncomplete("EC key generation needs CKA_EC_PARAMS")
+        return fixed
+    key_type = der.key_type_for_ec_params(params)
+    if key_type is None:
+        raise CurveNotSupported("CKA_EC_PARAMS names a curve the HSM does not support")
+    if (key_type == "Curve25519") != (ckk == A.CKK_EC_EDWARDS):
+        raise TemplateInconsistent(f"CKA_EC_PARAMS ({key_type}) does not fit the mechanism")
+    return key_type
+
+
+def secret_key_spec(mechanism: int, has_parameter: bool, t: dict) -> KeySpec:
+    ckk, key_type = _generator(mechanism, has_parameter)
+    if ckk not in (A.CKK_AES, A.CKK_GENERIC_SECRET):
+        raise MechanismInvalid("C_GenerateKey needs a secret key mechanism")
+    _expect(t, A.CKA_CLASS, A.CKO_SECRET_KEY, "template")
+    _expect(t, A.CKA_KEY_TYPE, ckk, "template")
+    _check_secret_storage(t, "template")
+    nbytes = ulong(t, A.CKA_VALUE_LEN)
+    if nbytes is None:
+        raise TemplateIncomplete("secret key generation needs CKA_VALUE_LEN")
+    _check_secret_length(ckk, nbytes)
+    return KeySpec(key_type, _secret_mechanisms(t), length=8 * nbytes, label=_label(t),
+                   token=token(t), cka_id=_cka_id(t), value_len=nbytes)
+
+
+def _check_secret_length(ckk: int, nbytes: int) -> None:
+    if ckk == A.CKK_AES and nbytes not in AES_LENGTHS:
+        raise KeySizeRange(f"AES keys are 16, 24 or 32 bytes, not {nbytes}")
+    if not GENERIC_BITS[0] <= 8 * nbytes <= GENERIC_BITS[1]:
+        raise KeySizeRange(f"secret keys on the HSM are 16 to 32 bytes, not {nbytes}")
+
+
+def _secret_mechanisms(t: dict) -> list[str]:
+    return _mechanisms(
+        "Generic",
+        sign=_any(flag(t, A.CKA_SIGN), flag(t, A.CKA_VERIFY)),
+        decrypt=_any(flag(t, A.CKA_DECRYPT), flag(t, A.CKA_UNWRAP)),
+        encrypt=_any(flag(t, A.CKA_ENCRYPT), flag(t, A.CKA_WRAP)),
+    )
+
+
+def _b64(data: bytes) -> str:
+    return b2a_base64(data, newline=False).decode("ascii")
+
+
+def _need(t: dict, kind: int, what: str) -> bytes:
+    value = t.get(kind)
+    if not value:
+        raise TemplateIncomplete(f"{what} needs attribute 0x{kind:x}")
+    return value
+
+
+def import_spec(cls: int, t: dict) -> tuple[KeySpec, dict]:
+    """A private or secret key to import: the spec and the NetHSM ``private`` object."""
+    ckk = ulong(t, A.CKA_KEY_TYPE)
+    if ckk is None:
+        raise TemplateIncomplete("key import needs CKA_KEY_TYPE")
+    _check_secret_storage(t, "template")
+    value_len = None
+    if cls == A.CKO_SECRET_KEY:
+        if ckk not in (A.CKK_AES, A.CKK_GENERIC_SECRET):
+            raise TemplateInconsistent(f"secret keys of key type 0x{ckk:x} are not supported")
+        value = _need(t, A.CKA_VALUE, "a secret key")
+        _check_secret_length(ckk, len(value))
+        key_type, private, value_len = "Generic", {"data": _b64(value)}, len(value)
+        mechanisms = _secret_mechanisms(t)
+    else:
+        key_type, private = _private_material(ckk, t)
+        mechanisms = _mechanisms(key_type, sign=flag(t, A.CKA_SIGN),
+                                 decrypt=_any(flag(t, A.CKA_DECRYPT), flag(t, A.CKA_UNWRAP)),
+                                 encrypt=None)
+    spec = KeySpec(key_type, mechanisms, label=_label(t), token=token(t), cka_id=_cka_id(t),
+                   value_len=value_len)
+    return spec, private
+
+
+def _private_material(ckk: int, t: dict) -> tuple[str, dict]:
+    if ckk == A.CKK_RSA:
+        return "RSA", {
+            "primeP": _b64(_need(t, A.CKA_PRIME_1, "an RSA private key")),
+            "primeQ": _b64(_need(t, A.CKA_PRIME_2, "an RSA private key")),
+            "publicExponent": _b64(_need(t, A.CKA_PUBLIC_EXPONENT, "an RSA private key")),
+        }
+    if ckk not in (A.CKK_EC, A.CKK_EC_EDWARDS):
+        raise TemplateInconsistent(f"private keys of key type 0x{ckk:x} are not supported")
+    edwards = "Curve25519" if ckk == A.CKK_EC_EDWARDS else None
+    key_type = _curve(ckk, t.get(A.CKA_EC_PARAMS), edwards)
+    value = _need(t, A.CKA_VALUE, "an EC private key")
+    # The HSM wants the scalar at the curve's full length.
+    size = der.field_len(key_type)
+    if len(value) > size:
+        raise AttributeValueInvalid(f"CKA_VALUE is longer than a {key_type} private key")
+    return key_type, {"data": _b64(value.rjust(size, b"\x00"))}
+
+
+# --- JSON bodies without importing json (12 ms on the cold path) -------------------------------
+
+try:
+    from _json import encode_basestring_ascii as _quote
+except ImportError:  # pragma: no cover - CPython always has _json
+    from json.encoder import py_encode_basestring_ascii as _quote
+
+
+def to_json(value) -> bytes:
+    """JSON for the request bodies built here: dicts, lists, strings and ints."""
+    return _encode(value).encode("ascii")
+
+
+def _encode(value) -> str:
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, bool) or value is None:
+        raise TypeError(f"not a request value: {value!r}")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_quote(k)}:{_encode(v)}" for k, v in value.items()) + "}"
+    return "[" + ",".join(_encode(v) for v in value) + "]"
+
+
+# --- the HSM side -----------------------------------------------------------------------------
+
+
+class Admin:
+    """Administrator requests of one slot. ``request(method, path, body, admin)`` is the
+    slot's transport (``make_request`` of the ABI)."""
+
+    def __init__(self, request, slot_label: str, log) -> None:
+        self._request = request
+        self.slot_label = slot_label
+        self.log = log
+        self.swept = False
+
+    def call(self, method: str, path: str, body: bytes | None = None,
+             content_type: str | None = None) -> tuple[int, bytes]:
+        try:
+            return self._request(method, path, body, True, content_type)
+        except UserNotLoggedIn:
+            raise UserNotLoggedIn(
+                f"{method} {path} needs the administrator: log in as SO (CKU_SO) or set "
+                "administrator.password in the configuration") from None
+
+    def check(self, status: int, context: str, what: str, ok=(200, 201, 204)) -> None:
+        if status not in ok:
+            raise errors.from_http(status, context, what, self.slot_label)
+
+    def create(self, spec: KeySpec, private: dict | None = None) -> None:
+        """Generates (``private`` None) or imports the key ``spec`` describes."""
+        body: dict = {"type": spec.key_type, "mechanisms": spec.mechanisms}
+        if private is None:
+            body["id"] = spec.key_id
+            if spec.length is not None:
+                body["length"] = spec.length
+            method, path = "POST", "/keys/generate"
+        else:
+            body["private"] = private
+            method, path = "PUT", "/keys/" + spec.key_id
+        if spec.label:
+            body["label"] = spec.label
+        status, _ = self.call(method, path, to_json(body))
+        if status == 409 and spec.chosen and self.key_type(spec.key_id) == spec.key_type:
+            self.log.info(f"{spec.key_id}: created by an earlier attempt of this request")
+            return
+        self.check(status, errors.CREATE, f"{method} {path} ({spec.key_type} {spec.key_id})")
+        mechanisms = ", ".join(spec.mechanisms)
+        self.log.info(f"created {spec.key_type} key {spec.key_id} with {mechanisms}")
+
+    def key_type(self, key_id: str) -> str | None:
+        status, data = self.call("GET", "/keys/" + key_id)
+        return parse_json(data).get("type") if status == 200 else None
+
+    def store_certificate(self, key_id: str, cert: bytes, label: str | None = None) -> None:
+        """Stores the certificate with its key. A certificate has its key's label on a NetHSM:
+        ``label`` (the certificate's CKA_LABEL) becomes the key's, so that the object reads back
+        as it was created and the name survives the process (Java KeyStore aliases)."""
+        pem = b"-----BEGIN CERTIFICATE-----\n" + b2a_base64(cert) + b"-----END CERTIFICATE-----\n"
+        path = f"/keys/{key_id}/cert"
+        status, _ = self.call("PUT", path, pem, "application/x-pem-file")
+        if status == 404:
+            raise TemplateInconsistent(
+                f"no key {key_id} on the HSM: it stores a certificate only with its key (CKA_ID)")
+        self.check(status, errors.CREATE, "PUT " + path)
+        if label is not None:
+            status, _ = self.call("PUT", f"/keys/{key_id}/label", to_json({"label": label}))
+            if status in (404, 405):  # a NetHSM before version 5 has no key labels
+                self.log.warn(f"certificate of {key_id} stored without its label {label!r}: "
+                                 "the HSM keeps no key labels")
+                return
+            self.check(status, errors.CREATE, f"PUT /keys/{key_id}/label")
+
+    def delete_certificate(self, key_id: str) -> None:
+        status, _ = self.call("DELETE", f"/keys/{key_id}/cert")
+        self.check(status, errors.OBJECT, f"DELETE /keys/{key_id}/cert")
+
+    def delete_key(self, key_id: str, archive: bool) -> None:
+        """Deletes the key, or with ``archive`` moves it to a hidden ID an administrator can
+        move back (``zzarchive<time>.<original ID>``, cut to 128 characters)."""
+        if archive:
+            import time
+
+            new_id = f"zzarchive{int(time.time())}.{key_id}"[:128]
+            self.move(key_id, new_id)
+            self.log.info(f"archived key {key_id} as {new_id} (policy.key_invalidation)")
+            return
+        status, _ = self.call("DELETE", "/keys/" + key_id)
+        self.check(status, errors.OBJECT, "DELETE /keys/" + key_id)
+        self.log.info(f"deleted key {key_id}")
+
+    def move(self, key_id: str, new_id: str) -> None:
+        status, _ = self.call("POST", f"/keys/{key_id}/move", to_json({"newId": new_id}))
+        if status == 409:
+            raise AttributeValueInvalid(f"key ID {new_id} is taken")
+        self.check(status, errors.OBJECT, f"POST /keys/{key_id}/move")
+
+    def set_label(self, key_id: str, label: str) -> None:
+        status, _ = self.call("PUT", f"/keys/{key_id}/label", to_json({"label": label}))
+        self.check(status, errors.OBJECT, f"PUT /keys/{key_id}/label")
+
+    def set_passphrase(self, username: str, passphrase: str, request=None) -> None:
+        """POST /users/{username}/passphrase; ``request`` overrides the transport (C_SetPIN
+        sends the user's own credentials)."""
+        path = f"/users/{username}/passphrase"
+        body = to_json({"passphrase": passphrase})
+        status, _ = (request or self.call)("POST", path, body)
+        if status == 400:
+            raise errors.PinInvalid(f"the HSM refused the new passphrase of {username}")
+        self.check(status, errors.OBJECT, "POST " + path)
+        self.log.info(f"changed the passphrase of {username}")
+
+    def sweep(self, is_stale) -> None:
+        """Deletes session keys that processes gone since left behind (killed before they
+        could clean up); ``is_stale(key_id)`` decides. Once per slot and module lifetime."""
+        from p11fast.keyid import SESSION_PREFIX
+
+        self.swept = True
+        status, data = self.call("GET", f"/keys/{SESSION_PREFIX}*")
+        self.check(status, errors.TOKEN, f"GET /keys/{SESSION_PREFIX}*", ok=(200,))
+        for item in parse_json(data):
+            key_id = item.get("id", "")
+            if is_stale(key_id):
+                self.delete_key(key_id, archive=False)
+
+
+# --- certificates and attribute changes -------------------------------------------------------
+
+
+def certificate_target(t: dict, aliases: dict) -> tuple[str, bytes, str | None]:
+    """(key ID, DER, CKA_LABEL or None) of a token certificate to store with its key.
+    ``aliases`` maps names given through C_SetAttributeValue in the enable_set_attribute_value
+    mode to real key IDs."""
+    cert_type = ulong(t, A.CKA_CERTIFICATE_TYPE)
+    if cert_type not in (None, A.CKC_X_509):
+        raise AttributeValueInvalid("only X.509 certificates (CKC_X_509) are supported")
+    value = _need(t, A.CKA_VALUE, "a certificate")
+    try:
+        der.certificate_fields(value)
+    except der.DERError as e:
+        raise AttributeValueInvalid(f"CKA_VALUE is not a DER X.509 certificate: {e}") from None
+    name = _cka_id(t)
+    if name is None:
+        raise TemplateIncomplete("a token certificate needs the CKA_ID of the key it belongs to")
+    key_id = key_id_for(name)
+    return aliases.get(key_id, key_id), value, _label(t)
+
+
+# What C_SetAttributeValue may change: on HSM keys the label and the ID (a rename); on objects
+# the module holds, also what describes them without changing what they are.
+HSM_MUTABLE = frozenset((A.CKA_LABEL, A.CKA_ID))
+HELD_MUTABLE = HSM_MUTABLE | frozenset((
+    A.CKA_APPLICATION, A.CKA_OBJECT_ID, A.CKA_SUBJECT, A.CKA_START_DATE, A.CKA_END_DATE,
+    A.CKA_VERIFY, A.CKA_ENCRYPT, A.CKA_WRAP, A.CKA_TRUSTED, A.CKA_URL,
+))
+
+
+def changes(current: dict, template: list, mutable: frozenset) -> dict:
+    """The attributes ``template`` changes; setting one that cannot change to a new value
+    → CKR_ATTRIBUTE_READ_ONLY (to its current value is harmless)."""
+    out = {}
+    for kind, value in read(template).items():
+        if current.get(kind) == value:
+            continue
+        if kind not in mutable:
+            raise errors.AttributeReadOnly(f"attribute 0x{kind:x} cannot be changed")
+        out[kind] = value
+    if A.CKA_LABEL in out:
+        _label(out)
+    return out
+
