@@ -32,10 +32,18 @@ RSA_MECHANISMS = [
     "RSA_Signature_PSS_SHA256",
     "RSA_Signature_PSS_SHA384",
     "RSA_Signature_PSS_SHA512",
+    "RSA_Decryption_RAW",
     "RSA_Decryption_PKCS1",
+    "RSA_Decryption_OAEP_MD5",
     "RSA_Decryption_OAEP_SHA1",
+    "RSA_Decryption_OAEP_SHA224",
     "RSA_Decryption_OAEP_SHA256",
+    "RSA_Decryption_OAEP_SHA384",
+    "RSA_Decryption_OAEP_SHA512",
 ]
+# pkcs11-tool --test tries every RSA decryption mechanism the token offers and aborts at the
+# first CKR_KEY_FUNCTION_NOT_PERMITTED, which the module answers for a mechanism the NetHSM key
+# was not created with: the RSA key here holds all of them.
 
 # Every client but the OpenSSL engine: one key of each kind. (id, type, length, mechanisms)
 KEYS = (
