@@ -122,6 +122,19 @@ def login_config(hsm: HsmProcess, tmp_path_factory: pytest.TempPathFactory) -> s
     return config_without_password(hsm, tmp_path_factory.mktemp("cfg"))
 
 
+@pytest.fixture(scope="module")
+def scratch_hsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HsmProcess]:
+    """An empty HSM for one test module's key generation and object flows, so the keys they
+    make never show up in another module's listings."""
+    with running_hsm(str(tmp_path_factory.mktemp("scratch-hsm"))) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def scratch_api(scratch_hsm: HsmProcess) -> HsmApi:
+    return HsmApi(scratch_hsm.url, ADMIN_USER, ADMIN_PASSPHRASE)
+
+
 @pytest.fixture(scope="session")
 def tls_hsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HsmProcess]:
     with running_hsm(str(tmp_path_factory.mktemp("tls-hsm"))) as process:
