@@ -190,3 +190,137 @@ def test_pykcs11_digest_matches_and_random_has_the_asked_length(module_path, hsm
     out = result(run_python(PYKCS11_DIGEST_RANDOM, hsm.config_path, module_path))
     assert bytes.fromhex(out["digest"]) == hashlib.sha384(b"x" * 10000).digest()
     assert len(bytes.fromhex(out["random"])) == 64
+
+
+PYTHON_PKCS11_VERIFY = r"""
+import json, sys
+import pkcs11
+from pkcs11 import Mechanism, ObjectClass
+
+lib = pkcs11.lib(sys.argv[1])
+token = lib.get_token(token_label=sys.argv[3])
+with token.open(user_pin=sys.argv[2]) as session:
+    private = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label="ecp256")
+    public = session.get_key(object_class=ObjectClass.PUBLIC_KEY, label="ecp256")
+    signature = private.sign(b"verify me", mechanism=Mechanism.ECDSA_SHA256)
+    out = {
+        "same": public.verify(b"verify me", signature, mechanism=Mechanism.ECDSA_SHA256),
+        "other": public.verify(b"verify you", signature, mechanism=Mechanism.ECDSA_SHA256),
+    }
+print(json.dumps(out))
+"""
+
+
+def test_python_pkcs11_verify_accepts_the_signature_and_rejects_another_message(
+    module_path, login_config, api
+):
+    out = result(run_python(PYTHON_PKCS11_VERIFY, login_config, module_path, OPERATOR_PIN, TOKEN))
+    assert out == {"same": True, "other": False}
+
+
+PYTHON_PKCS11_CRYPT = r"""
+import json, sys
+import pkcs11
+from pkcs11 import KeyType, Mechanism, MGF, ObjectClass
+
+lib = pkcs11.lib(sys.argv[1])
+token = lib.get_token(token_label=sys.argv[3])
+with token.open(user_pin=sys.argv[2]) as session:
+    aes = session.get_key(key_type=KeyType.AES, label="aes256")
+    iv = bytes(range(16))
+    plain = b"sixteen byte blk" * 3
+    cipher = aes.encrypt(plain, mechanism=Mechanism.AES_CBC, mechanism_param=iv)
+    back = aes.decrypt(cipher, mechanism=Mechanism.AES_CBC, mechanism_param=iv)
+    rsa = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label="rsa2048")
+    secret = rsa.decrypt(
+        bytes.fromhex(sys.argv[4]),
+        mechanism=Mechanism.RSA_PKCS_OAEP,
+        mechanism_param=(Mechanism.SHA256, MGF.SHA256, None),
+    )
+print(json.dumps({"iv": iv.hex(), "plain": plain.hex(), "cipher": cipher.hex(),
+                  "back": back.hex(), "secret": secret.hex()}))
+"""
+
+
+def test_python_pkcs11_encrypts_and_decrypts_aes_cbc_and_decrypts_rsa_oaep(
+    module_path, login_config, api
+):
+    from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
+
+    oaep = asym_padding.OAEP(asym_padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
+    cipher = public_key(api, "rsa2048").encrypt(b"the RSA secret", oaep)
+    out = result(
+        run_python(
+            PYTHON_PKCS11_CRYPT, login_config, module_path, OPERATOR_PIN, TOKEN, cipher.hex()
+        )
+    )
+    assert out["back"] == out["plain"] != out["cipher"]
+    assert bytes.fromhex(out["secret"]) == b"the RSA secret"
+
+
+PYTHON_PKCS11_GENERATE = r"""
+import json, sys
+import pkcs11
+from pkcs11 import Attribute, KeyType, Mechanism
+from pkcs11.util.ec import encode_named_curve_parameters
+
+lib = pkcs11.lib(sys.argv[1])
+token = lib.get_token(token_label=sys.argv[3])
+with token.open(user_pin=sys.argv[2], rw=True) as session:
+    params = session.create_domain_parameters(
+        KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")}, local=True
+    )
+    public, private = params.generate_keypair(store=False)
+    signature = private.sign(b"fresh key", mechanism=Mechanism.ECDSA_SHA256)
+    aes = session.generate_key(KeyType.AES, 256, store=False)
+    iv = bytes(16)
+    round_trip = aes.decrypt(aes.encrypt(b"A" * 32, mechanism_param=iv), mechanism_param=iv)
+    out = {"point": public[Attribute.EC_POINT].hex(), "signature": signature.hex(),
+           "aes": round_trip.hex()}
+print(json.dumps(out))
+"""
+
+
+def test_python_pkcs11_generated_session_keys_sign_and_encrypt(module_path, login_config, api):
+    out = result(run_python(PYTHON_PKCS11_GENERATE, login_config, module_path, OPERATOR_PIN, TOKEN))
+    point = bytes.fromhex(out["point"])
+    point = point[2:] if point[0] == 0x04 and len(point) == 67 else point  # DER OCTET STRING
+    public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+    public.verify(
+        der_from_raw(bytes.fromhex(out["signature"])), b"fresh key", ec.ECDSA(hashes.SHA256())
+    )
+    assert bytes.fromhex(out["aes"]) == b"A" * 32
+
+
+PYKCS11_GENERATE_RSA = r"""
+import json, sys
+import PyKCS11
+from PyKCS11 import *
+
+lib = PyKCS11Lib()
+lib.load(sys.argv[1])
+slot = lib.getSlotList(tokenPresent=True)[0]
+session = lib.openSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION)
+session.login(sys.argv[2])
+public_template = [(CKA_CLASS, CKO_PUBLIC_KEY), (CKA_TOKEN, False), (CKA_ENCRYPT, True),
+                   (CKA_MODULUS_BITS, 2048), (CKA_PUBLIC_EXPONENT, (1, 0, 1))]
+private_template = [(CKA_CLASS, CKO_PRIVATE_KEY), (CKA_TOKEN, False), (CKA_DECRYPT, True),
+                    (CKA_SENSITIVE, True), (CKA_PRIVATE, True)]
+public, private = session.generateKeyPair(public_template, private_template)
+oaep = RSAOAEPMechanism(CKM_SHA256, CKG_MGF1_SHA256)
+cipher = bytes(session.encrypt(public, b"PyKCS11 secret", oaep))
+plain = bytes(session.decrypt(private, cipher, oaep))
+modulus = bytes(session.getAttributeValue(public, [CKA_MODULUS])[0])
+session.logout()
+session.closeSession()
+print(json.dumps({"cipher": cipher.hex(), "plain": plain.hex(), "modulus": modulus.hex()}))
+"""
+
+
+def test_pykcs11_generated_rsa_session_key_pair_encrypts_and_decrypts_oaep(
+    module_path, login_config, api
+):
+    out = result(run_python(PYKCS11_GENERATE_RSA, login_config, module_path, OPERATOR_PIN))
+    assert bytes.fromhex(out["plain"]) == b"PyKCS11 secret"
+    assert len(bytes.fromhex(out["modulus"])) == 256
+    assert len(bytes.fromhex(out["cipher"])) == 256
