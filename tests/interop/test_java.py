@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from tests.interop.conftest import CERTIFIED, OPERATOR_PIN, host_env, public_key
@@ -23,17 +23,25 @@ SIGNATURES = (
 
 
 @pytest.fixture(scope="module")
-def java_run(module_path, login_config, api, tmp_path_factory) -> dict:
-    """Compiles P11Java and runs it once; returns its aliases and signatures."""
+def rsa_secret(api) -> tuple[bytes, bytes]:
+    """(plaintext, its RSA PKCS#1 v1.5 encryption to the HSM key rsa2048)."""
+    secret = b"decrypted by Java"
+    return secret, public_key(api, "rsa2048").encrypt(secret, padding.PKCS1v15())
+
+
+@pytest.fixture(scope="module")
+def java_run(module_path, login_config, api, rsa_secret, tmp_path_factory) -> dict:
+    """Compiles P11Java and runs it once with every command; returns what it printed."""
     work = tmp_path_factory.mktemp("java")
     shutil.copy(SOURCE, work)
     subprocess.run(["javac", "P11Java.java"], cwd=work, check=True, timeout=120)
     (work / "p11fast.cfg").write_text(
         f"name = p11fast\nlibrary = {module_path}\nslotListIndex = 0\n"
     )
-    args = [part for pair in SIGNATURES for part in pair]
+    commands = [f"sign:{alias}:{algorithm}" for alias, algorithm in SIGNATURES]
+    commands += [f"decrypt:rsa2048:{rsa_secret[1].hex()}", "aes:aes256", "generate:EC"]
     done = subprocess.run(
-        ["java", "-cp", str(work), "P11Java", str(work / "p11fast.cfg"), OPERATOR_PIN, *args],
+        ["java", "-cp", str(work), "P11Java", str(work / "p11fast.cfg"), OPERATOR_PIN, *commands],
         env=host_env(login_config),
         capture_output=True,
         text=True,
@@ -48,6 +56,8 @@ def java_run(module_path, login_config, api, tmp_path_factory) -> dict:
         elif kind == "signature":
             alias, algorithm, verdict, signature = fields
             result["signatures"][alias, algorithm] = (verdict, bytes.fromhex(signature))
+        elif kind in ("decrypted", "aes", "generated"):
+            result[kind] = fields
     return result
 
 
@@ -81,3 +91,22 @@ def test_rsassa_pss_verifies_with_the_hsm_public_key(java_run, api):
     public_key(api, "rsa2048").verify(
         signature, MESSAGE, padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256()
     )
+
+
+def test_cipher_rsa_pkcs1_decrypts_what_was_encrypted_to_the_hsm_key(java_run, rsa_secret):
+    alias, plain = java_run["decrypted"]
+    assert bytes.fromhex(plain) == rsa_secret[0]
+
+
+def test_cipher_aes_cbc_encrypts_with_the_hsm_key_and_decrypts_back(java_run):
+    alias, plain, cipher, back = java_run["aes"]
+    assert back == plain != cipher
+    assert len(bytes.fromhex(cipher)) == (len(bytes.fromhex(plain)) // 16 + 1) * 16
+
+
+def test_key_pair_generator_makes_an_ec_session_key_that_signs(java_run):
+    curve, verdict, public_der, signature = java_run["generated"]
+    assert verdict == "verified"
+    public = serialization.load_der_public_key(bytes.fromhex(public_der))
+    assert isinstance(public.curve, ec.SECP256R1)
+    public.verify(bytes.fromhex(signature), b"signed by a generated key", ec.ECDSA(hashes.SHA256()))
