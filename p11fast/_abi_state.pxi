@@ -186,9 +186,9 @@ cdef enum:
     HTTP_OTHER = 3
 
 
-cdef CK_RV ckr_for_http(long status, int context) noexcept nogil:
-    """HSM status → CKR for the compiled paths: the table of p11fast.errors.from_http
-    (tests/unit/test_errors.py holds it) for the contexts the compiled paths have."""
+cpdef CK_RV ckr_for_http(long status, int context) noexcept nogil:
+    """HSM status → CKR for the compiled paths: the table of p11fast.errors.from_http for the
+    contexts the compiled paths have (tests/unit/test_http_mapping.py checks both agree)."""
     cdef bint key_use = context != HTTP_OTHER
     if status == 400:
         return (CKR_ENCRYPTED_DATA_INVALID if context == HTTP_DECRYPT
