@@ -66,7 +66,7 @@ def checker() -> tuple[str, str]:
     venv, src = root / "venv", root / "src"
     module = src / "p11fast" / "libp11fast.so"
     if not (root / "ready").exists():
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(root.parent, ignore_errors=True)  # builds of older sources too
         subprocess.run([python312(), "-m", "venv", str(venv)], check=True)
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
         subprocess.run(
