@@ -15,6 +15,7 @@ cdef extern from "curl/curl.h" nogil:
 
     ctypedef enum CURLcode:
         CURLE_OK
+        CURLE_AGAIN
         CURLE_UNSUPPORTED_PROTOCOL
         CURLE_URL_MALFORMAT
         CURLE_COULDNT_RESOLVE_PROXY
@@ -80,6 +81,7 @@ cdef extern from "curl/curl.h" nogil:
         CURLOPT_SSL_CTX_FUNCTION
         CURLOPT_SSL_CTX_DATA
         CURLOPT_PRIVATE
+        CURLOPT_CONNECT_ONLY
 
     enum:
         CURL_HTTP_VERSION_1_1
@@ -91,6 +93,7 @@ cdef extern from "curl/curl.h" nogil:
         CURLINFO_RESPONSE_CODE
         CURLINFO_CONTENT_TYPE
         CURLINFO_PRIVATE
+        CURLINFO_ACTIVESOCKET
 
     ctypedef enum curlsocktype:
         CURLSOCKTYPE_IPCXN
@@ -110,6 +113,8 @@ cdef extern from "curl/curl.h" nogil:
     CURLcode curl_easy_setopt(CURL *curl, CURLoption option, ...)
     CURLcode curl_easy_getinfo(CURL *curl, CURLINFO info, ...)
     CURLcode curl_easy_perform(CURL *curl)
+    CURLcode curl_easy_send(CURL *curl, const void *buffer, size_t buflen, size_t *n)
+    CURLcode curl_easy_recv(CURL *curl, void *buffer, size_t buflen, size_t *n)
     void curl_easy_cleanup(CURL *curl)
 
 

@@ -7,6 +7,12 @@
 #   - tp_result.detail: libcurl's one-line reason for the last transport failure ("" on TP_OK),
 #     for the log line the caller writes. Never contains request headers or bodies.
 #
+# Framing: GETs and the POSTs of .../sign, .../decrypt and .../encrypt are written and parsed by
+# this module over libcurl-owned connections (see _transport.pyx); every other request, and any
+# framed exchange the framing does not expect, is a full libcurl transfer. The framing may send
+# such a request twice (then Pool.stats()["framing_fallbacks"] counts it), which is why only
+# requests without side effects are framed. Callers see no difference in tp_request's contract.
+#
 # Lifetime: tp_request() holds its own reference on the pool for the duration of the call, so
 # Pool.close() (C_Finalize) while other threads are mid-request is safe: they finish (or fail
 # with TP_ERR_CLOSED at their next retry) and the last one out frees the pool. A caller must not
@@ -40,6 +46,8 @@ cdef enum:
 
 cdef enum:
     TP_MAX_FDS = 4       # sockets tracked per handle (happy eyeballs may open two at once)
+    TP_RBUF = 8192       # framed handles: response head + start of the body (a longer head
+                         # falls back to a full transfer)
 
 cdef struct tp_buf:           # growable response body buffer, owned by the caller
     char *data                # malloc'd; tp_buf_free() releases it
@@ -61,7 +69,10 @@ cdef struct tp_instance
 # layout. Other modules use tp_request / tp_instance_url / Pool and nothing else.
 
 cdef struct tp_conn:          # one libcurl easy handle; its cache holds at most one connection
-    CURL *easy
+    CURL *easy                # NULL while a framed handle is between connections
+    int framed                # CURLOPT_CONNECT_ONLY: we frame HTTP/1.1 over curl_easy_send/recv
+    int sock                  # framed: the connection's socket, -1 when not connected
+    long long last_used_ms    # framed: end of the last exchange (connections_max_idle_duration)
     tp_instance *inst
     tp_conn *next_free        # instance free list (idle handles)
     tp_conn *next_all         # every handle of the instance, borrowed or idle (fork cleanup)
@@ -70,16 +81,22 @@ cdef struct tp_conn:          # one libcurl easy handle; its cache holds at most
     size_t url_cap
     int fds[TP_MAX_FDS]       # sockets this handle's connections use (-1 = free slot)
     char errbuf[256]          # CURLOPT_ERRORBUFFER (CURL_ERROR_SIZE)
+    char rbuf[TP_RBUF]        # framed: receive buffer
 
 cdef struct tp_instance:
     tp_pool *pool
     char *url                 # without trailing '/', e.g. https://hsm:8443/api/v1
     size_t url_len
     pthread_mutex_t lock      # guards free_list, idle, all_list; never held during I/O
-    tp_conn *free_list
+    tp_conn *free_list[2]     # idle handles: [0] full transfers, [1] framed
     tp_conn *all_list
-    int idle
+    int idle[2]               # each list is capped at max_idle
     int max_idle
+    int framing               # the URL allows framed requests (http(s), no userinfo)
+    char *origin_path         # the URL's path, e.g. /api/v1 (framed request line prefix)
+    size_t origin_path_len
+    char *host_line           # " HTTP/1.1\r\nHost: <authority>\r\n"
+    size_t host_line_len
     int up                    # atomic: 0 after a transport failure, 1 once it answers again
     int probing               # atomic: a health check of this instance is in flight
     long long last_check_ms   # atomic: monotonic start time of the last health check
@@ -111,6 +128,7 @@ cdef struct tp_pool:
     long n_retries
     long n_closed_over_cap
     long n_health_checks
+    long n_fallbacks          # framed exchanges redone as a full libcurl transfer
     tp_pool *reg_next
     tp_pool *reg_prev
 

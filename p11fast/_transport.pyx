@@ -2,9 +2,24 @@
 """HTTP(S) to a slot's NetHSM instances: a libcurl keep-alive pool, round robin, retries, probes.
 
 Hot path (`tp_request`, no GIL, no Python object): borrow an idle easy handle of the chosen
-instance under the instance's mutex (a few pointer moves), run `curl_easy_perform` on the calling
-thread with no lock held, give the handle back. Each easy handle keeps its own connection in its
-own cache (CURLOPT_MAXCONNECTS=1), so "a handle" and "a keep-alive connection" are the same thing.
+instance under the instance's mutex (a few pointer moves), do the exchange on the calling thread
+with no lock held, give the handle back. Each easy handle keeps its own connection in its own
+cache (CURLOPT_MAXCONNECTS=1), so "a handle" and "a keep-alive connection" are the same thing.
+
+Two kinds of handle, each with its own idle list:
+- Framed (GETs, and the POSTs of sign/decrypt/encrypt): libcurl only connects
+  (CURLOPT_CONNECT_ONLY: TCP options, TLS, pinning as for any handle); we write the fixed HTTP/1.1
+  request with curl_easy_send and parse the response with curl_easy_recv, waiting with poll() on
+  the socket. A full libcurl transfer spends most of its time on per-request work (header
+  formatting, allocation, URL and proxy handling): DESIGN.md measured ~31k/s against ~50k/s for
+  this at 8 threads. The framing accepts only a final status with a Content-Length (or 204/304)
+  and no Transfer-Encoding; anything else (1xx, chunked, no length, a head over TP_RBUF,
+  malformed) closes that connection and the request is sent again as a full transfer (stats:
+  framing_fallbacks). That is why only requests that may safely be repeated are framed. A
+  response with `Connection: close` (or HTTP/1.0 without keep-alive) is used, then the
+  connection closed. A reused connection that fails before the first response byte (the server
+  closed it while idle) is retried once on a fresh connection, as libcurl itself does.
+- Full transfers (curl_easy_perform) for every other request, and as the fallback above.
 
 Decisions worth knowing (see also the header of _transport.pxd):
 - Idle cap: at most `max_idle_connections` idle handles per instance are kept. Under load more
@@ -43,7 +58,7 @@ Decisions worth knowing (see also the header of _transport.pxd):
   exec'd program does not inherit them).
 """
 
-from libc.errno cimport errno
+from libc.errno cimport EINTR, errno
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcmp, memcpy, strlen
 from posix.unistd cimport close as fd_close
@@ -68,6 +83,18 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_detach(pthread_t t)
     int pthread_atfork(void (*prepare)() noexcept nogil, void (*parent)() noexcept nogil,
                        void (*child)() noexcept nogil)
+
+cdef extern from "<poll.h>" nogil:
+    struct pollfd:
+        int fd
+        short events
+        short revents
+    enum: POLLIN
+    enum: POLLOUT
+    int poll(pollfd *fds, unsigned long nfds, int timeout)
+
+cdef extern from "<strings.h>" nogil:
+    int strncasecmp(const char *a, const char *b, size_t n)
 
 cdef extern from "<sys/socket.h>" nogil:
     enum: SOCK_CLOEXEC
@@ -154,6 +181,14 @@ cdef enum:
     # connections_max_idle_duration unset means "no limit"; libcurl's own default is 118 s
     NO_MAXAGE_S = 10 * 365 * 86400
     URL_SLACK = 256              # room for the request path kept after the URL prefix
+    FR_FALLBACK = -1             # the framing cannot take this exchange: redo it as a full transfer
+    FR_STALE = -2                # the connection failed before any response byte
+    FR_REQ = 4096                # framed request head (and a body that fits) built on the stack
+
+cdef enum:
+    CONN_FULL = 0                # kinds of handle; FULL and FRAMED index the idle lists
+    CONN_FRAMED = 1
+    CONN_PROBE = 2
 
 
 # ---------------------------------------------------------------- process-wide state
@@ -300,12 +335,13 @@ cdef int _configure(tp_conn *c, long timeout_ms) noexcept nogil:
     return rc
 
 
-cdef tp_conn *_conn_new(tp_instance *inst, bint probe) noexcept nogil:
+cdef tp_conn *_conn_new(tp_instance *inst, int kind) noexcept nogil:
     cdef tp_conn *c = <tp_conn *>calloc(1, sizeof(tp_conn))
     cdef int i
     if c == NULL:
         return NULL
     c.inst = inst
+    c.sock = -1
     for i in range(TP_MAX_FDS):
         c.fds[i] = -1
     c.url_cap = inst.url_len + URL_SLACK
@@ -315,12 +351,13 @@ cdef tp_conn *_conn_new(tp_instance *inst, bint probe) noexcept nogil:
         _conn_free(c)
         return NULL
     memcpy(c.url, inst.url, inst.url_len + 1)
-    if probe:
+    if kind == CONN_PROBE:
         if _configure(c, HEALTH_TIMEOUT_MS) or _probe_setup(c):
             _conn_free(c)
             return NULL
         return c
-    if _configure(c, inst.pool.timeout_ms):
+    c.framed = kind == CONN_FRAMED
+    if _configure(c, inst.pool.timeout_ms) or (c.framed and _fr_setup(c)):
         _conn_free(c)
         return NULL
     pthread_mutex_lock(&inst.lock)
@@ -350,27 +387,28 @@ cdef void _conn_unlink(tp_instance *inst, tp_conn *c) noexcept nogil:
         c.next_all.prev_all = c.prev_all
 
 
-cdef tp_conn *_borrow(tp_instance *inst) noexcept nogil:
+cdef tp_conn *_borrow(tp_instance *inst, int kind) noexcept nogil:
     cdef tp_conn *c
     pthread_mutex_lock(&inst.lock)
-    c = inst.free_list
+    c = inst.free_list[kind]
     if c != NULL:
-        inst.free_list = c.next_free
-        inst.idle -= 1
+        inst.free_list[kind] = c.next_free
+        inst.idle[kind] -= 1
     pthread_mutex_unlock(&inst.lock)
     if c == NULL:
-        c = _conn_new(inst, False)
+        c = _conn_new(inst, kind)
     return c
 
 
 cdef void _give_back(tp_instance *inst, tp_conn *c) noexcept nogil:
     cdef bint keep
+    cdef int kind = c.framed
     pthread_mutex_lock(&inst.lock)
-    keep = inst.idle < inst.max_idle
+    keep = inst.idle[kind] < inst.max_idle
     if keep:
-        c.next_free = inst.free_list
-        inst.free_list = c
-        inst.idle += 1
+        c.next_free = inst.free_list[kind]
+        inst.free_list[kind] = c
+        inst.idle[kind] += 1
     else:
         _conn_unlink(inst, c)
     pthread_mutex_unlock(&inst.lock)
@@ -410,6 +448,8 @@ cdef void _pool_free(tp_pool *pool) noexcept nogil:
                 _conn_free(inst.probe)
         pthread_mutex_destroy(&inst.lock)
         free(inst.url)
+        free(inst.origin_path)
+        free(inst.host_line)
         free(inst.pins)
         free(inst.cacert)
     free(pool.instances)
@@ -470,7 +510,7 @@ cdef int _probe_setup(tp_conn *c) noexcept nogil:
 cdef tp_conn *_probe_conn(tp_instance *inst) noexcept nogil:
     # Only the thread that won inst.probing gets here, so creation needs no lock.
     if inst.probe == NULL:
-        inst.probe = _conn_new(inst, True)
+        inst.probe = _conn_new(inst, CONN_PROBE)
     return inst.probe
 
 
@@ -594,6 +634,379 @@ cdef void *_probe_main(void *arg) noexcept nogil:
     return NULL
 
 
+# ---------------------------------------------------------------- framed exchanges
+
+cdef struct fr_head:          # what the framing needs from a response head
+    long status
+    long long content_length  # -1: none
+    bint chunked              # any Transfer-Encoding
+    bint close                # Connection: close, or HTTP/1.0 without keep-alive
+    const char *ctype         # Content-Type value inside the receive buffer (not terminated)
+    size_t ctype_len
+
+
+cdef int _fr_setup(tp_conn *c) noexcept nogil:
+    """A framed handle's own options: libcurl connects (TLS included) and stops. 0 = success."""
+    cdef int rc = 0
+    rc |= curl_easy_setopt(c.easy, CURLOPT_CONNECT_ONLY, <long>1)
+    rc |= curl_easy_setopt(c.easy, CURLOPT_URL, <const char *>c.url)
+    return rc
+
+
+cdef void _fr_close(tp_conn *c) noexcept nogil:
+    # libcurl has no call that closes one handle's connection: the handle goes with it (this
+    # also sends TLS close_notify), and _fr_connect makes a new one. Rare: failures, server
+    # closes, idle age.
+    if c.easy != NULL:
+        curl_easy_cleanup(c.easy)  # _close_socket forgets the fd
+        c.easy = NULL
+    c.sock = -1
+
+
+cdef CURLcode _fr_connect(tp_conn *c) noexcept nogil:
+    cdef curl_socket_t sock = CURL_SOCKET_BAD
+    cdef CURLcode rc
+    if c.sock >= 0:
+        return CURLE_OK
+    if c.easy == NULL:
+        c.easy = curl_easy_init()
+        if c.easy == NULL or _configure(c, c.inst.pool.timeout_ms) or _fr_setup(c):
+            return CURLE_OUT_OF_MEMORY
+    c.errbuf[0] = 0
+    rc = curl_easy_perform(c.easy)
+    if rc != CURLE_OK:
+        return rc
+    if curl_easy_getinfo(c.easy, CURLINFO_ACTIVESOCKET, &sock) != CURLE_OK or sock == CURL_SOCKET_BAD:
+        _fr_close(c)
+        return CURLE_COULDNT_CONNECT
+    c.sock = sock
+    return CURLE_OK
+
+
+cdef CURLcode _fr_wait(tp_conn *c, short events, long long deadline) noexcept nogil:
+    """Waits until the socket is ready or the request's deadline (0 = none) passes."""
+    cdef pollfd p
+    cdef long long left = -1
+    cdef int r
+    p.fd = c.sock
+    p.events = events
+    p.revents = 0
+    if deadline:
+        left = deadline - tp_now_ms()
+        if left <= 0:
+            _copy_str(c.errbuf, sizeof(c.errbuf), b"timed out waiting for the HSM's response")
+            return CURLE_OPERATION_TIMEDOUT
+    r = poll(&p, 1, <int>left)
+    if r == 0:
+        _copy_str(c.errbuf, sizeof(c.errbuf), b"timed out waiting for the HSM's response")
+        return CURLE_OPERATION_TIMEDOUT
+    if r < 0 and errno != EINTR:
+        return CURLE_RECV_ERROR
+    return CURLE_OK
+
+
+cdef CURLcode _fr_send(tp_conn *c, const char *p, size_t n, long long deadline) noexcept nogil:
+    cdef size_t sent
+    cdef CURLcode rc
+    while n:
+        sent = 0
+        rc = curl_easy_send(c.easy, p, n, &sent)
+        if rc == CURLE_AGAIN:
+            rc = _fr_wait(c, POLLOUT, deadline)
+            if rc != CURLE_OK:
+                return rc
+            continue
+        if rc != CURLE_OK:
+            return rc
+        p += sent
+        n -= sent
+    return CURLE_OK
+
+
+cdef CURLcode _fr_recv(tp_conn *c, char *p, size_t cap, size_t *n, long long deadline) noexcept nogil:
+    """At least one byte into p, or n = 0 at the end of the stream."""
+    cdef CURLcode rc
+    while True:
+        n[0] = 0
+        rc = curl_easy_recv(c.easy, p, cap, n)
+        if rc != CURLE_AGAIN:
+            return rc
+        rc = _fr_wait(c, POLLIN, deadline)
+        if rc != CURLE_OK:
+            return rc
+
+
+cdef bint _is_name(const char *p, size_t n, const char *name, size_t name_len) noexcept nogil:
+    return n == name_len and strncasecmp(p, name, n) == 0
+
+
+cdef bint _has_token(const char *p, size_t n, const char *token, size_t token_len) noexcept nogil:
+    # Connection is a comma-separated token list: "close", "keep-alive", "Upgrade, close".
+    cdef size_t i = 0
+    cdef size_t j
+    while i < n:
+        while i < n and (p[i] == b' ' or p[i] == b'\t' or p[i] == b','):
+            i += 1
+        j = i
+        while j < n and p[j] != b',' and p[j] != b' ' and p[j] != b'\t':
+            j += 1
+        if _is_name(p + i, j - i, token, token_len):
+            return True
+        i = j
+    return False
+
+
+cdef int _fr_parse_head(const char *p, size_t n, fr_head *h) noexcept nogil:
+    """Parses "HTTP/1.x SSS ...\\r\\n(name: value\\r\\n)*" (n excludes the final CRLF CRLF... up to
+    and including the last header's CRLF). 0 = usable, -1 = malformed (the caller falls back)."""
+    cdef size_t i
+    cdef size_t eol
+    cdef size_t colon
+    cdef size_t v
+    cdef size_t e
+    cdef long long cl
+    cdef bint http10
+    cdef bint keep_alive = False
+    h.content_length = -1
+    h.chunked = False
+    h.close = False
+    h.ctype = NULL
+    h.ctype_len = 0
+    if n < 12 or memcmp(p, b"HTTP/1.", 7) != 0 or (p[7] != b'0' and p[7] != b'1') or p[8] != b' ':
+        return -1
+    http10 = p[7] == b'0'
+    h.status = 0
+    for i in range(9, 12):
+        if p[i] < b'0' or p[i] > b'9':
+            return -1
+        h.status = h.status * 10 + (p[i] - <char>b'0')
+    i = 0
+    while i < n and p[i] != b'\n':
+        i += 1
+    i += 1
+    while i < n:
+        eol = i
+        while eol < n and p[eol] != b'\n':
+            eol += 1
+        e = eol
+        if e > i and p[e - 1] == b'\r':
+            e -= 1
+        colon = i
+        while colon < e and p[colon] != b':':
+            colon += 1
+        if colon == e or colon == i:
+            return -1  # folded or nameless lines: leave them to libcurl
+        v = colon + 1
+        while v < e and (p[v] == b' ' or p[v] == b'\t'):
+            v += 1
+        while e > v and (p[e - 1] == b' ' or p[e - 1] == b'\t'):
+            e -= 1
+        if _is_name(p + i, colon - i, b"content-length", 14):
+            if v == e or e - v > 15:
+                return -1
+            cl = 0
+            while v < e:
+                if p[v] < b'0' or p[v] > b'9':
+                    return -1
+                cl = cl * 10 + (p[v] - <char>b'0')
+                v += 1
+            if h.content_length >= 0 and h.content_length != cl:
+                return -1
+            h.content_length = cl
+        elif _is_name(p + i, colon - i, b"transfer-encoding", 17):
+            h.chunked = True
+        elif _is_name(p + i, colon - i, b"connection", 10):
+            if _has_token(p + v, e - v, b"close", 5):
+                h.close = True
+            if _has_token(p + v, e - v, b"keep-alive", 10):
+                keep_alive = True
+        elif _is_name(p + i, colon - i, b"content-type", 12):
+            h.ctype = p + v
+            h.ctype_len = e - v
+        i = eol + 1
+    if http10 and not keep_alive:
+        h.close = True
+    return 0
+
+
+cdef size_t _fr_head_end(const char *p, size_t from_, size_t n) noexcept nogil:
+    """Offset just past the CRLF CRLF ending the head, searched from `from_`; 0 if not there."""
+    cdef size_t i = from_
+    while i + 3 < n:
+        if p[i + 3] == b'\n' and p[i + 2] == b'\r' and p[i + 1] == b'\n' and p[i] == b'\r':
+            return i + 4
+        i += 1
+    return 0
+
+
+cdef int _fr_exchange(tp_conn *c, const char *head, size_t head_len, const char *body,
+                      size_t body_len, long long deadline, tp_buf *out, long *status,
+                      char *ctype, size_t ctype_size) noexcept nogil:
+    """One request and response on a connected framed handle. CURLE_OK, a CURLcode error (the
+    connection is then closed), FR_STALE (nothing came back: closed) or FR_FALLBACK (closed)."""
+    cdef CURLcode rc
+    cdef size_t have = 0
+    cdef size_t n = 0
+    cdef size_t end = 0
+    cdef size_t extra
+    cdef size_t clen
+    cdef fr_head h
+    cdef char *grown
+    rc = _fr_send(c, head, head_len, deadline)
+    if rc == CURLE_OK and body_len:
+        rc = _fr_send(c, body, body_len, deadline)
+    if rc == CURLE_OK:
+        # The answer cannot be there yet: wait before the first read, which would otherwise
+        # be an SSL_read that finds nothing (~10% of a framed request's instructions).
+        rc = _fr_wait(c, POLLIN, deadline)
+    if rc != CURLE_OK:
+        _fr_close(c)
+        return FR_STALE if rc == CURLE_SEND_ERROR else rc
+    while end == 0:
+        if have == TP_RBUF:
+            _fr_close(c)
+            return FR_FALLBACK  # a head this long is not NetHSM's
+        rc = _fr_recv(c, c.rbuf + have, TP_RBUF - have, &n, deadline)
+        if rc != CURLE_OK or n == 0:
+            _fr_close(c)
+            if have == 0 and rc != CURLE_OPERATION_TIMEDOUT:
+                return FR_STALE
+            if rc == CURLE_OK:
+                _copy_str(c.errbuf, sizeof(c.errbuf), b"connection closed inside the response head")
+                return CURLE_GOT_NOTHING
+            return rc
+        end = _fr_head_end(c.rbuf, have - 3 if have > 3 else 0, have + n)
+        have += n
+    if _fr_parse_head(c.rbuf, end - 2, &h) != 0 or h.status < 200 or h.chunked \
+            or (h.content_length < 0 and h.status != 204 and h.status != 304):
+        _fr_close(c)
+        return FR_FALLBACK
+    clen = <size_t>h.content_length if h.content_length > 0 else 0
+    status[0] = h.status
+    if h.ctype_len >= ctype_size:
+        h.ctype_len = ctype_size - 1
+    memcpy(ctype, h.ctype, h.ctype_len)
+    ctype[h.ctype_len] = 0
+    if clen > out.cap:
+        grown = <char *>realloc(out.data, clen)
+        if grown == NULL:
+            _fr_close(c)
+            return CURLE_OUT_OF_MEMORY
+        out.data = grown
+        out.cap = clen
+    extra = have - end
+    if extra > clen:
+        h.close = True  # bytes beyond the response: this connection is out of step, drop it
+        extra = clen
+    memcpy(out.data, c.rbuf + end, extra)
+    out.len = extra
+    while out.len < clen:
+        rc = _fr_recv(c, out.data + out.len, clen - out.len, &n, deadline)
+        if rc != CURLE_OK or n == 0:
+            _fr_close(c)
+            if rc == CURLE_OK:
+                _copy_str(c.errbuf, sizeof(c.errbuf), b"connection closed inside the response body")
+                return CURLE_PARTIAL_FILE
+            return rc
+        out.len += n
+    if h.close:
+        _fr_close(c)
+    return CURLE_OK
+
+
+cdef bint _framable(int method, const char *path) noexcept nogil:
+    # Only requests that may be sent twice are framed: a fallback repeats the request. GET is
+    # safe by definition; of the POSTs, NetHSM's sign/decrypt/encrypt change nothing.
+    cdef size_t n
+    if method == TP_GET:
+        return True
+    if method != TP_POST:
+        return False
+    n = strlen(path)
+    return ((n > 5 and memcmp(path + n - 5, b"/sign", 5) == 0)
+            or (n > 8 and memcmp(path + n - 8, b"/decrypt", 8) == 0)
+            or (n > 8 and memcmp(path + n - 8, b"/encrypt", 8) == 0))
+
+
+cdef char *_put(char *p, const char *s, size_t n) noexcept nogil:
+    memcpy(p, s, n)
+    return p + n
+
+
+cdef int _fr_request(tp_conn *c, int method, const char *path, const char *auth_header,
+                     const char *content_type, const char *body, size_t body_len, tp_buf *out,
+                     long *status, char *ctype, size_t ctype_size) noexcept nogil:
+    """A framed request: CURLE_OK, a CURLcode error, or FR_FALLBACK (the connection is closed;
+    the request may have been sent)."""
+    cdef tp_instance *inst = c.inst
+    cdef tp_pool *pool = inst.pool
+    cdef char req[FR_REQ]
+    cdef char digits[24]
+    cdef char *p = req
+    cdef size_t path_len = strlen(path)
+    cdef size_t auth_len = strlen(auth_header) if auth_header != NULL else 0
+    cdef size_t ct_len = strlen(content_type) if content_type != NULL else 0
+    cdef size_t nd = 0
+    cdef size_t v = body_len
+    cdef long long now = tp_now_ms()
+    cdef long long deadline = now + pool.timeout_ms if pool.timeout_ms > 0 else 0
+    cdef int attempt
+    cdef int rc = CURLE_OK
+    cdef bint reused
+    # "GET " + origin path + path + host line + auth + content type + length + CRLF
+    if 5 + inst.origin_path_len + path_len + inst.host_line_len + auth_len + 2 \
+            + ct_len + 16 + 40 > FR_REQ:
+        return FR_FALLBACK  # nothing sent yet
+    if method == TP_GET:
+        p = _put(p, b"GET ", 4)
+    else:
+        p = _put(p, b"POST ", 5)
+    p = _put(p, inst.origin_path, inst.origin_path_len)
+    p = _put(p, path, path_len)
+    p = _put(p, inst.host_line, inst.host_line_len)
+    if auth_len:
+        p = _put(p, auth_header, auth_len)
+        p = _put(p, b"\r\n", 2)
+    if method != TP_GET:
+        if ct_len:
+            p = _put(p, b"Content-Type: ", 14)
+            p = _put(p, content_type, ct_len)
+            p = _put(p, b"\r\n", 2)
+        while True:
+            digits[nd] = <char>(<char>b'0' + v % 10)
+            nd += 1
+            v //= 10
+            if v == 0:
+                break
+        p = _put(p, b"Content-Length: ", 16)
+        while nd:
+            nd -= 1
+            p[0] = digits[nd]
+            p += 1
+        p = _put(p, b"\r\n", 2)
+    p = _put(p, b"\r\n", 2)
+    if body_len and body_len <= <size_t>(req + FR_REQ - p):
+        p = _put(p, body, body_len)  # one send, one TLS record
+        body_len = 0
+    if c.sock >= 0 and now - c.last_used_ms > pool.maxage_conn * 1000:
+        _fr_close(c)  # idle longer than connections_max_idle_duration
+    for attempt in range(2):
+        reused = c.sock >= 0
+        rc = _fr_connect(c)
+        if rc != CURLE_OK:
+            break
+        rc = _fr_exchange(c, req, p - req, body, body_len, deadline, out, status, ctype, ctype_size)
+        if rc != FR_STALE:
+            break
+        if not reused:
+            _copy_str(c.errbuf, sizeof(c.errbuf), b"the HSM closed the connection without a response")
+            rc = CURLE_GOT_NOTHING
+            break
+        # The server closed this idle keep-alive connection: once more on a fresh one.
+    c.last_used_ms = tp_now_ms()
+    return rc
+
+
 # ---------------------------------------------------------------- requests
 
 cdef int _map_error(CURLcode rc) noexcept nogil:
@@ -668,23 +1081,45 @@ cdef void _copy_str(char *dst, size_t size, const char *src) noexcept nogil:
     dst[n] = 0
 
 
+cdef int _headers(curl_slist *hdr, char *ct_line, size_t ct_size, int method,
+                  const char *auth_header, const char *content_type) noexcept nogil:
+    """A full transfer's header list, in the caller's arrays: libcurl reads the list only during
+    curl_easy_perform, so no allocation is needed (curl_slist's layout is public API)."""
+    cdef int nh = 0
+    cdef int i
+    hdr[nh].data = <char *>b"Expect:"  # no 100-continue round trip for bodies
+    nh += 1
+    if auth_header != NULL:
+        hdr[nh].data = <char *>auth_header
+        nh += 1
+    if content_type != NULL:
+        _copy_str(ct_line, ct_size, b"Content-Type: ")
+        _copy_str(ct_line + 14, ct_size - 14, content_type)
+        hdr[nh].data = ct_line
+        nh += 1
+    elif method == TP_POST or method == TP_PUT:
+        hdr[nh].data = <char *>b"Content-Type:"  # drop libcurl's form-urlencoded default
+        nh += 1
+    for i in range(nh):
+        hdr[i].next = &hdr[i + 1] if i + 1 < nh else NULL
+    return nh
+
+
 cdef int tp_request(tp_pool *pool, int method, const char *path, const char *auth_header,
                     const char *body, size_t body_len, const char *content_type,
                     tp_buf *out, tp_result *res) noexcept nogil:
-    # Headers live on this stack frame: libcurl reads the list only during curl_easy_perform,
-    # so no allocation is needed (curl_slist's layout is public API).
     cdef curl_slist hdr[3]
     cdef char ct_line[128]  # "Content-Type: " + a media type (ours are short; longer is cut)
-    cdef int nh = 0
     cdef int attempt
     cdef int i
     cdef int err = TP_ERR_CONNECT
+    cdef int rc
     cdef long delay
     cdef long status = 0
     cdef char *ct
+    cdef bint framable
     cdef tp_instance *inst
     cdef tp_conn *c
-    cdef CURLcode rc
 
     res.status = 0
     res.error = TP_ERR_CLOSED
@@ -700,22 +1135,7 @@ cdef int tp_request(tp_pool *pool, int method, const char *path, const char *aut
         _copy_str(res.detail, sizeof(res.detail), b"invalid method or path")
         return res.error
     _pool_ref(pool)
-
-    hdr[nh].data = <char *>b"Expect:"  # no 100-continue round trip for bodies
-    nh += 1
-    if auth_header != NULL:
-        hdr[nh].data = <char *>auth_header
-        nh += 1
-    if content_type != NULL:
-        _copy_str(ct_line, sizeof(ct_line), b"Content-Type: ")
-        _copy_str(ct_line + 14, sizeof(ct_line) - 14, content_type)
-        hdr[nh].data = ct_line
-        nh += 1
-    elif method == TP_POST or method == TP_PUT:
-        hdr[nh].data = <char *>b"Content-Type:"  # drop libcurl's form-urlencoded default
-        nh += 1
-    for i in range(nh):
-        hdr[i].next = &hdr[i + 1] if i + 1 < nh else NULL
+    framable = _framable(method, path)
 
     tp_count(&pool.n_requests)
     if not pool.threads_allowed or g_probe_failed:
@@ -738,18 +1158,33 @@ cdef int tp_request(tp_pool *pool, int method, const char *path, const char *aut
         res.status = 0
         res.content_type[0] = 0
         status = 0
-        c = _borrow(inst)
+        c = _borrow(inst, CONN_FRAMED if framable and inst.framing else CONN_FULL)
         if c == NULL:
             err = TP_ERR_NOMEM
             break
         res.attempts += 1
         out.len = 0  # only the answer of the last attempt is returned
-        rc = _perform(c, method, path, &hdr[0], body, body_len, out)
+        rc = FR_FALLBACK
+        if c.framed:
+            rc = _fr_request(c, method, path, auth_header, content_type, body, body_len, out,
+                             &status, res.content_type, sizeof(res.content_type))
+            if rc == FR_FALLBACK:
+                tp_count(&pool.n_fallbacks)
+                _give_back(inst, c)
+                c = _borrow(inst, CONN_FULL)
+                if c == NULL:
+                    err = TP_ERR_NOMEM
+                    break
+                out.len = 0
+        if rc == FR_FALLBACK:
+            _headers(hdr, ct_line, sizeof(ct_line), method, auth_header, content_type)
+            rc = _perform(c, method, path, &hdr[0], body, body_len, out)
+            if rc == CURLE_OK:
+                curl_easy_getinfo(c.easy, CURLINFO_RESPONSE_CODE, &status)
+                ct = NULL
+                curl_easy_getinfo(c.easy, CURLINFO_CONTENT_TYPE, &ct)
+                _copy_str(res.content_type, sizeof(res.content_type), ct)
         if rc == CURLE_OK:
-            curl_easy_getinfo(c.easy, CURLINFO_RESPONSE_CODE, &status)
-            ct = NULL
-            curl_easy_getinfo(c.easy, CURLINFO_CONTENT_TYPE, &ct)
-            _copy_str(res.content_type, sizeof(res.content_type), ct)
             res.status = status
             res.detail[0] = 0
             err = TP_OK
@@ -757,8 +1192,8 @@ cdef int tp_request(tp_pool *pool, int method, const char *path, const char *aut
             if c.errbuf[0]:
                 _copy_str(res.detail, sizeof(res.detail), c.errbuf)
             else:
-                _copy_str(res.detail, sizeof(res.detail), curl_easy_strerror(rc))
-            err = _map_error(rc)
+                _copy_str(res.detail, sizeof(res.detail), curl_easy_strerror(<CURLcode>rc))
+            err = _map_error(<CURLcode>rc)
         _give_back(inst, c)
         if err == TP_OK:
             _mark_up(inst)
@@ -963,6 +1398,15 @@ cdef class Pool:
             url = spec.url.rstrip("/").encode()
             inst.url = _strdup_bytes(url)
             inst.url_len = len(url)
+            scheme, _, rest = url.partition(b"://")
+            authority, slash, origin_path = rest.partition(b"/")
+            # userinfo, or a scheme libcurl will refuse anyway: leave the URL to libcurl
+            inst.framing = scheme.lower() in (b"http", b"https") and b"@" not in authority
+            inst.origin_path = _strdup_bytes(slash + origin_path)
+            inst.origin_path_len = len(slash + origin_path)
+            host_line = b" HTTP/1.1\r\nHost: " + authority + b"\r\n"
+            inst.host_line = _strdup_bytes(host_line)
+            inst.host_line_len = len(host_line)
             max_idle = getattr(spec, "max_idle_connections", None)
             inst.max_idle = max(0, int(max_idle)) if max_idle is not None else DEFAULT_MAX_IDLE
             inst.insecure = bool(getattr(spec, "danger_insecure_cert", False))
@@ -974,7 +1418,7 @@ cdef class Pool:
             if cacert is not None:
                 inst.cacert = _strdup_bytes(os_fsencode(cacert))
             # Configure one handle now: a bad option fails here, not on the first C_Sign.
-            c = _conn_new(inst, False)
+            c = _conn_new(inst, CONN_FULL)
             if c == NULL:
                 self.close()
                 raise TransportError(TP_ERR_NOMEM, spec.url, "cannot set up a libcurl handle")
@@ -1037,6 +1481,7 @@ cdef class Pool:
             "requests": tp_read(&pool.n_requests),
             "retries": tp_read(&pool.n_retries),
             "health_checks": tp_read(&pool.n_health_checks),
+            "framing_fallbacks": tp_read(&pool.n_fallbacks),
             "instances": [
                 {"url": pool.instances[i].url.decode(), "up": bool(tp_load(&pool.instances[i].up))}
                 for i in range(pool.ninstances)

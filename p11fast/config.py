@@ -1,9 +1,11 @@
 """Configuration: YAML files → frozen records, validated with `file:line: key: problem` errors.
 
 Reads Nitrokey's `p11nethsm.conf` format unchanged (docs/configuration.md lists every key).
-This runs on every C_Initialize, so it stays cheap: PyYAML is imported only by `load`, the
-document is composed with libyaml (`CSafeLoader`) and walked as nodes — which keeps the line
-of every value for error messages — and no dataclasses, logging, re or json are imported.
+This runs on every C_Initialize, so it stays cheap: the document is composed from libyaml's
+events by p11fast._yamlnodes (PyYAML's nodes without importing PyYAML, which alone costs more
+than the rest of a cold start; PyYAML's CSafeLoader when the extension is not built) and walked
+as nodes — which keeps the line of every value for error messages — and no dataclasses,
+logging, re or json are imported.
 """
 
 from __future__ import annotations
@@ -177,6 +179,18 @@ def _read_file(path: str) -> _File:
 
 
 def _compose(path: str, text: bytes):
+    try:
+        from p11fast._yamlnodes import YamlError, compose
+    except ImportError:  # the compiled extension is not built: PyYAML gives the same nodes
+        return _compose_pyyaml(path, text)
+    try:
+        return compose(text)
+    except YamlError as exc:
+        line = f":{exc.line}" if exc.line else ""
+        raise ConfigError(f"{path}{line}: invalid YAML: {exc.problem}") from None
+
+
+def _compose_pyyaml(path: str, text: bytes):
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)

@@ -30,27 +30,39 @@ def test_methods_body_and_headers(servers, pools):
     pool = pools(slot(instance(srv.url())))
     auth = b"Authorization: Basic b3BlcmF0b3I6c2VjcmV0"
     body = b'{"mode":"ECDSA","message":"AAEC"}' + b"\x00\xff" * 800  # binary, > 1 KiB
-    for method in ("GET", "POST", "PUT", "DELETE"):
-        sent = body if method in ("POST", "PUT") else None
+    big = body * 4  # longer than the framed request buffer: sent apart from the head
+    calls = [  # framed: GET and the sign POST; full transfers: the rest
+        ("GET", "/keys/k1", None),
+        ("POST", "/keys/k1/sign", body),
+        ("POST", "/keys/k1/sign", big),
+        ("POST", "/keys/k1", body),
+        ("PUT", "/keys/k1", body),
+        ("DELETE", "/keys/k1", None),
+    ]
+    for method, path, sent in calls:
         ctype = "application/json" if sent is not None else None
-        status, out, _ = pool.call(method, "/keys/k1", sent, auth, ctype)
+        status, out, _ = pool.call(method, path, sent, auth, ctype)
         assert status == 200
         assert json.loads(out)["method"] == method
     reqs = srv.api_requests()
-    assert [r[0] for r in reqs] == ["GET", "POST", "PUT", "DELETE"]
-    for method, path, headers, got in reqs:
-        assert path == "/api/v1/keys/k1"
+    assert [(r[0], r[1], r[3]) for r in reqs] == [
+        (m, "/api/v1" + p, b if b is not None else b"") for m, p, b in calls
+    ]
+    for method, _, headers, got in reqs:
         assert headers["Authorization"] == "Basic b3BlcmF0b3I6c2VjcmV0"
+        assert headers["Host"] == f"127.0.0.1:{srv.port}"
         assert "Expect" not in headers
         if method in ("POST", "PUT"):
-            assert got == body
             assert headers["Content-Type"] == "application/json"
-        else:
-            assert got == b""
-    # a POST without body carries no libcurl default form content type
+            assert headers["Content-Length"] == str(len(got))
+    # a POST without body carries no libcurl default form content type, framed or not
     pool.call("POST", "/keys/k1/restrict", b"", auth)
-    assert "Content-Type" not in srv.api_requests()[-1][2]
-    assert srv.connections == 1
+    pool.call("POST", "/keys/k1/sign", b"", auth)
+    for _, _, headers, _ in srv.api_requests()[-2:]:
+        assert "Content-Type" not in headers
+        assert headers["Content-Length"] == "0"
+    assert srv.connections == 2  # one framed keep-alive connection, one for full transfers
+    assert pool.stats()["framing_fallbacks"] == 0
 
 
 def test_status_and_empty_body_are_returned_not_raised(servers, pools):

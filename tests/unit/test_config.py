@@ -1,6 +1,7 @@
 """p11fast.config: what a configuration file means, and how a wrong one is reported."""
 
 import os
+import sys
 
 import pytest
 
@@ -31,6 +32,13 @@ def isolated_environment(monkeypatch, tmp_path):
     )
     monkeypatch.setattr(config, "NITROKEY_SEARCH_PATH", ("~/.config/nitrokey/p11nethsm.conf",))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture(autouse=True, params=["yamlnodes", "pyyaml"])
+def composer(request, monkeypatch):
+    """Every test runs with both composers: p11fast._yamlnodes, and PyYAML when it is absent."""
+    if request.param == "pyyaml":
+        monkeypatch.setitem(sys.modules, "p11fast._yamlnodes", None)  # import -> ImportError
 
 
 def write(path, text, mode=0o600):
