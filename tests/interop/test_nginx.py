@@ -53,6 +53,14 @@ def nginx_conf(directory, port: int, cert, key_id: str) -> str:
     )
 
 
+def children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(child) for child in f.read().split()]
+    except OSError:
+        return []
+
+
 @pytest.mark.parametrize("key_id", ["ecp256", "rsa2048"])
 def test_forked_workers_serve_tls_with_the_key_the_master_loaded(
     openssl_conf, tls_hsm, tls_api, tmp_path, key_id
@@ -97,12 +105,18 @@ def test_forked_workers_serve_tls_with_the_key_the_master_loaded(
             if answers[-1].returncode != 0:
                 break  # a hung or broken worker: one failure tells the story
     finally:
+        workers_left = children(master.pid)
         master.send_signal(signal.SIGQUIT)
         try:
             master.wait(30)
         except subprocess.TimeoutExpired:
             master.kill()
             master.wait()
+        for pid in workers_left:  # a hung worker ignores its master's quit
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     log = (tmp_path / "error.log").read_text()
     failures = [a.stdout + a.stderr for a in answers if a.returncode != 0]
     assert not failures, failures[:3] + [log[-3000:]]
