@@ -55,14 +55,24 @@ cdef unsigned int nethsm_mechanism_bits(mechanisms) except? 0:
     return bits
 
 
+cdef enum:
+    MAX_ATTRIBUTE_LEN = 1 << 20  # bytes of one template value
+
+
 cdef list read_template(CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount):
     """The application's template as (type, value bytes) pairs."""
-    from p11fast.errors import ArgumentsBad
+    from p11fast.errors import ArgumentsBad, AttributeValueInvalid
 
     template = []
     for i in range(ulCount):
         if pTemplate[i].pValue == NULL and pTemplate[i].ulValueLen != 0:
             raise ArgumentsBad(f"template entry {i} has a length but no value")
+        # Nothing a NetHSM stores comes near this; copying a wild length (0xFFFFFFFF with a
+        # 3-byte buffer, as pkcs11-check sends) would read far past the caller's buffer.
+        if pTemplate[i].ulValueLen > MAX_ATTRIBUTE_LEN:
+            raise AttributeValueInvalid(
+                f"template entry {i}: length {pTemplate[i].ulValueLen} exceeds {MAX_ATTRIBUTE_LEN}"
+            )
         value = (<const char *>pTemplate[i].pValue)[:pTemplate[i].ulValueLen] if pTemplate[i].ulValueLen else b""
         template.append((pTemplate[i].type, value))
     return template

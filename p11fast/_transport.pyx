@@ -460,6 +460,13 @@ cdef void _pool_free(tp_pool *pool) noexcept nogil:
 cdef void _pool_close(tp_pool *pool) noexcept nogil:
     """The owner's close: no new requests; the last reference frees the memory."""
     global g_registry
+    if pool.forked:
+        # A forked child's inherited pool, already off the registry (tp_after_fork_child). g_lock
+        # must not be taken: the loader's atfork child handler, which drops the ABI's pools, runs
+        # before ours and g_lock is still held by _atfork_prepare then.
+        tp_store(&pool.closed, 1)
+        _pool_unref(pool)
+        return
     pthread_mutex_lock(&g_lock)
     tp_store(&pool.closed, 1)
     if pool.registered:
