@@ -36,13 +36,14 @@ cdef bint is_mac_mechanism(CK_MECHANISM_TYPE t) noexcept nogil:
 
 cdef CK_RV oaep_setup(op_t *op, CK_MECHANISM *m) noexcept nogil:
     """The HSM decrypts OAEP with MGF1 over the same hash and an empty label: accept exactly
-    those parameters."""
+    those parameters. No source at all (OpenSC sends 0) with no label is that empty label too."""
     cdef CK_RSA_PKCS_OAEP_PARAMS *p = <CK_RSA_PKCS_OAEP_PARAMS *>m.pParameter
     cdef int h
     if p == NULL or m.ulParameterLen != sizeof(CK_RSA_PKCS_OAEP_PARAMS):
         return CKR_MECHANISM_PARAM_INVALID
     h = hash_of_mechanism(p.hashAlg)
-    if h == H_NONE or hash_of_mgf(p.mgf) != h or p.source != CKZ_DATA_SPECIFIED or p.ulSourceDataLen != 0:
+    if h == H_NONE or hash_of_mgf(p.mgf) != h or p.ulSourceDataLen != 0 \
+            or (p.source != CKZ_DATA_SPECIFIED and p.source != 0):
         return CKR_MECHANISM_PARAM_INVALID
     op.mode = DMODE_OAEP_MD5 + (h - H_MD5)
     return CKR_OK

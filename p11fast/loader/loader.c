@@ -136,6 +136,11 @@ static enum { PY_ABSENT, PY_READY, PY_BROKEN } python_state; /* under start_lock
  * handlers stay out of the way. */
 static PyGILState_STATE fork_gil;
 static int fork_from_python;
+/* The interpreter is ours: the fork handlers are installed once the ABI is imported (and only
+ * once: concurrent first C_Initialize calls can all reach that point, since an import may let
+ * go of the GIL). */
+static int started_here;
+static pthread_once_t fork_handlers_once = PTHREAD_ONCE_INIT;
 
 static void before_fork(void)
 {
@@ -171,6 +176,11 @@ static void after_fork_in_child(void)
         py.PyEval_SaveThread();
     }
     pthread_mutex_unlock(&start_lock);
+}
+
+static void install_fork_handlers(void)
+{
+    pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
 }
 
 /* ------------------------------------------------------------------ where the wheel's Python is */
@@ -444,7 +454,7 @@ static CK_RV start_python_locked(void)
     if (!start_interpreter(&env))
         return CKR_GENERAL_ERROR;
     stay_loaded(&env);
-    pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
+    started_here = 1;
     return CKR_OK;
 }
 
@@ -536,6 +546,12 @@ static CK_RV load_abi(void)
                 py.PyErr_Clear(); /* optional: an ABI without fork state needs no reset */
             atomic_store(&abi_after_fork_child, reset);
             atomic_store_explicit(&abi, table, memory_order_release);
+            /* Registered after the ABI's own modules registered theirs: prepare handlers run
+             * in reverse order, so the GIL is taken before the transport's locks (the order a
+             * Python thread closing a pool takes them), and in the child the transport lets go
+             * of its locks before the ABI reset closes its pools. */
+            if (started_here)
+                pthread_once(&fork_handlers_once, install_fork_handlers);
         }
         if (module)
             py.Py_DecRef(module);

@@ -62,18 +62,22 @@ def decrypt(module_path, config, tmp_path, key_id: str, mechanism: str, data: by
 SECRET = b"a secret for the HSM to reveal"
 
 
-# RSA-PKCS-OAEP is not here: OpenSC 0.23 sends CK_RSA_PKCS_OAEP_PARAMS.source = 0, which the
-# module refuses with CKR_MECHANISM_PARAM_INVALID (only CKZ_DATA_SPECIFIED is accepted). OAEP is
-# covered through python-pkcs11, PyKCS11 and Java, which send CKZ_DATA_SPECIFIED.
+# OpenSC 0.23 sends OAEP parameters with source 0 and no label: the module takes that as the
+# empty label the HSM uses.
 @pytest.mark.parametrize(
-    ("mechanism", "pad"),
-    [("RSA-PKCS", padding.PKCS1v15())],
+    ("mechanism", "pad", "extra"),
+    [
+        ("RSA-PKCS", padding.PKCS1v15(), ()),
+        ("RSA-PKCS-OAEP", padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None),
+         ("--hash-algorithm", "SHA256", "--mgf", "MGF1-SHA256")),
+    ],
 )
 def test_rsa_decryption_returns_what_was_encrypted_to_the_public_key(
-    module_path, login_config, api, tmp_path, mechanism, pad
+    module_path, login_config, api, tmp_path, mechanism, pad, extra
 ):
     cipher = public_key(api, "rsa2048").encrypt(SECRET, pad)
-    assert decrypt(module_path, login_config, tmp_path, "rsa2048", mechanism, cipher) == SECRET
+    plain = decrypt(module_path, login_config, tmp_path, "rsa2048", mechanism, cipher, *extra)
+    assert plain == SECRET
 
 
 def test_aes_cbc_encryption_matches_the_hsm_and_decrypts_back(

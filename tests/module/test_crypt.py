@@ -156,7 +156,7 @@ def test_rsa_x509_is_raw_rsa_both_ways(run, keys):
     [
         ("MGF hash differs", oaep_params(K.CKM_SHA256, K.CKG_MGF1_SHA1)),
         ("a label", oaep_params(K.CKM_SHA256, K.CKG_MGF1_SHA256, label_len=4)),
-        ("no source", oaep_params(K.CKM_SHA256, K.CKG_MGF1_SHA256, source=0)),
+        ("no source, a label", oaep_params(K.CKM_SHA256, K.CKG_MGF1_SHA256, source=0, label_len=4)),
         ("not a hash", oaep_params(A.CKM_RSA_PKCS, K.CKG_MGF1_SHA256)),
         ("short struct", oaep_params(K.CKM_SHA256, K.CKG_MGF1_SHA256)[:-16]),
         ("no parameter", None),
