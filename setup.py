@@ -114,14 +114,9 @@ class BuildWithLoader(build_ext):
     def build_loader(self) -> None:
         target_dir = os.path.join(HERE if self.inplace else self.build_lib, "p11fast")
         os.makedirs(target_dir, exist_ok=True)
+        # Always rebuilt (one small C file): the library embeds the building Python's version
+        # and paths, so a copy left by another interpreter's build must never be reused.
         target = os.path.join(target_dir, "libp11fast.so")
-        sources = [loader_build.SOURCE, *loader_build.HEADERS, loader_build.__file__]
-        if (
-            not self.force
-            and os.path.exists(target)
-            and os.path.getmtime(target) > max(map(os.path.getmtime, sources))
-        ):
-            return
         cmd = loader_build.command(target, COMMON_CFLAGS, shlex.split(os.environ.get("CC", "cc")))
         self.announce(" ".join(cmd), level=2)
         subprocess.check_call(cmd)
