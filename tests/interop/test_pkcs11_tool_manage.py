@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 from p11fast.hsm.testing import ADMIN_PASSPHRASE, OPERATOR_PASSPHRASE, OPERATOR_USER
 from tests.hsm_api import HsmApi
 from tests.interop.conftest import OPERATOR_PIN, public_key, store_certificate
-from tests.interop.test_pkcs11_tool import MESSAGE, sign, tool
+from tests.interop.test_interop_pkcs11_tool import MESSAGE, sign, tool
 
 SO = ("--login", "--login-type", "so", "--so-pin", ADMIN_PASSPHRASE)
 USER = ("--login", "--pin", OPERATOR_PIN)
