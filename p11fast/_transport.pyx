@@ -22,10 +22,17 @@ Two kinds of handle, each with its own idle list:
 - Full transfers (curl_easy_perform) for every other request, and as the fallback above.
 
 Decisions worth knowing (see also the header of _transport.pxd):
-- Idle cap: at most `max_idle_connections` idle handles per instance are kept. Under load more
-  are created; the extra ones are closed when given back (`connections_closed_over_cap` in
-  stats). A cap below the caller's concurrency therefore means reconnects under steady load —
-  the reconnect-storm trade-off Nitrokey documents; the cap is the user's to raise.
+- Connection cap: `max_idle_connections` caps the handles (= connections) of an instance, busy
+  or idle (default DEFAULT_CAP). A caller that finds none idle opens one while under the cap,
+  else waits on its own condition variable in a FIFO until a handle is given back (direct hand-off
+  to the oldest waiter: no barging, no thundering herd), at most the request timeout; close()
+  wakes every waiter with TP_ERR_CLOSED. A steady load with more threads than the cap therefore
+  opens and closes nothing: Nitrokey's reconnect storm came from opening extra connections beyond
+  its pool and closing them on return. Framed and full handles share the cap; at the cap an idle
+  handle of the other kind is closed to open the wanted kind (stats: connections_converted).
+- Background set-up: with threads allowed, the background thread connects each instance's first
+  (framed) handle at pool creation and reconnects framed handles given back without a
+  connection while the instance is up; callers never wait for it (see _setup).
 - Proxies: CURLOPT_PROXY "" — a PKCS#11 module must not be redirected through whatever proxy
   the host process's environment (http_proxy, https_proxy, ALL_PROXY) names: that would send
   HSM credentials through a third party the HSM's operator never configured.

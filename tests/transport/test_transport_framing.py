@@ -276,7 +276,7 @@ def test_a_dropped_connection_is_refilled_in_the_background(script, pools):
     assert sign(pool)[0] == 200
     settle(pool)
     # warm-up, then the refill after the server's close: both before any further request
-    assert srv.connections == 2
+    assert wait_for(lambda: srv.connections == 2)
     assert len(srv.requests) == 1
     assert pool.stats()["background_setups"] == 2
     assert sign(pool)[0] == 200
