@@ -52,6 +52,11 @@ def command(target: str, cflags: list[str], cc: list[str] | None = None) -> list
             SOURCE,
             "-o",
             target,
+            # The C_* names we export are also exported by other PKCS #11 libraries a host may
+            # have loaded globally (libp11-kit, which GnuTLS brings along with Debian's libcurl):
+            # our own references (the function tables, dladdr on C_GetFunctionList) must bind
+            # to our definitions, not to the first library in the process that has the name.
+            "-Wl,-Bsymbolic",
             "-ldl",
             "-lpthread",
         ]

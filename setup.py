@@ -4,6 +4,9 @@ Switches (environment variables):
   P11FAST_DEBUG=1      -O0 -g and invariant checks (`P11FAST_DEBUG` macro)
   P11FAST_ANNOTATE=1   Cython HTML annotation next to each .pyx
   P11FAST_CURL_CONFIG  the curl-config to ask for libcurl's flags (default: curl-config)
+  P11FAST_STATIC_DEPS  a prefix made by scripts/build-static-deps.sh: libcurl and OpenSSL are
+                       linked statically into the extensions, their symbols hidden (release
+                       wheels); without it the system's shared libcurl and OpenSSL are used
 """
 
 import os
@@ -21,36 +24,72 @@ import loader_build  # noqa: E402  (beside this file, not installed)
 HERE = os.path.dirname(os.path.abspath(__file__))
 INCLUDE = os.path.join(HERE, "include")
 DEBUG = os.environ.get("P11FAST_DEBUG") == "1"
-CURL_MIN = (7, 74, 0)  # CURLOPT_DOH_*, curl_easy_send/recv with CONNECT_ONLY, CURLINFO_ACTIVESOCKET
+STATIC_DEPS = os.environ.get("P11FAST_STATIC_DEPS")
+# The newest libcurl symbol _transport uses is CURLE_SSL_CLIENTCERT (7.77.0); the others are
+# older (curl_multi_poll 7.66.0, CURLOPT_MAXAGE_CONN 7.65.0). tests/packaging checks this
+# against curl's symbols-in-versions.
+CURL_MIN = (7, 77, 0)
 
 
 def curl_flags() -> tuple[list[str], list[str]]:
-    tool = os.environ.get("P11FAST_CURL_CONFIG", "curl-config")
+    default = os.path.join(STATIC_DEPS, "bin", "curl-config") if STATIC_DEPS else "curl-config"
+    tool = os.environ.get("P11FAST_CURL_CONFIG", default)
     try:
         version = subprocess.check_output([tool, "--vernum"], text=True).strip()
+        backends = subprocess.check_output([tool, "--ssl-backends"], text=True)
         cflags = subprocess.check_output([tool, "--cflags"], text=True)
-        libs = subprocess.check_output([tool, "--libs"], text=True)
+        libs = subprocess.check_output(
+            [tool, "--static-libs" if STATIC_DEPS else "--libs"], text=True
+        )
     except (OSError, subprocess.CalledProcessError):
         sys.exit("p11fast needs libcurl's development files (Debian: libcurl4-openssl-dev)")
     found = tuple(int(version[i : i + 2], 16) for i in (0, 2, 4))
     if found < CURL_MIN:
         sys.exit(f"p11fast needs libcurl >= {'.'.join(map(str, CURL_MIN))}, found {found}")
+    # The transport configures TLS through CURLOPT_SSL_CTX_FUNCTION, which hands it an OpenSSL
+    # SSL_CTX: a libcurl on GnuTLS or NSS cannot serve it.
+    if "OpenSSL" not in backends:
+        sys.exit(f"p11fast needs a libcurl built with OpenSSL, {tool} reports: {backends.strip()}")
     return shlex.split(cflags), shlex.split(libs)
+
+
+def static_link_args(curl_libs: list[str]) -> tuple[list[str], list[str]]:
+    """Link arguments for the static archives of P11FAST_STATIC_DEPS: (curl's, OpenSSL's).
+
+    --exclude-libs hides every symbol that comes from an archive, so the extensions export
+    nothing of libcurl or OpenSSL and resolve their own calls at link time: a host that has
+    another libcurl or OpenSSL loaded (globally, or under the same symbol versions) cannot
+    interpose on them, and nothing of ours can interpose on the host's."""
+    lib = os.path.join(STATIC_DEPS, "lib")
+    openssl = [os.path.join(lib, "libssl.a"), os.path.join(lib, "libcrypto.a")]
+    system = [arg for arg in curl_libs if arg.startswith("-l") and arg not in ("-lssl", "-lcrypto")]
+    hidden = ["-Wl,--exclude-libs,ALL"]
+    curl = [os.path.join(lib, "libcurl.a"), *openssl, *system, "-lpthread", "-ldl", *hidden]
+    return curl, [os.path.join(lib, "libcrypto.a"), "-lpthread", "-ldl", *hidden]
 
 
 CURL_CFLAGS, CURL_LIBS = curl_flags()
 COMMON_CFLAGS = ["-Wall", "-Wno-unused-function", "-fvisibility=hidden"]
 COMMON_CFLAGS += ["-O0", "-g", "-DP11FAST_DEBUG=1"] if DEBUG else ["-O2"]
 
+if STATIC_DEPS:
+    TRANSPORT_LINK, CRYPTO_LINK = static_link_args(CURL_LIBS)
+    # libyaml's static archive from the system's development package, hidden like the others.
+    YAML_LINK = ["-l:libyaml.a", "-Wl,--exclude-libs,ALL"]
+else:
+    TRANSPORT_LINK, CRYPTO_LINK = CURL_LIBS + ["-lssl", "-lcrypto"], ["-lcrypto"]
+    YAML_LINK = ["-lyaml"]
 
-def extension(name: str, libraries: list[str]) -> Extension:
+
+def extension(name: str, link_args: list[str]) -> Extension:
     return Extension(
         f"p11fast.{name}",
         [f"p11fast/{name}.pyx"],
         include_dirs=[INCLUDE],
         extra_compile_args=COMMON_CFLAGS + CURL_CFLAGS,
-        libraries=libraries,
-        extra_link_args=CURL_LIBS,
+        extra_link_args=link_args,
+        # build_ext relinks only when a dependency is newer: link arguments live here.
+        depends=[os.path.abspath(__file__)],
     )
 
 
@@ -76,7 +115,7 @@ class BuildWithLoader(build_ext):
         target_dir = os.path.join(HERE if self.inplace else self.build_lib, "p11fast")
         os.makedirs(target_dir, exist_ok=True)
         target = os.path.join(target_dir, "libp11fast.so")
-        sources = [loader_build.SOURCE, *loader_build.HEADERS]
+        sources = [loader_build.SOURCE, *loader_build.HEADERS, loader_build.__file__]
         if (
             not self.force
             and os.path.exists(target)
@@ -91,10 +130,11 @@ class BuildWithLoader(build_ext):
 setup(
     ext_modules=cythonize(
         [
-            extension("_codec", ["crypto"]),
-            extension("_transport", ["curl", "ssl", "crypto"]),
-            extension("_abi", ["curl", "crypto"]),
-            extension("_yamlnodes", ["yaml"]),
+            extension("_codec", CRYPTO_LINK),
+            extension("_transport", TRANSPORT_LINK),
+            # _abi verifies with libcrypto; it reaches libcurl only through _transport.
+            extension("_abi", CRYPTO_LINK),
+            extension("_yamlnodes", YAML_LINK),
         ],
         compiler_directives={
             "language_level": 3,
@@ -106,4 +146,7 @@ setup(
         annotate=os.environ.get("P11FAST_ANNOTATE") == "1",
     ),
     cmdclass={"build_ext": BuildWithLoader},
+    # A build tree per link mode: build_ext relinks only when a source changed, so a tree left
+    # by the other mode would hand over extensions linked the other way.
+    options={"build": {"build_base": os.path.join("build", "static" if STATIC_DEPS else "shared")}},
 )

@@ -43,6 +43,7 @@ cdef struct slot_t:
 
 cdef struct object_t:
     CK_OBJECT_HANDLE handle         # 0 when the entry is free
+    CK_ULONG generation             # of the entry's next handle: bumped when it is freed
     int slot
     CK_ULONG cls
     CK_ULONG key_type               # CKK_*

@@ -320,6 +320,8 @@ cdef CK_RV crypt_call(CK_SESSION_HANDLE hSession, int which, int step, const uns
         session_unlock(s)
         return CKR_OPERATION_NOT_INITIALIZED
     if step == STEP_SINGLE and op.multipart:
+        # as C_Sign: the failing single-part call ends the multi-part operation
+        op_reset(op)
         session_unlock(s)
         return CKR_OPERATION_ACTIVE
     if out_len == NULL or (data == NULL and n != 0):

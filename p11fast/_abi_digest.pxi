@@ -9,10 +9,14 @@ cdef CK_RV C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
     s = session_lock(hSession)
     if s == NULL:
         return CKR_SESSION_HANDLE_INVALID
-    if s.digest.active:
+    if pMechanism == NULL:
+        # PKCS#11 v3.0, C_DigestInit: pMechanism NULL_PTR terminates the active digest operation.
+        if s.digest.active:
+            op_reset(&s.digest)
+        else:
+            rv = CKR_ARGUMENTS_BAD
+    elif s.digest.active:
         rv = CKR_OPERATION_ACTIVE
-    elif pMechanism == NULL:
-        rv = CKR_ARGUMENTS_BAD
     elif policy_check_mechanism(b"C_DigestInit", pMechanism.mechanism) != CKR_OK:
         rv = CKR_MECHANISM_INVALID
     else:
@@ -58,6 +62,8 @@ cdef CK_RV C_Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDa
     if s == NULL:
         return rv
     if s.digest.multipart:
+        # as C_Sign: the failing single-part call ends the multi-part operation
+        op_reset(&s.digest)
         session_unlock(s)
         return CKR_OPERATION_ACTIVE
     if pulDigestLen == NULL or (pData == NULL and ulDataLen != 0):

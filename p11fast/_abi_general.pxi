@@ -77,7 +77,7 @@ PRESENCE_TTL = 1.0
 
 cdef CK_RV C_Initialize(CK_VOID_PTR pInitArgs) noexcept nogil:
     cdef CK_C_INITIALIZE_ARGS *args = <CK_C_INITIALIZE_ARGS *>pInitArgs
-    cdef int supplied
+    cdef int supplied, i
     cdef const char *config_path = NULL
     cdef bint threads = True
     cdef CK_RV rv
@@ -95,6 +95,16 @@ cdef CK_RV C_Initialize(CK_VOID_PTR pInitArgs) noexcept nogil:
     if p11f_is_initialized():
         pthread_mutex_unlock(&p11f_init_lock)
         return CKR_CRYPTOKI_ALREADY_INITIALIZED
+    if g_sessions != NULL:
+        # A session a C_OpenSession racing with the last C_Finalize left behind: none survives.
+        for i in range(MAX_SESSIONS):
+            if g_sessions[i].handle == 0:
+                continue  # (see C_Finalize)
+            pthread_mutex_lock(&g_sessions[i].lock)
+            if g_sessions[i].handle != 0:
+                session_ops_reset(&g_sessions[i], False)
+                g_sessions[i].handle = 0
+            pthread_mutex_unlock(&g_sessions[i].lock)
     with gil:
         try:
             rv = initialize(config_path, threads)
@@ -123,6 +133,7 @@ cdef void set_auth(char *dst, bytes header) except *:
 
 cdef CK_RV initialize(const char *config_path, bint threads) except *:
     global _state, g_sessions, g_objects, g_nobjects, g_nslots, g_threads_allowed
+    global g_free_objects, g_nfree_objects
     from p11fast import config as config_module
     from p11fast import log as log_module
     from p11fast.objects import Inventory
@@ -134,7 +145,8 @@ cdef CK_RV initialize(const char *config_path, bint threads) except *:
     if g_sessions == NULL:
         g_sessions = <session_t *>calloc(MAX_SESSIONS, sizeof(session_t))
         g_objects = <object_t *>calloc(MAX_OBJECTS, sizeof(object_t))
-        if g_sessions == NULL or g_objects == NULL:
+        g_free_objects = <unsigned int *>calloc(MAX_OBJECTS, sizeof(unsigned int))
+        if g_sessions == NULL or g_objects == NULL or g_free_objects == NULL:
             raise MemoryError()
         # The session table is 16 MB; writing a mutex into every entry would fault in all of
         # it on each start (~4000 page faults, several ms of a one-shot pkcs11-tool run).
@@ -150,6 +162,7 @@ cdef CK_RV initialize(const char *config_path, bint threads) except *:
     pools = [Pool(slot, g_threads_allowed) for slot in cfg.slots]
     inventories = [Inventory(make_request(i, pools[i]), slot.label) for i, slot in enumerate(cfg.slots)]
     g_nobjects = 1
+    g_nfree_objects = 0
     g_nslots = len(cfg.slots)
     for i, slot in enumerate(cfg.slots):
         init_slot(&g_slots[i], slot, <Pool>pools[i])
@@ -207,6 +220,7 @@ cdef object current_auth(int slot_index, bint admin):
 
 
 cdef CK_RV C_Finalize(CK_VOID_PTR pReserved) noexcept nogil:
+    global g_nfree_objects
     cdef int i
     if pReserved != NULL:
         return CKR_ARGUMENTS_BAD
@@ -233,6 +247,7 @@ cdef CK_RV C_Finalize(CK_VOID_PTR pReserved) noexcept nogil:
     # Only entries below g_nobjects were ever written: clearing all MAX_OBJECTS (13 MB) would
     # fault in every page of the table, ~13% of a one-shot `pkcs11-tool -L`.
     memset(g_objects, 0, g_nobjects * sizeof(object_t))
+    g_nfree_objects = 0
     pthread_mutex_unlock(&g_lock)
     with gil:
         finalize_state()
@@ -264,7 +279,7 @@ cdef void finalize_state() noexcept:
 cdef void reset_after_fork() noexcept nogil:
     """A forked child inherits locks that may be held and connections the parent still uses:
     start from nothing, as if C_Finalize had run, and let the child call C_Initialize."""
-    global g_sessions, g_objects
+    global g_sessions, g_objects, g_nfree_objects
     cdef int i
     tp_after_fork_child()
     p11f_set_initialized(0)
@@ -277,6 +292,7 @@ cdef void reset_after_fork() noexcept nogil:
             session_ops_reset(&g_sessions[i], True)
             g_sessions[i].handle = 0
         memset(g_objects, 0, g_nobjects * sizeof(object_t))  # (see C_Finalize)
+        g_nfree_objects = 0
     for i in range(MAX_SLOTS):
         pthread_mutex_init(&g_slots[i].lock, NULL)
         g_slots[i].pool = NULL
@@ -322,6 +338,9 @@ cdef bint slot_present(int slot) except -1:
         _state.log.info(f"slot {slot}: token not present: {exc}")
         present = False
     _state.presence[slot] = (now, present)
+    # The first presence the application could see is what C_WaitForSlotEvent counts from: a
+    # token arriving after C_GetSlotList showed it absent is an event, not the baseline.
+    _state.reported.setdefault(slot, present)
     return present
 
 
@@ -397,7 +416,10 @@ cdef CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO *pInfo) noexcept nogi
             pad_copy(pInfo.serialNumber, 16, f"{slotID:016d}")
         except BaseException as exc:
             return rv_for(exc, b"C_GetTokenInfo")
-    pInfo.flags = CKF_RNG | CKF_TOKEN_INITIALIZED | CKF_USER_PIN_INITIALIZED
+    pInfo.flags = CKF_RNG | CKF_TOKEN_INITIALIZED
+    if s.has_operator:
+        # No operator in the configuration: no normal user whose PIN could be used.
+        pInfo.flags |= CKF_USER_PIN_INITIALIZED
     if not s.operator_implicit:
         pInfo.flags |= CKF_LOGIN_REQUIRED
     pthread_mutex_lock(&g_lock)
@@ -494,6 +516,9 @@ cdef CK_RV C_WaitForSlotEvent(CK_FLAGS flags, CK_SLOT_ID_PTR pSlot, CK_VOID_PTR 
                 found = slot_event()
             except BaseException as exc:
                 return rv_for(exc, b"C_WaitForSlotEvent")
+        if not p11f_is_initialized():
+            # C_Finalize ran meanwhile: what slot_event saw may be the pools going away
+            return CKR_CRYPTOKI_NOT_INITIALIZED
         if found >= 0:
             pSlot[0] = found
             return CKR_OK

@@ -4,6 +4,8 @@
 # session for the call, and keeps the handle tables in step.
 
 cdef tuple HSM_CLASSES = (CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_SECRET_KEY, CKO_CERTIFICATE)
+# Session objects: HSM session keys and what the module holds (data objects too).
+cdef tuple SESSION_CLASSES = (CKO_DATA,) + HSM_CLASSES
 
 
 cdef struct caller_t:
@@ -46,6 +48,21 @@ cdef void require_rw(caller_t *s) except *:
         raise SessionReadOnly("token objects change only in a read/write session")
 
 
+cdef void require_login(int slot_index, bint so_may) except *:
+    """PKCS#11 v3.0, C_CreateObject and the key generation functions: only public
+    objects are created unless the normal user is logged in. `so_may`: HSM keys, which on a
+    NetHSM only the Administrator can create (docs/conformance-notes.md)."""
+    from p11fast.errors import UserNotLoggedIn
+
+    cdef slot_t *slot = &g_slots[slot_index]
+    cdef bint ok
+    pthread_mutex_lock(&slot.lock)
+    ok = slot_user_logged_in(slot) or (so_may and slot.login_user == CKU_SO)
+    pthread_mutex_unlock(&slot.lock)
+    if not ok:
+        raise UserNotLoggedIn("a private object is created only while the user is logged in")
+
+
 cdef void sweep_stale_session_keys(int slot_index) except *:
     """Once per slot: delete the session keys of processes that died without cleaning up.
     Runs at the first administrator use (SO login, first session key), not at C_Initialize,
@@ -81,6 +98,7 @@ cdef dict create_key(caller_t *s, spec, private):
     from p11fast.policy import check_session_object
     from p11fast.session_objects import new_session_key_id
 
+    require_login(s.slot, True)
     if spec.token:
         require_rw(s)
         spec.place(None)
@@ -106,9 +124,7 @@ cdef void forget_handles(int slot_index, str key_id, tuple classes) except *:
         if h == 0:
             continue
         _state.objects.pop(h, None)
-        pthread_mutex_lock(&g_lock)
-        memset(&g_objects[h], 0, sizeof(object_t))
-        pthread_mutex_unlock(&g_lock)
+        object_release(h)
 
 
 cdef void rebind_handles(int slot_index, str old_id, str new_id) except *:
@@ -209,6 +225,8 @@ cdef CK_OBJECT_HANDLE create_object(caller_t *s, list template) except 0:
         raise TemplateInconsistent(f"session objects of class 0x{cls:x} are not supported")
     store = _state.session_objects
     obj = so.held_object(store.new_held_id(), cls, t)
+    if obj.attrs.get(CKA_PRIVATE) == b"\x01":
+        require_login(s.slot, False)
     store.hold(s.handle, s.slot, obj)
     return register_object(s.slot, obj)
 
@@ -280,7 +298,7 @@ cdef void destroy_object(caller_t *s, CK_OBJECT_HANDLE hObject) except *:
         if store.is_hsm_key(key_id):
             admin_of(s.slot).delete_key(key_id, archive=False)
         store.forget(key_id)
-        forget_handles(s.slot, key_id, HSM_CLASSES)
+        forget_handles(s.slot, key_id, SESSION_CLASSES)
         return
     require_rw(s)
     admin = admin_of(s.slot)
@@ -401,7 +419,7 @@ cdef void release_session_objects(session, int slot) noexcept:
             rv_for(exc, b"removing a session key")
         store.forget(key_id)
         try:
-            forget_handles(slot_index, key_id, HSM_CLASSES)
+            forget_handles(slot_index, key_id, SESSION_CLASSES)
         except BaseException as exc:
             rv_for(exc, b"removing a session object")
 

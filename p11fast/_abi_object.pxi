@@ -11,7 +11,6 @@ cdef CK_ULONG ulong_of(bytes value):
 cdef CK_OBJECT_HANDLE register_object(int slot_index, obj) except 0:
     """The handle of an HSM-derived object: stable for the key ID and class while the module is
     initialised, refreshed in the C table so the sign path sees the key's current state."""
-    global g_nobjects
     from p11fast.attrs import CKA_KEY_TYPE, CKA_PRIVATE
     from p11fast.der import ec_params_for_key_type, field_len
 
@@ -31,15 +30,17 @@ cdef CK_OBJECT_HANDLE register_object(int slot_index, obj) except 0:
     entry.field_len = field_len(obj.key_type) if ec_params_for_key_type(obj.key_type) else 0
     entry.private = obj.attrs.get(CKA_PRIVATE) == b"\x01"
     memcpy(entry.key_id, <const char *>key_id, len(key_id))
+    cdef CK_ULONG index
     pthread_mutex_lock(&g_lock)
     if h == 0:
-        if g_nobjects >= MAX_OBJECTS:
+        h = object_alloc()
+        if h == 0:
             pthread_mutex_unlock(&g_lock)
             raise MemoryError("object table full")
-        h = g_nobjects
-        g_nobjects += 1
+    index = h & ((1 << HANDLE_INDEX_BITS) - 1)
     entry.handle = h
-    memcpy(&g_objects[h], &entry, sizeof(object_t))
+    entry.generation = g_objects[index].generation
+    memcpy(&g_objects[index], &entry, sizeof(object_t))
     pthread_mutex_unlock(&g_lock)
     _state.handle_of[key] = h
     _state.objects[h] = obj
@@ -54,14 +55,24 @@ cdef unsigned int nethsm_mechanism_bits(mechanisms) except? 0:
     return bits
 
 
+cdef enum:
+    MAX_ATTRIBUTE_LEN = 1 << 20  # bytes of one template value
+
+
 cdef list read_template(CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount):
     """The application's template as (type, value bytes) pairs."""
-    from p11fast.errors import ArgumentsBad
+    from p11fast.errors import ArgumentsBad, AttributeValueInvalid
 
     template = []
     for i in range(ulCount):
         if pTemplate[i].pValue == NULL and pTemplate[i].ulValueLen != 0:
             raise ArgumentsBad(f"template entry {i} has a length but no value")
+        # Nothing a NetHSM stores comes near this; copying a wild length (0xFFFFFFFF with a
+        # 3-byte buffer, as pkcs11-check sends) would read far past the caller's buffer.
+        if pTemplate[i].ulValueLen > MAX_ATTRIBUTE_LEN:
+            raise AttributeValueInvalid(
+                f"template entry {i}: length {pTemplate[i].ulValueLen} exceeds {MAX_ATTRIBUTE_LEN}"
+            )
         value = (<const char *>pTemplate[i].pValue)[:pTemplate[i].ulValueLen] if pTemplate[i].ulValueLen else b""
         template.append((pTemplate[i].type, value))
     return template

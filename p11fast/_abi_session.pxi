@@ -6,7 +6,7 @@ cdef CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplica
     cdef int i
     cdef session_t *s
     cdef slot_t *slot
-    cdef bint present
+    cdef bint present, so_in
     if not p11f_is_initialized():
         return CKR_CRYPTOKI_NOT_INITIALIZED
     if slotID >= <CK_ULONG>g_nslots:
@@ -23,12 +23,14 @@ cdef CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplica
     if not present:
         return CKR_TOKEN_NOT_PRESENT
     slot = &g_slots[slotID]
-    pthread_mutex_lock(&slot.lock)
-    if slot.login_user == CKU_SO and not (flags & CKF_RW_SESSION):
-        pthread_mutex_unlock(&slot.lock)
-        return CKR_SESSION_READ_WRITE_SO_EXISTS
-    pthread_mutex_unlock(&slot.lock)
+    # Under g_lock, as login() sets the SO: no read-only session beside an SO (v3.0 C_Login).
     pthread_mutex_lock(&g_lock)
+    pthread_mutex_lock(&slot.lock)
+    so_in = slot.login_user == CKU_SO
+    pthread_mutex_unlock(&slot.lock)
+    if so_in and not (flags & CKF_RW_SESSION):
+        pthread_mutex_unlock(&g_lock)
+        return CKR_SESSION_READ_WRITE_SO_EXISTS
     for i in range(MAX_SESSIONS):
         s = &g_sessions[i]
         if s.handle == 0 and pthread_mutex_trylock(&s.lock) == 0:
@@ -54,23 +56,23 @@ cdef extern from "<pthread.h>" nogil:
 
 
 cdef void session_close_locked(session_t *s) noexcept nogil:
-    """Ends a session whose lock the caller holds. The last session closed logs the token out."""
+    """Ends a session whose lock the caller holds. The last session closed logs the token out:
+    under g_lock, so that a session opened and logged in meanwhile stays logged in."""
     cdef slot_t *slot = &g_slots[s.slot]
-    cdef bint last
     session_ops_reset(s, False)
     pthread_mutex_lock(&g_lock)
     s.handle = 0
     slot.sessions -= 1
     if s.flags & CKF_RW_SESSION:
         slot.rw_sessions -= 1
-    last = slot.sessions == 0
-    pthread_mutex_unlock(&g_lock)
-    if last:
+    if slot.sessions == 0:
         token_logout(slot)
+    pthread_mutex_unlock(&g_lock)
 
 
 cdef void token_logout(slot_t *slot) noexcept nogil:
-    """Back to the credentials of the configuration: a PIN given at C_Login is forgotten."""
+    """Back to the credentials of the configuration: a PIN given at C_Login is forgotten.
+    Lock order: g_lock (when the caller holds it), then the slot's lock."""
     pthread_mutex_lock(&slot.lock)
     memcpy(slot.op_auth, slot.op_auth_config, AUTH_MAX)
     memcpy(slot.so_auth, slot.so_auth_config, AUTH_MAX)
@@ -136,15 +138,20 @@ cdef CK_RV C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO *pInfo) 
     return CKR_OK
 
 
-cdef bint slot_has_ro_session(int slot_index) noexcept nogil:
+cdef bint ro_session_exists(int slot_index) noexcept nogil:
+    """The caller holds g_lock."""
     cdef int i
-    cdef bint found = False
-    pthread_mutex_lock(&g_lock)
     for i in range(MAX_SESSIONS):
         if g_sessions[i].handle != 0 and g_sessions[i].slot == slot_index \
                 and not (g_sessions[i].flags & CKF_RW_SESSION):
-            found = True
-            break
+            return True
+    return False
+
+
+cdef bint slot_has_ro_session(int slot_index) noexcept nogil:
+    cdef bint found
+    pthread_mutex_lock(&g_lock)
+    found = ro_session_exists(slot_index)
     pthread_mutex_unlock(&g_lock)
     return found
 
@@ -185,7 +192,10 @@ cdef CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHA
         rv = CKR_USER_ALREADY_LOGGED_IN
     elif slot.login_user != -1:
         rv = CKR_USER_ANOTHER_ALREADY_LOGGED_IN
-    elif (userType == CKU_USER and not slot.has_operator) or (userType == CKU_SO and not slot.has_admin):
+    elif userType == CKU_USER and not slot.has_operator:
+        # as C_GetTokenInfo says: without CKF_USER_PIN_INITIALIZED
+        rv = CKR_USER_PIN_NOT_INITIALIZED
+    elif userType == CKU_SO and not slot.has_admin:
         rv = CKR_USER_TYPE_INVALID
     pthread_mutex_unlock(&slot.lock)
     if rv != CKR_OK:
@@ -202,6 +212,7 @@ cdef CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHA
 
 cdef CK_RV login(int slot_index, CK_USER_TYPE user, bytes pin) except *:
     cdef slot_t *slot = &g_slots[slot_index]
+    cdef CK_RV rv = CKR_OK
     slot_cfg = _state.config.slots[slot_index]
     user_cfg = slot_cfg.administrator if user == CKU_SO else slot_cfg.operator
     # An empty PIN (protected authentication path) means: use the password of the config.
@@ -217,17 +228,24 @@ cdef CK_RV login(int slot_index, CK_USER_TYPE user, bytes pin) except *:
 
     register_secret(password, user_cfg.username)
     header = basic_auth(user_cfg.username, password)
+    if len(header) >= AUTH_MAX:
+        raise ValueError("credentials too long")
     login_check(slot_index, user, header)
+    # The checks of C_Login again, now atomic with the change: under g_lock too, so no read-only
+    # session opens between the check and the SO's login (C_OpenSession checks under it).
+    pthread_mutex_lock(&g_lock)
     pthread_mutex_lock(&slot.lock)
     if slot.login_user != -1:
-        pthread_mutex_unlock(&slot.lock)
-        return CKR_USER_ANOTHER_ALREADY_LOGGED_IN if slot.login_user != <int>user else CKR_USER_ALREADY_LOGGED_IN
-    if user == CKU_SO:
-        set_auth(slot.so_auth, header)
+        rv = CKR_USER_ANOTHER_ALREADY_LOGGED_IN if slot.login_user != <int>user else CKR_USER_ALREADY_LOGGED_IN
+    elif user == CKU_SO and ro_session_exists(slot_index):
+        rv = CKR_SESSION_READ_ONLY_EXISTS
     else:
-        set_auth(slot.op_auth, header)
-    slot.login_user = user
+        set_auth(&slot.so_auth[0] if user == CKU_SO else &slot.op_auth[0], header)
+        slot.login_user = user
     pthread_mutex_unlock(&slot.lock)
+    pthread_mutex_unlock(&g_lock)
+    if rv != CKR_OK:
+        return rv
     _state.log.info(f"slot {slot_index}: logged in as {'SO' if user == CKU_SO else 'user'} ({user_cfg.username})")
     if user == CKU_SO:
         sweep_stale_session_keys(slot_index)

@@ -192,7 +192,8 @@ cdef CK_RV key_op_init(CK_SESSION_HANDLE hSession, int which, CK_MECHANISM_PTR p
         return CKR_CRYPTOKI_NOT_INITIALIZED
     # Verification and encryption with a public key are done here, with that key read before
     # the session is locked: the GIL is never waited for under a session lock.
-    if (which == OP_VERIFY or which == OP_ENCRYPT) and object_copy(hKey, &key) and key.cls != CKO_SECRET_KEY:
+    if (pMechanism != NULL and (which == OP_VERIFY or which == OP_ENCRYPT)
+            and object_copy(hKey, &key) and key.cls != CKO_SECRET_KEY):
         pkey = public_key(hKey)
         if pkey == NULL:
             return CKR_FUNCTION_FAILED
@@ -215,10 +216,15 @@ cdef CK_RV key_op_init_locked(session_t *s, int which, CK_MECHANISM_PTR pMechani
     cdef CK_RV rv
     cdef op_t *op = op_of(s, which)
     cdef slot_t *slot = &g_slots[s.slot]
+    if pMechanism == NULL:
+        # PKCS#11 v3.0, C_EncryptInit/C_DecryptInit/C_SignInit/C_VerifyInit: pMechanism NULL_PTR
+        # terminates the active operation; with none active there is nothing to terminate.
+        if op.active:
+            op_reset(op)
+            return CKR_OK
+        return CKR_ARGUMENTS_BAD
     if op.active:
         return CKR_OPERATION_ACTIVE
-    if pMechanism == NULL:
-        return CKR_ARGUMENTS_BAD
     if policy_check_mechanism(where, pMechanism.mechanism) != CKR_OK:
         return CKR_MECHANISM_INVALID
     if not object_copy(hKey, &key) or key.slot != s.slot:
@@ -287,10 +293,10 @@ cdef CK_RV hsm_call(op_t *op, const char *where, const char *action, int context
     wbuf_free(&body)
     memset(auth, 0, AUTH_MAX)
     if res.error != TP_OK:
-        log_error(where, b"no HSM instance answered; transport error", res.error)
+        log_request_failure(where, slot.pool, &res, NULL, 0)
         rv = CKR_DEVICE_ERROR
     elif res.status != 200:
-        log_error(where, b"the HSM refused the operation; HTTP status", res.status)
+        log_request_failure(where, slot.pool, &res, resp.data, resp.len)
         rv = ckr_for_http(res.status, context)
     elif json_get_string(resp.data, resp.len, out_field, &value, &value_len) != 0:
         log_error(where, b"no result in the HSM's answer; body bytes", resp.len)
@@ -442,6 +448,8 @@ cdef CK_RV C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulData
         session_unlock(s)
         return CKR_OPERATION_NOT_INITIALIZED
     if s.sign.multipart:
+        # C_Sign cannot end a multi-part operation, and every failing C_Sign ends it (v3.0).
+        op_reset(&s.sign)
         session_unlock(s)
         return CKR_OPERATION_ACTIVE
     if pulSignatureLen == NULL or (pData == NULL and ulDataLen != 0):

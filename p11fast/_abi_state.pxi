@@ -1,5 +1,7 @@
 # Module state: the C tables, the cold-path Python state, and the one error template.
 
+from libc.stdio cimport snprintf
+
 cdef extern from *:
     """
     #include <stdatomic.h>
@@ -14,7 +16,9 @@ cdef slot_t g_slots[MAX_SLOTS]
 cdef int g_nslots = 0
 cdef session_t *g_sessions = NULL
 cdef object_t *g_objects = NULL
-cdef CK_ULONG g_nobjects = 0
+cdef CK_ULONG g_nobjects = 0            # entries handed out at least once (entry 0 is never used)
+cdef unsigned int *g_free_objects = NULL    # freed entries, reused once all were handed out
+cdef CK_ULONG g_nfree_objects = 0
 # Guards handle allocation, the object table and the session table's free/used transitions.
 # Never held across network I/O.
 cdef pthread_mutex_t g_lock
@@ -121,6 +125,10 @@ cdef CK_RV rv_for(exc, const char *where) noexcept:
         rv = CKR_DEVICE_ERROR
     elif isinstance(exc, MemoryError):
         rv = CKR_HOST_MEMORY
+    if not p11f_is_initialized() and strcmp(where, b"C_Initialize") != 0:
+        # The call lost a race with C_Finalize in another thread (credentials, pools and
+        # inventories went while it ran): say so rather than what the teardown made it see.
+        rv = CKR_CRYPTOKI_NOT_INITIALIZED
     try:
         message = f"{where.decode()}: {exc}" if str(exc) else f"{where.decode()}: {type(exc).__name__}"
         if _state is not None:
@@ -141,7 +149,7 @@ cdef CK_RV rv_for(exc, const char *where) noexcept:
 # waits for that session. `where` and `what` are string literals, so keeping pointers is safe.
 cdef extern from *:
     """
-    typedef struct { const char *where; const char *what; long detail; } p11f_failure;
+    typedef struct { const char *where; const char *what; long detail; char text[400]; } p11f_failure;
     enum { P11F_PENDING_MAX = 4 };
     static __thread int p11f_session_locks;
     static __thread int p11f_npending;
@@ -151,17 +159,22 @@ cdef extern from *:
         const char *where
         const char *what
         long detail
+        char text[400]
     enum: P11F_PENDING_MAX
     int p11f_session_locks
     int p11f_npending
     p11f_failure p11f_pending[4]
 
 
-cdef void emit_failure(const char *where, const char *what, long detail) noexcept nogil:
+cdef void emit_failure(const char *where, const char *what, long detail,
+                       const char *text=NULL) noexcept nogil:
     with gil:
         try:
             if _state is not None:
-                _state.log.warn(f"{where.decode()}: {what.decode()} ({detail})")
+                if text != NULL and text[0] != 0:
+                    _state.log.warn(f"{where.decode()}: {text.decode(errors='replace')}")
+                else:
+                    _state.log.warn(f"{where.decode()}: {what.decode()} ({detail})")
         except BaseException:
             pass
 
@@ -175,7 +188,58 @@ cdef void log_error(const char *where, const char *what, long detail) noexcept n
         p11f_pending[p11f_npending].where = where
         p11f_pending[p11f_npending].what = what
         p11f_pending[p11f_npending].detail = detail
+        p11f_pending[p11f_npending].text[0] = 0
         p11f_npending += 1
+
+
+cdef void log_text(const char *where, const char *text) noexcept nogil:
+    """log_error for a message made at run time: copied if it has to wait for the lock."""
+    global p11f_npending
+    if p11f_session_locks == 0:
+        emit_failure(where, b"", 0, text)
+    elif p11f_npending < P11F_PENDING_MAX:
+        p11f_pending[p11f_npending].where = where
+        p11f_pending[p11f_npending].what = b""
+        p11f_pending[p11f_npending].detail = 0
+        snprintf(p11f_pending[p11f_npending].text, sizeof(p11f_pending[0].text), b"%s", text)
+        p11f_npending += 1
+
+
+cdef const char *transport_error_name(int error) noexcept nogil:
+    if error == TP_ERR_CONNECT:
+        return b"connect"
+    if error == TP_ERR_TIMEOUT:
+        return b"timeout"
+    if error == TP_ERR_TLS:
+        return b"tls"
+    if error == TP_ERR_NOMEM:
+        return b"out of memory"
+    if error == TP_ERR_CLOSED:
+        return b"closed"
+    return b"?"
+
+
+cdef void log_request_failure(const char *where, tp_pool *pool, tp_result *res,
+                              const char *body, size_t body_len) noexcept nogil:
+    """The one log line of a failed HSM request on the compiled paths: which instance, and why
+    (the HSM's own message for an HTTP refusal, libcurl's reason when nothing answered)."""
+    cdef char text[400]
+    cdef char message[201]
+    cdef const char *value
+    cdef size_t value_len
+    cdef Py_ssize_t n = 0
+    cdef const char *url = tp_instance_url(pool, res.instance)
+    if url == NULL:
+        url = b"no instance"
+    if res.error != TP_OK:
+        snprintf(text, sizeof(text), b"no HSM instance answered (%s, %d attempt(s)); last %s: %s",
+                 transport_error_name(res.error), res.attempts, url, res.detail)
+    else:
+        if body != NULL and json_get_string(body, body_len, "message", &value, &value_len) == 0:
+            n = json_unescape(value, value_len, message, sizeof(message) - 1)
+        message[n if n > 0 else 0] = 0
+        snprintf(text, sizeof(text), b"%s: HTTP %ld: %s", url, res.status, message)
+    log_text(where, text)
 
 
 # What a request was doing, for ckr_for_http (the contexts of p11fast.errors.from_http).
@@ -234,7 +298,8 @@ cdef void session_unlock(session_t *s) noexcept nogil:
     p11f_session_locks -= 1
     if p11f_session_locks == 0 and p11f_npending:
         for i in range(p11f_npending):
-            emit_failure(p11f_pending[i].where, p11f_pending[i].what, p11f_pending[i].detail)
+            emit_failure(p11f_pending[i].where, p11f_pending[i].what, p11f_pending[i].detail,
+                         p11f_pending[i].text)
         p11f_npending = 0
 
 
@@ -246,6 +311,37 @@ cdef bint session_open(CK_SESSION_HANDLE h, int *slot_index) noexcept nogil:
         slot_index[0] = s.slot
     session_unlock(s)
     return True
+
+
+cdef CK_OBJECT_HANDLE object_alloc() noexcept nogil:
+    """A free entry's handle, 0 if the table is full; the caller holds g_lock. Handles carry the
+    entry's generation like session handles, so a destroyed object's handle stays invalid."""
+    global g_nobjects, g_nfree_objects
+    cdef CK_ULONG index
+    if g_nobjects < MAX_OBJECTS:
+        index = g_nobjects
+        g_nobjects += 1
+    elif g_nfree_objects:
+        g_nfree_objects -= 1
+        index = g_free_objects[g_nfree_objects]
+    else:
+        return 0
+    return (g_objects[index].generation << HANDLE_INDEX_BITS) | index
+
+
+cdef void object_release(CK_OBJECT_HANDLE h) noexcept nogil:
+    """Frees the entry of handle h (nothing if h is stale) for object_alloc to hand out again."""
+    global g_nfree_objects
+    cdef CK_ULONG index = h & ((1 << HANDLE_INDEX_BITS) - 1)
+    cdef CK_ULONG generation
+    pthread_mutex_lock(&g_lock)
+    if h != 0 and index < MAX_OBJECTS and g_objects[index].handle == h:
+        generation = g_objects[index].generation + 1
+        memset(&g_objects[index], 0, sizeof(object_t))
+        g_objects[index].generation = generation
+        g_free_objects[g_nfree_objects] = <unsigned int>index
+        g_nfree_objects += 1
+    pthread_mutex_unlock(&g_lock)
 
 
 cdef bint object_copy(CK_OBJECT_HANDLE h, object_t *out) noexcept nogil:

@@ -103,10 +103,11 @@ cdef CK_RV verify_call(CK_SESSION_HANDLE hSession, bint single, const unsigned c
         return CKR_SESSION_HANDLE_INVALID
     if not s.verify.active:
         rv = CKR_OPERATION_NOT_INITIALIZED
-    elif single and s.verify.multipart:
-        rv = CKR_OPERATION_ACTIVE
     else:
-        if (data == NULL and n != 0) or (sig == NULL and sig_len != 0):
+        # C_Verify and C_VerifyFinal always end the operation (v3.0), C_Verify after an Update too
+        if single and s.verify.multipart:
+            rv = CKR_OPERATION_ACTIVE
+        elif (data == NULL and n != 0) or (sig == NULL and sig_len != 0):
             rv = CKR_ARGUMENTS_BAD
         elif single:
             rv = verify_final(&s.verify, data, n, sig, sig_len)

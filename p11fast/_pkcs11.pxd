@@ -258,6 +258,7 @@ cdef extern from "pkcs11.h" nogil:
         CKS_RW_USER_FUNCTIONS
         CKS_RW_SO_FUNCTIONS
 
+        CKO_DATA
         CKO_CERTIFICATE
         CKO_PUBLIC_KEY
         CKO_PRIVATE_KEY

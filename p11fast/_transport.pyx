@@ -226,6 +226,7 @@ cdef pthread_cond_t g_probe_cond      # the probe thread sleeps on it while noth
 cdef tp_pool *g_registry = NULL
 cdef int g_probe_started = 0
 cdef int g_probe_failed = 0           # pthread_create failed: fall back to inline checks
+cdef int g_fork_locked = 0            # our prepare handler holds g_lock and instance locks
 cdef CURLM *g_probe_multi = NULL
 
 
@@ -610,6 +611,13 @@ cdef void _pool_close(tp_pool *pool) noexcept nogil:
     """The owner's close: no new requests, waiters fail; the last reference frees the memory."""
     global g_registry
     cdef int i
+    if pool.forked:
+        # A forked child's inherited pool, already off the registry (tp_after_fork_child). g_lock
+        # must not be taken: the loader's atfork child handler, which drops the ABI's pools, runs
+        # before ours and g_lock is still held by _atfork_prepare then.
+        tp_store(&pool.closed, 1)
+        _pool_unref(pool)
+        return
     pthread_mutex_lock(&g_lock)
     tp_store(&pool.closed, 1)
     if pool.registered:
@@ -1469,11 +1477,16 @@ cdef void tp_after_fork_child() noexcept nogil:
     # Runs in the child's only thread: from our pthread_atfork child handler, and again when the
     # ABI's after-fork hook calls it (then the registry is already empty).
     global g_registry, g_probe_multi, g_probe_failed, g_probe_started
-    cdef tp_pool *pool = g_registry
+    cdef tp_pool *pool
     cdef tp_pool *nxt
     cdef tp_instance *inst
     cdef tp_conn *c
     cdef int i
+    # The locks our prepare handler took are released first, whichever handler runs first: the
+    # ABI's reset (from the loader's handler) closes pools, which takes g_lock.
+    if _atfork_release():
+        pthread_cond_init(&g_probe_cond, NULL)  # its waiter (the probe thread) is gone
+    pool = g_registry
     while pool != NULL:
         nxt = pool.reg_next
         tp_store(&pool.closed, 1)
@@ -1501,6 +1514,7 @@ cdef void tp_after_fork_child() noexcept nogil:
 cdef void _atfork_prepare() noexcept nogil:
     # Take every lock the transport has, so none is held by a thread that will not exist in
     # the child, and the lists they guard are consistent when the child walks them.
+    global g_fork_locked
     cdef tp_pool *pool
     cdef int i
     pthread_mutex_lock(&g_lock)
@@ -1509,16 +1523,25 @@ cdef void _atfork_prepare() noexcept nogil:
         for i in range(pool.ninstances):
             pthread_mutex_lock(&pool.instances[i].lock)
         pool = pool.reg_next
+    g_fork_locked = 1
 
 
-cdef void _atfork_release() noexcept nogil:
+cdef bint _atfork_release() noexcept nogil:
+    # Idempotent: in a child, tp_after_fork_child may run first (child handlers run in
+    # registration order, and the loader registers its own — which resets the ABI, which drops
+    # its pools — before or after ours depending on when the ABI was imported).
+    global g_fork_locked
     cdef tp_pool *pool = g_registry
     cdef int i
+    if not g_fork_locked:
+        return False
+    g_fork_locked = 0
     while pool != NULL:
         for i in range(pool.ninstances):
             pthread_mutex_unlock(&pool.instances[i].lock)
         pool = pool.reg_next
     pthread_mutex_unlock(&g_lock)
+    return True
 
 
 cdef void _atfork_parent() noexcept nogil:
@@ -1526,8 +1549,6 @@ cdef void _atfork_parent() noexcept nogil:
 
 
 cdef void _atfork_child() noexcept nogil:
-    _atfork_release()
-    pthread_cond_init(&g_probe_cond, NULL)  # its waiter (the probe thread) is gone
     tp_after_fork_child()
 
 

@@ -410,8 +410,12 @@ class Admin:
             method, path = "PUT", "/keys/" + spec.key_id
         if spec.label:
             body["label"] = spec.label
+        if not spec.chosen and self.key_type(spec.key_id) is not None:
+            # Checked first, so that a 409 below can only come from this very request: the
+            # transport retries a request whose answer was lost, and the HSM may have done it.
+            raise AttributeValueInvalid(f"key ID {spec.key_id} is taken")
         status, _ = self.call(method, path, to_json(body))
-        if status == 409 and spec.chosen and self.key_type(spec.key_id) == spec.key_type:
+        if status == 409 and self.key_type(spec.key_id) == spec.key_type:
             self.log.info(f"{spec.key_id}: created by an earlier attempt of this request")
             return
         self.check(status, errors.CREATE, f"{method} {path} ({spec.key_type} {spec.key_id})")
@@ -456,6 +460,11 @@ class Admin:
             self.log.info(f"archived key {key_id} as {new_id} (policy.key_invalidation)")
             return
         status, _ = self.call("DELETE", "/keys/" + key_id)
+        if status == 404:
+            # Gone already: an earlier attempt of this request whose answer was lost (the
+            # transport retried it), or another client. Either way the effect asked for holds.
+            self.log.info(f"key {key_id} was already deleted")
+            return
         self.check(status, errors.OBJECT, "DELETE /keys/" + key_id)
         self.log.info(f"deleted key {key_id}")
 

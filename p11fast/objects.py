@@ -230,6 +230,9 @@ def build_objects(key_id: str, data: dict, cert: bytes | None = None,
 
     def key_common(cls: int, ckk: int, kind: str) -> dict:
         d = storage(cls, cls != A.CKO_PUBLIC_KEY, True, kind)
+        if cls == A.CKO_PUBLIC_KEY:
+            # goes with its private key: C_DestroyObject says CKR_ACTION_PROHIBITED
+            d[A.CKA_DESTROYABLE] = _F
         d[A.CKA_KEY_TYPE] = A.ulong(ckk)
         d[A.CKA_ID] = cka_id
         d[A.CKA_START_DATE] = _EMPTY

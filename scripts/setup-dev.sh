@@ -11,6 +11,7 @@ PACKAGES=(
   build-essential pkg-config libcurl4-openssl-dev libssl-dev libyaml-dev
   opensc opensc-pkcs11 openssl gnutls-bin p11-kit libengine-pkcs11-openssl softhsm2
   nginx-light wrk hyperfine curl
+  clang libclang-rt-14-dev openjdk-17-jdk-headless
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -4,7 +4,7 @@ structs they pass, and the module loaded from argv[1]."""
 import ctypes
 import sys
 
-# The order of CK_FUNCTION_LIST, as far as the hosts call into it.
+# The order of CK_FUNCTION_LIST (v2.40).
 NAMES = (
     "C_Initialize C_Finalize C_GetInfo C_GetFunctionList C_GetSlotList C_GetSlotInfo "
     "C_GetTokenInfo C_GetMechanismList C_GetMechanismInfo C_InitToken C_InitPIN C_SetPIN "
@@ -14,7 +14,10 @@ NAMES = (
     "C_FindObjectsFinal C_EncryptInit C_Encrypt C_EncryptUpdate C_EncryptFinal C_DecryptInit "
     "C_Decrypt C_DecryptUpdate C_DecryptFinal C_DigestInit C_Digest C_DigestUpdate C_DigestKey "
     "C_DigestFinal C_SignInit C_Sign C_SignUpdate C_SignFinal C_SignRecoverInit C_SignRecover "
-    "C_VerifyInit C_Verify C_VerifyUpdate C_VerifyFinal"
+    "C_VerifyInit C_Verify C_VerifyUpdate C_VerifyFinal C_VerifyRecoverInit C_VerifyRecover "
+    "C_DigestEncryptUpdate C_DecryptDigestUpdate C_SignEncryptUpdate C_DecryptVerifyUpdate "
+    "C_GenerateKey C_GenerateKeyPair C_WrapKey C_UnwrapKey C_DeriveKey C_SeedRandom "
+    "C_GenerateRandom C_GetFunctionStatus C_CancelFunction C_WaitForSlotEvent"
 ).split()
 
 UL = ctypes.c_ulong

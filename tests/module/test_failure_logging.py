@@ -43,4 +43,4 @@ def test_sign_with_a_key_deleted_on_the_hsm_fails_with_one_log_line(
     assert done.stdout.strip() == "CKR_KEY_HANDLE_INVALID"
     lines = [line for line in log_file.read_text().splitlines() if "C_Sign" in line]
     assert len(lines) == 1
-    assert "HTTP status (404)" in lines[0]
+    assert "HTTP 404" in lines[0] and hsm.url in lines[0]  # the status, and which instance
