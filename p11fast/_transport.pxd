@@ -19,6 +19,22 @@
 # *start* a tp_request() on a pointer after the Pool owning it was closed: read Pool.ptr only
 # while you hold the Pool (its Python reference), as Pool.call does.
 #
+# Connection cap: `max_idle_connections` is a real cap on the connections (libcurl handles) open
+# to one instance, busy or idle (Nitrokey: "maximum number of connections in the pool"); default
+# 16. A caller that finds every connection of the instance busy and the cap reached waits (FIFO)
+# for one to be given back, at most the request timeout (then TP_ERR_TIMEOUT, detail says so; the
+# instance is not marked down); Pool.close() wakes waiters with TP_ERR_CLOSED. So a steady load
+# with more threads than the cap keeps exactly the cap's connections open and opens or closes
+# none. Health-check connections are not pool connections and not counted.
+#
+# Background set-up (threads allowed): the transport's one background thread (the one that drives
+# the multi interface for health probes) connects, TLS handshake included, the framed connection
+# each instance gets at pool creation, and reconnects a framed connection a request gave back
+# without one (server closed it, idle age, failure) while the instance is up. A caller never waits
+# for that: if it needs a connection while one is being set up in the background, it opens its
+# own when the cap allows, and waits like any caller only when it does not. Without threads
+# everything stays on the calling thread.
+#
 # Fork: the module registers pthread_atfork handlers; in a forked child every pool is closed
 # (TP_ERR_CLOSED) and its inherited sockets are closed without any TLS close_notify, so the
 # parent's connections stay intact. tp_after_fork_child() does the same and is idempotent, so
@@ -28,6 +44,8 @@ from p11fast._curl cimport CURL
 
 cdef extern from "<pthread.h>" nogil:
     ctypedef struct pthread_mutex_t:
+        pass
+    ctypedef struct pthread_cond_t:
         pass
 
 cdef enum:
@@ -64,6 +82,7 @@ cdef struct tp_result:
 
 cdef struct tp_pool
 cdef struct tp_instance
+cdef struct tp_conn
 
 # Everything below is private to _transport.pyx; declared here only because Cython needs the
 # layout. Other modules use tp_request / tp_instance_url / Pool and nothing else.
@@ -83,15 +102,26 @@ cdef struct tp_conn:          # one libcurl easy handle; its cache holds at most
     char errbuf[256]          # CURLOPT_ERRORBUFFER (CURL_ERROR_SIZE)
     char rbuf[TP_RBUF]        # framed: receive buffer
 
+cdef struct tp_waiter:         # a caller waiting for a connection, on its own stack
+    pthread_cond_t cond       # its own condition: a given-back handle wakes exactly one waiter
+    tp_conn *conn             # handed over by _give_back (any kind), or
+    int slot                  # 1: a slot under the cap was handed over, open a new handle
+    int closed                # the pool was closed while waiting
+    tp_waiter *next
+
 cdef struct tp_instance:
     tp_pool *pool
     char *url                 # without trailing '/', e.g. https://hsm:8443/api/v1
     size_t url_len
-    pthread_mutex_t lock      # guards free_list, idle, all_list; never held during I/O
+    pthread_mutex_t lock      # guards free_list, all_list, nconns, waiters; never held during I/O
     tp_conn *free_list[2]     # idle handles: [0] full transfers, [1] framed
     tp_conn *all_list
-    int idle[2]               # each list is capped at max_idle
-    int max_idle
+    int nconns                # handles of this instance, busy, idle or being set up (<= cap)
+    int cap                   # max_idle_connections
+    tp_waiter *wait_head      # FIFO of callers waiting for a handle
+    tp_waiter *wait_tail
+    int setup_wanted          # atomic: the background thread should connect idle framed handles
+    int setting_up            # atomic: it is doing so
     int framing               # the URL allows framed requests (http(s), no userinfo)
     char *origin_path         # the URL's path, e.g. /api/v1 (framed request line prefix)
     size_t origin_path_len
@@ -126,7 +156,9 @@ cdef struct tp_pool:
     long n_connections_opened # stats, atomic
     long n_requests
     long n_retries
-    long n_closed_over_cap
+    long n_waits              # callers that waited for a connection at the cap
+    long n_converted          # idle handles closed to open one of the other kind at the cap
+    long n_background_setups  # connections the background thread set up
     long n_health_checks
     long n_fallbacks          # framed exchanges redone as a full libcurl transfer
     tp_pool *reg_next

@@ -22,10 +22,17 @@ Two kinds of handle, each with its own idle list:
 - Full transfers (curl_easy_perform) for every other request, and as the fallback above.
 
 Decisions worth knowing (see also the header of _transport.pxd):
-- Idle cap: at most `max_idle_connections` idle handles per instance are kept. Under load more
-  are created; the extra ones are closed when given back (`connections_closed_over_cap` in
-  stats). A cap below the caller's concurrency therefore means reconnects under steady load —
-  the reconnect-storm trade-off Nitrokey documents; the cap is the user's to raise.
+- Connection cap: `max_idle_connections` caps the handles (= connections) of an instance, busy
+  or idle (default DEFAULT_CAP). A caller that finds none idle opens one while under the cap,
+  else waits on its own condition variable in a FIFO until a handle is given back (direct hand-off
+  to the oldest waiter: no barging, no thundering herd), at most the request timeout; close()
+  wakes every waiter with TP_ERR_CLOSED. A steady load with more threads than the cap therefore
+  opens and closes nothing: Nitrokey's reconnect storm came from opening extra connections beyond
+  its pool and closing them on return. Framed and full handles share the cap; at the cap an idle
+  handle of the other kind is closed to open the wanted kind (stats: connections_converted).
+- Background set-up: with threads allowed, the background thread connects each instance's first
+  (framed) handle at pool creation and reconnects framed handles given back without a
+  connection while the instance is up; callers never wait for it (see _setup).
 - Proxies: CURLOPT_PROXY "" — a PKCS#11 module must not be redirected through whatever proxy
   the host process's environment (http_proxy, https_proxy, ALL_PROXY) names: that would send
   HSM credentials through a third party the HSM's operator never configured.
@@ -69,8 +76,6 @@ from os import fsencode as os_fsencode
 
 cdef extern from "<pthread.h>" nogil:
     ctypedef unsigned long pthread_t
-    ctypedef struct pthread_cond_t:
-        pass
     int pthread_mutex_init(pthread_mutex_t *m, const void *attr)
     int pthread_mutex_destroy(pthread_mutex_t *m)
     int pthread_mutex_lock(pthread_mutex_t *m)
@@ -78,6 +83,7 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_cond_init(pthread_cond_t *c, const void *attr)
     int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
     int pthread_cond_signal(pthread_cond_t *c)
+    int pthread_cond_destroy(pthread_cond_t *c)
     int pthread_create(pthread_t *t, const void *attr, void *(*start)(void *) noexcept nogil,
                        void *arg)
     int pthread_detach(pthread_t t)
@@ -154,6 +160,22 @@ cdef extern from * nogil:
     static inline int tp_set_keepcnt(int fd, int cnt) {
         return setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
     }
+    /* Waiters' conditions use the monotonic clock: a wall-clock jump must not cut or stretch a
+       wait bounded by the request timeout. */
+    static inline int tp_cond_init_mono(pthread_cond_t *c) {
+        pthread_condattr_t a;
+        int rc;
+        pthread_condattr_init(&a);
+        pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+        rc = pthread_cond_init(c, &a);
+        pthread_condattr_destroy(&a);
+        return rc;
+    }
+    /* 1 when deadline_ms (tp_now_ms's clock) passed, else 0 (woken, maybe spuriously). */
+    static inline int tp_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, long long deadline_ms) {
+        struct timespec t = {deadline_ms / 1000, (deadline_ms % 1000) * 1000000L};
+        return pthread_cond_timedwait(c, m, &t) == ETIMEDOUT;
+    }
     """
     void tp_count(long *p)
     long tp_read(long *p)
@@ -168,6 +190,8 @@ cdef extern from * nogil:
     long long tp_now_ms()
     void tp_sleep_ms(long ms)
     int tp_set_keepcnt(int fd, int cnt)
+    int tp_cond_init_mono(pthread_cond_t *c)
+    bint tp_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, long long deadline_ms)
 
 
 cdef enum:
@@ -175,9 +199,12 @@ cdef enum:
     HEALTH_INTERVAL_MS = 1000    # an instance is health-checked at most once per second
     INLINE_CHECKS_MAX = 3        # per request, without threads (Nitrokey's formula)
     RETRY_429_MIN_MS = 1000
-    # max_idle_connections unset: enough idle connections for a busy multi-threaded signer
-    # (Nitrokey uses the CPU count, which on small machines is the reconnect storm of DESIGN.md)
-    DEFAULT_MAX_IDLE = 32
+    # max_idle_connections unset. It caps open connections per instance, and callers beyond it
+    # wait for one: on the 2-core benchmark machine 8 connections already reach nginx's ceiling
+    # with 64 threads (tests/transport/load.py, see the commit), 16 leaves room for an HSM with
+    # more parallelism and longer round trips. Nitrokey's default, the CPU count, was a problem
+    # only because its callers beyond the cap reconnect instead of waiting.
+    DEFAULT_CAP = 16
     # connections_max_idle_duration unset means "no limit"; libcurl's own default is 118 s
     NO_MAXAGE_S = 10 * 365 * 86400
     URL_SLACK = 256              # room for the request path kept after the URL prefix
@@ -388,34 +415,157 @@ cdef void _conn_unlink(tp_instance *inst, tp_conn *c) noexcept nogil:
         c.next_all.prev_all = c.prev_all
 
 
-cdef tp_conn *_borrow(tp_instance *inst, int kind) noexcept nogil:
+cdef void _release_slot(tp_instance *inst) noexcept nogil:
+    """A handle of inst is gone (or was never made): its slot under the cap goes to the oldest
+    waiter, who opens a handle of its own kind, or is freed. Caller holds inst.lock."""
+    cdef tp_waiter *w = inst.wait_head
+    if w == NULL:
+        inst.nconns -= 1
+        return
+    inst.wait_head = w.next
+    if inst.wait_head == NULL:
+        inst.wait_tail = NULL
+    w.slot = 1
+    pthread_cond_signal(&w.cond)  # under the lock: w (on its owner's stack) is still there
+
+
+cdef tp_conn *_open(tp_instance *inst, int kind) noexcept nogil:
+    """A new handle in a slot the caller holds under the cap; NULL (slot released) on failure."""
+    cdef tp_conn *c = _conn_new(inst, kind)
+    if c == NULL:
+        pthread_mutex_lock(&inst.lock)
+        _release_slot(inst)
+        pthread_mutex_unlock(&inst.lock)
+    return c
+
+
+cdef tp_conn *_convert(tp_instance *inst, tp_conn *c, int kind) noexcept nogil:
+    """c is idle but of the other kind and the cap is reached: close it, open one of `kind` in
+    its slot. Happens only when full transfers and framed requests compete at the cap."""
+    pthread_mutex_lock(&inst.lock)
+    _conn_unlink(inst, c)
+    pthread_mutex_unlock(&inst.lock)
+    _conn_free(c)
+    tp_count(&inst.pool.n_converted)
+    return _open(inst, kind)
+
+
+cdef int _wait(tp_instance *inst, int kind, tp_conn **out) noexcept nogil:
+    """Every handle is busy and the cap is reached: wait, FIFO, for one to be given back (or a
+    slot to be freed), at most the request timeout. Caller holds inst.lock; released on return.
+    TP_OK (out set, or NULL after a failed open: TP_ERR_NOMEM), TP_ERR_TIMEOUT, TP_ERR_CLOSED."""
+    cdef tp_pool *pool = inst.pool
+    cdef tp_waiter w
+    cdef tp_waiter *p
+    cdef long long deadline = tp_now_ms() + pool.timeout_ms if pool.timeout_ms > 0 else 0
+    cdef bint expired = False
+    out[0] = NULL
+    if tp_load(&pool.closed):  # read under inst.lock: _pool_close wakes waiters under it
+        pthread_mutex_unlock(&inst.lock)
+        return TP_ERR_CLOSED
+    tp_cond_init_mono(&w.cond)
+    w.conn = NULL
+    w.slot = 0
+    w.closed = 0
+    w.next = NULL
+    if inst.wait_tail != NULL:
+        inst.wait_tail.next = &w
+    else:
+        inst.wait_head = &w
+    inst.wait_tail = &w
+    tp_count(&pool.n_waits)
+    while w.conn == NULL and not w.slot and not w.closed and not expired:
+        if deadline:
+            expired = tp_cond_wait_until(&w.cond, &inst.lock, deadline)
+        else:
+            pthread_cond_wait(&w.cond, &inst.lock)
+    if w.conn == NULL and not w.slot and not w.closed:
+        # timed out, still queued: leave the queue
+        if inst.wait_head == &w:
+            inst.wait_head = w.next
+            p = NULL
+        else:
+            p = inst.wait_head
+            while p.next != &w:
+                p = p.next
+            p.next = w.next
+        if inst.wait_tail == &w:
+            inst.wait_tail = p
+    pthread_mutex_unlock(&inst.lock)
+    pthread_cond_destroy(&w.cond)
+    if w.conn != NULL:
+        out[0] = w.conn if w.conn.framed == kind else _convert(inst, w.conn, kind)
+    elif w.slot:
+        out[0] = _open(inst, kind)
+    elif w.closed:
+        return TP_ERR_CLOSED
+    else:
+        return TP_ERR_TIMEOUT
+    return TP_OK if out[0] != NULL else TP_ERR_NOMEM
+
+
+cdef int _borrow(tp_instance *inst, int kind, tp_conn **out) noexcept nogil:
+    """An idle handle of `kind`; else a new one while under the cap; else an idle one of the
+    other kind, reopened as `kind`; else wait (_wait). TP_OK or TP_ERR_*."""
     cdef tp_conn *c
     pthread_mutex_lock(&inst.lock)
     c = inst.free_list[kind]
     if c != NULL:
         inst.free_list[kind] = c.next_free
-        inst.idle[kind] -= 1
-    pthread_mutex_unlock(&inst.lock)
-    if c == NULL:
-        c = _conn_new(inst, kind)
-    return c
+        pthread_mutex_unlock(&inst.lock)
+        out[0] = c
+        return TP_OK
+    if inst.nconns < inst.cap:
+        inst.nconns += 1
+        pthread_mutex_unlock(&inst.lock)
+        out[0] = _open(inst, kind)
+        return TP_OK if out[0] != NULL else TP_ERR_NOMEM
+    c = inst.free_list[1 - kind]
+    if c != NULL:
+        inst.free_list[1 - kind] = c.next_free
+        pthread_mutex_unlock(&inst.lock)
+        out[0] = _convert(inst, c, kind)
+        return TP_OK if out[0] != NULL else TP_ERR_NOMEM
+    return _wait(inst, kind, out)
 
 
-cdef void _give_back(tp_instance *inst, tp_conn *c) noexcept nogil:
-    cdef bint keep
-    cdef int kind = c.framed
+cdef void _give_back(tp_instance *inst, tp_conn *c, bint refill) noexcept nogil:
+    """Hands c to the oldest waiter, or puts it on its idle list. refill: a framed handle that
+    lost its connection asks the background thread to reconnect it while it sits idle (not
+    after a background set-up itself failed: that would retry in a loop)."""
+    cdef tp_waiter *w
+    cdef tp_pool *pool = inst.pool
     pthread_mutex_lock(&inst.lock)
-    keep = inst.idle[kind] < inst.max_idle
-    if keep:
-        c.next_free = inst.free_list[kind]
-        inst.free_list[kind] = c
-        inst.idle[kind] += 1
-    else:
-        _conn_unlink(inst, c)
+    w = inst.wait_head
+    if w != NULL:
+        inst.wait_head = w.next
+        if inst.wait_head == NULL:
+            inst.wait_tail = NULL
+        w.conn = c
+        pthread_cond_signal(&w.cond)  # under the lock: w (on its owner's stack) is still there
+        pthread_mutex_unlock(&inst.lock)
+        return
+    c.next_free = inst.free_list[c.framed]
+    inst.free_list[c.framed] = c
     pthread_mutex_unlock(&inst.lock)
-    if not keep:
-        tp_count(&inst.pool.n_closed_over_cap)
-        _conn_free(c)
+    if refill and c.framed and c.sock < 0 and pool.threads_allowed and not g_probe_failed \
+            and tp_load(&inst.up) and not tp_load(&pool.closed):
+        tp_store(&inst.setup_wanted, 1)
+        _bg_kick()
+
+
+cdef void _wake_waiters(tp_instance *inst) noexcept nogil:
+    """The pool is closed: every waiter of inst returns TP_ERR_CLOSED."""
+    cdef tp_waiter *w
+    pthread_mutex_lock(&inst.lock)
+    w = inst.wait_head
+    inst.wait_head = NULL
+    inst.wait_tail = NULL
+    while w != NULL:
+        w.closed = 1
+        pthread_cond_signal(&w.cond)
+        w = w.next  # read before unlocking: the waiter leaves only after we release the lock
+    pthread_mutex_unlock(&inst.lock)
 
 
 # ---------------------------------------------------------------- pool lifetime
@@ -458,8 +608,9 @@ cdef void _pool_free(tp_pool *pool) noexcept nogil:
 
 
 cdef void _pool_close(tp_pool *pool) noexcept nogil:
-    """The owner's close: no new requests; the last reference frees the memory."""
+    """The owner's close: no new requests, waiters fail; the last reference frees the memory."""
     global g_registry
+    cdef int i
     if pool.forked:
         # A forked child's inherited pool, already off the registry (tp_after_fork_child). g_lock
         # must not be taken: the loader's atfork child handler, which drops the ABI's pools, runs
@@ -478,6 +629,8 @@ cdef void _pool_close(tp_pool *pool) noexcept nogil:
         if pool.reg_next != NULL:
             pool.reg_next.reg_prev = pool.reg_prev
     pthread_mutex_unlock(&g_lock)
+    for i in range(pool.ninstances):
+        _wake_waiters(&pool.instances[i])
     _pool_unref(pool)
 
 
@@ -531,7 +684,7 @@ cdef void _mark_up(tp_instance *inst) noexcept nogil:
 
 cdef void _mark_down(tp_instance *inst) noexcept nogil:
     if tp_swap(&inst.up, 0) and inst.pool.threads_allowed:
-        _probe_kick()
+        _bg_kick()
 
 
 cdef void _inline_checks(tp_pool *pool) noexcept nogil:
@@ -555,20 +708,81 @@ cdef void _inline_checks(tp_pool *pool) noexcept nogil:
         tp_store(&inst.probing, 0)
 
 
-cdef void _probe_kick() noexcept nogil:
-    """An instance went down: wake the probe thread, starting it on first use."""
+cdef void _bg_kick() noexcept nogil:
+    """An instance went down or wants a connection set up: wake the background thread, starting
+    it on first use."""
     global g_probe_multi, g_probe_started, g_probe_failed
     cdef pthread_t tid
     pthread_mutex_lock(&g_lock)
     if not g_probe_started and not g_probe_failed:
         g_probe_multi = curl_multi_init()
-        if g_probe_multi != NULL and pthread_create(&tid, NULL, _probe_main, NULL) == 0:
+        if g_probe_multi != NULL and pthread_create(&tid, NULL, _bg_main, NULL) == 0:
             pthread_detach(tid)
             g_probe_started = 1
         else:
             g_probe_failed = 1
     pthread_cond_signal(&g_probe_cond)
+    if g_probe_started:
+        curl_multi_wakeup(g_probe_multi)  # in case it is polling probe sockets
     pthread_mutex_unlock(&g_lock)
+
+
+# ---------------------------------------------------------------- background connection set-up
+# libcurl cannot hand a connection made inside one multi handle to another easy handle's
+# curl_easy_send/recv (removing a CONNECT_ONLY handle from a multi handle closes its connection),
+# so the background thread sets a framed handle up with that handle's own connect, between two
+# turns of its multi loop. A set-up is bounded by the request timeout; probes in flight meanwhile
+# are finished on the next turn (their own 1 s timeouts still apply).
+
+cdef tp_instance *_setup_claim() noexcept nogil:
+    """Under g_lock: an instance of a live pool that wants a set-up, its pool referenced for the
+    caller; NULL when there is none."""
+    cdef tp_pool *pool = g_registry
+    cdef tp_instance *inst
+    cdef int i
+    while pool != NULL:
+        if pool.threads_allowed and not tp_load(&pool.closed):
+            for i in range(pool.ninstances):
+                inst = &pool.instances[i]
+                if tp_load(&inst.setup_wanted):
+                    tp_store(&inst.setting_up, 1)
+                    tp_store(&inst.setup_wanted, 0)
+                    _pool_ref(pool)
+                    return inst
+        pool = pool.reg_next
+    return NULL
+
+
+cdef void _setup(tp_instance *inst) noexcept nogil:
+    """On the background thread: connects inst's idle framed handles that have no connection.
+    A caller may borrow any of them meanwhile (and connect it itself): none waits for us."""
+    cdef tp_pool *pool = inst.pool
+    cdef tp_conn *c
+    cdef tp_conn *prev
+    cdef CURLcode rc
+    while tp_load(&inst.up) and not tp_load(&pool.closed):
+        pthread_mutex_lock(&inst.lock)
+        prev = NULL
+        c = inst.free_list[CONN_FRAMED]
+        while c != NULL and c.sock >= 0:
+            prev = c
+            c = c.next_free
+        if c != NULL:
+            if prev != NULL:
+                prev.next_free = c.next_free
+            else:
+                inst.free_list[CONN_FRAMED] = c.next_free
+        pthread_mutex_unlock(&inst.lock)
+        if c == NULL:
+            break
+        rc = _fr_connect(c)
+        if rc == CURLE_OK:
+            c.last_used_ms = tp_now_ms()
+            tp_count(&pool.n_background_setups)
+        _give_back(inst, c, False)
+        if rc != CURLE_OK:
+            break  # the next request finds out why and marks the instance down
+    tp_store(&inst.setting_up, 0)
 
 
 cdef int _probe_scan(CURLM *multi, int *pending) noexcept nogil:
@@ -600,7 +814,7 @@ cdef int _probe_scan(CURLM *multi, int *pending) noexcept nogil:
     return added
 
 
-cdef void *_probe_main(void *arg) noexcept nogil:
+cdef void *_bg_main(void *arg) noexcept nogil:
     cdef CURLM *multi = g_probe_multi
     cdef CURLMsg *msg
     cdef tp_conn *c
@@ -609,8 +823,18 @@ cdef void *_probe_main(void *arg) noexcept nogil:
     cdef int pending = 0
     cdef int running = 0
     cdef int left = 0
+    cdef tp_instance *inst
+    cdef tp_pool *pool
     pthread_mutex_lock(&g_lock)
     while True:
+        inst = _setup_claim()
+        if inst != NULL:
+            pool = inst.pool
+            pthread_mutex_unlock(&g_lock)
+            _setup(inst)
+            _pool_unref(pool)
+            pthread_mutex_lock(&g_lock)
+            continue
         active += _probe_scan(multi, &pending)
         if active == 0 and pending == 0:
             pthread_cond_wait(&g_probe_cond, &g_lock)
@@ -1010,6 +1234,16 @@ cdef int _fr_request(tp_conn *c, int method, const char *path, const char *auth_
 
 # ---------------------------------------------------------------- requests
 
+cdef void _borrow_failed(tp_instance *inst, int err, char *detail, size_t size) noexcept nogil:
+    # The instance did nothing wrong: it is not marked down, and the call is not retried (a
+    # retry would wait for the same busy connections again).
+    if err == TP_ERR_TIMEOUT:
+        _copy_str(detail, size, b"every connection to this instance stayed busy for the whole "
+                                b"timeout (max_idle_connections caps them)")
+    elif err == TP_ERR_NOMEM:
+        _copy_str(detail, size, b"cannot set up a libcurl handle")
+
+
 cdef int _map_error(CURLcode rc) noexcept nogil:
     if rc == CURLE_WRITE_ERROR or rc == CURLE_OUT_OF_MEMORY:
         return TP_ERR_NOMEM
@@ -1159,9 +1393,9 @@ cdef int tp_request(tp_pool *pool, int method, const char *path, const char *aut
         res.status = 0
         res.content_type[0] = 0
         status = 0
-        c = _borrow(inst, CONN_FRAMED if framable and inst.framing else CONN_FULL)
-        if c == NULL:
-            err = TP_ERR_NOMEM
+        err = _borrow(inst, CONN_FRAMED if framable and inst.framing else CONN_FULL, &c)
+        if err != TP_OK:
+            _borrow_failed(inst, err, res.detail, sizeof(res.detail))
             break
         res.attempts += 1
         out.len = 0  # only the answer of the last attempt is returned
@@ -1171,10 +1405,10 @@ cdef int tp_request(tp_pool *pool, int method, const char *path, const char *aut
                              &status, res.content_type, sizeof(res.content_type))
             if rc == FR_FALLBACK:
                 tp_count(&pool.n_fallbacks)
-                _give_back(inst, c)
-                c = _borrow(inst, CONN_FULL)
-                if c == NULL:
-                    err = TP_ERR_NOMEM
+                _give_back(inst, c, True)
+                err = _borrow(inst, CONN_FULL, &c)
+                if err != TP_OK:
+                    _borrow_failed(inst, err, res.detail, sizeof(res.detail))
                     break
                 out.len = 0
         if rc == FR_FALLBACK:
@@ -1195,15 +1429,19 @@ cdef int tp_request(tp_pool *pool, int method, const char *path, const char *aut
             else:
                 _copy_str(res.detail, sizeof(res.detail), curl_easy_strerror(<CURLcode>rc))
             err = _map_error(<CURLcode>rc)
-        _give_back(inst, c)
+        # Up or down before the handle goes back: a lost connection is refilled in the
+        # background only while the instance is up.
         if err == TP_OK:
             _mark_up(inst)
+        elif err != TP_ERR_NOMEM:
+            _mark_down(inst)
+        _give_back(inst, c, True)
+        if err == TP_OK:
             if status == 429 or (status >= 500 and pool.ninstances > 1):
                 continue
             break
         if err == TP_ERR_NOMEM:
             break
-        _mark_down(inst)
 
     res.error = err
     _pool_unref(pool)
@@ -1256,6 +1494,9 @@ cdef void tp_after_fork_child() noexcept nogil:
         pool.registered = 0
         for i in range(pool.ninstances):
             inst = &pool.instances[i]
+            # Waiters were threads of the parent: their conditions must never be signalled here.
+            inst.wait_head = NULL
+            inst.wait_tail = NULL
             c = inst.all_list
             while c != NULL:
                 _forget_fds(c)
@@ -1422,7 +1663,8 @@ cdef class Pool:
             inst.host_line = _strdup_bytes(host_line)
             inst.host_line_len = len(host_line)
             max_idle = getattr(spec, "max_idle_connections", None)
-            inst.max_idle = max(0, int(max_idle)) if max_idle is not None else DEFAULT_MAX_IDLE
+            # 0 would leave no connection at all: every call would wait for nothing
+            inst.cap = max(1, int(max_idle)) if max_idle is not None else DEFAULT_CAP
             inst.insecure = bool(getattr(spec, "danger_insecure_cert", False))
             pins = b"".join(_pin_bytes(p) for p in getattr(spec, "sha256_fingerprints", ()) or ())
             if pins:
@@ -1431,13 +1673,19 @@ cdef class Pool:
             cacert = getattr(spec, "cacert", None)
             if cacert is not None:
                 inst.cacert = _strdup_bytes(os_fsencode(cacert))
-            # Configure one handle now: a bad option fails here, not on the first C_Sign.
-            c = _conn_new(inst, CONN_FULL)
+            # Configure one handle now, of the kind the hot path uses: a bad option fails here,
+            # not on the first C_Sign; with threads it is the one the background connects.
+            c = _conn_new(inst, CONN_FRAMED if inst.framing else CONN_FULL)
             if c == NULL:
                 self.close()
                 raise TransportError(TP_ERR_NOMEM, spec.url, "cannot set up a libcurl handle")
-            _give_back(inst, c)
+            inst.nconns = 1
+            _give_back(inst, c, False)
+            inst.setup_wanted = inst.framing and threads_allowed
         _pool_register(pool)
+        if threads_allowed:
+            with nogil:
+                _bg_kick()  # warm-up: the first signature does not pay the TLS handshake
 
     def call(self, str method, str path, bytes body=None, bytes auth_header=None,
              str content_type=None):
@@ -1491,7 +1739,13 @@ cdef class Pool:
         return {
             "closed": bool(tp_load(&pool.closed)),
             "connections_opened": tp_read(&pool.n_connections_opened),
-            "connections_closed_over_cap": tp_read(&pool.n_closed_over_cap),
+            "connections_converted": tp_read(&pool.n_converted),
+            "connection_waits": tp_read(&pool.n_waits),
+            "background_setups": tp_read(&pool.n_background_setups),
+            "background_setups_pending": sum(
+                tp_load(&pool.instances[i].setup_wanted) or tp_load(&pool.instances[i].setting_up)
+                for i in range(pool.ninstances)
+            ),
             "requests": tp_read(&pool.n_requests),
             "retries": tp_read(&pool.n_retries),
             "health_checks": tp_read(&pool.n_health_checks),

@@ -28,7 +28,8 @@ def servers():
 
 @pytest.fixture
 def pools():
-    """Factory for pools that are closed at the end of the test."""
+    """Factory for pools that are closed at the end of the test, returned once their background
+    warm-up is over (so tests that count connections see a deterministic pool)."""
     from p11fast._transport import Pool
 
     made = []
@@ -36,6 +37,7 @@ def pools():
     def make(config, **kw):
         p = Pool(config, **kw)
         made.append(p)
+        tp_helpers.settle(p)
         return p
 
     yield make

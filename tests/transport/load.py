@@ -1,9 +1,13 @@
 """Transport load benchmark (prints numbers, asserts nothing).
 
     python3 tests/transport/load.py URL [--threads 1,2,8,32] [--seconds 5] [--count N]
+                                        [--max-idle N|threads|default] [--key ID]
 
-URL is a NetHSM-like backend answering POST /keys/k1/sign with keep-alive (e.g. nginx with a
-canned {"signature": ...}). --count N sends exactly N requests per thread (for callgrind)."""
+URL is a NetHSM-like backend answering POST /keys/<ID>/sign (ID: --key, default k1; "bench" for
+benchmarks/nginx_backend.py) with keep-alive (e.g. nginx with a
+canned {"signature": ...}). --count N sends exactly N requests per thread (for callgrind).
+--max-idle sets the instance's max_idle_connections: a number, "threads" (one per thread, the
+old behaviour of this script) or "default" (unset: the transport's default cap)."""
 
 import argparse
 import os
@@ -36,6 +40,8 @@ def main():
     ap.add_argument("--threads", default="1,2,8,32")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--count", type=int, default=0)
+    ap.add_argument("--max-idle", default="threads")
+    ap.add_argument("--key", default="k1")
     args = ap.parse_args()
     import tp_helpers
 
@@ -55,22 +61,26 @@ def main():
     )
     print("command:", " ".join(sys.argv))
     for n in [int(x) for x in args.threads.split(",")]:
+        cap = {"threads": max(n, 1), "default": None}.get(args.max_idle)
+        if cap is None and args.max_idle != "default":
+            cap = int(args.max_idle)
         pool = Pool(
             tp_helpers.slot(
-                tp_helpers.instance(
-                    args.url, danger_insecure_cert=True, max_idle_connections=max(n, 1)
-                )
+                tp_helpers.instance(args.url, danger_insecure_cert=True, max_idle_connections=cap)
             )
         )
-        tp_load.run(pool, n, count=20)  # connect every thread's connection first
+        path = f"/keys/{args.key}/sign".encode()
+        tp_load.run(pool, n, count=20, path=path)  # connect every thread's connection first
+        opened0 = pool.stats()["connections_opened"]
         r0 = resource.getrusage(resource.RUSAGE_SELF)
-        ok, errors, secs = tp_load.run(pool, n, seconds=args.seconds, count=args.count)
+        ok, errors, secs = tp_load.run(pool, n, seconds=args.seconds, count=args.count, path=path)
         r1 = resource.getrusage(resource.RUSAGE_SELF)
         cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        opened = pool.stats()["connections_opened"]
         print(
-            f"threads {n:3d}: {ok / secs:9.0f} ops/s  ok {ok} errors {errors} "
+            f"threads {n:3d} cap {args.max_idle}: {ok / secs:9.0f} ops/s  ok {ok} errors {errors} "
             f"in {secs:.2f} s  client CPU/op {1e6 * cpu / max(ok, 1):.1f} us  "
-            f"connections {pool.stats()['connections_opened']}"
+            f"connections opened {opened0} in warm-up + {opened - opened0} measured"
         )
         pool.close()
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 from p11fast._transport import TransportError
-from tp_helpers import instance, slot
+from tp_helpers import instance, settle, slot, wait_for
 
 from p11fast import _transport
 
@@ -209,6 +209,7 @@ def test_connection_close_answer_is_used_then_the_connection_is_dropped(script, 
     srv = script([ok(b'{"a":1}', b"Connection: close")])
     pool = pools(slot(instance(srv.url())))
     assert sign(pool) == (200, b'{"a":1}', "application/json")
+    settle(pool)  # the background reconnects; a caller meanwhile would open its own
     assert sign(pool)[0] == 200
     assert srv.connections == 2
     assert len(srv.requests) == 2
@@ -219,6 +220,7 @@ def test_http_1_0_answer_without_keep_alive_closes(script, pools):
     srv = script([b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}"])
     pool = pools(slot(instance(srv.url())))
     assert sign(pool) == (200, b"{}", "")
+    settle(pool)  # the background reconnects; a caller meanwhile would open its own
     assert sign(pool)[0] == 200
     assert srv.connections == 2
 
@@ -227,6 +229,7 @@ def test_bytes_after_the_response_drop_the_connection(script, pools):
     srv = script([ok(b"{}") + b"HTTP/1.1 200 OK\r\n"])
     pool = pools(slot(instance(srv.url())))
     assert sign(pool)[1] == b"{}"
+    settle(pool)  # the background reconnects; a caller meanwhile would open its own
     assert sign(pool)[0] == 200
     assert srv.connections == 2
 
@@ -247,12 +250,37 @@ def test_server_closing_an_idle_connection_is_invisible(script, pools):
 
 def test_fresh_connection_closed_without_answer_is_a_failure(script, pools):
     srv = script([None, None])
-    pool = pools(slot(instance(srv.url())))
+    # no background warm-up: the caller's request opens the connection
+    pool = pools(slot(instance(srv.url())), threads_allowed=False)
     with pytest.raises(TransportError) as exc:
         sign(pool)
     assert exc.value.error_code == _transport.ERR_CONNECT
     assert "without a response" in exc.value.message
     assert len(srv.requests) == 1  # a new connection is not retried behind the caller's back
+
+
+def test_warmed_connection_closed_without_answer_is_retried_as_stale(script, pools):
+    # A connection the background set up sat idle like any kept-alive one: the server may have
+    # dropped it, so it gets the same single retry on a fresh connection.
+    srv = script([None])
+    pool = pools(slot(instance(srv.url())))
+    assert wait_for(lambda: srv.connections == 1)  # warmed up before the first request
+    assert sign(pool)[0] == 200
+    assert len(srv.requests) == 2
+    assert pool.stats()["retries"] == 0
+
+
+def test_a_dropped_connection_is_refilled_in_the_background(script, pools):
+    srv = script([ok(b'{"signature":"c2ln"}', b"Connection: close")])
+    pool = pools(slot(instance(srv.url())))
+    assert sign(pool)[0] == 200
+    settle(pool)
+    # warm-up, then the refill after the server's close: both before any further request
+    assert wait_for(lambda: srv.connections == 2)
+    assert len(srv.requests) == 1
+    assert pool.stats()["background_setups"] == 2
+    assert sign(pool)[0] == 200
+    assert srv.connections == 2
 
 
 def test_close_inside_the_body_is_a_failure(script, pools):

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 from p11fast._transport import TransportError
-from tp_helpers import free_port, instance, slot
+from tp_helpers import free_port, instance, slot, wait_for
 
 from p11fast import _transport
 
@@ -113,18 +113,19 @@ def test_eight_threads_share_the_pool(servers, pools):
     assert 1 <= srv.connections <= 8
     stats = pool.stats()
     assert stats["connections_opened"] == srv.connections
-    assert stats["connections_closed_over_cap"] == 0
+    assert stats["connections_converted"] == 0
 
 
-def test_idle_cap_closes_extra_connections(servers, pools):
+def test_cap_makes_overlapping_callers_wait_not_reconnect(servers, pools):
     srv = servers()
-    srv.delay = 0.3  # four calls overlap, so four handles are in use at once
+    srv.delay = 0.3  # four calls overlap, one connection: three of them wait for it
     pool = pools(slot(instance(srv.url(), max_idle_connections=1)))
     barrier = threading.Barrier(4)
+    statuses = []
 
     def work():
         barrier.wait()
-        pool.call("GET", "/info")
+        statuses.append(pool.call("GET", "/info")[0])
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for t in threads:
@@ -132,11 +133,23 @@ def test_idle_cap_closes_extra_connections(servers, pools):
     for t in threads:
         t.join()
     stats = pool.stats()
-    assert srv.connections == 4
-    assert stats["connections_closed_over_cap"] == 3
-    srv.delay = 0
-    pool.call("GET", "/info")  # the one kept idle connection is reused
-    assert srv.connections == 4
+    assert statuses == [200] * 4
+    assert srv.connections == 1
+    assert stats["connections_opened"] == 1
+    assert stats["connection_waits"] == 3
+
+
+def test_the_cap_counts_both_kinds_of_connection(servers, pools):
+    srv = servers()
+    pool = pools(slot(instance(srv.url(), max_idle_connections=1)))
+    assert pool.call("GET", "/info")[0] == 200  # framed
+    assert pool.call("PUT", "/keys/k1", b"{}", None, "application/json")[0] == 200  # full
+    assert pool.call("GET", "/info")[0] == 200
+    stats = pool.stats()
+    # one connection at a time: the idle one of the other kind is closed to make room
+    assert stats["connections_converted"] == 2
+    assert srv.connections == 3
+    assert wait_for(lambda: srv.closed == 2)
 
 
 def test_close_while_requests_are_in_flight(servers):

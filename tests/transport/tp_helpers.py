@@ -62,6 +62,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def settle(pool, limit=10.0) -> None:
+    """Waits (bounded) until the pool's background thread has no connection set-up to do."""
+    end = time.monotonic() + limit
+    while pool.stats()["background_setups_pending"] and time.monotonic() < end:
+        time.sleep(0.005)
+
+
+def wait_for(predicate, limit=10.0) -> bool:
+    """Polls predicate until true or the (generous) limit: for what servers count on their own
+    threads after the client moved on (accepts, closes)."""
+    end = time.monotonic() + limit
+    while not predicate() and time.monotonic() < end:
+        time.sleep(0.005)
+    return predicate()
+
+
 # ---------------------------------------------------------------- servers
 
 
@@ -91,6 +107,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = _handle
 
+    def finish(self):
+        super().finish()
+        with self.server.lock:
+            self.server.closed += 1  # the client closed the connection (or the server stopped)
+
     def log_message(self, *args):
         pass
 
@@ -106,7 +127,8 @@ class Server(ThreadingHTTPServer):
         self.port = self.server_address[1]
         self.tls = tls
         self.lock = threading.Lock()
-        self.connections = 0
+        self.connections = 0  # accepted
+        self.closed = 0  # ended
         self.sockets = []
         self.requests = []
         self.statuses = []  # statuses for the next API requests, then default_status
@@ -191,6 +213,7 @@ class HangUpServer:
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         self.requests = 0  # API requests; health checks are counted apart
+        self.lock = threading.Lock()
         self.health_checks = 0
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -201,13 +224,21 @@ class HangUpServer:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            with conn:
-                data = b""
-                while b"\r\n\r\n" not in data:
+            # a thread per connection: the pool's warm-up connection stays idle, sending nothing
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                try:
                     chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
+                except OSError:
+                    return
+                if not chunk:
+                    break
+                data += chunk
+            with self.lock:
                 if b"/health/alive" in data.split(b"\r\n", 1)[0]:
                     self.health_checks += 1
                 elif data:
