@@ -14,7 +14,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-import p11fast
 from p11fast.hsm.testing import ADMIN_PASSPHRASE, ADMIN_USER, HsmProcess, running_hsm
 from tests.hsm_api import HsmApi
 from tests.module.conftest import (  # noqa: F401  (helpers shared with tests/module)
@@ -91,14 +90,6 @@ def store_certificate(api: HsmApi, key_id: str) -> x509.Certificate:
     pem = cert.public_bytes(serialization.Encoding.PEM)
     api.expect(201, "PUT", f"/keys/{key_id}/cert", pem, content_type="application/x-pem-file")
     return cert
-
-
-@pytest.fixture(scope="session")
-def module_path() -> str:
-    path = p11fast.module_path()
-    if not os.path.exists(path):
-        pytest.fail(f"{path} is missing: build first (python setup.py build_ext --inplace)")
-    return path
 
 
 @pytest.fixture(scope="session")

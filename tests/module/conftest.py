@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import pytest
 
-import p11fast
 from p11fast.hsm.testing import (
     ADMIN_PASSPHRASE,
     ADMIN_USER,
@@ -42,14 +41,6 @@ KEYS = (
     ),
     ("aes256", "Generic", 256, ["AES_Encryption_CBC", "AES_Decryption_CBC"]),
 )
-
-
-@pytest.fixture(scope="session")
-def module_path() -> str:
-    path = p11fast.module_path()
-    if not os.path.exists(path):
-        pytest.fail(f"{path} is missing: build first (python setup.py build_ext --inplace)")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -121,3 +112,30 @@ def run_host(script: str, config_path: str, *args: str, stdin: str | None = None
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def report_across_hsm_start(script: str, module_path: str, state_dir: str) -> dict:
+    """Runs a Python host that looks at a stopped HSM, prints "stopped" and waits for a line on
+    stdin while the HSM starts; returns the JSON report the host prints last."""
+    import json
+
+    with running_hsm(state_dir) as hsm:
+        hsm.stop()
+        host = subprocess.Popen(
+            [sys.executable, "-c", script, module_path],
+            env=host_env(hsm.config_path),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert host.stdout.readline().strip() == "stopped"
+            hsm.start()
+            host.stdin.write("go\n")
+            host.stdin.flush()
+            out, err = host.communicate(timeout=60)
+        finally:
+            host.kill()
+        assert host.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])

@@ -10,7 +10,7 @@ import yaml
 
 from p11fast import ckr
 from p11fast.attrs import CK_UNAVAILABLE_INFORMATION
-from tests.module.conftest import OPERATOR_PIN, run_host
+from tests.module.conftest import OPERATOR_PIN, report_across_hsm_start, run_host
 
 HOST = os.path.join(os.path.dirname(__file__), "semantics_host.py")
 
@@ -215,33 +215,7 @@ print(json.dumps(report), flush=True)
 def test_slot_event_counts_from_what_the_application_saw(module_path, tmp_path):
     """A token that arrives after C_GetSlotList showed it absent is a slot event for the first
     C_WaitForSlotEvent, not the baseline that call starts from."""
-    import json
-    import subprocess
-    import sys
-
-    from p11fast.hsm.testing import running_hsm
-    from tests.module.conftest import host_env
-
-    with running_hsm(str(tmp_path / "hsm")) as hsm:
-        hsm.stop()
-        host = subprocess.Popen(
-            [sys.executable, "-c", ARRIVAL, module_path],
-            env=host_env(hsm.config_path),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert host.stdout.readline().strip() == "stopped"
-            hsm.start()
-            host.stdin.write("go\n")
-            host.stdin.flush()
-            out, err = host.communicate(timeout=60)
-        finally:
-            host.kill()
-        assert host.returncode == 0, err
-    report = json.loads(out.strip().splitlines()[-1])
+    report = report_across_hsm_start(ARRIVAL, module_path, str(tmp_path / "hsm"))
     assert report == {
         "present while stopped": 0,
         "DONT_BLOCK after the start": ckr.CKR_OK,

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from p11fast.hsm.testing import running_hsm
-from tests.module.conftest import host_env
+from tests.module.conftest import report_across_hsm_start
 
 SCRIPT = r"""
 import ctypes, json, sys
@@ -34,24 +29,5 @@ print(json.dumps(report), flush=True)
 def test_token_absent_while_stopped_and_wait_for_slot_event_reports_its_arrival(
     module_path, tmp_path
 ):
-    with running_hsm(str(tmp_path / "hsm")) as hsm:
-        hsm.stop()
-        host = subprocess.Popen(
-            [sys.executable, "-c", SCRIPT, module_path],
-            env=host_env(hsm.config_path),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert host.stdout.readline().strip() == "stopped"
-            hsm.start()
-            host.stdin.write("go\n")
-            host.stdin.flush()
-            out, err = host.communicate(timeout=60)
-        finally:
-            host.kill()
-        assert host.returncode == 0, err
-        report = json.loads(out.strip().splitlines()[-1])
+    report = report_across_hsm_start(SCRIPT, module_path, str(tmp_path / "hsm"))
     assert report == {"while_stopped": 0, "no_event_yet": 8, "wait": 0, "slot": 0, "after_start": 1}

@@ -17,7 +17,6 @@ from contextlib import contextmanager
 import pytest
 import yaml
 
-import p11fast
 from p11fast.hsm.testing import (
     ADMIN_PASSPHRASE,
     ADMIN_USER,
@@ -33,14 +32,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 INCLUDE = os.path.join(HERE, "..", "..", "include")
 PIN = OPERATOR_PASSPHRASE
 KEY_ID = "ecp256"
-
-
-@pytest.fixture(scope="session")
-def module_path() -> str:
-    path = p11fast.module_path()
-    if not os.path.exists(path):
-        pytest.fail(f"{path} is missing: build first (python setup.py build_ext --inplace)")
-    return path
 
 
 def compile_c(source: str, exe: str, *extra: str) -> str:
