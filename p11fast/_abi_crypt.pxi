@@ -103,9 +103,10 @@ cdef CK_RV step_size(op_t *op, bint encrypt, int step, size_t n) noexcept nogil:
         if step == STEP_UPDATE:
             return CKR_OK
         if not encrypt:
-            # The plaintext's length is known once decrypted; RAW gives the whole value.
+            # The plaintext's length is known once decrypted; RAW gives the whole value. An RSA
+            # ciphertext is exactly as long as the modulus (RFC 8017 §7.1.2, §7.2.2).
             op.out_bound = op.mode != DMODE_RAW
-            return CKR_OK if 0 < total <= k else CKR_ENCRYPTED_DATA_LEN_RANGE
+            return CKR_OK if total == k else CKR_ENCRYPTED_DATA_LEN_RANGE
         limit = (k if op.mode == DMODE_RAW else k - 11 if op.mode == DMODE_PKCS1
                  else k - 2 * hash_len(H_MD5 + (op.mode - DMODE_OAEP_MD5)) - 2)
         return CKR_OK if total <= limit and limit <= k else CKR_DATA_LEN_RANGE

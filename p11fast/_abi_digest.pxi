@@ -140,7 +140,7 @@ cdef CK_RV random_bytes(int slot_index, unsigned char *out, CK_ULONG n) except *
     """POST /random allows 1024 bytes a request: ask in chunks."""
     import json
     import binascii
-    from p11fast.errors import DeviceError, from_http
+    from p11fast.errors import TOKEN, DeviceError, from_http
 
     request = make_request(slot_index, _state.pools[slot_index])
     cdef CK_ULONG done = 0
@@ -149,7 +149,7 @@ cdef CK_RV random_bytes(int slot_index, unsigned char *out, CK_ULONG n) except *
         want = min(1024, <Py_ssize_t>(n - done))
         status, body = request("POST", "/random", json.dumps({"length": want}).encode())
         if status != 200:
-            raise from_http(status, "random", body.decode("utf-8", "replace"), "")
+            raise from_http(status, TOKEN, body.decode("utf-8", "replace"), "")
         chunk = binascii.a2b_base64(json.loads(body)["random"])
         if len(chunk) != want:
             raise DeviceError(f"the HSM returned {len(chunk)} random bytes instead of {want}")

@@ -63,6 +63,23 @@ cdef void require_login(int slot_index, bint so_may) except *:
         raise UserNotLoggedIn("a private object is created only while the user is logged in")
 
 
+cdef void require_so_for_trusted(int slot_index, dict t) except *:
+    """PKCS#11 v3.0 §4.6.3/§4.8: only the SO may set CKA_TRUSTED to TRUE."""
+    from p11fast import admin
+    from p11fast.attrs import CKA_TRUSTED
+    from p11fast.errors import AttributeReadOnly
+
+    cdef slot_t *slot = &g_slots[slot_index]
+    cdef bint so
+    if not admin.flag(t, CKA_TRUSTED):
+        return
+    pthread_mutex_lock(&slot.lock)
+    so = slot.login_user == CKU_SO
+    pthread_mutex_unlock(&slot.lock)
+    if not so:
+        raise AttributeReadOnly("CKA_TRUSTED=TRUE: only the SO may set it")
+
+
 cdef void sweep_stale_session_keys(int slot_index) except *:
     """Once per slot: delete the session keys of processes that died without cleaning up.
     Runs at the first administrator use (SO login, first session key), not at C_Initialize,
@@ -208,6 +225,7 @@ cdef CK_OBJECT_HANDLE create_object(caller_t *s, list template) except 0:
     from p11fast.policy import check_key_import, check_session_object
 
     t = admin.read(template)
+    require_so_for_trusted(s.slot, t)
     cls = admin.ulong(t, CKA_CLASS)
     if cls is None:
         raise TemplateIncomplete("C_CreateObject needs CKA_CLASS")
@@ -334,6 +352,7 @@ cdef void set_attributes(caller_t *s, CK_OBJECT_HANDLE hObject, list template) e
     store = _state.session_objects
     held = store.owns(obj.key_id) and not store.is_hsm_key(obj.key_id)
     changes = admin.changes(obj.attrs, template, admin.HELD_MUTABLE if held else admin.HSM_MUTABLE)
+    require_so_for_trusted(s.slot, changes)
     if held:
         obj.attrs.update(changes)
     elif store.owns(obj.key_id):

@@ -60,13 +60,21 @@ cdef enum:
 
 
 cdef list read_template(CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount):
-    """The application's template as (type, value bytes) pairs."""
+    """The application's template as (type, value bytes) pairs. The one decoder of every
+    template the module interprets (create, generate, set, find): a CK_BBOOL value must be 1
+    byte and a CK_ULONG one sizeof(CK_ULONG), else CKR_ATTRIBUTE_VALUE_INVALID."""
+    from p11fast.attrs import BOOL_ATTRS, ULONG_ATTRS
     from p11fast.errors import ArgumentsBad, AttributeValueInvalid
 
     template = []
     for i in range(ulCount):
         if pTemplate[i].pValue == NULL and pTemplate[i].ulValueLen != 0:
             raise ArgumentsBad(f"template entry {i} has a length but no value")
+        kind = pTemplate[i].type
+        if (kind in BOOL_ATTRS and pTemplate[i].ulValueLen != 1) or \
+                (kind in ULONG_ATTRS and pTemplate[i].ulValueLen != sizeof(CK_ULONG)):
+            raise AttributeValueInvalid(
+                f"template entry {i}: attribute 0x{kind:x} of length {pTemplate[i].ulValueLen}")
         # Nothing a NetHSM stores comes near this; copying a wild length (0xFFFFFFFF with a
         # 3-byte buffer, as pkcs11-check sends) would read far past the caller's buffer.
         if pTemplate[i].ulValueLen > MAX_ATTRIBUTE_LEN:
@@ -74,7 +82,7 @@ cdef list read_template(CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount):
                 f"template entry {i}: length {pTemplate[i].ulValueLen} exceeds {MAX_ATTRIBUTE_LEN}"
             )
         value = (<const char *>pTemplate[i].pValue)[:pTemplate[i].ulValueLen] if pTemplate[i].ulValueLen else b""
-        template.append((pTemplate[i].type, value))
+        template.append((kind, value))
     return template
 
 

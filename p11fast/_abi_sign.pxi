@@ -3,12 +3,6 @@
 
 from libc.stdio cimport snprintf
 
-cdef extern from "pkcs11.h" nogil:
-    ctypedef struct CK_EDDSA_PARAMS:
-        CK_BBOOL phFlag
-        CK_ULONG ulContextDataLen
-        CK_BYTE *pContextData
-
 cdef extern from *:
     """
     static const char *const p11f_sign_modes[] = {
@@ -90,7 +84,6 @@ cdef CK_RV sign_setup(op_t *op, CK_MECHANISM *m, object_t *key) noexcept nogil:
     cdef CK_MECHANISM_TYPE t = m.mechanism
     cdef CK_RV rv = CKR_OK
     cdef unsigned int needed
-    cdef CK_EDDSA_PARAMS *ed
     op.hash = H_NONE
     op.in_len = 0
     op.rsa_digestinfo = False
@@ -129,9 +122,9 @@ cdef CK_RV sign_setup(op_t *op, CK_MECHANISM *m, object_t *key) noexcept nogil:
     elif t == CKM_EDDSA:
         if key.key_type != CKK_EC_EDWARDS:
             return CKR_KEY_TYPE_INCONSISTENT
-        ed = <CK_EDDSA_PARAMS *>m.pParameter
-        if ed != NULL and (m.ulParameterLen != sizeof(CK_EDDSA_PARAMS) or ed.phFlag or ed.ulContextDataLen):
-            # The HSM signs plain Ed25519: no prehash, no context.
+        if m.pParameter != NULL or m.ulParameterLen != 0:
+            # The HSM signs pure Ed25519 only; a CK_EDDSA_PARAMS, even with phFlag FALSE and no
+            # context, selects Ed25519ctx/Ed25519ph (RFC 8032 dom2 prefix), which it cannot do.
             return CKR_MECHANISM_PARAM_INVALID
         op.mode = MODE_EDDSA
         op.out_len = 64

@@ -116,6 +116,30 @@ def _check_secret_storage(t: dict, what: str) -> None:
         raise TemplateInconsistent(f"{what}: CKA_EXTRACTABLE=TRUE; HSM keys never leave the HSM")
 
 
+# What a NetHSM key can be asked to be: (attribute, the one value the key has). A template asking
+# for another value is refused (CKR_ATTRIBUTE_VALUE_INVALID: a valid attribute with a value the
+# token cannot honour) instead of creating a key that silently lacks it. The public key of a pair
+# is not destroyable on its own (it goes with its private key), so its template may say either.
+_FIXED_FLAGS = (
+    (A.CKA_ALWAYS_AUTHENTICATE, False, "the HSM has no per-operation authentication"),
+    (A.CKA_WRAP_WITH_TRUSTED, False, "the HSM does not wrap keys"),
+    (A.CKA_COPYABLE, False, "an HSM key cannot be duplicated"),
+    (A.CKA_MODIFIABLE, True, "the administrator can always change an HSM key's label and ID"),
+    (A.CKA_DESTROYABLE, True, "an HSM key can always be deleted by the administrator"),
+)
+
+
+def _check_honourable(t: dict, what: str, public: bool = False) -> None:
+    for kind, value, why in _FIXED_FLAGS:
+        if public and kind == A.CKA_DESTROYABLE:
+            continue
+        if flag(t, kind) not in (None, value):
+            raise AttributeValueInvalid(f"{what}: attribute 0x{kind:x} must be {value}: {why}")
+    for kind in (A.CKA_START_DATE, A.CKA_END_DATE):
+        if t.get(kind):
+            raise AttributeValueInvalid(f"{what}: attribute 0x{kind:x}: the HSM keeps no key dates")
+
+
 # --- what to create ---------------------------------------------------------------------------
 
 
@@ -217,6 +241,8 @@ def key_pair_spec(mechanism: int, has_parameter: bool, pub: dict, priv: dict) ->
     _expect(pub, A.CKA_KEY_TYPE, ckk, "public template")
     _expect(priv, A.CKA_KEY_TYPE, ckk, "private template")
     _check_secret_storage(priv, "private template")
+    _check_honourable(pub, "public template", public=True)
+    _check_honourable(priv, "private template")
     length = None
     if ckk == A.CKK_RSA:
         length = _rsa_bits(pub, priv)
@@ -268,6 +294,7 @@ def secret_key_spec(mechanism: int, has_parameter: bool, t: dict) -> KeySpec:
     _expect(t, A.CKA_CLASS, A.CKO_SECRET_KEY, "template")
     _expect(t, A.CKA_KEY_TYPE, ckk, "template")
     _check_secret_storage(t, "template")
+    _check_honourable(t, "template")
     nbytes = ulong(t, A.CKA_VALUE_LEN)
     if nbytes is None:
         raise TemplateIncomplete("secret key generation needs CKA_VALUE_LEN")
@@ -284,6 +311,10 @@ def _check_secret_length(ckk: int, nbytes: int) -> None:
 
 
 def _secret_mechanisms(t: dict) -> list[str]:
+    if flag(t, A.CKA_SIGN) and flag(t, A.CKA_ENCRYPT) is False:
+        # CMAC is AES-CBC encryption on the HSM (AES_Encryption_CBC): a key that signs encrypts
+        raise TemplateInconsistent("CKA_SIGN=TRUE with CKA_ENCRYPT=FALSE: an AES key that "
+                                   "computes CMACs on the HSM can also encrypt")
     return _mechanisms(
         "Generic",
         sign=_any(flag(t, A.CKA_SIGN), flag(t, A.CKA_VERIFY)),
@@ -309,6 +340,7 @@ def import_spec(cls: int, t: dict) -> tuple[KeySpec, dict]:
     if ckk is None:
         raise TemplateIncomplete("key import needs CKA_KEY_TYPE")
     _check_secret_storage(t, "template")
+    _check_honourable(t, "template")
     value_len = None
     if cls == A.CKO_SECRET_KEY:
         if ckk not in (A.CKK_AES, A.CKK_GENERIC_SECRET):

@@ -173,3 +173,11 @@ BOOL_ATTRS = frozenset(
         CKA_COPYABLE, CKA_DESTROYABLE, CKA_ALWAYS_AUTHENTICATE, CKA_WRAP_WITH_TRUSTED,
     )
 )
+# Attributes whose value is a CK_ULONG: a template value of another length is
+# CKR_ATTRIBUTE_VALUE_INVALID (read_template), as a CK_BBOOL of a length other than 1 is.
+ULONG_ATTRS = frozenset(
+    (
+        CKA_CLASS, CKA_CERTIFICATE_TYPE, CKA_CERTIFICATE_CATEGORY, CKA_JAVA_MIDP_SECURITY_DOMAIN,
+        CKA_KEY_TYPE, CKA_MODULUS_BITS, CKA_VALUE_LEN, CKA_KEY_GEN_MECHANISM,
+    )
+)
