@@ -304,6 +304,7 @@ cdef CK_RV C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
 
 
 cdef void destroy_object(caller_t *s, CK_OBJECT_HANDLE hObject) except *:
+    from p11fast.attrs import CKA_DESTROYABLE
     from p11fast.errors import ActionProhibited
 
     obj = visible_object(s.slot, hObject)
@@ -312,6 +313,9 @@ cdef void destroy_object(caller_t *s, CK_OBJECT_HANDLE hObject) except *:
     if obj.cls == CKO_PUBLIC_KEY and (not store.owns(key_id) or store.is_hsm_key(key_id)):
         raise ActionProhibited("the public key of an HSM key pair goes with its private key: "
                                "destroy the private key")
+    if store.owns(key_id) and not store.is_hsm_key(key_id) \
+            and obj.attrs.get(CKA_DESTROYABLE) == b"\x00":
+        raise ActionProhibited("the object was created with CKA_DESTROYABLE=FALSE")
     if store.owns(key_id):
         if store.is_hsm_key(key_id):
             admin_of(s.slot).delete_key(key_id, archive=False)
@@ -347,12 +351,16 @@ cdef CK_RV C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject)
 
 cdef void set_attributes(caller_t *s, CK_OBJECT_HANDLE hObject, list template) except *:
     from p11fast import admin
+    from p11fast.attrs import CKA_MODIFIABLE
+    from p11fast.errors import ActionProhibited
 
     obj = visible_object(s.slot, hObject)
     store = _state.session_objects
     held = store.owns(obj.key_id) and not store.is_hsm_key(obj.key_id)
     changes = admin.changes(obj.attrs, template, admin.HELD_MUTABLE if held else admin.HSM_MUTABLE)
     require_so_for_trusted(s.slot, changes)
+    if held and changes and obj.attrs.get(CKA_MODIFIABLE) == b"\x00":
+        raise ActionProhibited("the object was created with CKA_MODIFIABLE=FALSE")
     if held:
         obj.attrs.update(changes)
     elif store.owns(obj.key_id):

@@ -104,6 +104,13 @@ out["user_trusted"] = create(data, (A["CKA_TRUSTED"], T))[0]
 out["user_trusted_false"] = create(data, (A["CKA_TRUSTED"], F))[0]
 out["user_set_trusted"] = call("C_SetAttributeValue", s, obj,
                                *template((A["CKA_TRUSTED"], T)))
+rv, fixed = create(data, (A["CKA_MODIFIABLE"], F), (A["CKA_DESTROYABLE"], F))
+assert rv == 0, rv
+out["held_not_modifiable"] = call("C_SetAttributeValue", s, fixed,
+                                  *template((A["CKA_LABEL"], b"new")))
+out["held_not_modifiable_same_value"] = call("C_SetAttributeValue", s, fixed,
+                                             *template((A["CKA_MODIFIABLE"], F)))
+out["held_not_destroyable"] = call("C_DestroyObject", s, fixed)
 assert call("C_Logout", s) == 0
 
 # --- as the SO (key generation) ---
@@ -179,6 +186,16 @@ def test_values_the_module_reports_anyway_are_accepted(results):
 
 def test_aes_key_that_signs_but_does_not_encrypt_is_inconsistent(results):
     assert results["keygen_sign_without_encrypt"] == ckr.CKR_TEMPLATE_INCONSISTENT
+
+
+def test_session_objects_honour_modifiable_and_destroyable_false(results):
+    # a module-held object can carry them (a key on the HSM cannot: refused above)
+    assert rvs(results, "held_not_modifiable", "held_not_modifiable_same_value",
+               "held_not_destroyable") == {
+        "held_not_modifiable": ckr.CKR_ACTION_PROHIBITED,
+        "held_not_modifiable_same_value": ckr.CKR_OK,
+        "held_not_destroyable": ckr.CKR_ACTION_PROHIBITED,
+    }
 
 
 # --- 3. CKA_TRUSTED ---------------------------------------------------------------------------
