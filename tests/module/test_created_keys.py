@@ -1,16 +1,21 @@
-"""Keys the application creates: verification with public key objects made by C_CreateObject
-(module-held session objects; verification is local)."""
+"""Keys the application creates or brings: verification with public key objects made by
+C_CreateObject (module-held session objects; verification is local), and AES-CBC of data
+larger than one HSM request takes."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.padding import PKCS7
 
 from p11fast import attrs as A
 from p11fast import ckr, der
-from tests.module.crypt_cases import run_cases
+from tests.module.crypt_cases import AES_BOTH, SECRET, import_aes, run_cases
 
 DATA = b"signed by the application, verified by the module" * 3
 
@@ -90,3 +95,48 @@ def test_created_public_key_verifies(module_path, login_config, kind):
     assert (bad["init"], bad.get("rv")) == (ckr.CKR_OK, ckr.CKR_SIGNATURE_INVALID)
     assert (parts["init"], parts.get("rv")) == (ckr.CKR_OK, ckr.CKR_OK)
     assert no_verify["init"] == ckr.CKR_KEY_FUNCTION_NOT_PERMITTED
+
+
+# --- AES-CBC of more than one request --------------------------------------------------------
+
+AES_KEY = bytes(range(7, 39))
+IV = bytes(range(200, 216))
+BIG = os.urandom(1 << 20)
+
+
+def _aes(encrypt: bool, data: bytes) -> bytes:
+    cipher = Cipher(algorithms.AES(AES_KEY), modes.CBC(IV))
+    op = cipher.encryptor() if encrypt else cipher.decryptor()
+    return op.update(data) + op.finalize()
+
+
+def _padded(data: bytes) -> bytes:
+    p = PKCS7(128).padder()
+    return p.update(data) + p.finalize()
+
+
+@pytest.fixture(scope="module")
+def aes_key(api):
+    return import_aes(api, "created-big-aes", AES_KEY, AES_BOTH)
+
+
+@pytest.mark.parametrize("mech", [A.CKM_AES_CBC, A.CKM_AES_CBC_PAD])
+def test_one_mib_aes_cbc_in_one_call(module_path, login_config, aes_key, mech):
+    expected = _aes(True, _padded(BIG) if mech == A.CKM_AES_CBC_PAD else BIG)
+    base = {"key": "created-big-aes", "cls": SECRET, "mech": mech, "param": IV.hex()}
+    size = len(BIG) // 3 // 16 * 16  # a third, in whole blocks; the last part takes the rest
+    encrypted, decrypted, encrypted_parts, decrypted_parts = run_cases(
+        module_path,
+        login_config,
+        [
+            {**base, "fn": "encrypt", "data": BIG},
+            {**base, "fn": "decrypt", "data": expected},
+            {**base, "fn": "encrypt", "data": BIG, "parts": [size + 5, 0, len(BIG) - size - 5]},
+            {**base, "fn": "decrypt", "data": expected, "parts": [7, size, len(expected)]},
+        ],
+    )
+    assert encrypted["rv"] == ckr.CKR_OK and bytes.fromhex(encrypted["out"]) == expected
+    assert decrypted["rv"] == ckr.CKR_OK and bytes.fromhex(decrypted["out"]) == BIG
+    assert encrypted_parts["rv"] == ckr.CKR_OK
+    assert bytes.fromhex(encrypted_parts["out"]) == expected
+    assert decrypted_parts["rv"] == ckr.CKR_OK and bytes.fromhex(decrypted_parts["out"]) == BIG
