@@ -125,10 +125,14 @@ cdef CK_RV step_size(op_t *op, bint encrypt, int step, size_t n) noexcept nogil:
     return CKR_OK if total % AES_BLOCK == 0 and (total or not pad) else CKR_ENCRYPTED_DATA_LEN_RANGE
 
 
-cdef CK_RV aes_cbc(op_t *op, const char *where, bint encrypt, const unsigned char *iv,
-                   const unsigned char *data, size_t n, unsigned char *out) noexcept nogil:
-    """One AES-CBC request: n (a multiple of the block) bytes from data to out; they may be the
-    same buffer (the request is built before the answer is written)."""
+cdef enum:
+    # Bytes of one AES-CBC request: its JSON body (base64, a third more) stays far below the
+    # HSM's request limit (1 MiB for the software HSM).
+    AES_CHUNK = 64 * 1024
+
+
+cdef CK_RV aes_cbc_request(op_t *op, const char *where, bint encrypt, const unsigned char *iv,
+                           const unsigned char *data, size_t n, unsigned char *out) noexcept nogil:
     cdef size_t got = 0
     cdef CK_RV rv
     if encrypt:
@@ -141,6 +145,30 @@ cdef CK_RV aes_cbc(op_t *op, const char *where, bint encrypt, const unsigned cha
         log_error(where, b"AES-CBC result of the wrong length from the HSM; bytes", got)
         rv = CKR_DEVICE_ERROR
     return rv
+
+
+cdef CK_RV aes_cbc(op_t *op, const char *where, bint encrypt, const unsigned char *iv,
+                   const unsigned char *data, size_t n, unsigned char *out) noexcept nogil:
+    """AES-CBC of n (a multiple of the block) bytes from data to out; they may be the same
+    buffer. Longer data goes in requests of AES_CHUNK bytes, chained: the last ciphertext block
+    of one is the IV of the next, in both directions, which is CBC of the whole."""
+    cdef unsigned char chain[AES_BLOCK]
+    cdef unsigned char next_iv[AES_BLOCK]
+    cdef size_t done = 0
+    cdef size_t k
+    cdef CK_RV rv
+    memcpy(chain, iv, AES_BLOCK)
+    while True:
+        k = n - done if n - done < <size_t>AES_CHUNK else <size_t>AES_CHUNK
+        if not encrypt and k:
+            memcpy(next_iv, data + done + k - AES_BLOCK, AES_BLOCK)
+        rv = aes_cbc_request(op, where, encrypt, chain, data + done, k, out + done)
+        if rv != CKR_OK or k == 0:
+            return rv
+        memcpy(chain, out + done + k - AES_BLOCK if encrypt else next_iv, AES_BLOCK)
+        done += k
+        if done == n:
+            return CKR_OK
 
 
 cdef CK_RV aes_blocks(op_t *op, bint encrypt, const unsigned char *data, size_t n,

@@ -1,5 +1,6 @@
 # Functions the module does not offer (yet, or by nature of a network HSM). Each still checks
-# what it can — initialisation, the session handle, pointer/length pairs — so a host gets the
+# what it can — initialisation, the session handle, pointer/length pairs and required pointers
+# (a NULL mechanism is CKR_ARGUMENTS_BAD) — so a host gets the
 # same answer for a bad call as from a complete module.
 
 
@@ -48,13 +49,13 @@ cdef CK_RV C_DecryptVerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryp
     return not_supported(hSession, (pEncryptedPart != NULL or ulEncryptedPartLen == 0))
 
 cdef CK_RV C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen) noexcept nogil:
-    return not_supported(hSession, True)
+    return not_supported(hSession, pMechanism != NULL and pulWrappedKeyLen != NULL)
 
 cdef CK_RV C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hUnwrappingKey, CK_BYTE_PTR pWrappedKey, CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey) noexcept nogil:
-    return not_supported(hSession, (pWrappedKey != NULL or ulWrappedKeyLen == 0) and (pTemplate != NULL or ulAttributeCount == 0))
+    return not_supported(hSession, pMechanism != NULL and phKey != NULL and (pWrappedKey != NULL or ulWrappedKeyLen == 0) and (pTemplate != NULL or ulAttributeCount == 0))
 
 cdef CK_RV C_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hBaseKey, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey) noexcept nogil:
-    return not_supported(hSession, (pTemplate != NULL or ulAttributeCount == 0))
+    return not_supported(hSession, pMechanism != NULL and phKey != NULL and (pTemplate != NULL or ulAttributeCount == 0))
 
 cdef CK_RV C_LoginUser(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen, CK_UTF8CHAR_PTR pUsername, CK_ULONG ulUsernameLen) noexcept nogil:
     return not_supported(hSession, (pPin != NULL or ulPinLen == 0) and (pUsername != NULL or ulUsernameLen == 0))

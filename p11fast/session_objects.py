@@ -21,7 +21,7 @@ from p11fast import attrs as A
 from p11fast import der
 from p11fast.errors import AttributeValueInvalid, TemplateIncomplete
 from p11fast.keyid import SESSION_PREFIX
-from p11fast.objects import P11Object
+from p11fast.objects import SIGN_MECHANISMS, P11Object
 
 
 def _process_start(pid: int) -> str | None:
@@ -34,7 +34,7 @@ def _process_start(pid: int) -> str | None:
     except OSError:
         return None
     # The command name (field 2) may hold spaces: count fields after its closing parenthesis.
-    return stat[stat.rindex(b")") + 2:].split()[19].decode()
+    return stat[stat.rindex(b")") + 2 :].split()[19].decode()
 
 
 def _host_tag() -> str:
@@ -56,7 +56,7 @@ def new_session_key_id() -> str:
 def is_stale(key_id: str) -> bool:
     """A session key of a process of this host that no longer runs. Keys of other hosts are
     never stale here: their processes cannot be checked from this machine."""
-    parts = key_id[len(SESSION_PREFIX) + 1:].split("-")
+    parts = key_id[len(SESSION_PREFIX) + 1 :].split("-")
     if len(parts) != 4 or parts[0] != _host_tag() or not parts[1].isdigit():
         return False
     return _process_start(int(parts[1])) != parts[2] and parts[2] != "0"
@@ -75,13 +75,25 @@ _COMMON = {
 _DEFAULTS = {
     A.CKO_DATA: {A.CKA_APPLICATION: b"", A.CKA_OBJECT_ID: b"", A.CKA_VALUE: b""},
     A.CKO_CERTIFICATE: {
-        A.CKA_ID: b"", A.CKA_TRUSTED: A.FALSE, A.CKA_START_DATE: b"", A.CKA_END_DATE: b"",
+        A.CKA_ID: b"",
+        A.CKA_TRUSTED: A.FALSE,
+        A.CKA_START_DATE: b"",
+        A.CKA_END_DATE: b"",
         A.CKA_CERTIFICATE_CATEGORY: A.ulong(A.CK_CERTIFICATE_CATEGORY_UNSPECIFIED),
     },
     A.CKO_PUBLIC_KEY: {
-        A.CKA_ID: b"", A.CKA_SUBJECT: b"", A.CKA_START_DATE: b"", A.CKA_END_DATE: b"",
-        A.CKA_LOCAL: A.FALSE, A.CKA_DERIVE: A.FALSE, A.CKA_VERIFY: A.FALSE,
-        A.CKA_VERIFY_RECOVER: A.FALSE, A.CKA_ENCRYPT: A.FALSE, A.CKA_WRAP: A.FALSE,
+        A.CKA_ID: b"",
+        A.CKA_SUBJECT: b"",
+        A.CKA_START_DATE: b"",
+        A.CKA_END_DATE: b"",
+        # CKA_VERIFY: verification is done by the module (locally), so a created public key
+        # verifies unless the template says otherwise.
+        A.CKA_LOCAL: A.FALSE,
+        A.CKA_DERIVE: A.FALSE,
+        A.CKA_VERIFY: A.TRUE,
+        A.CKA_VERIFY_RECOVER: A.FALSE,
+        A.CKA_ENCRYPT: A.FALSE,
+        A.CKA_WRAP: A.FALSE,
         A.CKA_TRUSTED: A.FALSE,
         A.CKA_KEY_GEN_MECHANISM: A.ulong(A.CK_UNAVAILABLE_INFORMATION),
     },
@@ -112,23 +124,45 @@ def _certificate(attrs: dict) -> None:
     attrs.setdefault(A.CKA_PUBLIC_KEY_INFO, fields.spki)
 
 
-def _public_key(attrs: dict) -> tuple[str, int]:
-    """Completes a public key's attributes; returns its NetHSM key type and size in bits."""
+def _ec_point(value: bytes, key_type: str) -> bytes:
+    """The raw public point of CKA_EC_POINT, given DER-wrapped (an OCTET STRING, as the
+    standard says) or raw (as some applications send it; OpenSC accepts both)."""
+    raw_len = 32 if key_type == "Curve25519" else 1 + 2 * der.field_len(key_type)
+    if len(value) == raw_len and (key_type == "Curve25519" or value[0] == 4):
+        return value
+    try:
+        tag, start, end = der.read_tlv(value)
+    except der.DERError:
+        tag, start, end = 0, 0, 0
+    if tag == 0x04 and end == len(value) and end - start == raw_len:
+        return value[start:end]
+    raise AttributeValueInvalid(f"CKA_EC_POINT is no {key_type} public key")
+
+
+def _public_key(attrs: dict) -> tuple[str, int, frozenset]:
+    """Completes a public key's attributes; returns its NetHSM key type, size in bits and the
+    NetHSM mechanisms its local use stands for (the signature ones when it verifies)."""
     ckk = A.to_ulong(_required(attrs, A.CKA_KEY_TYPE, "public key"))
+    verify = attrs.get(A.CKA_VERIFY) == A.TRUE
     if ckk == A.CKK_RSA:
         n = _required(attrs, A.CKA_MODULUS, "RSA public key").lstrip(b"\x00")
         e = _required(attrs, A.CKA_PUBLIC_EXPONENT, "RSA public key").lstrip(b"\x00")
+        if not n or not e:
+            raise AttributeValueInvalid("zero RSA modulus or exponent")
         bits = int.from_bytes(n, "big").bit_length()
         attrs.setdefault(A.CKA_MODULUS_BITS, A.ulong(bits))
         attrs.setdefault(A.CKA_PUBLIC_KEY_INFO, der.rsa_spki(n, e))
-        return "RSA", bits
+        sign = frozenset(m for m in SIGN_MECHANISMS if m.startswith("RSA_"))
+        return "RSA", bits, sign if verify else frozenset()
     if ckk in (A.CKK_EC, A.CKK_EC_EDWARDS):
         params = _required(attrs, A.CKA_EC_PARAMS, "EC public key")
-        _required(attrs, A.CKA_EC_POINT, "EC public key")
+        point = _required(attrs, A.CKA_EC_POINT, "EC public key")
         key_type = der.key_type_for_ec_params(params)
         if key_type is None or (key_type == "Curve25519") != (ckk == A.CKK_EC_EDWARDS):
             raise AttributeValueInvalid("CKA_EC_PARAMS names no curve of this key type")
-        return key_type, der.field_bits(key_type)
+        attrs.setdefault(A.CKA_PUBLIC_KEY_INFO, der.ec_spki(key_type, _ec_point(point, key_type)))
+        sign = frozenset(("EdDSA_Signature" if key_type == "Curve25519" else "ECDSA_Signature",))
+        return key_type, der.field_bits(key_type), sign if verify else frozenset()
     raise AttributeValueInvalid(f"session public keys of key type 0x{ckk:x} are not supported")
 
 
@@ -137,12 +171,12 @@ def held_object(key_id: str, cls: int, template: dict) -> P11Object:
     checked for unknown attribute types): the standard's defaults, then the template."""
     attrs = {A.CKA_CLASS: A.ulong(cls), **_COMMON, **_DEFAULTS[cls], **template}
     attrs[A.CKA_UNIQUE_ID] = key_id.encode()
-    key_type, bits = "", 0
+    key_type, bits, mechanisms = "", 0, frozenset()
     if cls == A.CKO_CERTIFICATE:
         _certificate(attrs)
     elif cls == A.CKO_PUBLIC_KEY:
-        key_type, bits = _public_key(attrs)
-    return P11Object(cls, key_id, key_type, frozenset(), bits, attrs)
+        key_type, bits, mechanisms = _public_key(attrs)
+    return P11Object(cls, key_id, key_type, mechanisms, bits, attrs)
 
 
 def as_session_object(obj: P11Object, cka_id: bytes | None) -> P11Object:
@@ -150,8 +184,9 @@ def as_session_object(obj: P11Object, cka_id: bytes | None) -> P11Object:
     attrs = {**obj.attrs, A.CKA_TOKEN: A.FALSE}
     if cka_id is not None:
         attrs[A.CKA_ID] = cka_id
-    return P11Object(obj.cls, obj.key_id, obj.key_type, obj.mechanisms, obj.bits, attrs,
-                     obj.sensitive)
+    return P11Object(
+        obj.cls, obj.key_id, obj.key_type, obj.mechanisms, obj.bits, attrs, obj.sensitive
+    )
 
 
 # --- the store --------------------------------------------------------------------------------
@@ -206,8 +241,10 @@ class SessionObjects:
             if owned.held is not None:
                 out.append(owned.held)
             else:
-                out.extend(as_session_object(o, owned.cka_id)
-                           for o in inventory.get(key_id, with_cert=False))
+                out.extend(
+                    as_session_object(o, owned.cka_id)
+                    for o in inventory.get(key_id, with_cert=False)
+                )
         return out
 
     def forget(self, key_id: str) -> None:
@@ -216,5 +253,8 @@ class SessionObjects:
     def owned_by(self, session: int | None, slot: int) -> list[tuple[str, int, bool]]:
         """(key ID, slot, is an HSM key) of every object of ``session`` (None: of every
         session) in ``slot`` (-1: in every slot)."""
-        return [(key_id, o.slot, o.held is None) for key_id, o in self._owned.items()
-                if (session is None or o.session == session) and slot in (-1, o.slot)]
+        return [
+            (key_id, o.slot, o.held is None)
+            for key_id, o in self._owned.items()
+            if (session is None or o.session == session) and slot in (-1, o.slot)
+        ]

@@ -87,6 +87,13 @@ out["GetAttributeValue sensitive"] = call("C_GetAttributeValue", s, key, attrs, 
 out["GetAttributeValue bad object"] = call("C_GetAttributeValue", s, 0xBAD0BAD, attrs, 1)
 mech = Mechanism(0x1041, NULL, 0)  # CKM_ECDSA
 out["SignInit NULL mechanism"] = call("C_SignInit", s, NULL, key)
+wrapped_len, derived = UL(256), UL(0)
+out["WrapKey NULL mechanism"] = call("C_WrapKey", s, NULL, 0, 0, NULL, ctypes.byref(wrapped_len))
+out["UnwrapKey NULL mechanism"] = call(
+    "C_UnwrapKey", s, NULL, key, b"x", 1, NULL, 0, ctypes.byref(derived)
+)
+out["DeriveKey NULL mechanism"] = call("C_DeriveKey", s, NULL, key, NULL, 0, ctypes.byref(derived))
+out["DeriveKey"] = call("C_DeriveKey", s, ctypes.byref(mech), key, NULL, 0, ctypes.byref(derived))
 out["SignInit bad key"] = call("C_SignInit", s, ctypes.byref(mech), 0xBAD0BAD)
 out["SignInit unknown mechanism"] = call(
     "C_SignInit", s, ctypes.byref(Mechanism(0x7FFFFFF0, NULL, 0)), key

@@ -5,7 +5,8 @@ parts), and prints each case's return codes and output as JSON.
 Usage: python crypt_host.py MODULE PIN < cases.json, where cases is a list of
   {"fn": "sign"|"verify"|"encrypt"|"decrypt", "key": label, "cls": CKO_*, "mech": CKM_*,
    "param": hex or null, "data": hex, "sig": hex (verify), "parts": [sizes] or null (multi-part),
-   "short": true (single-part: size query, then a 1-byte buffer, then the size reported)}
+   "short": true (single-part: size query, then a 1-byte buffer, then the size reported),
+  "create": [[CKA_*, hex], ...] (instead of key and cls: the key is C_CreateObject's object)}
 Each result: {"init": rv, "rv": rv, "out": hex, "parts": [hex...]} (+ "query", "short_rv",
 "short_len" for short cases). Run in its own process: it initialises and finalises the module."""
 
@@ -48,9 +49,20 @@ def find(label: str, cls: int) -> int:
     return handle.value
 
 
-def with_output(name, *args):
+def create(attributes: list) -> int:
+    """C_CreateObject with the template [[CKA_*, hex value], ...]: the new object's handle."""
+    values = [(kind, bytes.fromhex(value)) for kind, value in attributes]
+    template = (Attribute * len(values))(
+        *(Attribute(kind, ctypes.cast(buf(value), P), len(value)) for kind, value in values)
+    )
+    handle = UL()
+    assert call("C_CreateObject", s, template, len(values), ctypes.byref(handle)) == CKR_OK
+    return handle.value
+
+
+def with_output(name, *args, size=8192):
     """Calls name(*args, out, &len) with a buffer large enough: (rv, bytes)."""
-    out, length = ctypes.create_string_buffer(8192), UL(8192)
+    out, length = ctypes.create_string_buffer(size), UL(size)
     rv = call(name, *args, out, ctypes.byref(length))
     return rv, out.raw[: length.value] if rv == CKR_OK else b""
 
@@ -64,7 +76,8 @@ def run(case: dict) -> dict:
         ctypes.cast(buf(param), P) if param is not None else None,
         len(param) if param is not None else 0,
     )
-    result = {"init": call(f"C_{name}Init", s, ctypes.byref(mech), find(case["key"], case["cls"]))}
+    key = create(case["create"]) if case.get("create") else find(case["key"], case["cls"])
+    result = {"init": call(f"C_{name}Init", s, ctypes.byref(mech), key)}
     if result["init"] != CKR_OK:
         return result
     data = bytes.fromhex(case["data"])
@@ -86,7 +99,9 @@ def run(case: dict) -> dict:
             if fn == "sign":
                 rv, out = call("C_SignUpdate", s, buf(chunk), len(chunk)), b""
             else:
-                rv, out = with_output(f"C_{name}Update", s, buf(chunk), len(chunk))
+                rv, out = with_output(
+                    f"C_{name}Update", s, buf(chunk), len(chunk), size=len(chunk) + 8192
+                )
             if rv != CKR_OK:
                 result["rv"] = rv
                 return result
@@ -106,7 +121,7 @@ def run(case: dict) -> dict:
         result["rv"] = call(f"C_{name}", s, buf(data), len(data), out, ctypes.byref(length))
         result["out"] = out.raw[: length.value].hex()
         return result
-    result["rv"], out = with_output(f"C_{name}", s, buf(data), len(data))
+    result["rv"], out = with_output(f"C_{name}", s, buf(data), len(data), size=len(data) + 8192)
     result["out"] = out.hex()
     return result
 
