@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
 
-from tests.interop.conftest import CERTIFIED, KEYS, OPERATOR_PIN, TOKEN, host_env, public_key
-
-
-def tool(module_path: str, config: str, *args: str) -> str:
-    done = subprocess.run(
-        ["pkcs11-tool", "--module", module_path, *args],
-        env=host_env(config),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+from tests.hosts import pkcs11_tool as tool
+from tests.interop.conftest import CERTIFIED, KEYS, OPERATOR_PIN, TOKEN, public_key
 
 
 def test_info_shows_the_library(module_path, hsm):

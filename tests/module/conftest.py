@@ -16,6 +16,7 @@ from p11fast.hsm.testing import (
     HsmProcess,
     running_hsm,
 )
+from tests.hosts import host_env
 from tests.hsm_api import HsmApi
 
 OPERATOR_PIN = OPERATOR_PASSPHRASE
@@ -75,13 +76,6 @@ def config_without_password(hsm: HsmProcess, directory) -> str:
 @pytest.fixture(scope="session")
 def login_config(hsm: HsmProcess, tmp_path_factory: pytest.TempPathFactory) -> str:
     return config_without_password(hsm, tmp_path_factory.mktemp("cfg"))
-
-
-def host_env(config_path: str) -> dict[str, str]:
-    """The environment of a host process: only the config location is ours."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("P11FAST_", "P11NETHSM_"))}
-    env["P11FAST_CONFIG_FILE"] = config_path
-    return env
 
 
 def run_python(

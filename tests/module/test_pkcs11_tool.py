@@ -8,19 +8,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding
 
-from tests.module.conftest import OPERATOR_PIN, host_env
-
-
-def tool(module_path: str, config: str, *args: str) -> str:
-    done = subprocess.run(
-        ["pkcs11-tool", "--module", module_path, *args],
-        env=host_env(config),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+from tests.hosts import host_env
+from tests.hosts import pkcs11_tool as tool
+from tests.module.conftest import OPERATOR_PIN
 
 
 def test_info_names_the_library(module_path, hsm):

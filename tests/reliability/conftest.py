@@ -26,6 +26,7 @@ from p11fast.hsm.testing import (
     free_port,
     running_hsm,
 )
+from tests.hosts import host_env
 from tests.hsm_api import HsmApi
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -145,13 +146,6 @@ def write_config(
         yaml.safe_dump(cfg, f)
     os.chmod(path, mode)
     return path
-
-
-def host_env(config_path: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("P11FAST_", "P11NETHSM_"))}
-    env["P11FAST_CONFIG_FILE"] = config_path
-    env.update(extra)
-    return env
 
 
 def run_host(host: str, config: str, *args: str, timeout: float = 120, env=None):
