@@ -56,7 +56,7 @@ cdef CK_RV crypt_setup(op_t *op, CK_MECHANISM *m, object_t *key, bint encrypt) n
     if t == CKM_RSA_X_509 or t == CKM_RSA_PKCS or t == CKM_RSA_PKCS_OAEP:
         if key.key_type != CKK_RSA:
             return CKR_KEY_TYPE_INCONSISTENT
-        if not (key.cls == CKO_PRIVATE_KEY or (encrypt and key.cls == CKO_PUBLIC_KEY)):
+        if key.cls != (CKO_PUBLIC_KEY if encrypt else CKO_PRIVATE_KEY):
             return CKR_KEY_FUNCTION_NOT_PERMITTED
         if t == CKM_RSA_PKCS_OAEP:
             rv = oaep_setup(op, m)

@@ -92,21 +92,24 @@ def test_rsa_both_ways_with_cryptography(run, keys, mech, param, pad):
     base = {"key": "crypt-rsa", "mech": mech, "param": param}
     decrypt = {**base, "fn": "decrypt", "cls": PRIVATE, "data": ciphertext}
     encrypt = {**base, "fn": "encrypt", "data": message}
-    single, parts, encrypted, via_private, short = run(
+    single, parts, encrypted, encrypted_parts, via_private, short = run(
         [
             decrypt,
             {**decrypt, "parts": [100, 0, 156]},
             {**encrypt, "cls": PUBLIC},
-            {**encrypt, "cls": PRIVATE, "parts": [7, 0, len(message) - 7]},
+            {**encrypt, "cls": PUBLIC, "parts": [7, 0, len(message) - 7]},
+            {**encrypt, "cls": PRIVATE},
             {**decrypt, "short": True},
         ]
     )
     assert single["rv"] == ckr.CKR_OK and bytes.fromhex(single["out"]) == message
     assert parts["rv"] == ckr.CKR_OK and bytes.fromhex(parts["out"]) == message
     assert parts["parts"][:3] == ["", "", ""]
-    for result in (encrypted, via_private):
+    for result in (encrypted, encrypted_parts):
         assert result["rv"] == ckr.CKR_OK
         assert keys["rsa"].decrypt(bytes.fromhex(result["out"]), pad) == message
+    # A private key has no CKA_ENCRYPT: encryption takes the public key object.
+    assert via_private["init"] == ckr.CKR_KEY_FUNCTION_NOT_PERMITTED
     # The size query answers the modulus (an upper bound); a short buffer learns the exact size
     # and the next call gets the same plaintext.
     assert short["query"] == 256
