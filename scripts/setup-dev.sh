@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 PACKAGES=(
-  build-essential pkg-config libcurl4-openssl-dev libssl-dev libyaml-dev
+  build-essential pkg-config libcurl4-openssl-dev libssl-dev libyaml-dev libp11-kit-dev libnss3-dev
   opensc opensc-pkcs11 openssl gnutls-bin p11-kit libengine-pkcs11-openssl softhsm2
   nginx-light wrk hyperfine curl
   clang libclang-rt-14-dev openjdk-17-jdk-headless

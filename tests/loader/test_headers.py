@@ -150,9 +150,8 @@ def shared_structs(reference: str, ref_text: str) -> dict[str, list[str]]:
 @pytest.mark.parametrize("reference", ["p11-kit", "nss"])
 def test_constants_and_layouts_agree(reference, tmp_path):
     if reference not in references():
-        if reference == "p11-kit":
-            pytest.fail(f"{P11KIT} missing: install libp11-kit-dev")
-        pytest.skip("NSS headers not installed (libnss3-dev)")
+        package = "libp11-kit-dev" if reference == "p11-kit" else "libnss3-dev"
+        pytest.fail(f"the {reference} PKCS#11 header is missing: install {package}")
     ref_text = reference_text(reference)
     ref_names = set(CONSTANT.findall(ref_text)) - NOT_CONSTANTS
     ours = our_constants()

@@ -201,8 +201,6 @@ def _header_defines(text: str) -> dict[str, int]:
 
 def test_constants_match_header():
     header = REPO / "include" / "pkcs11t.h"
-    if not header.exists():
-        pytest.skip("include/pkcs11t.h not written yet")
     defines = _header_defines(header.read_text())
     ours = {k: v for k, v in vars(A).items() if re.fullmatch(r"CK[AOKMCF]?_[A-Z0-9_]+", k)}
     assert len(ours) > 80
