@@ -10,7 +10,6 @@ from p11fast.hsm.errors import (
     Conflict,
     Forbidden,
     NotFound,
-    NotModified,
     UnsupportedMediaType,
 )
 from p11fast.hsm.keys import (
@@ -40,7 +39,15 @@ from p11fast.hsm.routing import (
     read_form,
 )
 from p11fast.hsm.store import KeyRecord
-from p11fast.hsm.validate import Body, check_id, check_label, check_tags, parse_json
+from p11fast.hsm.validate import (
+    Body,
+    check_id,
+    check_label,
+    check_tags,
+    parse_json,
+    tags_with,
+    tags_without,
+)
 
 CERT_TYPES = (
     "application/x-pem-file",
@@ -210,20 +217,14 @@ class KeysApi:
     @endpoint("PUT", "/keys/{KeyID}/restrictions/tags/{Tag}", WRITE)
     async def add_tag(self, request: web.Request, caller: Caller) -> web.Response:
         record = self.hsm.key(caller.namespace, _key_id(request))
-        tag = check_id(request.match_info["Tag"], "tag")
-        if tag in record.tags:
-            raise NotModified("tag already present")
-        record.tags = sorted([*record.tags, tag])
+        record.tags = tags_with(record.tags, request.match_info["Tag"])
         self.hsm.save_key(record)
         return no_content()
 
     @endpoint("DELETE", "/keys/{KeyID}/restrictions/tags/{Tag}", WRITE)
     async def delete_tag(self, request: web.Request, caller: Caller) -> web.Response:
         record = self.hsm.key(caller.namespace, _key_id(request))
-        tag = request.match_info["Tag"]
-        if tag not in record.tags:
-            raise NotFound(f"tag {tag} not found")
-        record.tags = [t for t in record.tags if t != tag]
+        record.tags = tags_without(record.tags, request.match_info["Tag"])
         self.hsm.save_key(record)
         return no_content()
 

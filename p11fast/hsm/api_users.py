@@ -6,7 +6,7 @@ from aiohttp import web
 
 from p11fast.hsm import vault
 from p11fast.hsm.core import ROLES, Caller, Hsm, new_id
-from p11fast.hsm.errors import BadRequest, Conflict, Forbidden, NotFound, NotModified
+from p11fast.hsm.errors import BadRequest, Conflict, Forbidden
 from p11fast.hsm.routing import (
     ADMIN,
     ADMIN_OR_OPERATOR,
@@ -20,7 +20,7 @@ from p11fast.hsm.routing import (
     no_content,
 )
 from p11fast.hsm.store import UserRecord
-from p11fast.hsm.validate import check_id, split_user_id
+from p11fast.hsm.validate import check_id, split_user_id, tags_with, tags_without
 
 ADMIN_RULE = Rule(OPERATIONAL, ADMIN)
 ROOT_ADMIN = Rule(OPERATIONAL, ADMIN, root_only=True)
@@ -112,20 +112,14 @@ class UsersApi:
     @endpoint("PUT", "/users/{UserID}/tags/{Tag}", ADMIN_RULE)
     async def add_tag(self, request: web.Request, caller: Caller) -> web.Response:
         user = self._operator(request, caller)
-        tag = check_id(request.match_info["Tag"], "tag")
-        if tag in user.tags:
-            raise NotModified("tag already present")
-        user.tags = sorted([*user.tags, tag])
+        user.tags = tags_with(user.tags, request.match_info["Tag"])
         self.hsm.update_user(user)
         return no_content()
 
     @endpoint("DELETE", "/users/{UserID}/tags/{Tag}", ADMIN_RULE)
     async def delete_tag(self, request: web.Request, caller: Caller) -> web.Response:
         user = self._operator(request, caller)
-        tag = request.match_info["Tag"]
-        if tag not in user.tags:
-            raise NotFound(f"tag {tag} not found")
-        user.tags = [t for t in user.tags if t != tag]
+        user.tags = tags_without(user.tags, request.match_info["Tag"])
         self.hsm.update_user(user)
         return no_content()
 

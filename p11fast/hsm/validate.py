@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from p11fast.hsm.errors import BadRequest
+from p11fast.hsm.errors import BadRequest, NotFound, NotModified
 from p11fast.hsm.keys import b64decode
 
 ID_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}\Z")
@@ -121,3 +121,18 @@ def check_tags(tags: list[str]) -> list[str]:
     for tag in tags:
         check_id(tag, "tag")
     return sorted(set(tags))
+
+
+def tags_with(tags: list[str], tag: str) -> list[str]:
+    """`tags` with `tag` added (keys and users carry tags alike); 304 if it is there already."""
+    tag = check_id(tag, "tag")
+    if tag in tags:
+        raise NotModified("tag already present")
+    return sorted([*tags, tag])
+
+
+def tags_without(tags: list[str], tag: str) -> list[str]:
+    """`tags` without `tag`; 404 if it is not there."""
+    if tag not in tags:
+        raise NotFound(f"tag {tag} not found")
+    return [t for t in tags if t != tag]
