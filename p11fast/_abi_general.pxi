@@ -97,9 +97,9 @@ cdef CK_RV C_Initialize(CK_VOID_PTR pInitArgs) noexcept nogil:
         return CKR_CRYPTOKI_ALREADY_INITIALIZED
     if g_sessions != NULL:
         # A session a C_OpenSession racing with the last C_Finalize left behind: none survives.
-        for i in range(MAX_SESSIONS):
+        for i in range(g_sessions_used):
             if g_sessions[i].handle == 0:
-                continue  # (see C_Finalize)
+                continue
             pthread_mutex_lock(&g_sessions[i].lock)
             if g_sessions[i].handle != 0:
                 session_ops_reset(&g_sessions[i], False)
@@ -136,7 +136,6 @@ cdef CK_RV initialize(const char *config_path, bint threads) except *:
     global g_free_objects, g_nfree_objects
     from p11fast import config as config_module
     from p11fast import log as log_module
-    from p11fast.objects import Inventory
 
     cfg = config_module.load(config_path.decode() if config_path != NULL else None)
     log = log_module.setup(cfg)
@@ -160,14 +159,13 @@ cdef CK_RV initialize(const char *config_path, bint threads) except *:
         pthread_cond_init(&g_event, NULL)
     g_threads_allowed = threads and not cfg.disable_threads
     pools = [Pool(slot, g_threads_allowed) for slot in cfg.slots]
-    inventories = [Inventory(make_request(i, pools[i]), slot.label) for i, slot in enumerate(cfg.slots)]
     g_nobjects = 1
     g_nfree_objects = 0
     g_nslots = len(cfg.slots)
     for i, slot in enumerate(cfg.slots):
         init_slot(&g_slots[i], slot, <Pool>pools[i])
     set_mechanism_policy(cfg.policy)
-    _state = ModuleState(cfg, log, pools, inventories)
+    _state = ModuleState(cfg, log, pools)
     log.info(f"initialised: {g_nslots} slot(s), threads {'allowed' if g_threads_allowed else 'off'}")
     return CKR_OK
 
@@ -235,9 +233,9 @@ cdef CK_RV C_Finalize(CK_VOID_PTR pReserved) noexcept nogil:
     with gil:
         # While the credentials and pools still exist: session keys leave the HSM.
         release_session_objects(None, -1)
-    for i in range(MAX_SESSIONS):
+    for i in range(g_sessions_used):
         if g_sessions[i].handle == 0:
-            continue  # as C_CloseAllSessions: locking every entry would touch all 16 MB
+            continue  # as C_CloseAllSessions: no lock taken for an entry not in use
         pthread_mutex_lock(&g_sessions[i].lock)
         if g_sessions[i].handle != 0:
             session_ops_reset(&g_sessions[i], False)
@@ -287,7 +285,8 @@ cdef void reset_after_fork() noexcept nogil:
     pthread_mutex_init(&g_lock, NULL)
     pthread_cond_init(&g_event, NULL)
     if g_sessions != NULL:
-        for i in range(MAX_SESSIONS):
+        # Only entries below g_sessions_used were ever locked.
+        for i in range(g_sessions_used):
             pthread_mutex_init(&g_sessions[i].lock, NULL)
             session_ops_reset(&g_sessions[i], True)
             g_sessions[i].handle = 0

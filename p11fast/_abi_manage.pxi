@@ -435,7 +435,7 @@ cdef void release_session_objects(session, int slot) noexcept:
     """Ends the session objects of `session` (None: of every session) in `slot` (-1: in every
     slot): module-held ones are forgotten, HSM session keys deleted. Failures are logged; keys
     left behind are removed by a later module's sweep."""
-    if _state is None:
+    if _state is None or not _state.has_session_objects():
         return
     store = _state.session_objects
     for key_id, slot_index, on_hsm in store.owned_by(session, slot):

@@ -3,6 +3,7 @@
 
 cdef CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication,
                          CK_VOID_PTR Notify, CK_SESSION_HANDLE_PTR phSession) noexcept nogil:
+    global g_sessions_used
     cdef int i
     cdef session_t *s
     cdef slot_t *slot
@@ -37,6 +38,8 @@ cdef CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplica
             if s.handle == 0:
                 s.generation += 1
                 s.handle = (s.generation << HANDLE_INDEX_BITS) | i
+                if i >= g_sessions_used:
+                    g_sessions_used = i + 1
                 s.slot = slotID
                 s.flags = flags
                 slot.sessions += 1
@@ -107,7 +110,7 @@ cdef CK_RV C_CloseAllSessions(CK_SLOT_ID slotID) noexcept nogil:
         return CKR_SLOT_ID_INVALID
     with gil:
         release_session_objects(None, slotID)
-    for i in range(MAX_SESSIONS):
+    for i in range(g_sessions_used):
         s = &g_sessions[i]
         if s.handle == 0:
             continue
@@ -141,7 +144,7 @@ cdef CK_RV C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO *pInfo) 
 cdef bint ro_session_exists(int slot_index) noexcept nogil:
     """The caller holds g_lock."""
     cdef int i
-    for i in range(MAX_SESSIONS):
+    for i in range(g_sessions_used):
         if g_sessions[i].handle != 0 and g_sessions[i].slot == slot_index \
                 and not (g_sessions[i].flags & CKF_RW_SESSION):
             return True

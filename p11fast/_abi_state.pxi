@@ -15,6 +15,10 @@ cdef extern from *:
 cdef slot_t g_slots[MAX_SLOTS]
 cdef int g_nslots = 0
 cdef session_t *g_sessions = NULL
+# Entries below this were handed out at least once. Scans stop here: the table is 16 MB of
+# calloc'd pages, and reading every entry would fault all of them in (~2 ms of a one-shot
+# pkcs11-tool run). Only grows, under g_lock.
+cdef int g_sessions_used = 0
 cdef object_t *g_objects = NULL
 cdef CK_ULONG g_nobjects = 0            # entries handed out at least once (entry 0 is never used)
 cdef unsigned int *g_free_objects = NULL    # freed entries, reused once all were handed out
@@ -49,13 +53,15 @@ cdef enum:
 
 
 class ModuleState:
-    """What the cold path keeps between calls: config, logger, per-slot pools and inventories."""
+    """What the cold path keeps between calls: config, logger, per-slot pools and inventories.
 
-    def __init__(self, config, log, pools, inventories):
+    The object model is imported on first use: `pkcs11-tool -L` and other slot-only runs never
+    load it."""
+
+    def __init__(self, config, log, pools):
         self.config = config
         self.log = log
         self.pools = pools
-        self.inventories = inventories
         self.handle_of = {}       # (slot, key_id, cls) -> object handle
         self.objects = {}         # object handle -> P11Object
         self.finds = {}           # session handle -> list of object handles still to return
@@ -63,9 +69,32 @@ class ModuleState:
         self.reported = {}        # slot -> presence last reported by C_WaitForSlotEvent
         self.admins = {}          # slot -> p11fast.admin.Admin, made on first use
         self.aliases = {}         # enable_set_attribute_value: name given -> real key ID
-        from p11fast.session_objects import SessionObjects
+        self._inventories = None
+        self._session_objects = None
 
-        self.session_objects = SessionObjects()
+    @property
+    def inventories(self):
+        if self._inventories is None:
+            from p11fast.objects import Inventory
+
+            made = [Inventory(make_request(i, pool), slot.label)
+                    for i, (slot, pool) in enumerate(zip(self.config.slots, self.pools))]
+            if self._inventories is None:  # the import may have let another thread in first
+                self._inventories = made
+        return self._inventories
+
+    @property
+    def session_objects(self):
+        if self._session_objects is None:
+            from p11fast.session_objects import SessionObjects
+
+            made = SessionObjects()
+            if self._session_objects is None:
+                self._session_objects = made
+        return self._session_objects
+
+    def has_session_objects(self) -> bool:
+        return self._session_objects is not None
 
 
 _state = None

@@ -95,6 +95,7 @@ cdef struct tp_conn:          # one libcurl easy handle; its cache holds at most
     tp_instance *inst
     tp_conn *next_free        # instance free list (idle handles)
     tp_conn *next_all         # every handle of the instance, borrowed or idle (fork cleanup)
+    int bg_setup              # the background thread has it off the idle list, connecting it
     tp_conn *prev_all
     char *url                 # instance URL prefix, the request path is appended per call
     size_t url_cap
@@ -122,6 +123,7 @@ cdef struct tp_instance:
     tp_waiter *wait_tail
     int setup_wanted          # atomic: the background thread should connect idle framed handles
     int setting_up            # atomic: it is doing so
+    int bg_connecting         # handles it has off the idle list right now (under lock)
     int framing               # the URL allows framed requests (http(s), no userinfo)
     char *origin_path         # the URL's path, e.g. /api/v1 (framed request line prefix)
     size_t origin_path_len

@@ -516,6 +516,10 @@ cdef int _borrow(tp_instance *inst, int kind, tp_conn **out) noexcept nogil:
         out[0] = c
         return TP_OK
     if inst.nconns < inst.cap:
+        if kind == CONN_FRAMED and _waiters_fewer_than(inst, inst.bg_connecting):
+            # A connection the background thread is setting up is ready sooner than one made
+            # from scratch, and a one-shot process pays for one TLS handshake, not two.
+            return _wait(inst, kind, out)
         inst.nconns += 1
         pthread_mutex_unlock(&inst.lock)
         out[0] = _open(inst, kind)
@@ -529,6 +533,15 @@ cdef int _borrow(tp_instance *inst, int kind, tp_conn **out) noexcept nogil:
     return _wait(inst, kind, out)
 
 
+cdef bint _waiters_fewer_than(tp_instance *inst, int n) noexcept nogil:
+    """Caller holds inst.lock."""
+    cdef tp_waiter *w = inst.wait_head
+    while w != NULL and n > 0:
+        n -= 1
+        w = w.next
+    return n > 0
+
+
 cdef void _give_back(tp_instance *inst, tp_conn *c, bint refill) noexcept nogil:
     """Hands c to the oldest waiter, or puts it on its idle list. refill: a framed handle that
     lost its connection asks the background thread to reconnect it while it sits idle (not
@@ -536,6 +549,9 @@ cdef void _give_back(tp_instance *inst, tp_conn *c, bint refill) noexcept nogil:
     cdef tp_waiter *w
     cdef tp_pool *pool = inst.pool
     pthread_mutex_lock(&inst.lock)
+    if c.bg_setup:
+        c.bg_setup = 0
+        inst.bg_connecting -= 1
     w = inst.wait_head
     if w != NULL:
         inst.wait_head = w.next
@@ -755,7 +771,8 @@ cdef tp_instance *_setup_claim() noexcept nogil:
 
 cdef void _setup(tp_instance *inst) noexcept nogil:
     """On the background thread: connects inst's idle framed handles that have no connection.
-    A caller may borrow any of them meanwhile (and connect it itself): none waits for us."""
+    A caller finding no idle handle waits for one being connected here (_borrow) rather than
+    open another; idle ones still unconnected it may borrow and connect itself."""
     cdef tp_pool *pool = inst.pool
     cdef tp_conn *c
     cdef tp_conn *prev
@@ -772,6 +789,8 @@ cdef void _setup(tp_instance *inst) noexcept nogil:
                 prev.next_free = c.next_free
             else:
                 inst.free_list[CONN_FRAMED] = c.next_free
+            c.bg_setup = 1
+            inst.bg_connecting += 1
         pthread_mutex_unlock(&inst.lock)
         if c == NULL:
             break

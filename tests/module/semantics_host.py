@@ -192,6 +192,23 @@ def session_states():
     out["RW public after CloseAllSessions"] = state(again)
 
 
+def last_sessions():
+    """C_CloseAllSessions and C_Finalize end the session highest in the table, with every
+    entry below it free again."""
+    handles = [open_session() for _ in range(40)]
+    for h in handles[:-1]:
+        call("C_CloseSession", h)
+    out["CloseAllSessions"] = call("C_CloseAllSessions", 0)
+    out["last session after CloseAllSessions"] = state(handles[-1])
+    handles = [open_session() for _ in range(40)]
+    for h in handles[:-1]:
+        call("C_CloseSession", h)
+    out["Finalize"] = call("C_Finalize", NULL)
+    out["Initialize again"] = call("C_Initialize", NULL)
+    out["last session after C_Finalize"] = state(handles[-1])
+    out["reopened"] = state(open_session())
+
+
 def read_only():
     """A read-only session creates, changes and destroys session objects only."""
     s = open_session(CKF_SERIAL)

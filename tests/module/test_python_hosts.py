@@ -78,3 +78,41 @@ def test_pykcs11_lists_logs_in_finds_and_signs(module_path, login_config, api):
     serialization.load_pem_public_key(api.public_pem("rsa2048")).verify(
         bytes.fromhex(out["sig"]), b"pykcs11", padding.PKCS1v15(), hashes.SHA256()
     )
+
+
+LOADED = r"""
+import json, sys
+import PyKCS11
+
+def ours():
+    return sorted(m for m in sys.modules if m.startswith("p11fast") or m == "cryptography")
+
+lib = PyKCS11.PyKCS11Lib()
+lib.load(sys.argv[1])
+slot = lib.getSlotList(tokenPresent=True)[0]
+lib.getSlotInfo(slot)
+lib.getTokenInfo(slot)
+listed = ours()
+session = lib.openSession(slot)
+session.login(sys.argv[2])
+key = session.findObjects([(PyKCS11.CKA_LABEL, "ecp256"),
+                           (PyKCS11.CKA_CLASS, PyKCS11.CKO_PRIVATE_KEY)])[0]
+session.sign(key, b"x" * 32, PyKCS11.Mechanism(PyKCS11.CKM_ECDSA, None))
+signed = ours()
+session.logout()
+session.closeSession()
+print(json.dumps({"listed": listed, "signed": signed}))
+"""
+
+
+def test_listing_tokens_loads_no_object_model_and_signing_no_cryptography(
+    module_path, login_config, api
+):
+    # What a one-shot `pkcs11-tool -L` or `--sign` pays for at start: the object model only
+    # once objects are asked for, and never the `cryptography` package.
+    out = result(run_python(LOADED, login_config, module_path, OPERATOR_PIN))
+    assert "p11fast._abi" in out["listed"]
+    assert "p11fast.objects" not in out["listed"]
+    assert "p11fast.session_objects" not in out["listed"]
+    assert "p11fast.objects" in out["signed"]
+    assert "cryptography" not in out["signed"]

@@ -65,6 +65,18 @@ def test_session_states_follow_login_logout_and_close_all(scenario):
     }
 
 
+def test_close_all_and_finalize_reach_the_last_session_in_the_table(scenario):
+    out = scenario("last_sessions")
+    assert out == {
+        "CloseAllSessions": ckr.CKR_OK,
+        "last session after CloseAllSessions": f"rv {ckr.CKR_SESSION_HANDLE_INVALID:#x}",
+        "Finalize": ckr.CKR_OK,
+        "Initialize again": ckr.CKR_OK,
+        "last session after C_Finalize": f"rv {ckr.CKR_SESSION_HANDLE_INVALID:#x}",
+        "reopened": CKS_RW_PUBLIC_SESSION,
+    }
+
+
 def test_read_only_session_changes_session_objects_only(scenario):
     out = scenario("read_only")
     assert out == {

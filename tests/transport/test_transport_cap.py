@@ -127,6 +127,21 @@ def test_warm_up_connects_before_the_first_request(servers, pools):
         pool.close()
 
 
+def test_a_request_during_the_warm_up_waits_for_its_connection(servers, tls_context, tls_cert):
+    # A one-shot process (pkcs11-tool -L) asks right after C_Initialize: it must not pay for a
+    # second TLS handshake while the warm-up's is under way.
+    srv = servers(tls=tls_context)
+    srv.handshake_delay = 0.3
+    pool = _transport.Pool(slot(instance(srv.url(), sha256_fingerprints=(tls_cert[2],))))
+    try:
+        assert wait_for(lambda: srv.connections == 1)  # the warm-up is in its handshake
+        assert pool.call("GET", "/info")[0] == 200
+        assert srv.connections == 1
+        assert pool.stats()["connections_opened"] == 1
+    finally:
+        pool.close()
+
+
 _CHILD = textwrap.dedent(
     """
     import json, os, sys, threading

@@ -135,6 +135,7 @@ class Server(ThreadingHTTPServer):
         self.default_status = 200
         self.health_status = 412  # what an Operational NetHSM answers on /health/alive
         self.delay = 0.0
+        self.handshake_delay = 0.0  # before a connection's first read: its TLS handshake
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
 
@@ -147,6 +148,10 @@ class Server(ThreadingHTTPServer):
             # handshake in the handler thread, so a failing client cannot block accept()
             sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         return sock, addr
+
+    def finish_request(self, request, client_address):
+        time.sleep(self.handshake_delay)
+        super().finish_request(request, client_address)
 
     def handle_error(self, request, client_address):
         pass  # clients that abort handshakes or connections are part of the tests
