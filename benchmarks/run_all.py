@@ -11,7 +11,8 @@ Python; `--module` points at another build.) Parts, each runnable alone with `--
   softhsm  p11load -> SoftHSM2 (the local-token reference)
   wrk      wrk POSTing the module's sign request to the same nginx (the HTTP floor)
   tool     `pkcs11-tool -L` and `--sign`, one process per operation, under hyperfine
-  profile  perf record and callgrind instruction counts of one p11load thread against nginx
+  profile  perf record and callgrind instruction counts of one p11load thread against nginx,
+           and callgrind over one `pkcs11-tool -L` (where a cold start's instructions go)
 
 Raw output goes to benchmarks/out/<UTC time>/ (one file per run, the exact command line in
 each), a summary.json and results.md; benchmarks/out/latest points at the newest run.
@@ -313,6 +314,39 @@ def profile(runner: Runner, module: str, backend: nginx_backend.Backend, env: di
     return result
 
 
+# Where a one-shot `pkcs11-tool -L` spends its instructions: (function, what it is), inclusive.
+COLD_PHASES = (
+    ("_dl_start", "the process and pkcs11-tool's own libraries"),
+    ("start_python_locked", "loading libpython and starting the interpreter"),
+    ("Py_InitializeFromConfig", "of which: Py_InitializeFromConfig"),
+    ("PyImport_ImportModule", "importing the ABI: extensions, libcurl, OpenSSL initialisation"),
+    ("dlopen_doit", "of which: loading shared objects"),
+    ("__pyx_f_7p11fast_4_abi_C_Initialize", "the ABI's C_Initialize: config, logging, pools"),
+    ("__pyx_f_7p11fast_10_transport__bg_main", "the TLS connection, on the background thread"),
+    ("__pyx_f_7p11fast_4_abi_C_Finalize", "C_Finalize"),
+    ("_dl_fini", "exit: library destructors (OpenSSL's cleanup)"),
+)
+
+
+def cold_start_profile(runner: Runner, module: str, env: dict) -> dict:
+    """callgrind over one `pkcs11-tool -L`: instructions by phase, independent of machine noise."""
+    cg = os.path.join(runner.out, "callgrind-cold-L.out")
+    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={cg}",
+           "pkcs11-tool", "--module", module, "-L"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    runner.raw("callgrind-cold-L-run.txt", cmd, done.stdout + done.stderr)
+    ann = ["callgrind_annotate", "--auto=no", "--threshold=100", "--inclusive=yes", cg]
+    text = sh(ann)
+    runner.raw("callgrind-cold-L-inclusive.txt", ann, text)
+    total = int(re.search(r"^([\d,]+).*PROGRAM TOTALS", text, re.M).group(1).replace(",", ""))
+    found: dict[str, int] = {}
+    for ir, fn, _obj in _callgrind_functions(text):
+        found.setdefault(fn, ir)  # the first (largest) row of a function spanning files
+    phases = [(name, what, found.get(name, 0)) for name, what in COLD_PHASES]
+    say(f"  cold start: {total:,} instructions for pkcs11-tool -L")
+    return {"ir_total": total, "phases": phases}
+
+
 def _callgrind_functions(text: str) -> list[tuple[int, str, str]]:
     """(Ir, function, object) rows of a callgrind_annotate function list."""
     rows = []
@@ -478,6 +512,13 @@ def report(summary: dict) -> str:
         lines += [f"| `{fn}` | {obj} | {ir:,.0f} |" for ir, fn, obj in cg["inclusive"]]
         lines += ["", "| function, self | object | instructions/op |", "|---|---|---|"]
         lines += [f"| `{fn}` | {obj} | {ir:,.0f} |" for ir, fn, obj in cg["top_self"]]
+    if "profile" in s and "cold" in s["profile"]:
+        cold = s["profile"]["cold"]
+        lines += ["", f"## Cold start: one `pkcs11-tool -L` under callgrind, "
+                      f"{cold['ir_total']:,} instructions", "",
+                  "| phase (function, inclusive) | instructions | share |", "|---|---|---|"]
+        for name, what, ir in cold["phases"]:
+            lines.append(f"| {what} (`{name}`) | {ir:,} | {100 * ir / cold['ir_total']:.1f} % |")
     if "profile" in s and "perf_dso" in s["profile"]:
         lines += ["", "## perf, 1 thread → nginx: samples by object", "", "```",
                   *s["profile"]["perf_dso"], "```"]
@@ -637,6 +678,8 @@ def main(argv: list[str]) -> int:
         if "profile" in only:
             say("## profile, 1 thread → nginx")
             results["profile"] = profile(runner, args.module, backend, nginx_env)
+            if shutil.which("valgrind"):
+                results["profile"]["cold"] = cold_start_profile(runner, args.module, nginx_env)
 
     info["load_average_end"] = load_average()
     summary = {"machine": info, "results": results, "elapsed_s": time.monotonic() - t0,

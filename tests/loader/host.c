@@ -48,10 +48,20 @@ static int info_is_ours(CK_FUNCTION_LIST_PTR f)
 }
 
 /* Python, left to itself, handles SIGINT and ignores SIGPIPE and SIGXFSZ. */
+static const int watched_signals[] = {SIGINT, SIGPIPE, SIGXFSZ, SIGTERM};
+#define WATCHED (sizeof watched_signals / sizeof watched_signals[0])
+
+/* A host started in the background by a shell inherits SIGINT ignored: start from defaults. */
+static void default_signals(void)
+{
+    for (size_t i = 0; i < WATCHED; i++)
+        signal(watched_signals[i], SIG_DFL);
+}
+
 static int signals_untouched(void)
 {
-    int signals[] = {SIGINT, SIGPIPE, SIGXFSZ, SIGTERM};
-    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) {
+    const int *signals = watched_signals;
+    for (size_t i = 0; i < WATCHED; i++) {
         struct sigaction action;
         if (sigaction(signals[i], NULL, &action) != 0 || action.sa_handler != SIG_DFL)
             return 0;
@@ -124,7 +134,9 @@ static void interfaces(void *lib, CK_FUNCTION_LIST_PTR list)
 static int full(const char *path)
 {
     CK_FUNCTION_LIST_PTR f;
-    void *lib = load(path, &f);
+    void *lib;
+    default_signals();
+    lib = load(path, &f);
     const char *locale_before = setlocale(LC_CTYPE, NULL);
     char locale[64];
     pthread_t threads[4];
