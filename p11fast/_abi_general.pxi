@@ -166,6 +166,11 @@ cdef CK_RV initialize(const char *config_path, bint threads) except *:
         init_slot(&g_slots[i], slot, <Pool>pools[i])
     set_mechanism_policy(cfg.policy)
     _state = ModuleState(cfg, log, pools)
+    if g_threads_allowed:
+        # The pools' background thread is in its first TLS handshake now, which the first
+        # request waits for anyway: the object model loads meanwhile, not in the first
+        # C_FindObjectsInit. Without that thread it loads on first use.
+        _state.load_object_model()
     log.info(f"initialised: {g_nslots} slot(s), threads {'allowed' if g_threads_allowed else 'off'}")
     return CKR_OK
 

@@ -55,8 +55,8 @@ cdef enum:
 class ModuleState:
     """What the cold path keeps between calls: config, logger, per-slot pools and inventories.
 
-    The object model is imported on first use: `pkcs11-tool -L` and other slot-only runs never
-    load it."""
+    The object model is imported on first use, or by C_Initialize while the warm-up's TLS
+    handshake runs (initialize)."""
 
     def __init__(self, config, log, pools):
         self.config = config
@@ -95,6 +95,10 @@ class ModuleState:
 
     def has_session_objects(self) -> bool:
         return self._session_objects is not None
+
+    def load_object_model(self) -> None:
+        self.inventories
+        self.session_objects
 
 
 _state = None

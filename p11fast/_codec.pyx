@@ -12,7 +12,7 @@ from libc.string cimport memcmp, memcpy, memset, strlen
 
 from p11fast._openssl cimport (EVP_Digest, EVP_DigestFinal_ex, EVP_DigestInit_ex,
                                EVP_DigestUpdate, EVP_MD, EVP_MD_CTX, EVP_MD_CTX_free,
-                               EVP_MD_CTX_new, EVP_MD_fetch)
+                               EVP_MD_CTX_new)
 
 # Constant tables as static const C data: they live in .rodata, need no set-up at import,
 # and the tables indexed by hash are in H_* order (H_NONE first).
@@ -679,19 +679,36 @@ cdef Py_ssize_t ecdsa_raw_to_der(const unsigned char *raw, size_t n,
 
 # ---------------------------------------------------------------------------- hashing
 
-# Fetched once at import (with the GIL, before any hot-path call can exist) and never
-# freed: the module is never unloaded. NULL where the loaded providers lack the
-# algorithm (MD5 under FIPS), which turns that hash into a clean failure.
-cdef EVP_MD *_MD[7]
-for _h in range(H_MD5, H_SHA512 + 1):
-    _MD[_h] = EVP_MD_fetch(NULL, P11F_HASH_NAME[_h], NULL)
-del _h
+# Fetched together on the first use of any hash, and never freed: the module is never
+# unloaded. Not at import: a run that hashes nothing (listing tokens, raw ECDSA) then never
+# initialises OpenSSL here, which in a wheel with static dependencies is a copy of its own.
+# NULL where the loaded providers lack the algorithm (MD5 under FIPS), which turns that hash
+# into a clean failure.
+cdef extern from *:
+    """
+    #include <pthread.h>
+    static EVP_MD *p11f_md[7];
+    static pthread_once_t p11f_md_once = PTHREAD_ONCE_INIT;
+
+    static void p11f_md_fetch_all(void)
+    {
+        for (int h = 1; h < 7; h++)
+            p11f_md[h] = EVP_MD_fetch(NULL, P11F_HASH_NAME[h], NULL);
+    }
+
+    static const EVP_MD *p11f_md_get(int h)
+    {
+        pthread_once(&p11f_md_once, p11f_md_fetch_all);
+        return p11f_md[h];
+    }
+    """
+    const EVP_MD *p11f_md_get(int h) nogil
 
 
 cdef inline const EVP_MD *_md(int h) noexcept nogil:
     if h < H_MD5 or h > H_SHA512:
         return NULL
-    return _MD[h]
+    return p11f_md_get(h)
 
 
 cdef const void *hash_md(int h) noexcept nogil:
