@@ -28,7 +28,7 @@ for arg in "$@"; do
     P11FAST_STATIC_DEPS="$PWD/$DEPS" "$VENV/bin/pip" wheel -q --no-deps -w benchmarks/out/wheel .
     [ -x "$RVENV/bin/python" ] || python3 -m venv "$RVENV"
     "$RVENV/bin/pip" install -q --no-deps --force-reinstall benchmarks/out/wheel/p11fast-*.whl
-    ARGS+=(--release-module "$("$RVENV/bin/python" -c 'import p11fast; print(p11fast.module_path())')")
+    ARGS+=(--release-module "$("$RVENV/bin/p11fast" module-path)")
   else
     ARGS+=("$arg")
   fi

@@ -329,29 +329,30 @@ COLD_PHASES = (
     ("Py_InitializeFromConfig", "of which: Py_InitializeFromConfig"),
     ("PyImport_ImportModule", "importing the ABI: extensions, libcurl, OpenSSL initialisation"),
     ("dlopen_doit", "of which: loading shared objects"),
-    ("__pyx_f_7p11fast_4_abi_C_Initialize", "the ABI's C_Initialize: config, logging, pools"),
+    ("__pyx_f_7p11fast_4_abi_C_Initialize",
+     "the ABI's C_Initialize: config, logging, pools, the object model"),
     ("__pyx_f_7p11fast_10_transport__bg_main", "the TLS connection, on the background thread"),
     ("__pyx_f_7p11fast_4_abi_C_Finalize", "C_Finalize"),
-    ("_dl_fini", "exit: library destructors (OpenSSL's cleanup)"),
+    ("__run_exit_handlers", "exit: atexit handlers (OpenSSL's cleanup) and destructors"),
 )
 
 
-def cold_start_profile(runner: Runner, module: str, env: dict) -> dict:
+def cold_start_profile(runner: Runner, module: str, env: dict, tag: str) -> dict:
     """callgrind over one `pkcs11-tool -L`: instructions by phase, independent of machine noise."""
-    cg = os.path.join(runner.out, "callgrind-cold-L.out")
+    cg = os.path.join(runner.out, f"callgrind-cold-L-{tag}.out")
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={cg}",
            "pkcs11-tool", "--module", module, "-L"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    runner.raw("callgrind-cold-L-run.txt", cmd, done.stdout + done.stderr)
+    runner.raw(f"callgrind-cold-L-{tag}-run.txt", cmd, done.stdout + done.stderr)
     ann = ["callgrind_annotate", "--auto=no", "--threshold=100", "--inclusive=yes", cg]
     text = sh(ann)
-    runner.raw("callgrind-cold-L-inclusive.txt", ann, text)
+    runner.raw(f"callgrind-cold-L-{tag}-inclusive.txt", ann, text)
     total = int(re.search(r"^([\d,]+).*PROGRAM TOTALS", text, re.M).group(1).replace(",", ""))
     found: dict[str, int] = {}
     for ir, fn, _obj in _callgrind_functions(text):
         found.setdefault(fn, ir)  # the first (largest) row of a function spanning files
     phases = [(name, what, found.get(name, 0)) for name, what in COLD_PHASES]
-    say(f"  cold start: {total:,} instructions for pkcs11-tool -L")
+    say(f"  cold start ({tag}): {total:,} instructions for pkcs11-tool -L")
     return {"ir_total": total, "phases": phases}
 
 
@@ -522,11 +523,18 @@ def report(summary: dict) -> str:
         lines += [f"| `{fn}` | {obj} | {ir:,.0f} |" for ir, fn, obj in cg["top_self"]]
     if "profile" in s and "cold" in s["profile"]:
         cold = s["profile"]["cold"]
-        lines += ["", f"## Cold start: one `pkcs11-tool -L` under callgrind, "
-                      f"{cold['ir_total']:,} instructions", "",
-                  "| phase (function, inclusive) | instructions | share |", "|---|---|---|"]
-        for name, what, ir in cold["phases"]:
-            lines.append(f"| {what} (`{name}`) | {ir:,} | {100 * ir / cold['ir_total']:.1f} % |")
+        builds = list(cold)
+        lines += ["", "## Cold start: one `pkcs11-tool -L` under callgrind, instructions", "",
+                  "| phase (function, inclusive) | " + " | ".join(builds) + " |",
+                  "|---|" + "---|" * len(builds),
+                  "| the whole run | " + " | ".join(f"{cold[b]['ir_total']:,}" for b in builds)
+                  + " |"]
+        for i, (name, what, _ir) in enumerate(cold[builds[0]]["phases"]):
+            cells = []
+            for b in builds:
+                ir = cold[b]["phases"][i][2]
+                cells.append(f"{ir:,} ({100 * ir / cold[b]['ir_total']:.0f} %)")
+            lines.append(f"| {what} (`{name}`) | " + " | ".join(cells) + " |")
     if "profile" in s and "perf_dso" in s["profile"]:
         lines += ["", "## perf, 1 thread → nginx: samples by object", "", "```",
                   *s["profile"]["perf_dso"], "```"]
@@ -698,7 +706,11 @@ def main(argv: list[str]) -> int:
             say("## profile, 1 thread → nginx")
             results["profile"] = profile(runner, args.module, backend, nginx_env)
             if shutil.which("valgrind"):
-                results["profile"]["cold"] = cold_start_profile(runner, args.module, nginx_env)
+                results["profile"]["cold"] = {"source build": cold_start_profile(
+                    runner, args.module, nginx_env, "source")}
+                if args.release_module:
+                    results["profile"]["cold"]["release wheel"] = cold_start_profile(
+                        runner, args.release_module, nginx_env, "release")
 
     info["load_average_end"] = load_average()
     summary = {"machine": info, "results": results, "elapsed_s": time.monotonic() - t0,
