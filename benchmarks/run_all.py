@@ -77,7 +77,9 @@ def machine() -> dict:
     with open("/proc/cpuinfo") as f:
         model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
     commit = sh(["git", "-C", ROOT, "rev-parse", "HEAD"])
-    dirty = bool(sh(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"]))
+    # RESULTS.md is what a run writes: its own edits do not make the measured code differ.
+    dirty = bool(sh(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", "--",
+                     ".", ":(exclude)benchmarks/RESULTS.md"]))
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "cpu": model,
