@@ -34,12 +34,13 @@ cdef CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplica
         return CKR_SESSION_READ_WRITE_SO_EXISTS
     for i in range(MAX_SESSIONS):
         s = &g_sessions[i]
+        if s.handle == 0 and i >= g_sessions_used:
+            # Before the entry is locked: a fork meanwhile resets every entry that can be held.
+            g_sessions_used = i + 1
         if s.handle == 0 and pthread_mutex_trylock(&s.lock) == 0:
             if s.handle == 0:
                 s.generation += 1
                 s.handle = (s.generation << HANDLE_INDEX_BITS) | i
-                if i >= g_sessions_used:
-                    g_sessions_used = i + 1
                 s.slot = slotID
                 s.flags = flags
                 slot.sessions += 1

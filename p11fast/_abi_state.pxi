@@ -17,7 +17,8 @@ cdef int g_nslots = 0
 cdef session_t *g_sessions = NULL
 # Entries below this were handed out at least once. Scans stop here: the table is 16 MB of
 # calloc'd pages, and reading every entry would fault all of them in (~2 ms of a one-shot
-# pkcs11-tool run). Only grows, under g_lock.
+# pkcs11-tool run). Only grows, under g_lock; a scan without g_lock may miss a session opened
+# meanwhile, as if it had been opened after the scan.
 cdef int g_sessions_used = 0
 cdef object_t *g_objects = NULL
 cdef CK_ULONG g_nobjects = 0            # entries handed out at least once (entry 0 is never used)
@@ -97,7 +98,7 @@ class ModuleState:
         return self._session_objects is not None
 
     def load_object_model(self) -> None:
-        self.inventories
+        self.inventories  # each property imports and builds on first access
         self.session_objects
 
 

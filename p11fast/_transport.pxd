@@ -95,8 +95,8 @@ cdef struct tp_conn:          # one libcurl easy handle; its cache holds at most
     tp_instance *inst
     tp_conn *next_free        # instance free list (idle handles)
     tp_conn *next_all         # every handle of the instance, borrowed or idle (fork cleanup)
-    int bg_setup              # the background thread has it off the idle list, connecting it
     tp_conn *prev_all
+    int bg_setup              # the background thread has it off the idle list, connecting it
     char *url                 # instance URL prefix, the request path is appended per call
     size_t url_cap
     int fds[TP_MAX_FDS]       # sockets this handle's connections use (-1 = free slot)
