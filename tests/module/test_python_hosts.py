@@ -80,7 +80,6 @@ def test_pykcs11_lists_logs_in_finds_and_signs(module_path, login_config, api):
     )
 
 
-
 LOADED = r"""
 import json, sys
 import PyKCS11
