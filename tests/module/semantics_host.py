@@ -401,6 +401,21 @@ def private_objects():
     )
 
 
+def private_keys_per_token():
+    """Login belongs to the token: a session opened without its own login sees the private keys
+    while another session of the application is logged in, and none before or after."""
+    rsa = ((CKA_CLASS, CKO_PRIVATE_KEY), (CKA_LABEL, b"rsa2048"))
+    other = open_session(CKF_SERIAL)
+    out["no login"] = len(find(other, *rsa))
+    s = open_session()
+    login(s)
+    out["another session logged in"] = len(find(other, *rsa))
+    opened = open_session(CKF_SERIAL)
+    out["opened after the login"] = len(find(opened, *rsa))
+    call("C_Logout", s)
+    out["after logout"] = len(find(other, *rsa))
+
+
 def mixing():
     """C_Sign (C_Verify, C_Digest, C_Encrypt, C_Decrypt) after an Update: CKR_OPERATION_ACTIVE,
     and, as every single-part call but a size query or a short buffer, it ends the operation."""

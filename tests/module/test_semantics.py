@@ -168,6 +168,18 @@ def test_private_objects_need_a_logged_in_user(scenario):
     }
 
 
+def test_private_keys_are_seen_by_every_session_while_one_is_logged_in(scenario):
+    """§5.6: a session opened while the application has a session the user is logged into is in
+    a User Functions state (pkcs11-check's test_access.py expects no private keys there)."""
+    out = scenario("private_keys_per_token")
+    assert out == {
+        "no login": 0,
+        "another session logged in": 1,
+        "opened after the login": 1,
+        "after logout": 0,
+    }
+
+
 def test_single_part_call_after_update_ends_the_operation(scenario):
     """v3.0 C_Sign: "cannot be used to terminate a multi-part operation" and "always terminates
     the active signing operation unless it returns CKR_BUFFER_TOO_SMALL or is a successful call
