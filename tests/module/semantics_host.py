@@ -18,9 +18,11 @@ CKF_SERIAL = 4
 CKU_SO, CKU_USER = 0, 1
 CKA_CLASS, CKA_TOKEN, CKA_PRIVATE, CKA_LABEL, CKA_VALUE = 0x0, 0x1, 0x2, 0x3, 0x11
 CKA_KEY_TYPE, CKA_ID, CKA_VALUE_LEN = 0x100, 0x102, 0x161
+CKA_MODULUS_BITS = 0x121
 CKA_ALLOWED_MECHANISMS = 0x40000600
 CKO_DATA, CKO_PUBLIC_KEY, CKO_PRIVATE_KEY, CKO_SECRET_KEY = 0, 2, 3, 4
 CKM_SHA256, CKM_ECDSA, CKM_AES_CBC, CKM_AES_KEY_GEN = 0x250, 0x1041, 0x1082, 0x1080
+CKM_RSA_PKCS_KEY_PAIR_GEN = 0x0
 CKM_SHA224_RSA_PKCS_PSS, CKM_RSA_PKCS_PSS, CKM_SHA256_RSA_PKCS = 0x47, 0x0D, 0x40
 
 out = {}
@@ -253,6 +255,46 @@ def read_only():
     out["public key of a pair: CKA_DESTROYABLE"] = flag.value
     out["GenerateRandom NULL 0"] = call("C_GenerateRandom", s, NULL, 0)
     out["GenerateRandom buffer 0"] = call("C_GenerateRandom", s, buf(b"\x00"), 0)
+
+
+def read_only_verify():
+    """A read-only session verifies with a session key pair's public key and with an HSM key's,
+    single-part and multi-part; the signatures come from a read-write session."""
+    rw = open_session()
+    login(rw)
+    pub, priv = UL(), UL()
+    pt, pn = template((CKA_TOKEN, False), (CKA_MODULUS_BITS, 2048))
+    kt, kn = template((CKA_TOKEN, False))
+    rv = call(
+        "C_GenerateKeyPair",
+        rw,
+        mech(CKM_RSA_PKCS_KEY_PAIR_GEN),
+        pt,
+        pn,
+        kt,
+        kn,
+        ctypes.byref(pub),
+        ctypes.byref(priv),
+    )
+    assert rv == CKR_OK, hex(rv)
+    pairs = {
+        "session key pair": (priv.value, pub.value),
+        "HSM key": (key(rw, "rsa2048", CKO_PRIVATE_KEY), key(rw, "rsa2048", CKO_PUBLIC_KEY)),
+    }
+    data = buf(b"verify in a read-only session")
+    size = len(data.raw)
+    ro = open_session(CKF_SERIAL)
+    out["read-only session"] = state(ro)
+    for name, (signer, verifier) in pairs.items():
+        sig, length = ctypes.create_string_buffer(256), UL(256)
+        assert call("C_SignInit", rw, mech(CKM_SHA256_RSA_PKCS), signer) == CKR_OK
+        assert call("C_Sign", rw, data, size, sig, ctypes.byref(length)) == CKR_OK
+        out[f"{name}: VerifyInit"] = call("C_VerifyInit", ro, mech(CKM_SHA256_RSA_PKCS), verifier)
+        out[f"{name}: Verify"] = call("C_Verify", ro, data, size, sig, length.value)
+        call("C_VerifyInit", ro, mech(CKM_SHA256_RSA_PKCS), verifier)
+        out[f"{name}: VerifyUpdate"] = call("C_VerifyUpdate", ro, data, size)
+        out[f"{name}: VerifyFinal"] = call("C_VerifyFinal", ro, sig, length.value)
+    call("C_DestroyObject", rw, priv.value)
 
 
 def churn():

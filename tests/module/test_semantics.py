@@ -98,6 +98,23 @@ def test_read_only_session_changes_session_objects_only(scenario):
     }
 
 
+def test_read_only_session_verifies(scenario):
+    """v3.0 session states: a read-only session has read-only access to token objects, which
+    keeps it from creating, changing and destroying them, not from verifying with them."""
+    out = scenario("read_only_verify")
+    assert out == {
+        "read-only session": CKS_RO_USER_FUNCTIONS,
+        "session key pair: VerifyInit": ckr.CKR_OK,
+        "session key pair: Verify": ckr.CKR_OK,
+        "session key pair: VerifyUpdate": ckr.CKR_OK,
+        "session key pair: VerifyFinal": ckr.CKR_OK,
+        "HSM key: VerifyInit": ckr.CKR_OK,
+        "HSM key: Verify": ckr.CKR_OK,
+        "HSM key: VerifyUpdate": ckr.CKR_OK,
+        "HSM key: VerifyFinal": ckr.CKR_OK,
+    }
+
+
 def test_object_handles_are_reused_without_running_out(scenario):
     """An application that creates and destroys session objects for hours (Java SunPKCS11 does)
     must not exhaust the object table; a destroyed object's handle stays invalid."""
