@@ -97,6 +97,7 @@ cdef struct tp_conn:          # one libcurl easy handle; its cache holds at most
     tp_conn *next_all         # every handle of the instance, borrowed or idle (fork cleanup)
     tp_conn *prev_all
     int bg_setup              # the background thread has it off the idle list, connecting it
+    int setup_rc              # CURLcode of that set-up's failure, for the caller it is handed to
     char *url                 # instance URL prefix, the request path is appended per call
     size_t url_cap
     int fds[TP_MAX_FDS]       # sockets this handle's connections use (-1 = free slot)

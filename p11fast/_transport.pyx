@@ -450,14 +450,18 @@ cdef tp_conn *_convert(tp_instance *inst, tp_conn *c, int kind) noexcept nogil:
     return _open(inst, kind)
 
 
-cdef int _wait(tp_instance *inst, int kind, tp_conn **out) noexcept nogil:
-    """Every handle is busy and the cap is reached: wait, FIFO, for one to be given back (or a
-    slot to be freed), at most the request timeout. Caller holds inst.lock; released on return.
+cdef int _wait(tp_instance *inst, int kind, tp_conn **out, bint for_setup) noexcept nogil:
+    """Every handle is busy and the cap is reached, or (for_setup) the background thread is
+    connecting one: wait, FIFO, for one to be given back (or a slot to be freed), at most the
+    request timeout. A set-up is itself bounded by that timeout and began before this wait,
+    so its waiter allows it twice that: the set-up's own outcome, not this wait's, decides.
+    Caller holds inst.lock; released on return.
     TP_OK (out set, or NULL after a failed open: TP_ERR_NOMEM), TP_ERR_TIMEOUT, TP_ERR_CLOSED."""
     cdef tp_pool *pool = inst.pool
     cdef tp_waiter w
     cdef tp_waiter *p
-    cdef long long deadline = tp_now_ms() + pool.timeout_ms if pool.timeout_ms > 0 else 0
+    cdef long long limit = pool.timeout_ms * (2 if for_setup else 1)
+    cdef long long deadline = tp_now_ms() + limit if limit > 0 else 0
     cdef bint expired = False
     out[0] = NULL
     if tp_load(&pool.closed):  # read under inst.lock: _pool_close wakes waiters under it
@@ -519,7 +523,7 @@ cdef int _borrow(tp_instance *inst, int kind, tp_conn **out) noexcept nogil:
         if kind == CONN_FRAMED and _waiters_fewer_than(inst, inst.bg_connecting):
             # A connection the background thread is setting up is ready sooner than one made
             # from scratch, and a one-shot process pays for one TLS handshake, not two.
-            return _wait(inst, kind, out)
+            return _wait(inst, kind, out, True)
         inst.nconns += 1
         pthread_mutex_unlock(&inst.lock)
         out[0] = _open(inst, kind)
@@ -530,7 +534,7 @@ cdef int _borrow(tp_instance *inst, int kind, tp_conn **out) noexcept nogil:
         pthread_mutex_unlock(&inst.lock)
         out[0] = _convert(inst, c, kind)
         return TP_OK if out[0] != NULL else TP_ERR_NOMEM
-    return _wait(inst, kind, out)
+    return _wait(inst, kind, out, False)
 
 
 cdef bint _waiters_fewer_than(tp_instance *inst, int n) noexcept nogil:
@@ -553,6 +557,8 @@ cdef void _give_back(tp_instance *inst, tp_conn *c, bint refill) noexcept nogil:
         c.bg_setup = 0
         inst.bg_connecting -= 1
     w = inst.wait_head
+    if w == NULL:
+        c.setup_rc = CURLE_OK  # a later caller connects afresh
     if w != NULL:
         inst.wait_head = w.next
         if inst.wait_head == NULL:
@@ -798,6 +804,7 @@ cdef void _setup(tp_instance *inst) noexcept nogil:
         if rc == CURLE_OK:
             c.last_used_ms = tp_now_ms()
             tp_count(&pool.n_background_setups)
+        c.setup_rc = rc
         _give_back(inst, c, False)
         if rc != CURLE_OK:
             break  # the next request finds out why and marks the instance down
@@ -912,6 +919,13 @@ cdef CURLcode _fr_connect(tp_conn *c) noexcept nogil:
     cdef CURLcode rc
     if c.sock >= 0:
         return CURLE_OK
+    if c.setup_rc != CURLE_OK:
+        # The caller waited for the background set-up of this handle, which failed (its error
+        # is still in errbuf): trying again at once would double the time to the error against
+        # an HSM that never answers.
+        rc = <CURLcode>c.setup_rc
+        c.setup_rc = CURLE_OK
+        return rc
     if c.easy == NULL:
         c.easy = curl_easy_init()
         if c.easy == NULL or _configure(c, c.inst.pool.timeout_ms) or _fr_setup(c):

@@ -8,6 +8,7 @@ import textwrap
 import threading
 import time
 
+import pytest
 from p11fast._transport import TransportError
 from tp_helpers import HERE, ROOT, StallServer, instance, settle, slot, wait_for
 
@@ -131,13 +132,34 @@ def test_a_request_during_the_warm_up_waits_for_its_connection(servers, tls_cont
     # A one-shot process (pkcs11-tool -L) asks right after C_Initialize: it must not pay for a
     # second TLS handshake while the warm-up's is under way.
     srv = servers(tls=tls_context)
-    srv.handshake_delay = 0.3
+    srv.handshake_delays = [0.3]
     pool = _transport.Pool(slot(instance(srv.url(), sha256_fingerprints=(tls_cert[2],))))
     try:
         assert wait_for(lambda: srv.connections == 1)  # the warm-up is in its handshake
         assert pool.call("GET", "/info")[0] == 200
         assert srv.connections == 1
         assert pool.stats()["connections_opened"] == 1
+    finally:
+        pool.close()
+
+
+def test_a_request_that_waited_for_a_failed_warm_up_fails_without_a_second_try(
+    servers, tls_context, tls_cert
+):
+    # Against an HSM that never completes a handshake, a second attempt of its own would
+    # double the time to the error. Here a second connection would succeed: the request must
+    # still not be sent.
+    srv = servers(tls=tls_context)
+    srv.handshake_delays = [5.0]
+    config = slot(instance(srv.url(), sha256_fingerprints=(tls_cert[2],)), timeout=1)
+    pool = _transport.Pool(config)
+    try:
+        assert wait_for(lambda: srv.connections == 1)  # the warm-up is in its handshake
+        with pytest.raises(TransportError) as exc:
+            pool.call("GET", "/info")
+        assert exc.value.error_code == _transport.ERR_TIMEOUT
+        assert "busy" not in exc.value.message
+        assert srv.api_requests() == []
     finally:
         pool.close()
 

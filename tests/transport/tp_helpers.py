@@ -135,7 +135,7 @@ class Server(ThreadingHTTPServer):
         self.default_status = 200
         self.health_status = 412  # what an Operational NetHSM answers on /health/alive
         self.delay = 0.0
-        self.handshake_delay = 0.0  # before a connection's first read: its TLS handshake
+        self.handshake_delays = []  # of the next connections, before their TLS handshake
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
 
@@ -150,7 +150,9 @@ class Server(ThreadingHTTPServer):
         return sock, addr
 
     def finish_request(self, request, client_address):
-        time.sleep(self.handshake_delay)
+        with self.lock:
+            delay = self.handshake_delays.pop(0) if self.handshake_delays else 0.0
+        time.sleep(delay)
         super().finish_request(request, client_address)
 
     def handle_error(self, request, client_address):
