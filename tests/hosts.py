@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
+
+from p11fast.hsm.testing import OPERATOR_PASSPHRASE
 
 
 def host_env(config_path: str, **extra: str) -> dict[str, str]:
@@ -25,3 +28,34 @@ def pkcs11_tool(module_path: str, config: str, *args: str) -> str:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
+
+
+def pkcs11_tool_sign(
+    module_path: str,
+    config: str,
+    workdir: Path,
+    key_id: str,
+    mechanism: str,
+    data: bytes,
+    *extra: str,
+) -> bytes:
+    """`pkcs11-tool --sign` of `data` as the operator; returns the signature."""
+    (workdir / "data").write_bytes(data)
+    pkcs11_tool(
+        module_path,
+        config,
+        "--login",
+        "--pin",
+        OPERATOR_PASSPHRASE,
+        "--sign",
+        "--id",  # pkcs11-tool --sign selects its key by ID only (it ignores --label)
+        key_id.encode().hex(),
+        "-m",
+        mechanism,
+        "-i",
+        str(workdir / "data"),
+        "-o",
+        str(workdir / "sig"),
+        *extra,
+    )
+    return (workdir / "sig").read_bytes()

@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
 
 from tests.hosts import pkcs11_tool as tool
+from tests.hosts import pkcs11_tool_sign as sign
 from tests.interop.conftest import CERTIFIED, KEYS, OPERATOR_PIN, TOKEN, public_key
 
 
@@ -45,28 +46,6 @@ def test_self_test_after_login_ends_without_errors(module_path, login_config, ap
     # pkcs11-tool --test exits 0 even when it counts errors: its last line is the verdict.
     assert out.strip().splitlines()[-1] == "No errors", out
     assert "RSA-PKCS: OK" in out and "SHA256-RSA-PKCS: OK" in out
-
-
-def sign(module_path, config, tmp_path, key_id: str, mechanism: str, data: bytes, *extra) -> bytes:
-    (tmp_path / "in").write_bytes(data)
-    tool(
-        module_path,
-        config,
-        "--login",
-        "--pin",
-        OPERATOR_PIN,
-        "--sign",
-        "--id",  # pkcs11-tool --sign selects its key by ID only (it ignores --label)
-        key_id.encode().hex(),
-        "-m",
-        mechanism,
-        "-i",
-        str(tmp_path / "in"),
-        "-o",
-        str(tmp_path / "sig"),
-        *extra,
-    )
-    return (tmp_path / "sig").read_bytes()
 
 
 MESSAGE = b"pkcs11-tool signs this for p11fast"

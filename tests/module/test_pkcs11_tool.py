@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding
 
 from tests.hosts import host_env
 from tests.hosts import pkcs11_tool as tool
+from tests.hosts import pkcs11_tool_sign as sign
 from tests.module.conftest import OPERATOR_PIN
 
 
@@ -54,30 +55,6 @@ def test_wrong_pin_is_refused(module_path, login_config, api):
         timeout=60,
     )
     assert "CKR_PIN_INCORRECT" in done.stdout + done.stderr
-
-
-def sign(
-    module_path, config, tmp_path, key_id: str, mechanism: str, data: bytes, *extra: str
-) -> bytes:
-    (tmp_path / "data").write_bytes(data)
-    tool(
-        module_path,
-        config,
-        "--login",
-        "--pin",
-        OPERATOR_PIN,
-        "--sign",
-        "--id",
-        key_id.encode().hex(),
-        "-m",
-        mechanism,
-        "-i",
-        str(tmp_path / "data"),
-        "-o",
-        str(tmp_path / "sig"),
-        *extra,
-    )
-    return (tmp_path / "sig").read_bytes()
 
 
 @pytest.mark.parametrize(
