@@ -20,16 +20,7 @@ import tempfile
 import time
 
 import nginx_backend
-from run_all import KEY, load_average, machine, p11fast_env
-
-
-def commands(module: str, digest: str) -> dict[str, list[str]]:
-    return {
-        "-L": ["pkcs11-tool", "--module", module, "-L"],
-        "--sign": ["pkcs11-tool", "--module", module, "--login", "--pin",
-                   nginx_backend.OPERATOR_PASSWORD, "--sign", "--mechanism", "ECDSA",
-                   "--label", KEY, "--input-file", digest, "--output-file", "/dev/null"],
-    }
+from run_all import load_average, machine, p11fast_env, tool_commands
 
 
 def timed(cmd: list[str], env: dict) -> float:
@@ -56,7 +47,9 @@ def main(argv: list[str]) -> int:
         with open(digest, "wb") as f:
             f.write(nginx_backend.DIGEST)
         env = p11fast_env(backend.config_path)
-        cmds = [cmd for module in args.modules for cmd in commands(module, digest).values()]
+        pin = nginx_backend.OPERATOR_PASSWORD
+        cmds = [cmd for module in args.modules
+                for cmd in tool_commands(module, pin, digest).values()]
         for cmd in cmds:
             print("# " + " ".join(cmd))
         samples: list[list[float]] = [[] for _ in cmds]

@@ -240,26 +240,28 @@ def wrk_run(runner: Runner, backend: nginx_backend.Backend, conns: int) -> dict:
 # -- pkcs11-tool under hyperfine ---------------------------------------------------------------
 
 
+def tool_commands(module: str, pin: str, digest: str) -> dict[str, list[str]]:
+    """The one-process operations DESIGN.md times: listing slots, and one ECDSA signature."""
+    return {
+        "-L": ["pkcs11-tool", "--module", module, "-L"],
+        "--sign": ["pkcs11-tool", "--module", module, "--login", "--pin", pin, "--sign",
+                   "--mechanism", "ECDSA", "--label", KEY, "--input-file", digest,
+                   "--output-file", "/dev/null"],
+    }
+
+
 def tool_runs(runner: Runner, module: str, nginx_env: dict, softhsm_env: dict,
               release: str | None = None) -> dict:
     digest = os.path.join(runner.out, "digest.bin")
     with open(digest, "wb") as f:
         f.write(nginx_backend.DIGEST)
-    sign = ["--sign", "--mechanism", "ECDSA", "--label", KEY, "--input-file", digest,
-            "--output-file", "/dev/null"]
-    commands = {
-        "p11fast -L": (["pkcs11-tool", "--module", module, "-L"], nginx_env),
-        "p11fast --sign": (["pkcs11-tool", "--module", module, "--login", "--pin",
-                            nginx_backend.OPERATOR_PASSWORD, *sign], nginx_env),
-        **({
-            "release wheel -L": (["pkcs11-tool", "--module", release, "-L"], nginx_env),
-            "release wheel --sign": (["pkcs11-tool", "--module", release, "--login", "--pin",
-                                      nginx_backend.OPERATOR_PASSWORD, *sign], nginx_env),
-        } if release else {}),
-        "softhsm2 -L": (["pkcs11-tool", "--module", SOFTHSM, "-L"], softhsm_env),
-        "softhsm2 --sign": (["pkcs11-tool", "--module", SOFTHSM, "--login", "--pin",
-                             SOFTHSM_PIN, *sign], softhsm_env),
-    }
+    targets = [("p11fast", module, nginx_backend.OPERATOR_PASSWORD, nginx_env)]
+    if release:
+        targets.append(("release wheel", release, nginx_backend.OPERATOR_PASSWORD, nginx_env))
+    targets.append(("softhsm2", SOFTHSM, SOFTHSM_PIN, softhsm_env))
+    commands = {f"{name} {op}": (cmd, env)
+                for name, lib, pin, env in targets
+                for op, cmd in tool_commands(lib, pin, digest).items()}
     results = {}
     for name, (cmd, env) in commands.items():
         # Once by hand first: hyperfine would only say "non-zero exit code".
