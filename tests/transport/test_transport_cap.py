@@ -7,6 +7,7 @@ import sys
 import textwrap
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 from p11fast._transport import TransportError
@@ -128,19 +129,28 @@ def test_warm_up_connects_before_the_first_request(servers, pools):
         pool.close()
 
 
+@contextmanager
+def warming_up(servers, tls_context, tls_cert, handshake_delay: float, **slot_options):
+    """A pool whose warm-up is in a TLS handshake the server holds for `handshake_delay` (later
+    connections are not held)."""
+    srv = servers(tls=tls_context)
+    srv.handshake_delays = [handshake_delay]
+    config = slot(instance(srv.url(), sha256_fingerprints=(tls_cert[2],)), **slot_options)
+    pool = _transport.Pool(config)
+    try:
+        assert wait_for(lambda: srv.connections == 1)
+        yield srv, pool
+    finally:
+        pool.close()
+
+
 def test_a_request_during_the_warm_up_waits_for_its_connection(servers, tls_context, tls_cert):
     # A one-shot process (pkcs11-tool -L) asks right after C_Initialize: it must not pay for a
     # second TLS handshake while the warm-up's is under way.
-    srv = servers(tls=tls_context)
-    srv.handshake_delays = [0.3]
-    pool = _transport.Pool(slot(instance(srv.url(), sha256_fingerprints=(tls_cert[2],))))
-    try:
-        assert wait_for(lambda: srv.connections == 1)  # the warm-up is in its handshake
+    with warming_up(servers, tls_context, tls_cert, 0.3) as (srv, pool):
         assert pool.call("GET", "/info")[0] == 200
         assert srv.connections == 1
         assert pool.stats()["connections_opened"] == 1
-    finally:
-        pool.close()
 
 
 def test_a_request_that_waited_for_a_failed_warm_up_fails_without_a_second_try(
@@ -149,19 +159,12 @@ def test_a_request_that_waited_for_a_failed_warm_up_fails_without_a_second_try(
     # Against an HSM that never completes a handshake, a second attempt of its own would
     # double the time to the error. Here a second connection would succeed: the request must
     # still not be sent.
-    srv = servers(tls=tls_context)
-    srv.handshake_delays = [5.0]
-    config = slot(instance(srv.url(), sha256_fingerprints=(tls_cert[2],)), timeout=1)
-    pool = _transport.Pool(config)
-    try:
-        assert wait_for(lambda: srv.connections == 1)  # the warm-up is in its handshake
+    with warming_up(servers, tls_context, tls_cert, 5.0, timeout=1) as (srv, pool):
         with pytest.raises(TransportError) as exc:
             pool.call("GET", "/info")
         assert exc.value.error_code == _transport.ERR_TIMEOUT
         assert "busy" not in exc.value.message
         assert srv.api_requests() == []
-    finally:
-        pool.close()
 
 
 _CHILD = textwrap.dedent(
