@@ -39,6 +39,35 @@
 # (TP_ERR_CLOSED) and its inherited sockets are closed without any TLS close_notify, so the
 # parent's connections stay intact. tp_after_fork_child() does the same and is idempotent, so
 # calling it again from the ABI's own after-fork hook is harmless.
+#
+# Light mode: the C loader answers C_GetSlotList/C_GetSlotInfo/C_GetTokenInfo without starting
+# Python (`pkcs11-tool -L` fast), but token presence needs one live GET /health/ready through this
+# transport, and the connection it opens should serve the rest of the process if Python starts
+# later. So the extension exports three C functions, callable with libpython loaded but not
+# initialised (they touch no Python object; process-wide state is set up by whichever comes
+# first, them or the module's import, and the import never resets it):
+#
+#   void *p11f_transport_open(const unsigned char *spec, size_t len, int threads_allowed)
+#       Builds a pool from a pool_spec() blob, exactly as Pool() does (with threads_allowed,
+#       the background thread starts connecting it at once), and parks it. Returns an opaque
+#       handle, NULL for a malformed blob, no memory or a handle libcurl cannot set up.
+#   int p11f_transport_get(void *handle, const char *path, long *status)
+#       One GET of path (relative to the instance URL: "/health/ready"), no Authorization
+#       header, retries and failover as configured, body discarded. Returns TP_OK (*status =
+#       the HTTP status) or TP_ERR_* (*status = 0); TP_ERR_CLOSED once the pool is gone (its
+#       adopter closed it, or in a forked child).
+#   void p11f_transport_release(void *handle)
+#       Ends the handle: a pool still parked is closed (its connections with it); an adopted one
+#       is left to its Pool. Once per open; an unknown or already released handle is ignored.
+#
+# Ownership: the parked list owns a parked pool until a Pool adopts it or the opener releases
+# it. Pool(slot_config, threads_allowed) adopts a parked pool whose pool_spec(slot_config) is
+# byte-identical and whose threads flag is the same: it takes it as its own (handles, open
+# connection, registration and a background set-up maybe still in progress), opening nothing.
+# The handle stays valid until released either way, so get/release after adoption, after the
+# adopter's close or in a forked child are safe. In a forked child parked pools are closed like
+# every pool (never adopted); release frees them without touching the parent's connections;
+# the entry points must not be called from an atfork handler (g_lock may still be held there).
 
 from p11fast._curl cimport CURL
 
@@ -182,8 +211,9 @@ cdef void tp_after_fork_child() noexcept nogil
 
 cdef class Pool:
     cdef tp_pool *ptr
-    # def __init__(self, slot_config, bint threads_allowed=True)
+    # def __init__(self, slot_config, bint threads_allowed=True)  (adopts a parked pool, above)
     # def call(self, str method, str path, bytes body=None, bytes auth_header=None,
     #          str content_type=None) -> tuple[int, bytes, str]
     # def stats(self) -> dict
     # def close(self)
+# def pool_spec(slot_config) -> bytes   (the blob for p11f_transport_open; layout in its docstring)

@@ -63,19 +63,35 @@ Decisions worth knowing (see also the header of _transport.pxd):
   tp_after_fork_child. Pools already closed but still finishing a request at fork time are not in
   the registry; their sockets stay open in the child until it exits (they are CLOEXEC, so an
   exec'd program does not inherit them).
+- Light mode: the C loader answers `pkcs11-tool -L` without starting Python, yet token presence
+  needs one live GET /health/ready through this transport. So the library also works with
+  libpython loaded but not initialised, through three exported C functions (p11f_transport_open,
+  _get, _release; see the end of this file and _transport.pxd): process-wide state is set up by
+  one pthread_once (_global_init) that both they and the module import call, and the module's
+  initialisation never resets C state (no initialised module-level cdef globals). A pool opened
+  that way is *parked*; when Python starts later, a Pool built from a byte-identical pool_spec()
+  and the same threads flag adopts it, connection, registration and background set-up included,
+  instead of opening a second connection. Every pool, parked or not, is built by
+  _pool_from_spec from a pool_spec() blob, so both paths are the same code.
 """
 
 from libc.errno cimport EINTR, errno
+from libc.limits cimport INT_MAX
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcmp, memcpy, strlen
+from libc.stdint cimport int64_t, uint16_t, uint32_t
+from libc.string cimport memchr, memcmp, memcpy, strlen
 from posix.unistd cimport close as fd_close
 
 from p11fast._curl cimport *
 
+from os import fsdecode as os_fsdecode
 from os import fsencode as os_fsencode
+from struct import Struct
 
 cdef extern from "<pthread.h>" nogil:
     ctypedef unsigned long pthread_t
+    ctypedef int pthread_once_t
+    int pthread_once(pthread_once_t *once, void (*init)() noexcept nogil)
     int pthread_mutex_init(pthread_mutex_t *m, const void *attr)
     int pthread_mutex_destroy(pthread_mutex_t *m)
     int pthread_mutex_lock(pthread_mutex_t *m)
@@ -171,6 +187,21 @@ cdef extern from * nogil:
         pthread_condattr_destroy(&a);
         return rc;
     }
+    /* Defined in C, not as a module-level cdef with an initialiser: Cython assigns those in the
+       module's init function, which runs only when Python imports us, possibly after the loader's
+       light mode already used the library (see _global_init). */
+    static pthread_once_t tp_once = PTHREAD_ONCE_INIT;
+    #define TP_SPEC_MAGIC "P11T"
+
+    /* pool_spec blobs are little-endian whatever the host (see pool_spec). */
+    static inline uint16_t tp_le16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
+    static inline uint32_t tp_le32(const unsigned char *p) {
+        return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    }
+    static inline int64_t tp_le64(const unsigned char *p) {
+        return (int64_t)((uint64_t)tp_le32(p) | (uint64_t)tp_le32(p + 4) << 32);
+    }
+
     /* 1 when deadline_ms (tp_now_ms's clock) passed, else 0 (woken, maybe spuriously). */
     static inline int tp_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, long long deadline_ms) {
         struct timespec t = {deadline_ms / 1000, (deadline_ms % 1000) * 1000000L};
@@ -191,6 +222,11 @@ cdef extern from * nogil:
     void tp_sleep_ms(long ms)
     int tp_set_keepcnt(int fd, int cnt)
     int tp_cond_init_mono(pthread_cond_t *c)
+    pthread_once_t tp_once
+    const char *TP_SPEC_MAGIC
+    uint16_t tp_le16(const unsigned char *p)
+    uint32_t tp_le32(const unsigned char *p)
+    int64_t tp_le64(const unsigned char *p)
     bint tp_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, long long deadline_ms)
 
 
@@ -212,6 +248,15 @@ cdef enum:
     FR_STALE = -2                # the connection failed before any response byte
     FR_REQ = 4096                # framed request head (and a body that fits) built on the stack
 
+cdef enum:                       # pool_spec blobs, layout in pool_spec's docstring
+    SPEC_VERSION = 1
+    SPEC_HEAD = 60               # bytes of the header
+    SPEC_INST = 20               # bytes of an instance's fixed part
+    SPEC_KEEPALIVE = 1           # header flag: tcp_keepalive set
+    SPEC_INSECURE = 1            # instance flags: danger_insecure_cert
+    SPEC_CACERT = 2              #   cacert set (an empty path is not the same as none)
+    PIN_LEN = 32                 # a sha256_fingerprints entry: a SHA-256 digest
+
 cdef enum:
     CONN_FULL = 0                # kinds of handle; FULL and FRAMED index the idle lists
     CONN_FRAMED = 1
@@ -219,15 +264,47 @@ cdef enum:
 
 
 # ---------------------------------------------------------------- process-wide state
+
+cdef struct tp_light:         # a p11f_transport_open handle; see "Light mode" in _transport.pxd
+    tp_pool *pool             # NULL once the pool's adopter closed it
+    bint adopted              # a Pool owns the pool; until then (parked) this handle does
+    int threads_allowed
+    unsigned char *spec       # the pool_spec blob the pool was built from, while parked
+    size_t spec_len
+    tp_light *next
+
+
 # The registry of live pools lets a forked child find every inherited connection. g_lock
-# guards it and the probe thread's state; it is never held during I/O.
+# guards it, the light-mode handles and the probe thread's state; it is never held during I/O.
+# No initialisers here: Cython would assign them in the module's init function, which runs when
+# Python first imports us, maybe after the light mode registered a pool or started the thread
+# (C zeroes these statics; the rest is set up by _global_init).
 cdef pthread_mutex_t g_lock
 cdef pthread_cond_t g_probe_cond      # the probe thread sleeps on it while nothing is down
-cdef tp_pool *g_registry = NULL
-cdef int g_probe_started = 0
-cdef int g_probe_failed = 0           # pthread_create failed: fall back to inline checks
-cdef int g_fork_locked = 0            # our prepare handler holds g_lock and instance locks
-cdef CURLM *g_probe_multi = NULL
+cdef tp_pool *g_registry
+cdef int g_probe_started
+cdef int g_probe_failed               # pthread_create failed: fall back to inline checks
+cdef int g_fork_locked                # our prepare handler holds g_lock and instance locks
+cdef CURLM *g_probe_multi
+cdef tp_light *g_light                # handles of p11f_transport_open, until released
+cdef bint g_init_ok                   # _global_init succeeded (written once, under tp_once)
+
+
+cdef void _global_init_once() noexcept nogil:
+    global g_init_ok
+    pthread_mutex_init(&g_lock, NULL)
+    pthread_cond_init(&g_probe_cond, NULL)
+    if curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK:
+        return
+    pthread_atfork(_atfork_prepare, _atfork_parent, _atfork_child)
+    g_init_ok = True
+
+
+cdef bint _global_init() noexcept nogil:
+    """Process-wide set-up, exactly once, by whichever comes first: the module's import or a light
+    mode entry point (then without an initialised Python). False when libcurl cannot start."""
+    pthread_once(&tp_once, _global_init_once)
+    return g_init_ok
 
 
 # ---------------------------------------------------------------- libcurl callbacks
@@ -633,6 +710,7 @@ cdef void _pool_close(tp_pool *pool) noexcept nogil:
     """The owner's close: no new requests, waiters fail; the last reference frees the memory."""
     global g_registry
     cdef int i
+    cdef tp_light *h
     if pool.forked:
         # A forked child's inherited pool, already off the registry (tp_after_fork_child). g_lock
         # must not be taken: the loader's atfork child handler, which drops the ABI's pools, runs
@@ -650,6 +728,12 @@ cdef void _pool_close(tp_pool *pool) noexcept nogil:
             g_registry = pool.reg_next
         if pool.reg_next != NULL:
             pool.reg_next.reg_prev = pool.reg_prev
+    # A light-mode handle of an adopted pool must not reach it once its owner let it go.
+    h = g_light
+    while h != NULL:
+        if h.pool == pool:
+            h.pool = NULL
+        h = h.next
     pthread_mutex_unlock(&g_lock)
     for i in range(pool.ninstances):
         _wake_waiters(&pool.instances[i])
@@ -665,6 +749,209 @@ cdef void _pool_register(tp_pool *pool) noexcept nogil:
     g_registry = pool
     pool.registered = 1
     pthread_mutex_unlock(&g_lock)
+
+
+# ---------------------------------------------------------------- pool construction
+
+cdef struct spec_reader:      # the unread rest of a pool_spec blob
+    const unsigned char *p
+    size_t left
+
+
+cdef const unsigned char *_take(spec_reader *r, size_t n) noexcept nogil:
+    """The next n bytes, or NULL when fewer are left."""
+    cdef const unsigned char *p = r.p
+    if n > r.left:
+        return NULL
+    r.p += n
+    r.left -= n
+    return p
+
+
+cdef char *_dup(const unsigned char *p, size_t n) noexcept nogil:
+    cdef char *d = <char *>malloc(n + 1)
+    if d != NULL:
+        memcpy(d, p, n)
+        d[n] = 0
+    return d
+
+
+cdef bint _split_url(tp_instance *inst) noexcept nogil:
+    """The framing's view of inst.url: whether it may be framed, its path (the request line's
+    prefix) and its Host line. False when out of memory."""
+    cdef const char *url = inst.url
+    cdef size_t n = inst.url_len
+    cdef size_t scheme_len = n
+    cdef size_t i
+    cdef size_t rest = n           # start of the authority
+    cdef size_t slash              # end of the authority, start of the path
+    cdef const char *head = b" HTTP/1.1\r\nHost: "  # then the authority and CRLF
+    cdef size_t head_len = strlen(head)
+    for i in range(n - 2 if n >= 3 else 0):
+        if url[i] == b':' and url[i + 1] == b'/' and url[i + 2] == b'/':
+            scheme_len = i
+            rest = i + 3
+            break
+    slash = rest
+    while slash < n and url[slash] != b'/':
+        slash += 1
+    # userinfo, or a scheme libcurl will refuse anyway: leave the URL to libcurl
+    inst.framing = (
+        (_is_name(url, scheme_len, b"http", 4) or _is_name(url, scheme_len, b"https", 5))
+        and memchr(url + rest, b'@', slash - rest) == NULL)
+    inst.origin_path = _dup(<const unsigned char *>url + slash, n - slash)
+    inst.origin_path_len = n - slash
+    inst.host_line_len = head_len + (slash - rest) + 2
+    inst.host_line = <char *>malloc(inst.host_line_len + 1)
+    if inst.origin_path == NULL or inst.host_line == NULL:
+        return False
+    memcpy(inst.host_line, head, head_len)
+    memcpy(inst.host_line + head_len, url + rest, slash - rest)
+    memcpy(inst.host_line + head_len + (slash - rest), b"\r\n", 3)  # with the terminating NUL
+    return True
+
+
+cdef bint _spec_instance(spec_reader *r, tp_instance *inst) noexcept nogil:
+    """Reads one instance's settings into inst. False on a malformed record or no memory."""
+    cdef const unsigned char *h = _take(r, SPEC_INST)
+    cdef const unsigned char *url
+    cdef const unsigned char *pins
+    cdef const unsigned char *cacert
+    cdef uint32_t flags
+    cdef uint32_t npins
+    cdef uint32_t url_len
+    cdef uint32_t cacert_len
+    if h == NULL:
+        return False
+    flags = tp_le32(h + 4)
+    npins = tp_le32(h + 8)
+    url_len = tp_le32(h + 12)
+    cacert_len = tp_le32(h + 16)
+    inst.cap = <int>tp_le32(h)
+    if inst.cap < 1 or flags & ~<uint32_t>(SPEC_INSECURE | SPEC_CACERT) \
+            or (cacert_len and not flags & SPEC_CACERT) or npins > r.left // PIN_LEN \
+            or npins > <uint32_t>INT_MAX:
+        return False
+    url = _take(r, url_len)
+    pins = _take(r, <size_t>npins * PIN_LEN)
+    cacert = _take(r, cacert_len)
+    # C strings from here on: an embedded NUL would make them mean something else
+    if url == NULL or pins == NULL or cacert == NULL or memchr(url, 0, url_len) != NULL \
+            or memchr(cacert, 0, cacert_len) != NULL:
+        return False
+    inst.insecure = flags & SPEC_INSECURE != 0
+    inst.url = _dup(url, url_len)
+    if inst.url == NULL:
+        return False
+    inst.url_len = url_len
+    if npins:
+        inst.pins = <unsigned char *>_dup(pins, <size_t>npins * PIN_LEN)
+        if inst.pins == NULL:
+            return False
+        inst.npins = <int>npins
+    if flags & SPEC_CACERT:
+        inst.cacert = _dup(cacert, cacert_len)
+        if inst.cacert == NULL:
+            return False
+    return _split_url(inst)
+
+
+cdef bint _spec_build(tp_pool *pool, spec_reader *r, int count, int *failed) noexcept nogil:
+    """Sets up pool.instances[0:count] from r; on False, _pool_free releases what was made."""
+    cdef tp_instance *inst
+    cdef tp_conn *c
+    cdef int i
+    for i in range(count):
+        inst = &pool.instances[i]
+        pthread_mutex_init(&inst.lock, NULL)
+        pool.ninstances += 1
+        inst.pool = pool
+        inst.up = 1
+        inst.last_check_ms = -HEALTH_INTERVAL_MS
+        if not _spec_instance(r, inst):
+            return False
+        # Configure one handle now, of the kind the hot path uses: a bad option fails here,
+        # not on the first C_Sign; with threads it is the one the background connects.
+        c = _conn_new(inst, CONN_FRAMED if inst.framing else CONN_FULL)
+        if c == NULL:
+            failed[0] = i
+            return False
+        inst.nconns = 1
+        _give_back(inst, c, False)
+        inst.setup_wanted = inst.framing and pool.threads_allowed
+    return r.left == 0
+
+
+cdef tp_pool *_pool_from_spec(const unsigned char *spec, size_t n, int threads_allowed,
+                              int *failed) noexcept nogil:
+    """The one constructor of pools: builds one from a pool_spec() blob, registers it and, with
+    threads, has the background thread connect it. NULL when the blob is malformed or memory
+    runs out (*failed = -1), or when instance *failed's libcurl handle cannot be set up. Reads
+    nothing outside spec[0:n]."""
+    cdef spec_reader r
+    cdef const unsigned char *h
+    cdef tp_pool *pool
+    cdef uint16_t flags
+    cdef uint32_t count
+    failed[0] = -1
+    if spec == NULL:
+        return NULL
+    r.p = spec
+    r.left = n
+    h = _take(&r, SPEC_HEAD)
+    if h == NULL or memcmp(h, TP_SPEC_MAGIC, 4) != 0 or tp_le16(h + 4) != SPEC_VERSION:
+        return NULL
+    flags = tp_le16(h + 6)
+    count = tp_le32(h + 8)
+    # count is bounded by what the blob can hold before anything is allocated for it
+    if flags & ~<uint16_t>SPEC_KEEPALIVE or count == 0 or count > r.left // SPEC_INST:
+        return NULL
+    pool = <tp_pool *>calloc(1, sizeof(tp_pool))
+    if pool == NULL:
+        return NULL
+    pool.instances = <tp_instance *>calloc(count, sizeof(tp_instance))
+    if pool.instances == NULL:
+        free(pool)
+        return NULL
+    pool.refs = 1
+    pool.threads_allowed = threads_allowed != 0
+    pool.retries = <int>tp_le32(h + 12)
+    pool.delay_ms = tp_le64(h + 16)
+    pool.timeout_ms = tp_le64(h + 24)
+    pool.keepalive = flags & SPEC_KEEPALIVE != 0
+    pool.keepidle = tp_le64(h + 32)
+    pool.keepintvl = tp_le64(h + 40)
+    pool.keepcnt = <int>tp_le32(h + 48)
+    pool.maxage_conn = tp_le64(h + 52)
+    if pool.retries < 0 or (not pool.keepalive and (pool.keepidle or pool.keepintvl or pool.keepcnt)) \
+            or not _spec_build(pool, &r, <int>count, failed):
+        _pool_free(pool)
+        return NULL
+    _pool_register(pool)
+    if pool.threads_allowed:
+        _bg_kick()  # warm-up: the first signature does not pay the TLS handshake
+    return pool
+
+
+cdef tp_pool *_adopt(const unsigned char *spec, size_t n, int threads_allowed) noexcept nogil:
+    """A parked pool built from this very blob with the same threads flag, now the caller's;
+    NULL when there is none. A pool a forked child inherited is closed, never adopted."""
+    cdef tp_light *h
+    cdef tp_pool *pool = NULL
+    pthread_mutex_lock(&g_lock)
+    h = g_light
+    while h != NULL:
+        if not h.adopted and h.pool != NULL and not tp_load(&h.pool.closed) \
+                and h.threads_allowed == (threads_allowed != 0) and h.spec_len == n \
+                and memcmp(h.spec, spec, n) == 0:
+            h.adopted = True
+            free(h.spec)
+            h.spec = NULL
+            pool = h.pool
+            break
+        h = h.next
+    pthread_mutex_unlock(&g_lock)
+    return pool
 
 
 # ---------------------------------------------------------------- health
@@ -1514,6 +1801,7 @@ cdef void tp_after_fork_child() noexcept nogil:
     cdef tp_pool *nxt
     cdef tp_instance *inst
     cdef tp_conn *c
+    cdef tp_light *h
     cdef int i
     # The locks our prepare handler took are released first, whichever handler runs first: the
     # ABI's reset (from the loader's handler) closes pools, which takes g_lock.
@@ -1538,6 +1826,15 @@ cdef void tp_after_fork_child() noexcept nogil:
                 _forget_fds(inst.probe)
         pool = nxt
     g_registry = NULL
+    # Light-mode handles stay valid (the loader may still release them): a parked pool, closed
+    # and forked above, is still the handle's to free, which p11f_transport_release does without
+    # touching the parent's connections. An adopted one belongs to its Pool, whose close no
+    # longer takes g_lock (forked): the handle lets go of it now.
+    h = g_light
+    while h != NULL:
+        if h.adopted:
+            h.pool = NULL
+        h = h.next
     # The probe thread does not exist here; its multi handle is abandoned like the handles.
     g_probe_multi = NULL
     g_probe_failed = 0
@@ -1585,6 +1882,109 @@ cdef void _atfork_child() noexcept nogil:
     tp_after_fork_child()
 
 
+# ---------------------------------------------------------------- light mode
+# Called by the C loader with libpython loaded but not initialised (see "Light mode" in
+# _transport.pxd): no Python object, no Python API, nothing that needs the module's import.
+# Exported under these names by the C block below (the build hides every other symbol).
+
+cdef extern from *:
+    """
+    static void *tp_light_open(const unsigned char *spec, size_t len, int threads_allowed);
+    static int tp_light_get(void *handle, const char *path, long *status);
+    static void tp_light_release(void *handle);
+
+    __attribute__((visibility("default")))
+    void *p11f_transport_open(const unsigned char *spec, size_t len, int threads_allowed) {
+        return tp_light_open(spec, len, threads_allowed);
+    }
+    __attribute__((visibility("default")))
+    int p11f_transport_get(void *handle, const char *path, long *status) {
+        return tp_light_get(handle, path, status);
+    }
+    __attribute__((visibility("default")))
+    void p11f_transport_release(void *handle) {
+        tp_light_release(handle);
+    }
+    """
+
+
+cdef void *_light_open "tp_light_open"(const unsigned char *spec, size_t n,
+                                       int threads_allowed) noexcept nogil:
+    global g_light
+    cdef tp_light *h
+    cdef tp_pool *pool
+    cdef int failed
+    if not _global_init():
+        return NULL
+    h = <tp_light *>calloc(1, sizeof(tp_light))
+    if h == NULL:
+        return NULL
+    h.spec = <unsigned char *>malloc(n if n else 1)
+    pool = _pool_from_spec(spec, n, threads_allowed, &failed) if h.spec != NULL else NULL
+    if pool == NULL:
+        free(h.spec)
+        free(h)
+        return NULL
+    memcpy(h.spec, spec, n)
+    h.spec_len = n
+    h.threads_allowed = threads_allowed != 0
+    h.pool = pool
+    pthread_mutex_lock(&g_lock)
+    h.next = g_light
+    g_light = h
+    pthread_mutex_unlock(&g_lock)
+    return h
+
+
+cdef int _light_get "tp_light_get"(void *handle, const char *path, long *status) noexcept nogil:
+    cdef tp_light *h = <tp_light *>handle
+    cdef tp_pool *pool
+    cdef tp_buf out
+    cdef tp_result res
+    cdef int rc
+    status[0] = 0
+    if not _global_init():
+        return TP_ERR_CLOSED
+    pthread_mutex_lock(&g_lock)
+    pool = h.pool
+    if pool != NULL:
+        _pool_ref(pool)  # under g_lock, so the adopter's close cannot free it first
+    pthread_mutex_unlock(&g_lock)
+    if pool == NULL:
+        return TP_ERR_CLOSED
+    out.data = NULL
+    out.len = 0
+    out.cap = 0
+    rc = tp_request(pool, TP_GET, path, NULL, NULL, 0, NULL, &out, &res)
+    tp_buf_free(&out)
+    _pool_unref(pool)
+    status[0] = res.status
+    return rc
+
+
+cdef void _light_release "tp_light_release"(void *handle) noexcept nogil:
+    global g_light
+    cdef tp_light *h = <tp_light *>handle
+    cdef tp_light **link
+    cdef bint found
+    if not _global_init():
+        return
+    pthread_mutex_lock(&g_lock)
+    link = &g_light
+    while link[0] != NULL and link[0] != h:
+        link = &link[0].next
+    found = link[0] != NULL
+    if found:
+        link[0] = h.next
+    pthread_mutex_unlock(&g_lock)
+    if not found:
+        return  # not a live handle: never ours to free
+    if not h.adopted and h.pool != NULL:
+        _pool_close(h.pool)  # still parked: the handle owned it
+    free(h.spec)
+    free(h)
+
+
 # ---------------------------------------------------------------- Python API
 
 class TransportError(Exception):
@@ -1622,25 +2022,85 @@ def after_fork_child():
     tp_after_fork_child()
 
 
-cdef char *_strdup_bytes(bytes b) except? NULL:
-    cdef char *p = <char *>malloc(len(b) + 1)
-    if p == NULL:
-        raise MemoryError()
-    memcpy(p, <const char *>b, len(b))
-    p[len(b)] = 0
-    return p
-
-
 cdef bytes _pin_bytes(pin):
     if isinstance(pin, str):
         pin = bytes.fromhex(pin.replace(":", ""))
-    if not isinstance(pin, bytes) or len(pin) != 32:
+    if not isinstance(pin, bytes) or len(pin) != PIN_LEN:
         raise ValueError("sha256_fingerprints entries must be 32-byte SHA-256 digests")
     return pin
 
 
+cdef bytes _c_string(bytes b, what):
+    if b"\0" in b:
+        raise ValueError(f"{what} must not contain a NUL byte")
+    return b
+
+
 cdef long _ms(seconds):
     return <long>(float(seconds) * 1000) if seconds is not None else 0
+
+
+_SPEC_HEAD = Struct("<4sHHIiqqqqiq")
+_SPEC_INST = Struct("<iIIII")
+
+
+def pool_spec(slot_config):
+    """Everything a pool takes from a slot config, as the blob _pool_from_spec builds it from
+    (and p11f_transport_open, for the loader's light mode). Raises what Pool() raises for a
+    config it cannot use (ValueError: no instance, a bad fingerprint).
+
+    Version 1, little-endian, no padding. Header (60 bytes):
+      0 "P11T"  4 u16 version  6 u16 flags (1: tcp_keepalive)  8 u32 instances (>= 1)
+      12 i32 retries (>= 0)  16 i64 delay ms  24 i64 timeout ms (<= 0: none)
+      32 i64 keepalive idle s  40 i64 keepalive interval s  48 i32 keepalive probes
+      52 i64 connections' max idle age s        (keepalive fields 0 without its flag)
+    Then per instance, 20 bytes: 0 i32 max connections (>= 1)  4 u32 flags (1:
+      danger_insecure_cert, 2: cacert set)  8 u32 fingerprints  12 u32 URL length
+      16 u32 cacert length (0 without its flag)
+    followed by the URL (no trailing '/'), 32 bytes per fingerprint, the cacert path (neither
+    string NUL-terminated nor containing a NUL). Nothing may follow the last instance."""
+    instances = list(slot_config.instances)
+    if not instances:
+        raise ValueError(f"slot {slot_config.label!r} has no instance")
+    # Typed as the pool's fields, so a value out of their range fails here as it always has.
+    cdef int retries = 0
+    cdef long delay_ms = 0
+    cdef long timeout_ms = _ms(getattr(slot_config, "timeout_seconds", None))
+    cdef long keepidle = 0
+    cdef long keepintvl = 0
+    cdef int keepcnt = 0
+    cdef long maxage = NO_MAXAGE_S
+    cdef int cap
+    cdef unsigned int flags = 0
+    retry = getattr(slot_config, "retries", None)
+    if retry is not None:
+        retries = max(0, int(retry.count))
+        delay_ms = _ms(retry.delay_seconds)
+    keepalive = getattr(slot_config, "tcp_keepalive", None)
+    if keepalive is not None:
+        flags = SPEC_KEEPALIVE
+        keepidle = int(keepalive.time_seconds)
+        keepintvl = int(keepalive.interval_seconds)
+        keepcnt = int(keepalive.retries)
+    max_age = getattr(slot_config, "connections_max_idle_duration", None)
+    if max_age is not None:
+        maxage = int(max_age)
+    parts = [_SPEC_HEAD.pack(TP_SPEC_MAGIC[:4], SPEC_VERSION, flags, len(instances), retries,
+                             delay_ms, timeout_ms, keepidle, keepintvl, keepcnt, maxage)]
+    for spec in instances:
+        url = _c_string(spec.url.rstrip("/").encode(), "url")
+        max_idle = getattr(spec, "max_idle_connections", None)
+        # 0 would leave no connection at all: every call would wait for nothing
+        cap = max(1, int(max_idle)) if max_idle is not None else DEFAULT_CAP
+        pins = b"".join(_pin_bytes(p) for p in getattr(spec, "sha256_fingerprints", ()) or ())
+        cacert = getattr(spec, "cacert", None)
+        path = _c_string(os_fsencode(cacert), "cacert") if cacert is not None else b""
+        flags = SPEC_INSECURE if getattr(spec, "danger_insecure_cert", False) else 0
+        if cacert is not None:
+            flags |= SPEC_CACERT
+        parts += [_SPEC_INST.pack(cap, flags, len(pins) // PIN_LEN, len(url), len(path)),
+                  url, pins, path]
+    return b"".join(parts)
 
 
 cdef class Pool:
@@ -1649,76 +2109,22 @@ cdef class Pool:
     def __init__(self, slot_config, bint threads_allowed=True):
         if self.ptr != NULL:
             raise RuntimeError("Pool already initialised")
-        instances = list(slot_config.instances)
-        if not instances:
-            raise ValueError(f"slot {slot_config.label!r} has no instance")
-        cdef tp_pool *pool = <tp_pool *>calloc(1, sizeof(tp_pool))
+        cdef bytes spec = pool_spec(slot_config)
+        cdef const unsigned char *p = spec
+        cdef size_t n = len(spec)
+        cdef int failed = -1
+        cdef tp_pool *pool
+        with nogil:
+            # a pool the loader's light mode opened with this very config, else a new one
+            pool = _adopt(p, n, threads_allowed)
+            if pool == NULL:
+                pool = _pool_from_spec(p, n, threads_allowed, &failed)
         if pool == NULL:
-            raise MemoryError()
-        pool.instances = <tp_instance *>calloc(len(instances), sizeof(tp_instance))
-        if pool.instances == NULL:
-            free(pool)
-            raise MemoryError()
-        pool.refs = 1
-        pool.threads_allowed = threads_allowed
-        retries = getattr(slot_config, "retries", None)
-        pool.retries = max(0, int(retries.count)) if retries is not None else 0
-        pool.delay_ms = _ms(retries.delay_seconds) if retries is not None else 0
-        pool.timeout_ms = _ms(getattr(slot_config, "timeout_seconds", None))
-        keepalive = getattr(slot_config, "tcp_keepalive", None)
-        if keepalive is not None:
-            pool.keepalive = 1
-            pool.keepidle = int(keepalive.time_seconds)
-            pool.keepintvl = int(keepalive.interval_seconds)
-            pool.keepcnt = int(keepalive.retries)
-        max_age = getattr(slot_config, "connections_max_idle_duration", None)
-        pool.maxage_conn = int(max_age) if max_age is not None else NO_MAXAGE_S
-        self.ptr = pool  # from here on, close() frees whatever was set up
-        cdef tp_instance *inst
-        cdef int i
-        for i, spec in enumerate(instances):
-            inst = &pool.instances[i]
-            pthread_mutex_init(&inst.lock, NULL)
-            pool.ninstances += 1
-            inst.pool = pool
-            inst.up = 1
-            inst.last_check_ms = -HEALTH_INTERVAL_MS
-            url = spec.url.rstrip("/").encode()
-            inst.url = _strdup_bytes(url)
-            inst.url_len = len(url)
-            scheme, _, rest = url.partition(b"://")
-            authority, slash, origin_path = rest.partition(b"/")
-            # userinfo, or a scheme libcurl will refuse anyway: leave the URL to libcurl
-            inst.framing = scheme.lower() in (b"http", b"https") and b"@" not in authority
-            inst.origin_path = _strdup_bytes(slash + origin_path)
-            inst.origin_path_len = len(slash + origin_path)
-            host_line = b" HTTP/1.1\r\nHost: " + authority + b"\r\n"
-            inst.host_line = _strdup_bytes(host_line)
-            inst.host_line_len = len(host_line)
-            max_idle = getattr(spec, "max_idle_connections", None)
-            # 0 would leave no connection at all: every call would wait for nothing
-            inst.cap = max(1, int(max_idle)) if max_idle is not None else DEFAULT_CAP
-            inst.insecure = bool(getattr(spec, "danger_insecure_cert", False))
-            pins = b"".join(_pin_bytes(p) for p in getattr(spec, "sha256_fingerprints", ()) or ())
-            if pins:
-                inst.pins = <unsigned char *>_strdup_bytes(pins)
-                inst.npins = len(pins) // 32
-            cacert = getattr(spec, "cacert", None)
-            if cacert is not None:
-                inst.cacert = _strdup_bytes(os_fsencode(cacert))
-            # Configure one handle now, of the kind the hot path uses: a bad option fails here,
-            # not on the first C_Sign; with threads it is the one the background connects.
-            c = _conn_new(inst, CONN_FRAMED if inst.framing else CONN_FULL)
-            if c == NULL:
-                self.close()
-                raise TransportError(TP_ERR_NOMEM, spec.url, "cannot set up a libcurl handle")
-            inst.nconns = 1
-            _give_back(inst, c, False)
-            inst.setup_wanted = inst.framing and threads_allowed
-        _pool_register(pool)
-        if threads_allowed:
-            with nogil:
-                _bg_kick()  # warm-up: the first signature does not pay the TLS handshake
+            if failed >= 0:
+                url = list(slot_config.instances)[failed].url
+                raise TransportError(TP_ERR_NOMEM, url, "cannot set up a libcurl handle")
+            raise MemoryError()  # the blob is pool_spec's own: only memory can be missing
+        self.ptr = pool
 
     def call(self, str method, str path, bytes body=None, bytes auth_header=None,
              str content_type=None):
@@ -1783,10 +2189,16 @@ cdef class Pool:
             "retries": tp_read(&pool.n_retries),
             "health_checks": tp_read(&pool.n_health_checks),
             "framing_fallbacks": tp_read(&pool.n_fallbacks),
-            "instances": [
-                {"url": pool.instances[i].url.decode(), "up": bool(tp_load(&pool.instances[i].up))}
-                for i in range(pool.ninstances)
-            ],
+            "settings": {
+                "threads_allowed": bool(pool.threads_allowed),
+                "retries": pool.retries,
+                "delay_ms": pool.delay_ms,
+                "timeout_ms": pool.timeout_ms,
+                "tcp_keepalive": (pool.keepidle, pool.keepintvl, pool.keepcnt)
+                if pool.keepalive else None,
+                "max_age_seconds": pool.maxage_conn,
+            },
+            "instances": [_instance_stats(&pool.instances[i]) for i in range(pool.ninstances)],
         }
 
     def close(self):
@@ -1805,8 +2217,19 @@ cdef class Pool:
                 _pool_close(pool)
 
 
-pthread_mutex_init(&g_lock, NULL)
-pthread_cond_init(&g_probe_cond, NULL)
-if curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK:
+cdef dict _instance_stats(tp_instance *inst):
+    return {
+        "url": inst.url.decode(),
+        "up": bool(tp_load(&inst.up)),
+        "max_connections": inst.cap,
+        "danger_insecure_cert": bool(inst.insecure),
+        "sha256_fingerprints": [inst.pins[PIN_LEN * i:PIN_LEN * (i + 1)]
+                                for i in range(inst.npins)],
+        "cacert": os_fsdecode(inst.cacert) if inst.cacert != NULL else None,
+        "framing": bool(inst.framing),
+    }
+
+
+# Usually a no-op: the light mode may have done it before Python started.
+if not _global_init():
     raise ImportError("libcurl failed to initialise")
-pthread_atfork(_atfork_prepare, _atfork_parent, _atfork_child)
