@@ -10,7 +10,8 @@ import sys
 import sysconfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.path.join(HERE, "p11fast", "loader", "loader.c")
+SOURCES = [os.path.join(HERE, "p11fast", "loader", name)
+           for name in ("loader.c", "light.c", "snapshot.c")]  # fmt: skip
 INCLUDE = os.path.join(HERE, "include")
 HEADERS = [os.path.join(INCLUDE, name) for name in ("pkcs11.h", "pkcs11t.h", "pkcs11f.h")]
 
@@ -32,6 +33,7 @@ def defines() -> list[str]:
         f'-DP11FAST_PY_BUILD_PREFIX="{sys.base_prefix}"',
         f'-DP11FAST_PY_STDLIB_REL="{stdlib_rel}"',
         f'-DP11FAST_PY_BUILD_SITE="{build_site()}"',
+        f'-DP11FAST_PY_EXT_SUFFIX="{sysconfig.get_config_var("EXT_SUFFIX")}"',
     ]
 
 
@@ -49,7 +51,7 @@ def command(target: str, cflags: list[str], cc: list[str] | None = None) -> list
             f"-I{INCLUDE}",
             f"-I{python_include}",
             *defines(),
-            SOURCE,
+            *SOURCES,
             "-o",
             target,
             # The C_* names we export are also exported by other PKCS #11 libraries a host may

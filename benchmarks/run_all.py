@@ -191,6 +191,8 @@ def software_hsm(directory: str):
 def p11fast_env(config: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("P11FAST_", "P11NETHSM_"))}
     env["P11FAST_CONFIG_FILE"] = config
+    # The light mode's snapshots go beside the config, into the run's temporary directory.
+    env["XDG_CACHE_HOME"] = os.path.join(os.path.dirname(config), "cache")
     return env
 
 
@@ -255,7 +257,11 @@ def tool_runs(runner: Runner, module: str, nginx_env: dict, softhsm_env: dict,
     digest = os.path.join(runner.out, "digest.bin")
     with open(digest, "wb") as f:
         f.write(nginx_backend.DIGEST)
-    targets = [("p11fast", module, nginx_backend.OPERATOR_PASSWORD, nginx_env)]
+    # The light mode answers -L without Python when a snapshot exists (warm-up runs write it);
+    # "no snapshot" is the same build always starting Python, for comparison.
+    targets = [("p11fast", module, nginx_backend.OPERATOR_PASSWORD, nginx_env),
+               ("p11fast no snapshot", module, nginx_backend.OPERATOR_PASSWORD,
+                {**nginx_env, "P11FAST_SNAPSHOT": "off"})]
     if release:
         targets.append(("release wheel", release, nginx_backend.OPERATOR_PASSWORD, nginx_env))
     targets.append(("softhsm2", SOFTHSM, SOFTHSM_PIN, softhsm_env))
@@ -329,6 +335,10 @@ def profile(runner: Runner, module: str, backend: nginx_backend.Backend, env: di
 # Where a one-shot `pkcs11-tool -L` spends its instructions: (function, what it is), inclusive.
 COLD_PHASES = (
     ("_dl_start", "the process and pkcs11-tool's own libraries"),
+    ("light_initialize", "light mode's C_Initialize: snapshot, libpython and transport loaded"),
+    ("snapshot_load", "of which: reading and checking the snapshot"),
+    ("p11f_transport_open", "of which: opening the pools"),
+    ("light_get_slot_list", "light mode's C_GetSlotList: the presence check"),
     ("start_python_locked", "loading libpython and starting the interpreter"),
     ("Py_InitializeFromConfig", "of which: Py_InitializeFromConfig"),
     ("PyImport_ImportModule", "importing the ABI: extensions, libcurl, OpenSSL initialisation"),
@@ -342,8 +352,10 @@ COLD_PHASES = (
 
 
 def cold_start_profile(runner: Runner, module: str, env: dict, tag: str) -> dict:
-    """callgrind over one `pkcs11-tool -L`: instructions by phase, independent of machine noise."""
+    """callgrind over one `pkcs11-tool -L`: instructions by phase, independent of machine noise.
+    A run before it leaves the snapshot light mode answers from (unless the env turns it off)."""
     cg = os.path.join(runner.out, f"callgrind-cold-L-{tag}.out")
+    subprocess.run(["pkcs11-tool", "--module", module, "-L"], env=env, capture_output=True)
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={cg}",
            "pkcs11-tool", "--module", module, "-L"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
@@ -576,6 +588,13 @@ def goals(s: dict) -> list[str]:
         ("`pkcs11-tool --sign`, ms (median)", t_ms.get("p11fast --sign"), None,
          t_ms.get("softhsm2 --sign"), "≤ 16", met(t_ms.get("p11fast --sign"), 16, le=True)),
     ]
+    if "p11fast no snapshot -L" in t_ms:
+        rows += [
+            ("`pkcs11-tool -L`, snapshot off, ms", t_ms["p11fast no snapshot -L"], None,
+             t_ms.get("softhsm2 -L"), "", ""),
+            ("`pkcs11-tool --sign`, snapshot off, ms", t_ms.get("p11fast no snapshot --sign"),
+             None, t_ms.get("softhsm2 --sign"), "", ""),
+        ]
     if "release wheel -L" in t_ms:
         rows += [
             ("`pkcs11-tool -L`, release wheel, ms", t_ms["release wheel -L"], None,
@@ -710,11 +729,15 @@ def main(argv: list[str]) -> int:
             say("## profile, 1 thread → nginx")
             results["profile"] = profile(runner, args.module, backend, nginx_env)
             if shutil.which("valgrind"):
-                results["profile"]["cold"] = {"source build": cold_start_profile(
-                    runner, args.module, nginx_env, "source")}
+                full_env = {**nginx_env, "P11FAST_SNAPSHOT": "off"}
+                builds = [("source build", args.module, "source")]
                 if args.release_module:
-                    results["profile"]["cold"]["release wheel"] = cold_start_profile(
-                        runner, args.release_module, nginx_env, "release")
+                    builds.append(("release wheel", args.release_module, "release"))
+                results["profile"]["cold"] = {}
+                for name, module, tag in builds:
+                    for mode, env in (("light mode", nginx_env), ("snapshot off", full_env)):
+                        results["profile"]["cold"][f"{name}, {mode}"] = cold_start_profile(
+                            runner, module, env, f"{tag}-{mode.split()[0]}")
 
     info["load_average_end"] = load_average()
     summary = {"machine": info, "results": results, "elapsed_s": time.monotonic() - t0,

@@ -34,6 +34,10 @@ from p11fast._transport cimport (
     TP_ERR_CLOSED, TP_ERR_CONNECT, TP_ERR_NOMEM, TP_ERR_TIMEOUT, TP_ERR_TLS, tp_instance_url, tp_pool,
 )
 
+import sys
+
+from p11fast._transport import pool_spec
+
 include "_abi_state.pxi"
 include "_abi_general.pxi"
 include "_abi_session.pxi"

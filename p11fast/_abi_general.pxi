@@ -172,6 +172,7 @@ cdef CK_RV initialize(const char *config_path, bint threads) except *:
         # C_FindObjectsInit. Without that thread it loads on first use.
         _state.load_object_model()
     log.info(f"initialised: {g_nslots} slot(s), threads {'allowed' if g_threads_allowed else 'off'}")
+    write_snapshot(cfg, log, config_path)
     return CKR_OK
 
 
@@ -315,16 +316,20 @@ cdef CK_RV C_GetInfo(CK_INFO *pInfo) noexcept nogil:
     if pInfo == NULL:
         return CKR_ARGUMENTS_BAD
     with gil:
-        # The version of the list C_GetFunctionList hands out; the 3.0 interface is offered by
-        # C_GetInterface.
-        pInfo.cryptokiVersion.major = 2
-        pInfo.cryptokiVersion.minor = 40
-        pad_copy(pInfo.manufacturerID, 32, "p11fast")
-        pInfo.flags = 0
-        pad_copy(pInfo.libraryDescription, 32, "p11fast PKCS#11 for NetHSM")
-        pInfo.libraryVersion.major = 0
-        pInfo.libraryVersion.minor = 1
+        fill_info(pInfo)
     return CKR_OK
+
+
+cdef void fill_info(CK_INFO *pInfo) noexcept:
+    # The version of the list C_GetFunctionList hands out; the 3.0 interface is offered by
+    # C_GetInterface.
+    pInfo.cryptokiVersion.major = 2
+    pInfo.cryptokiVersion.minor = 40
+    pad_copy(pInfo.manufacturerID, 32, "p11fast")
+    pInfo.flags = 0
+    pad_copy(pInfo.libraryDescription, 32, "p11fast PKCS#11 for NetHSM")
+    pInfo.libraryVersion.major = 0
+    pInfo.libraryVersion.minor = 1
 
 
 cdef bint slot_present(int slot) except -1:
@@ -385,41 +390,55 @@ cdef CK_RV C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO *pInfo) noexcept nogil:
         return CKR_ARGUMENTS_BAD
     with gil:
         try:
-            slot = _state.config.slots[slotID]
-            pad_copy(pInfo.slotDescription, 64, slot.description or slot.label)
-            pad_copy(pInfo.manufacturerID, 32, "p11fast")
-            pInfo.flags = CKF_HW_SLOT | CKF_REMOVABLE_DEVICE
+            fill_slot_info(slotID, pInfo)
             if slot_present(slotID):
                 pInfo.flags |= CKF_TOKEN_PRESENT
-            pInfo.hardwareVersion.major = 0
-            pInfo.hardwareVersion.minor = 1
-            pInfo.firmwareVersion.major = 0
-            pInfo.firmwareVersion.minor = 1
         except BaseException as exc:
             return rv_for(exc, b"C_GetSlotInfo")
     return CKR_OK
 
 
+cdef void fill_slot_info(CK_SLOT_ID slotID, CK_SLOT_INFO *pInfo) except *:
+    """Everything but CKF_TOKEN_PRESENT."""
+    slot = _state.config.slots[slotID]
+    pad_copy(pInfo.slotDescription, 64, slot.description or slot.label)
+    pad_copy(pInfo.manufacturerID, 32, "p11fast")
+    pInfo.flags = CKF_HW_SLOT | CKF_REMOVABLE_DEVICE
+    pInfo.hardwareVersion.major = 0
+    pInfo.hardwareVersion.minor = 1
+    pInfo.firmwareVersion.major = 0
+    pInfo.firmwareVersion.minor = 1
+
+
 cdef CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO *pInfo) noexcept nogil:
-    cdef slot_t *s
     if not p11f_is_initialized():
         return CKR_CRYPTOKI_NOT_INITIALIZED
     if slotID >= <CK_ULONG>g_nslots:
         return CKR_SLOT_ID_INVALID
     if pInfo == NULL:
         return CKR_ARGUMENTS_BAD
-    s = &g_slots[slotID]
     with gil:
         try:
             if not slot_present(slotID):
                 return CKR_TOKEN_NOT_PRESENT
-            slot = _state.config.slots[slotID]
-            pad_copy(pInfo.label, 32, slot.label)
-            pad_copy(pInfo.manufacturerID, 32, "p11fast")
-            pad_copy(pInfo.model, 16, "NetHSM")
-            pad_copy(pInfo.serialNumber, 16, f"{slotID:016d}")
+            fill_token_text(slotID, pInfo)
         except BaseException as exc:
             return rv_for(exc, b"C_GetTokenInfo")
+    fill_token_numbers(slotID, pInfo)
+    return CKR_OK
+
+
+cdef void fill_token_text(CK_SLOT_ID slotID, CK_TOKEN_INFO *pInfo) except *:
+    slot = _state.config.slots[slotID]
+    pad_copy(pInfo.label, 32, slot.label)
+    pad_copy(pInfo.manufacturerID, 32, "p11fast")
+    pad_copy(pInfo.model, 16, "NetHSM")
+    pad_copy(pInfo.serialNumber, 16, f"{slotID:016d}")
+
+
+cdef void fill_token_numbers(CK_SLOT_ID slotID, CK_TOKEN_INFO *pInfo) noexcept nogil:
+    """Flags, counts and versions: without the GIL, since the counts are read under g_lock."""
+    cdef slot_t *s = &g_slots[slotID]
     pInfo.flags = CKF_RNG | CKF_TOKEN_INITIALIZED
     if s.has_operator:
         # No operator in the configuration: no normal user whose PIN could be used.
@@ -443,7 +462,35 @@ cdef CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO *pInfo) noexcept nogi
     pInfo.firmwareVersion.major = 0
     pInfo.firmwareVersion.minor = 1
     memset(pInfo.utcTime, b' ', 16)
-    return CKR_OK
+
+
+cdef void write_snapshot(cfg, log, const char *config_path) except *:
+    """What C_GetInfo, C_GetSlotInfo and C_GetTokenInfo answer, for the loader's light mode."""
+    from p11fast import snapshot
+
+    cdef CK_INFO info
+    cdef CK_SLOT_INFO slot_info
+    cdef CK_TOKEN_INFO token_info
+    cdef int i
+    if not snapshot.wanted(cfg, log):
+        return
+    fill_info(&info)
+    slots = []
+    for i in range(g_nslots):
+        fill_slot_info(i, &slot_info)
+        fill_token_text(i, &token_info)
+        with nogil:
+            fill_token_numbers(i, &token_info)
+        slots.append(((<char *>&slot_info)[:sizeof(slot_info)],
+                      (<char *>&token_info)[:sizeof(token_info)],
+                      pool_spec(cfg.slots[i])))
+    snapshot.write(
+        cfg,
+        config_path if config_path != NULL else None,
+        (<char *>&info)[:sizeof(info)],
+        slots,
+        [sys.modules["p11fast._abi"].__file__, sys.modules["p11fast._transport"].__file__],
+    )
 
 
 cdef CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList,

@@ -11,6 +11,7 @@ logging, re or json are imported.
 from __future__ import annotations
 
 import os
+import stat
 
 from p11fast.errors import ConfigError
 from p11fast.policy import MECHANISMS, PolicyConfig, Record
@@ -95,24 +96,60 @@ class Config(Record):
     policy: PolicyConfig = PolicyConfig()
     source_files: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()  # logged on every C_Initialize
+    # What the result depends on besides the files' text, for p11fast.snapshot: every path
+    # whose state was looked at (file identity or None), and the `env:` variables used.
+    examined: tuple[tuple[str, FileIdentity | None], ...] = ()
+    env_names: tuple[str, ...] = ()
+
+
+FileIdentity = tuple[int, int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns
+
+
+def file_identity(path: str) -> FileIdentity | None:
+    """What tells a regular file's versions apart (stat follows links, as isfile does)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def load(path_hint: str | None = None) -> Config:
     """The configuration the module uses; `path_hint` comes from `pInitArgs->pReserved`."""
-    paths = _config_files(path_hint)
-    files = [_read_file(path) for path in paths]
-    return _merge(files)
+    # Identities are taken before the files are read: an edit while reading shows as a change.
+    examined = [(path, file_identity(path)) for path in _discovery_candidates(path_hint)]
+    paths = [path for path, identity in examined if identity is not None]
+    files = [_read_file(path) for path in _config_files(path_hint, paths)]
+    config = _merge(files)
+    examined += [(path, file_identity(path)) for parsed in files for path in parsed.examined]
+    if config.log_file not in (None, "-"):
+        examined.append((config.log_file, file_identity(config.log_file)))
+    return config.replace(
+        examined=tuple(examined),
+        env_names=tuple(dict.fromkeys(n for parsed in files for n in parsed.env_names)),
+    )
 
 
-def _config_files(path_hint: str | None) -> list[str]:
+def _discovery_candidates(path_hint: str | None) -> list[str]:
+    """Every path whose state decides which files are read."""
     for explicit in (path_hint, os.environ.get(ENV_CONFIG_FILE),
                      os.environ.get(ENV_NITROKEY_CONFIG_FILE)):  # fmt: skip
         if explicit:
-            if not os.path.isfile(explicit):
+            return [explicit]
+    return [os.path.expanduser(p) for p in SEARCH_PATH + NITROKEY_SEARCH_PATH]
+
+
+def _config_files(path_hint: str | None, regular_files: list[str]) -> list[str]:
+    for explicit in (path_hint, os.environ.get(ENV_CONFIG_FILE),
+                     os.environ.get(ENV_NITROKEY_CONFIG_FILE)):  # fmt: skip
+        if explicit:
+            if explicit not in regular_files:
                 raise ConfigError(f"{explicit}: configuration file not found")
             return [explicit]
     for search_path in (SEARCH_PATH, NITROKEY_SEARCH_PATH):
-        found = [p for p in map(os.path.expanduser, search_path) if os.path.isfile(p)]
+        found = [p for p in map(os.path.expanduser, search_path) if p in regular_files]
         if found:
             return found
     searched = ", ".join(SEARCH_PATH + NITROKEY_SEARCH_PATH)
@@ -156,6 +193,8 @@ class _File:
         self.slots: list[SlotConfig] = []
         self.warnings: list[str] = []
         self.plaintext_password = False
+        self.examined: list[str] = []  # other paths whose state the result depends on
+        self.env_names: list[str] = []
 
 
 def _read_file(path: str) -> _File:
@@ -407,6 +446,7 @@ class _Walker:
             self.parsed.plaintext_password = True
             return text
         variable = text[len(_ENV_PREFIX) :]
+        self.parsed.env_names.append(variable)
         if variable not in os.environ:
             raise self.error(node, f"{key}.password", f"environment variable {variable} is not set")
         return os.environ[variable] or None
@@ -458,6 +498,7 @@ class _Walker:
 
     def cacert(self, node, key: str) -> str:
         path = self.string(node, key)
+        self.parsed.examined.append(path)
         if not os.path.isfile(path):
             raise self.error(node, key, f"{path}: no such file")
         return path

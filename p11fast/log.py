@@ -57,6 +57,7 @@ class Logger:
     def __init__(self, level: int, sinks: list) -> None:
         self.level = level
         self.sinks = sinks
+        self.emitted = 0  # records written: a C_Initialize that wrote none can be replayed silently
 
     def enabled(self, level: int) -> bool:
         return level >= self.level
@@ -64,6 +65,7 @@ class Logger:
     def log(self, level: int, message: str) -> None:
         if level < self.level:
             return
+        self.emitted += 1
         message = redact(message)
         for sink in self.sinks:
             sink.emit(level, message)

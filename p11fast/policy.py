@@ -50,6 +50,10 @@ class Record:
         fields = ", ".join(f"{name}={value!r}" for name, value in vars(self).items())
         return f"{type(self).__name__}({fields})"
 
+    def replace(self, **changes: object) -> Record:
+        """A copy with `changes` applied."""
+        return type(self)(**{**vars(self), **changes})
+
 
 # The mechanisms p11fast implements; a policy naming anything else is a typo to report.
 MECHANISMS = frozenset(

@@ -5,7 +5,8 @@
  * Python interpreter — the host's own if it runs one, otherwise libpython loaded and started
  * here with the wheel's environment — imports p11fast._abi and takes its CK_FUNCTION_LIST_3_0
  * from a capsule. From then on a forwarded call costs one atomic load and one indirect call: no
- * GIL and no lock, the ABI takes the GIL itself when it needs Python.
+ * GIL and no lock, the ABI takes the GIL itself when it needs Python. Before that, light mode
+ * (light.c) may answer the slot and token queries of a one-shot host without Python at all.
  *
  * This library is not linked against libpython: one build serves hosts without Python and
  * Python hosts alike, and a host's Python of another version gets a clear error instead of a
@@ -29,6 +30,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "loader.h"
 #include "pkcs11.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -41,7 +43,7 @@
 
 /* Python's logging does not exist yet when these lines matter, so: one line on stderr, one in
  * syslog (without openlog, so the host's own syslog settings stay as they are). */
-__attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
+void say(const char *fmt, ...)
 {
     char line[1024];
     va_list ap;
@@ -117,8 +119,11 @@ static int resolve_embed(void *handle)
 
 /* ------------------------------------------------------------------ state */
 
-/* The ABI's table: NULL until the first successful import, then fixed for the process's life. */
+/* The ABI's table as the forwarders see it: NULL until the first C_Initialize that reaches the
+ * ABI (directly, or by promotion from light mode: light.c), then fixed for the process's life. */
 static _Atomic(CK_FUNCTION_LIST_3_0 *) abi;
+/* The ABI's table once imported; under the GIL. */
+static CK_FUNCTION_LIST_3_0 *abi_imported;
 static void (*_Atomic abi_after_fork_child)(void);
 
 /* Serialises getting Python ready. Held only while no GIL can be involved (starting our own
@@ -283,7 +288,7 @@ static int find_environment(struct environment *env)
 }
 
 
-static void *open_libpython(const struct environment *env)
+static void *open_libpython(const struct environment *env, int report)
 {
     char path[PATH_MAX + 64];
     const char *forced = getenv("P11FAST_LIBPYTHON");
@@ -301,7 +306,7 @@ static void *open_libpython(const struct environment *env)
     }
     for (int i = 0; i < count && !handle; i++)
         handle = dlopen(candidates[i], RTLD_NOW | RTLD_GLOBAL);
-    if (!handle)
+    if (!handle && report)
         say("cannot load libpython%s (%s): install a Python %s built with --enable-shared "
             "(Debian/Ubuntu: apt install libpython%s), or set P11FAST_LIBPYTHON to its path",
             P11FAST_PY_VERSION, dlerror(), P11FAST_PY_VERSION, P11FAST_PY_VERSION);
@@ -440,7 +445,7 @@ static CK_RV start_python_locked(void)
     if (running && ((int (*)(void))running)())
         return adopt(RTLD_DEFAULT) ? CKR_OK : CKR_GENERAL_ERROR;
 
-    if (!find_environment(&env) || !(handle = open_libpython(&env)))
+    if (!find_environment(&env) || !(handle = open_libpython(&env, 1)))
         return CKR_GENERAL_ERROR;
     if (!resolve_core(handle))
         return CKR_GENERAL_ERROR;
@@ -527,25 +532,23 @@ static PyObject *import_abi(void)
 }
 
 /* Imports the ABI under the GIL, which also serialises concurrent first calls. */
-static CK_RV load_abi(void)
+static CK_FUNCTION_LIST_3_0 *load_abi(CK_RV *rv)
 {
     PyGILState_STATE gil = py.PyGILState_Ensure();
-    CK_RV rv = CKR_OK;
-    if (!atomic_load(&abi)) {
+    CK_FUNCTION_LIST_3_0 *table;
+    if (!abi_imported) {
         PyObject *module = import_abi();
-        CK_FUNCTION_LIST_3_0 *table = module ? capsule(module, "function_table", TABLE_CAPSULE)
-                                             : NULL;
+        table = module ? capsule(module, "function_table", TABLE_CAPSULE) : NULL;
         if (!table) {
             say_python_error(module ? "p11fast._abi has no usable function_table capsule"
                                     : "cannot import p11fast._abi (is p11fast installed into "
                                       "this Python?)");
-            rv = CKR_GENERAL_ERROR;
         } else {
             void (*reset)(void) = (void (*)(void))capsule(module, "after_fork_child", FORK_CAPSULE);
             if (!reset)
                 py.PyErr_Clear(); /* optional: an ABI without fork state needs no reset */
             atomic_store(&abi_after_fork_child, reset);
-            atomic_store_explicit(&abi, table, memory_order_release);
+            abi_imported = table;
             /* Registered after the ABI's own modules registered theirs: prepare handlers run
              * in reverse order, so the GIL is taken before the transport's locks (the order a
              * Python thread closing a pool takes them), and in the child the transport lets go
@@ -556,39 +559,117 @@ static CK_RV load_abi(void)
         if (module)
             py.Py_DecRef(module);
     }
+    table = abi_imported;
     py.PyGILState_Release(gil);
-    return rv;
+    *rv = table ? CKR_OK : CKR_GENERAL_ERROR;
+    return table;
+}
+
+CK_FUNCTION_LIST_3_0 *python_abi(CK_RV *rv)
+{
+    *rv = start_python();
+    return *rv == CKR_OK ? load_abi(rv) : NULL;
+}
+
+void publish_abi(CK_FUNCTION_LIST_3_0 *table)
+{
+    atomic_store_explicit(&abi, table, memory_order_release);
+}
+
+CK_FUNCTION_LIST_3_0 *published_abi(void)
+{
+    return atomic_load_explicit(&abi, memory_order_acquire);
+}
+
+int package_dir(char *out, unsigned long size)
+{
+    Dl_info info;
+    char real[PATH_MAX];
+    if (!dladdr((void *)&C_GetFunctionList, &info) || !info.dli_fname ||
+        !realpath(info.dli_fname, real) || strlen(real) >= size)
+        return 0;
+    up(real);
+    strcpy(out, real);
+    return 1;
+}
+
+int libpython_loaded_idle(void)
+{
+    struct environment env;
+    void *running = dlsym(RTLD_DEFAULT, "Py_IsInitialized"), *handle;
+    int (*initialized)(void);
+    int idle;
+    if (running && ((int (*)(void))running)())
+        return 0;
+    pthread_mutex_lock(&start_lock);
+    idle = python_state == PY_ABSENT && find_environment(&env) &&
+           (handle = open_libpython(&env, 0)) &&
+           (*(void **)&initialized = dlsym(handle, "Py_IsInitialized")) && !initialized();
+    pthread_mutex_unlock(&start_lock);
+    return idle;
 }
 
 /* ------------------------------------------------------------------ the exported tables */
 
 EXPORT CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
 {
-    CK_FUNCTION_LIST_3_0 *table = atomic_load_explicit(&abi, memory_order_acquire);
+    CK_FUNCTION_LIST_3_0 *table = published_abi();
+    CK_RV rv;
     if (!table) {
-        CK_RV rv = start_python();
-        if (rv == CKR_OK)
-            rv = load_abi();
-        if (rv != CKR_OK)
+        if (light_initialize(pInitArgs, &rv))
             return rv;
-        table = atomic_load_explicit(&abi, memory_order_acquire);
+        if (!(table = python_abi(&rv)))
+            return rv;
+        publish_abi(table);
     }
     return table->C_Initialize(pInitArgs);
 }
 
 /* Every other function forwards: one template, expanded over pkcs11f.h. Before the ABI is
- * loaded there is nothing to forward to, which is exactly "not initialised". Each is also
- * exported under its own name, for hosts that look functions up with dlsym. */
+ * published there is nothing to forward to, which is exactly "not initialised" unless light
+ * mode is on: then the call promotes it. Each is also exported under its own name, for hosts
+ * that look functions up with dlsym. */
 #define FORWARD(name, params, args)                                                 \
     EXPORT CK_RV name params                                                        \
     {                                                                               \
-        CK_FUNCTION_LIST_3_0 *table = atomic_load_explicit(&abi, memory_order_acquire); \
-        return table ? table->name args : CKR_CRYPTOKI_NOT_INITIALIZED;             \
+        CK_RV rv;                                                                   \
+        CK_FUNCTION_LIST_3_0 *table = published_abi();                              \
+        if (!table)                                                                 \
+            table = light_promote(&rv);                                             \
+        return table ? table->name args : rv;                                       \
     }
 
-/* The four functions the loader answers itself. For them LOCAL_x and SKIP_x expand to a
- * leading "~," so PICK's second argument becomes the local choice; for every other name they
- * stay single unknown tokens and PICK yields the trampoline. */
+/* The functions light mode answers: from the snapshot while it is on, else forwarded. */
+#define LIGHT(name, light_call, forward_args)                                       \
+    {                                                                               \
+        CK_RV rv;                                                                   \
+        CK_FUNCTION_LIST_3_0 *table = published_abi();                              \
+        if (!table && light_call)                                                   \
+            return rv;                                                              \
+        table = table ? table : published_abi();                                    \
+        return table ? table->name forward_args : CKR_CRYPTOKI_NOT_INITIALIZED;     \
+    }
+
+EXPORT CK_RV C_Finalize(CK_VOID_PTR pReserved)
+LIGHT(C_Finalize, light_finalize(pReserved, &rv), (pReserved))
+
+EXPORT CK_RV C_GetInfo(CK_INFO_PTR pInfo)
+LIGHT(C_GetInfo, light_get_info(pInfo, &rv), (pInfo))
+
+EXPORT CK_RV C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULONG_PTR pulCount)
+LIGHT(C_GetSlotList, light_get_slot_list(tokenPresent, pSlotList, pulCount, &rv),
+      (tokenPresent, pSlotList, pulCount))
+
+EXPORT CK_RV C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo)
+LIGHT(C_GetSlotInfo, light_get_slot_info(slotID, pInfo, &rv), (slotID, pInfo))
+
+EXPORT CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
+LIGHT(C_GetTokenInfo, light_get_token_info(slotID, pInfo, &rv), (slotID, pInfo))
+
+/* The four functions the loader answers itself, and the five light mode may answer. For them
+ * SKIP_x expands to a leading "~," so PICK's second argument becomes the local choice (no
+ * trampoline); for every other name it stays a single unknown token and PICK yields the
+ * trampoline. LOCAL_x works the same way for the table entries. */
 #define LOCAL_C_Initialize ~, C_Initialize
 #define LOCAL_C_GetFunctionList ~, C_GetFunctionList
 #define LOCAL_C_GetInterfaceList ~, C_GetInterfaceList
@@ -597,6 +678,11 @@ EXPORT CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
 #define SKIP_C_GetFunctionList ~,
 #define SKIP_C_GetInterfaceList ~,
 #define SKIP_C_GetInterface ~,
+#define SKIP_C_Finalize ~,
+#define SKIP_C_GetInfo ~,
+#define SKIP_C_GetSlotList ~,
+#define SKIP_C_GetSlotInfo ~,
+#define SKIP_C_GetTokenInfo ~,
 #define PICK(...) PICK_(__VA_ARGS__)
 #define PICK_(probe, chosen, ...) chosen
 
