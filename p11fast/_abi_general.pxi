@@ -474,6 +474,11 @@ cdef void write_snapshot(cfg, log, const char *config_path) except *:
     cdef int i
     if not snapshot.wanted(cfg, log):
         return
+    # Padding included: what the stack held before (auth headers were built on it) must not
+    # reach the file.
+    memset(&info, 0, sizeof(info))
+    memset(&slot_info, 0, sizeof(slot_info))
+    memset(&token_info, 0, sizeof(token_info))
     fill_info(&info)
     slots = []
     for i in range(g_nslots):

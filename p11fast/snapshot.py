@@ -1,0 +1,149 @@
+"""The slot snapshot: what lets the loader answer slot and token queries without Python.
+
+`pkcs11-tool -L` is one process per listing, and starting the interpreter is most of its time.
+So after a C_Initialize that wrote no log line, the ABI records here what C_GetInfo,
+C_GetSlotInfo and C_GetTokenInfo answer (token presence aside: that is asked of the HSM each
+time), each slot's transport spec, and everything those answers were derived from. In a later
+process the loader (p11fast/loader/snapshot.c) reads it, checks that every input is unchanged,
+and answers those functions itself; the presence check goes through the real transport, loaded
+without starting Python. Any other function starts Python as before, and its pools take over the
+light mode's connections. Anything that does not match exactly means no snapshot: the loader
+starts Python as it always did.
+
+Inputs recorded: the discovery inputs (pReserved, the two config variables, HOME, the uid, the
+package directory) as the file's key; the identity (device, inode, size, mtime, ctime) or absence
+of every path the configuration depended on and of the loader, ABI and transport binaries; and
+whether each `env:` variable is set and non-empty (never its value). No secret is written: the
+answers hold labels and flags, the transport spec holds URLs, pins and timeouts.
+
+Written only when the log level is Warn or Error and C_Initialize logged nothing, so a light
+mode that logs nothing shows the user exactly what Python would have. `P11FAST_SNAPSHOT=off`
+turns both sides off. The layout (little-endian; blob = u32 length + bytes):
+
+    "P11FSNAP" u32 version, sizeof CK_INFO, CK_SLOT_INFO, CK_TOKEN_INFO
+    blob key
+    u32 n, n x (blob path, u8 is-regular-file, u64 dev, u64 ino, u64 size, i64 mtime_ns,
+                i64 ctime_ns)
+    u32 n, n x (blob variable name, u8 non-empty)
+    u8 disable_threads, CK_INFO
+    u32 n, n x (CK_SLOT_INFO, CK_TOKEN_INFO, blob transport spec)
+    u64 FNV-1a of everything before it (a damaged file is not used)
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+
+from p11fast.config import Config, file_identity
+from p11fast.log import WARN, Logger
+
+MAGIC = b"P11FSNAP"
+VERSION = 1
+SWITCH = "P11FAST_SNAPSHOT"
+# File times come from a coarse clock: a file changed again within the same tick keeps its
+# identity. A file changed this recently is not trusted to identify its contents.
+RACY_SECONDS = 0.1
+_IDENTITY = struct.Struct("<BQQQqq")
+
+
+def directory() -> str | None:
+    """$XDG_CACHE_HOME/p11fast, else ~/.cache/p11fast (the loader computes the same)."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        home = os.environ.get("HOME", "")
+        if not home:
+            return None
+        base = os.path.join(home, ".cache")
+    return os.path.join(base, "p11fast")
+
+
+def key(package_dir: str, reserved: bytes | None) -> bytes:
+    """The discovery inputs, as the loader builds them: what selects the file."""
+    env = os.environb
+    values = (str(os.getuid()).encode(), os.fsencode(package_dir), reserved,
+              env.get(b"P11FAST_CONFIG_FILE"), env.get(b"P11NETHSM_CONFIG_FILE"),
+              env.get(b"HOME"))  # fmt: skip
+    return b"p11fast-snapshot-%d\0" % VERSION + b"".join(
+        b"-\0" if value is None else b"=" + value + b"\0" for value in values
+    )
+
+
+def fnv1a64(data: bytes) -> int:
+    h = 0xCBF29CE484222325
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def file_name(key: bytes) -> str:
+    """FNV-1a 64 of the key: the loader's hash of the same bytes."""
+    return f"slots-{fnv1a64(key):016x}"
+
+
+def wanted(config: Config, log: Logger) -> bool:
+    return os.environ.get(SWITCH) != "off" and log.level >= WARN and log.emitted == 0
+
+
+def write(config: Config, reserved: bytes | None, info: bytes,
+          slots: list[tuple[bytes, bytes, bytes]], binaries: list[str]) -> None:  # fmt: skip
+    """Records the answers and their inputs; a failure only costs the next process time."""
+    where = directory()
+    if where is None or not slots:
+        return
+    package_dir = os.path.dirname(os.path.realpath(binaries[0]))
+    binaries = [os.path.join(package_dir, "libp11fast.so"), *binaries]
+    examined = list(config.examined) + [(path, file_identity(path)) for path in binaries]
+    if _racy(examined):
+        return
+    k = key(package_dir, reserved)
+    data = _encode(config, k, examined, info, slots)
+    try:
+        _replace(os.path.join(where, file_name(k)), data)
+    except OSError:
+        pass
+
+
+def _racy(examined: list) -> bool:
+    now = time.time_ns()
+    return any(identity is not None and now - max(identity[3], identity[4]) < RACY_SECONDS * 1e9
+               for _, identity in examined)  # fmt: skip
+
+
+def _blob(data: bytes) -> bytes:
+    return struct.pack("<I", len(data)) + data
+
+
+def _encode(config: Config, k: bytes, examined: list, info: bytes,
+            slots: list[tuple[bytes, bytes, bytes]]) -> bytes:  # fmt: skip
+    slot_size, token_size = len(slots[0][0]), len(slots[0][1])
+    out = [MAGIC, struct.pack("<IIII", VERSION, len(info), slot_size, token_size), _blob(k)]
+    out.append(struct.pack("<I", len(examined)))
+    for path, identity in examined:
+        out.append(_blob(os.fsencode(path)))
+        out.append(_IDENTITY.pack(identity is not None, *(identity or (0, 0, 0, 0, 0))))
+    out.append(struct.pack("<I", len(config.env_names)))
+    for name in config.env_names:
+        out.append(_blob(os.fsencode(name)) + bytes([bool(os.environ.get(name))]))
+    out.append(bytes([config.disable_threads]) + info + struct.pack("<I", len(slots)))
+    for slot_info, token_info, spec in slots:
+        out.append(slot_info + token_info + _blob(spec))
+    data = b"".join(out)
+    return data + struct.pack("<Q", fnv1a64(data))
+
+
+def _replace(path: str, data: bytes) -> None:
+    """Atomically, 0600, and not at all when the file already holds `data`."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(data) + 1) == data:
+                return
+    except OSError:
+        pass
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    temporary = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with open(fd, "wb") as f:
+        f.write(data)
+    os.replace(temporary, path)

@@ -1,0 +1,102 @@
+"""p11fast.snapshot and what config.load records for it (the loader's side: test_light_mode)."""
+
+import os
+import time
+
+import pytest
+
+from p11fast import config, log, snapshot
+
+CONFIG = """\
+slots:
+  - label: S
+    operator: {username: operator, password: "env:P11FAST_TEST_PASSWORD"}
+    instances:
+      - url: https://hsm.example/api/v1
+"""
+BINARIES = ("libp11fast.so", "_abi.so", "_transport.so")
+
+
+@pytest.fixture
+def settled_config(tmp_path, monkeypatch):
+    """A config file, and stand-ins for the binaries, older than RACY_SECONDS (their ctime
+    cannot be set back, so this waits), found through P11FAST_CONFIG_FILE."""
+    path = tmp_path / "p11fast.conf"
+    path.write_text(CONFIG)
+    for name in BINARIES:
+        (tmp_path / name).write_bytes(name.encode())
+    time.sleep(snapshot.RACY_SECONDS * 2)
+    monkeypatch.setenv("P11FAST_CONFIG_FILE", str(path))
+    monkeypatch.setenv("P11FAST_TEST_PASSWORD", "secret-value")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv(snapshot.SWITCH, raising=False)
+    return path
+
+
+def write(cfg, tmp_path):
+    binaries = [str(tmp_path / name) for name in BINARIES[1:]]  # the ABI's own list
+    snapshot.write(cfg, None, b"i" * 88, [(b"s" * 104, b"t" * 208, b"spec")], binaries)
+    directory = tmp_path / "cache" / "p11fast"
+    return sorted(directory.iterdir()) if directory.exists() else []
+
+
+def test_load_records_the_config_file_and_the_env_variables(settled_config):
+    cfg = config.load()
+    assert cfg.examined == ((str(settled_config), config.file_identity(str(settled_config))),)
+    assert cfg.env_names == ("P11FAST_TEST_PASSWORD",)
+
+
+def test_search_path_discovery_records_every_candidate_even_absent(monkeypatch, tmp_path):
+    monkeypatch.delenv("P11FAST_CONFIG_FILE", raising=False)
+    monkeypatch.delenv("P11NETHSM_CONFIG_FILE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    os.makedirs(tmp_path / ".config" / "p11fast")
+    plain = CONFIG.replace("env:P11FAST_TEST_PASSWORD", "pw")
+    (tmp_path / ".config" / "p11fast" / "p11fast.conf").write_text(plain)
+    cfg = config.load()
+    paths = [path for path, _ in cfg.examined]
+    assert paths[: len(config.SEARCH_PATH)] == [os.path.expanduser(p) for p in config.SEARCH_PATH]
+    assert len(paths) == len(config.SEARCH_PATH + config.NITROKEY_SEARCH_PATH)
+
+
+def test_a_silent_warn_initialisation_wants_a_snapshot(settled_config):
+    assert snapshot.wanted(config.load(), log.Logger(log.WARN, []))
+
+
+def test_an_info_level_wants_no_snapshot(settled_config):
+    assert not snapshot.wanted(config.load(), log.Logger(log.INFO, []))
+
+
+def test_an_initialisation_that_logged_wants_no_snapshot(settled_config):
+    logger = log.Logger(log.WARN, [])
+    logger.warn("something the user must see")
+    assert not snapshot.wanted(config.load(), logger)
+
+
+def test_the_switch_turns_snapshots_off(settled_config, monkeypatch):
+    monkeypatch.setenv(snapshot.SWITCH, "off")
+    assert not snapshot.wanted(config.load(), log.Logger(log.WARN, []))
+
+
+def test_a_snapshot_is_written_0600_without_the_password(settled_config, tmp_path):
+    (path,) = write(config.load(), tmp_path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert b"secret-value" not in path.read_bytes()
+    assert path.read_bytes().startswith(snapshot.MAGIC)
+
+
+def test_a_config_changed_this_instant_writes_no_snapshot(settled_config, tmp_path):
+    settled_config.write_text(CONFIG + "\n")
+    assert write(config.load(), tmp_path) == []
+
+
+def test_an_unchanged_snapshot_is_not_rewritten(settled_config, tmp_path):
+    (path,) = write(config.load(), tmp_path)
+    before = path.stat()
+    write(config.load(), tmp_path)
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_the_file_name_is_fnv1a_of_the_key():
+    assert snapshot.file_name(b"") == "slots-cbf29ce484222325"
+    assert snapshot.file_name(b"a") == "slots-af63dc4c8601ec8c"
