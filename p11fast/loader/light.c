@@ -1,0 +1,319 @@
+/* Light mode: C_GetInfo, C_GetSlotList, C_GetSlotInfo and C_GetTokenInfo without Python.
+ *
+ * A one-shot `pkcs11-tool -L` spends most of its time starting the interpreter. When the ABI
+ * left a snapshot whose inputs are all unchanged (snapshot.c, p11fast/snapshot.py), C_Initialize
+ * loads libpython without starting it, loads the transport extension beside this library, and
+ * opens each slot's pool from the snapshot's spec through the transport's C entry points. The
+ * four functions are then answered from the snapshot, and token presence by a live
+ * GET /health/ready through that pool, as the ABI asks it (and cached as long, PRESENCE_TTL).
+ * Nothing here logs: a snapshot exists only for configurations whose C_Initialize logged
+ * nothing, and what the ABI would log on these paths is below Warn.
+ *
+ * Any other function "promotes": Python starts, the ABI is initialised with the application's
+ * C_Initialize arguments, its pools take over the light pools (and their connections), and the
+ * call goes on to the ABI. Promotion publishes the ABI's table only once its C_Initialize
+ * succeeded, so a concurrent caller either waits here or sees a fully initialised ABI.
+ *
+ * Fork: a child starts with light mode off and calls C_Initialize like any child; the
+ * transport's own fork handler abandons the inherited pools.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "loader.h"
+#include "snapshot.h"
+
+#define PRESENCE_TTL_NS 1000000000LL /* _abi_general.pxi: PRESENCE_TTL */
+#define TP_OK 0
+
+/* The transport's entry points for the light mode (p11fast/_transport.pyx). */
+static struct {
+    void *(*open)(const unsigned char *spec, size_t len, int threads_allowed);
+    int (*get)(void *pool, const char *path, long *status);
+    void (*release)(void *pool);
+} transport;
+
+struct presence {
+    int known, present;
+    long long at_ns;
+};
+
+/* Everything below is guarded by light_lock. */
+static pthread_mutex_t light_lock = PTHREAD_MUTEX_INITIALIZER;
+static int light_on;
+static struct snapshot snap;
+static void **pools;
+static struct presence *presence;
+static CK_C_INITIALIZE_ARGS saved_args;
+static int saved_args_given;
+static char *saved_reserved;
+static pthread_once_t fork_handler_once = PTHREAD_ONCE_INIT;
+
+static void after_fork_in_child(void)
+{
+    /* The parent's state belongs to the parent: dropped, not freed (another thread of the
+     * parent may have been changing it), and the lock made anew. */
+    pthread_mutex_init(&light_lock, NULL);
+    light_on = 0;
+    pools = NULL;
+    presence = NULL;
+    saved_reserved = NULL;
+    memset(&snap, 0, sizeof snap);
+}
+
+static void install_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, after_fork_in_child);
+}
+
+static int load_transport(const char *dir)
+{
+    char path[PATH_MAX + 64];
+    void *handle;
+    if (transport.open)
+        return 1;
+    snprintf(path, sizeof path, "%s/_transport%s", dir, P11FAST_PY_EXT_SUFFIX);
+    if (!(handle = dlopen(path, RTLD_NOW)))
+        return 0;
+    *(void **)&transport.get = dlsym(handle, "p11f_transport_get");
+    *(void **)&transport.release = dlsym(handle, "p11f_transport_release");
+    if (!transport.get || !transport.release)
+        return 0;
+    *(void **)&transport.open = dlsym(handle, "p11f_transport_open");
+    return transport.open != NULL;
+}
+
+static void drop_light_state(void)
+{
+    for (CK_ULONG i = 0; pools && i < snap.nslots; i++)
+        if (pools[i])
+            transport.release(pools[i]);
+    free(pools);
+    free(presence);
+    free(saved_reserved);
+    snapshot_free(&snap);
+    pools = NULL;
+    presence = NULL;
+    saved_reserved = NULL;
+    light_on = 0;
+}
+
+/* The ABI's own argument rule; anything it would refuse goes to the ABI, which says so. */
+static int acceptable(const CK_C_INITIALIZE_ARGS *args)
+{
+    int supplied;
+    if (!args)
+        return 1;
+    supplied = (args->CreateMutex != NULL) + (args->DestroyMutex != NULL) +
+               (args->LockMutex != NULL) + (args->UnlockMutex != NULL);
+    return supplied == 0 || supplied == 4;
+}
+
+static int enter(const CK_C_INITIALIZE_ARGS *args)
+{
+    char dir[PATH_MAX];
+    const char *reserved = args ? (const char *)args->pReserved : NULL;
+    int threads;
+    /* A Python host gets nothing from light mode: its interpreter already runs. */
+    if (!acceptable(args) || !libpython_loaded_idle() || !package_dir(dir, sizeof dir) ||
+        !snapshot_load(&snap, dir, reserved))
+        return 0;
+    if (!load_transport(dir) ||
+        !(pools = calloc(snap.nslots, sizeof *pools)) ||
+        !(presence = calloc(snap.nslots, sizeof *presence)) ||
+        (reserved && !(saved_reserved = strdup(reserved)))) {
+        drop_light_state();
+        return 0;
+    }
+    /* As the ABI decides, so that its pools can take these over. */
+    threads = !(args && (args->flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS)) &&
+              !snap.disable_threads;
+    for (CK_ULONG i = 0; i < snap.nslots; i++)
+        if (!(pools[i] = transport.open(snap.slots[i].spec, snap.slots[i].spec_len, threads))) {
+            drop_light_state();
+            return 0;
+        }
+    saved_args_given = args != NULL;
+    if (args) {
+        saved_args = *args;
+        saved_args.pReserved = saved_reserved;
+    }
+    pthread_once(&fork_handler_once, install_fork_handler);
+    light_on = 1;
+    return 1;
+}
+
+int light_initialize(CK_VOID_PTR pInitArgs, CK_RV *rv)
+{
+    int answered = 1;
+    pthread_mutex_lock(&light_lock);
+    if (light_on)
+        *rv = CKR_CRYPTOKI_ALREADY_INITIALIZED;
+    else if (enter(pInitArgs))
+        *rv = CKR_OK;
+    else
+        answered = 0;
+    pthread_mutex_unlock(&light_lock);
+    return answered;
+}
+
+int light_finalize(CK_VOID_PTR pReserved, CK_RV *rv)
+{
+    pthread_mutex_lock(&light_lock);
+    if (!light_on) {
+        pthread_mutex_unlock(&light_lock);
+        return 0;
+    }
+    if (pReserved)
+        *rv = CKR_ARGUMENTS_BAD;
+    else {
+        drop_light_state();
+        *rv = CKR_OK;
+    }
+    pthread_mutex_unlock(&light_lock);
+    return 1;
+}
+
+static long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* The ABI's slot_present: an instance answers GET /health/ready with 200. */
+static int present(CK_ULONG slot)
+{
+    struct presence *p = &presence[slot];
+    long long now = now_ns();
+    long status = 0;
+    if (!p->known || now - p->at_ns >= PRESENCE_TTL_NS) {
+        p->present = transport.get(pools[slot], "/health/ready", &status) == TP_OK &&
+                     status == 200;
+        p->known = 1;
+        p->at_ns = now;
+    }
+    return p->present;
+}
+
+int light_get_info(CK_INFO_PTR pInfo, CK_RV *rv)
+{
+    pthread_mutex_lock(&light_lock);
+    if (!light_on) {
+        pthread_mutex_unlock(&light_lock);
+        return 0;
+    }
+    if (!pInfo)
+        *rv = CKR_ARGUMENTS_BAD;
+    else {
+        *pInfo = snap.info;
+        *rv = CKR_OK;
+    }
+    pthread_mutex_unlock(&light_lock);
+    return 1;
+}
+
+int light_get_slot_list(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULONG_PTR pulCount,
+                        CK_RV *rv)
+{
+    CK_SLOT_ID ids[SNAPSHOT_MAX_SLOTS];
+    CK_ULONG n = 0;
+    pthread_mutex_lock(&light_lock);
+    if (!light_on) {
+        pthread_mutex_unlock(&light_lock);
+        return 0;
+    }
+    if (!pulCount) {
+        *rv = CKR_ARGUMENTS_BAD;
+    } else {
+        for (CK_ULONG i = 0; i < snap.nslots; i++)
+            if (!tokenPresent || present(i))
+                ids[n++] = i;
+        if (pSlotList && *pulCount < n) {
+            *rv = CKR_BUFFER_TOO_SMALL;
+        } else {
+            if (pSlotList)
+                memcpy(pSlotList, ids, n * sizeof *ids);
+            *rv = CKR_OK;
+        }
+        *pulCount = n;
+    }
+    pthread_mutex_unlock(&light_lock);
+    return 1;
+}
+
+int light_get_slot_info(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo, CK_RV *rv)
+{
+    pthread_mutex_lock(&light_lock);
+    if (!light_on) {
+        pthread_mutex_unlock(&light_lock);
+        return 0;
+    }
+    if (slotID >= snap.nslots) {
+        *rv = CKR_SLOT_ID_INVALID;
+    } else if (!pInfo) {
+        *rv = CKR_ARGUMENTS_BAD;
+    } else {
+        *pInfo = snap.slots[slotID].slot;
+        if (present(slotID))
+            pInfo->flags |= CKF_TOKEN_PRESENT;
+        *rv = CKR_OK;
+    }
+    pthread_mutex_unlock(&light_lock);
+    return 1;
+}
+
+int light_get_token_info(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo, CK_RV *rv)
+{
+    pthread_mutex_lock(&light_lock);
+    if (!light_on) {
+        pthread_mutex_unlock(&light_lock);
+        return 0;
+    }
+    if (slotID >= snap.nslots) {
+        *rv = CKR_SLOT_ID_INVALID;
+    } else if (!pInfo) {
+        *rv = CKR_ARGUMENTS_BAD;
+    } else if (!present(slotID)) {
+        *rv = CKR_TOKEN_NOT_PRESENT;
+    } else {
+        *pInfo = snap.slots[slotID].token;
+        *rv = CKR_OK;
+    }
+    pthread_mutex_unlock(&light_lock);
+    return 1;
+}
+
+CK_FUNCTION_LIST_3_0 *light_promote(CK_RV *rv)
+{
+    CK_FUNCTION_LIST_3_0 *table = NULL;
+    pthread_mutex_lock(&light_lock);
+    if (!light_on) {
+        pthread_mutex_unlock(&light_lock);
+        *rv = CKR_CRYPTOKI_NOT_INITIALIZED;
+        return published_abi();
+    }
+    table = python_abi(rv);
+    if (table) {
+        *rv = table->C_Initialize(saved_args_given ? &saved_args : NULL);
+        if (*rv != CKR_OK) {
+            say("cannot go on from the light mode: the module's C_Initialize returned 0x%lx",
+                (unsigned long)*rv);
+            table = NULL;
+            *rv = CKR_GENERAL_ERROR;
+        }
+    }
+    if (table) {
+        /* The ABI's pools adopted the light pools: releasing them only lets go of ours. */
+        drop_light_state();
+        publish_abi(table);
+    }
+    pthread_mutex_unlock(&light_lock);
+    return table;
+}

@@ -1,0 +1,39 @@
+/* What the loader's parts (loader.c: Python and the tables; light.c: light mode) share. */
+#ifndef P11FAST_LOADER_H
+#define P11FAST_LOADER_H
+
+#include "pkcs11.h"
+
+/* One line on stderr and in syslog. */
+__attribute__((format(printf, 1, 2))) void say(const char *fmt, ...);
+
+/* The real directory of this library, which is the p11fast package's. */
+int package_dir(char *out, unsigned long size);
+
+/* libpython loaded here (RTLD_GLOBAL, so extensions' references to it resolve) and no
+ * interpreter running in the process: what light mode needs. 0 otherwise, without a word. */
+int libpython_loaded_idle(void);
+
+/* Python started (or the host's adopted) and p11fast._abi imported: its table, or NULL with
+ * *rv set and the reason logged. The table is not published: see publish_abi. */
+CK_FUNCTION_LIST_3_0 *python_abi(CK_RV *rv);
+
+/* From here on every call goes to the ABI. */
+void publish_abi(CK_FUNCTION_LIST_3_0 *table);
+CK_FUNCTION_LIST_3_0 *published_abi(void);
+
+/* light.c: each returns 1 when light mode answered (the result in *rv), 0 when it is not on. */
+int light_initialize(CK_VOID_PTR pInitArgs, CK_RV *rv);
+int light_finalize(CK_VOID_PTR pReserved, CK_RV *rv);
+int light_get_info(CK_INFO_PTR pInfo, CK_RV *rv);
+int light_get_slot_list(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULONG_PTR pulCount,
+                        CK_RV *rv);
+int light_get_slot_info(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo, CK_RV *rv);
+int light_get_token_info(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo, CK_RV *rv);
+
+/* Light mode on: start Python, initialise the ABI as the application initialised us, publish
+ * it, and return its table. Light mode off: the published table, if any. NULL with *rv set
+ * otherwise. */
+CK_FUNCTION_LIST_3_0 *light_promote(CK_RV *rv);
+
+#endif

@@ -1,0 +1,210 @@
+/* A C host for the light-mode tests: it loads the module with dlopen, as pkcs11-tool does, and
+ * prints one "key=value" line per step. "python=" tells whether an interpreter runs in the
+ * process (Py_IsInitialized, found through the libpython the loader loaded globally).
+ *
+ *   light_host MODULE list            C_Initialize, C_GetInfo, the slot list, each slot's and
+ *                                     token's info (as hex of the structures), C_Finalize
+ *   light_host MODULE sign PIN KEY_ID list, then open a session, log in, find the EC private
+ *                                     key with CKA_ID KEY_ID and sign a digest with CKM_ECDSA
+ *   light_host MODULE fork            C_Initialize, fork; the child lists slots before and
+ *                                     after its own C_Initialize, the parent after the fork
+ *   light_host MODULE race N          C_Initialize; N threads ask for slot and token info while
+ *                                     another opens a session (which starts Python)
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pkcs11.h"
+
+static CK_FUNCTION_LIST_PTR f;
+
+static int python_running(void)
+{
+    int (*initialized)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "Py_IsInitialized");
+    return initialized ? initialized() : 0;
+}
+
+static void hex(const char *name, const void *data, size_t n)
+{
+    printf(" %s=", name);
+    for (size_t i = 0; i < n; i++)
+        printf("%02x", ((const unsigned char *)data)[i]);
+}
+
+static void list(const char *step)
+{
+    CK_INFO info;
+    CK_SLOT_ID slots[64];
+    CK_ULONG count = 0, present = 0;
+    CK_RV rv;
+    memset(&info, 0, sizeof info); /* the padding is printed too */
+    rv = f->C_GetInfo(&info);
+    printf("step=%s info_rv=0x%lx", step, rv);
+    if (rv == CKR_OK)
+        hex("info", &info, sizeof info);
+    rv = f->C_GetSlotList(CK_FALSE, NULL, &count);
+    printf(" list_rv=0x%lx count=%lu", rv, count);
+    if (rv != CKR_OK) {
+        printf(" python=%d\n", python_running());
+        return;
+    }
+    f->C_GetSlotList(CK_TRUE, NULL, &present);
+    printf(" present=%lu", present);
+    rv = f->C_GetSlotList(CK_FALSE, slots, &count);
+    for (CK_ULONG i = 0; rv == CKR_OK && i < count; i++) {
+        CK_SLOT_INFO slot;
+        CK_TOKEN_INFO token;
+        char name[32];
+        memset(&slot, 0, sizeof slot);
+        memset(&token, 0, sizeof token);
+        rv = f->C_GetSlotInfo(slots[i], &slot);
+        snprintf(name, sizeof name, "slot%lu", i);
+        hex(name, &slot, sizeof slot);
+        rv = f->C_GetTokenInfo(slots[i], &token);
+        snprintf(name, sizeof name, "token%lu_rv", i);
+        printf(" %s=0x%lx", name, rv);
+        if (rv == CKR_OK) {
+            snprintf(name, sizeof name, "token%lu", i);
+            hex(name, &token, sizeof token);
+        }
+        rv = CKR_OK;
+    }
+    printf(" python=%d\n", python_running());
+}
+
+static CK_RV sign(const char *pin, const char *key_id)
+{
+    CK_SESSION_HANDLE session;
+    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls},
+                           {CKA_ID, (void *)key_id, strlen(key_id)}};
+    CK_OBJECT_HANDLE key;
+    CK_ULONG found = 0, len;
+    CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};
+    CK_BYTE digest[32] = {1}, signature[256];
+    CK_RV rv;
+    if ((rv = f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &session)) != CKR_OK)
+        return rv;
+    rv = f->C_Login(session, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin));
+    if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN)
+        return rv;
+    if ((rv = f->C_FindObjectsInit(session, tmpl, 2)) != CKR_OK ||
+        (rv = f->C_FindObjects(session, &key, 1, &found)) != CKR_OK ||
+        (rv = f->C_FindObjectsFinal(session)) != CKR_OK)
+        return rv;
+    if (found != 1)
+        return CKR_KEY_HANDLE_INVALID;
+    len = sizeof signature;
+    if ((rv = f->C_SignInit(session, &mech, key)) != CKR_OK ||
+        (rv = f->C_Sign(session, digest, sizeof digest, signature, &len)) != CKR_OK)
+        return rv;
+    printf("signature_len=%lu\n", len);
+    return f->C_CloseSession(session);
+}
+
+static int fork_child(void)
+{
+    CK_RV rv;
+    list("child_before");
+    rv = f->C_Initialize(NULL);
+    printf("step=child_init rv=0x%lx\n", rv);
+    list("child_after");
+    f->C_Finalize(NULL);
+    fflush(stdout);
+    return rv == CKR_OK ? 0 : 1;
+}
+
+static CK_RV race_rv = CKR_OK;
+static pthread_mutex_t race_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void note(CK_RV rv)
+{
+    pthread_mutex_lock(&race_lock);
+    if (rv != CKR_OK && race_rv == CKR_OK)
+        race_rv = rv;
+    pthread_mutex_unlock(&race_lock);
+}
+
+static void *ask_info(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 200; i++) {
+        CK_SLOT_INFO slot;
+        CK_TOKEN_INFO token;
+        CK_ULONG count = 0;
+        note(f->C_GetSlotList(CK_TRUE, NULL, &count));
+        note(f->C_GetSlotInfo(0, &slot));
+        note(f->C_GetTokenInfo(0, &token));
+    }
+    return NULL;
+}
+
+static void *open_session(void *arg)
+{
+    CK_SESSION_HANDLE session;
+    CK_RV rv = f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &session);
+    (void)arg;
+    note(rv);
+    if (rv == CKR_OK)
+        note(f->C_CloseSession(session));
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    void *lib;
+    CK_C_GetFunctionList get;
+    CK_C_INITIALIZE_ARGS args = {0};
+    CK_RV rv;
+    if (argc < 3)
+        return 2;
+    if (!(lib = dlopen(argv[1], RTLD_NOW))) {
+        fprintf(stderr, "%s\n", dlerror());
+        return 2;
+    }
+    get = (CK_C_GetFunctionList)dlsym(lib, "C_GetFunctionList");
+    if (!get || get(&f) != CKR_OK)
+        return 2;
+    args.flags = CKF_OS_LOCKING_OK;
+    rv = f->C_Initialize(&args);
+    printf("step=init rv=0x%lx python=%d\n", rv, python_running());
+    if (rv != CKR_OK)
+        return 1;
+    if (strcmp(argv[2], "list") == 0) {
+        list("list");
+    } else if (strcmp(argv[2], "sign") == 0 && argc == 5) {
+        list("list");
+        rv = sign(argv[3], argv[4]);
+        printf("step=sign rv=0x%lx python=%d\n", rv, python_running());
+    } else if (strcmp(argv[2], "fork") == 0) {
+        int status;
+        pid_t child;
+        fflush(stdout);
+        if ((child = fork()) == 0)
+            _exit(fork_child());
+        waitpid(child, &status, 0);
+        printf("step=child_exit status=%d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        list("parent");
+    } else if (strcmp(argv[2], "race") == 0 && argc == 4) {
+        int n = atoi(argv[3]);
+        pthread_t threads[17];
+        if (n < 1 || n > 16)
+            return 2;
+        for (int i = 0; i < n; i++)
+            pthread_create(&threads[i], NULL, ask_info, NULL);
+        pthread_create(&threads[n], NULL, open_session, NULL);
+        for (int i = 0; i <= n; i++)
+            pthread_join(threads[i], NULL);
+        printf("step=race rv=0x%lx python=%d\n", race_rv, python_running());
+    } else {
+        return 2;
+    }
+    rv = f->C_Finalize(NULL);
+    printf("step=finalize rv=0x%lx\n", rv);
+    return 0;
+}
