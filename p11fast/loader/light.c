@@ -14,17 +14,29 @@
  * call goes on to the ABI. Promotion publishes the ABI's table only once its C_Initialize
  * succeeded, so a concurrent caller either waits here or sees a fully initialised ABI.
  *
+ * Which processes need Python is predictable: a loop of `pkcs11-tool --sign` promotes every
+ * time, a loop of `-L` never. A process that promoted leaves a mark beside the snapshot
+ * (<snapshot>.full); the next process with that snapshot promotes in C_Initialize itself, right
+ * after opening the pools, so the TLS handshake runs on the transport's thread while the
+ * interpreter starts instead of before it (the presence check would otherwise wait for it, and
+ * promotion only come after). A process promoted that way which then calls nothing that needs
+ * Python removes the mark at C_Finalize, and the one after it is light again. Only timing
+ * depends on the mark: both paths give the same answers.
+ *
  * Fork: a child starts with light mode off and calls C_Initialize like any child; the
  * transport's own fork handler abandons the inherited pools.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "loader.h"
 #include "snapshot.h"
@@ -53,7 +65,10 @@ static struct presence *presence;
 static CK_C_INITIALIZE_ARGS saved_args;
 static int saved_args_given;
 static char *saved_reserved;
+static char full_mark[PATH_MAX + 40]; /* <snapshot>.full, or "" */
 static pthread_once_t fork_handler_once = PTHREAD_ONCE_INIT;
+/* Promoted in C_Initialize because of the mark, and no call has needed Python since. */
+_Atomic int early_unconfirmed;
 
 static void after_fork_in_child(void)
 {
@@ -144,23 +159,67 @@ static int enter(const CK_C_INITIALIZE_ARGS *args)
         saved_args = *args;
         saved_args.pReserved = saved_reserved;
     }
+    snprintf(full_mark, sizeof full_mark, "%s.full", snap.path);
     pthread_once(&fork_handler_once, install_fork_handler);
     light_on = 1;
     return 1;
 }
 
+static void set_full_mark(int on)
+{
+    int fd;
+    if (!on)
+        unlink(full_mark);
+    else if ((fd = open(full_mark, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)) >= 0)
+        close(fd);
+}
+
+/* Under light_lock with light mode on: Python started, the ABI initialised as the application
+ * initialised us (its pools adopt ours) and published. NULL with *rv set on failure, light mode
+ * still on. */
+static CK_FUNCTION_LIST_3_0 *promote_locked(CK_RV *rv)
+{
+    CK_FUNCTION_LIST_3_0 *table = python_abi(rv);
+    if (table) {
+        *rv = table->C_Initialize(saved_args_given ? &saved_args : NULL);
+        if (*rv != CKR_OK) {
+            say("cannot go on from the light mode: the module's C_Initialize returned 0x%lx",
+                (unsigned long)*rv);
+            table = NULL;
+            *rv = CKR_GENERAL_ERROR;
+        }
+    }
+    if (table) {
+        /* The ABI's pools adopted the light pools: releasing them only lets go of ours. */
+        drop_light_state();
+        publish_abi(table);
+    }
+    return table;
+}
+
 int light_initialize(CK_VOID_PTR pInitArgs, CK_RV *rv)
 {
     int answered = 1;
+    CK_RV promoted;
     pthread_mutex_lock(&light_lock);
-    if (light_on)
+    if (light_on) {
         *rv = CKR_CRYPTOKI_ALREADY_INITIALIZED;
-    else if (enter(pInitArgs))
+    } else if (enter(pInitArgs)) {
         *rv = CKR_OK;
-    else
+        /* A failure here only leaves light mode on: the next call that needs Python retries. */
+        if (access(full_mark, F_OK) == 0 && promote_locked(&promoted))
+            atomic_store(&early_unconfirmed, 1);
+    } else {
         answered = 0;
+    }
     pthread_mutex_unlock(&light_lock);
     return answered;
+}
+
+void light_after_finalize(void)
+{
+    if (atomic_exchange(&early_unconfirmed, 0))
+        set_full_mark(0);
 }
 
 int light_finalize(CK_VOID_PTR pReserved, CK_RV *rv)
@@ -170,9 +229,9 @@ int light_finalize(CK_VOID_PTR pReserved, CK_RV *rv)
         pthread_mutex_unlock(&light_lock);
         return 0;
     }
-    if (pReserved)
+    if (pReserved) {
         *rv = CKR_ARGUMENTS_BAD;
-    else {
+    } else {
         drop_light_state();
         *rv = CKR_OK;
     }
@@ -292,28 +351,15 @@ int light_get_token_info(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo, CK_RV *rv)
 
 CK_FUNCTION_LIST_3_0 *light_promote(CK_RV *rv)
 {
-    CK_FUNCTION_LIST_3_0 *table = NULL;
+    CK_FUNCTION_LIST_3_0 *table;
     pthread_mutex_lock(&light_lock);
     if (!light_on) {
         pthread_mutex_unlock(&light_lock);
         *rv = CKR_CRYPTOKI_NOT_INITIALIZED;
         return published_abi();
     }
-    table = python_abi(rv);
-    if (table) {
-        *rv = table->C_Initialize(saved_args_given ? &saved_args : NULL);
-        if (*rv != CKR_OK) {
-            say("cannot go on from the light mode: the module's C_Initialize returned 0x%lx",
-                (unsigned long)*rv);
-            table = NULL;
-            *rv = CKR_GENERAL_ERROR;
-        }
-    }
-    if (table) {
-        /* The ABI's pools adopted the light pools: releasing them only lets go of ours. */
-        drop_light_state();
-        publish_abi(table);
-    }
+    if ((table = promote_locked(rv)))
+        set_full_mark(1);
     pthread_mutex_unlock(&light_lock);
     return table;
 }

@@ -636,6 +636,8 @@ EXPORT CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
         CK_FUNCTION_LIST_3_0 *table = published_abi();                              \
         if (!table)                                                                 \
             table = light_promote(&rv);                                             \
+        else if (atomic_load_explicit(&early_unconfirmed, memory_order_relaxed))    \
+            atomic_store_explicit(&early_unconfirmed, 0, memory_order_relaxed);     \
         return table ? table->name args : rv;                                       \
     }
 
@@ -651,7 +653,18 @@ EXPORT CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
     }
 
 EXPORT CK_RV C_Finalize(CK_VOID_PTR pReserved)
-LIGHT(C_Finalize, light_finalize(pReserved, &rv), (pReserved))
+{
+    CK_RV rv;
+    CK_FUNCTION_LIST_3_0 *table = published_abi();
+    if (!table && light_finalize(pReserved, &rv))
+        return rv;
+    table = table ? table : published_abi();
+    if (!table)
+        return CKR_CRYPTOKI_NOT_INITIALIZED;
+    if ((rv = table->C_Finalize(pReserved)) == CKR_OK)
+        light_after_finalize();
+    return rv;
+}
 
 EXPORT CK_RV C_GetInfo(CK_INFO_PTR pInfo)
 LIGHT(C_GetInfo, light_get_info(pInfo, &rv), (pInfo))

@@ -2,6 +2,8 @@
 #ifndef P11FAST_LOADER_H
 #define P11FAST_LOADER_H
 
+#include <stdatomic.h>
+
 #include "pkcs11.h"
 
 /* One line on stderr and in syslog. */
@@ -35,5 +37,11 @@ int light_get_token_info(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo, CK_RV *rv);
  * it, and return its table. Light mode off: the published table, if any. NULL with *rv set
  * otherwise. */
 CK_FUNCTION_LIST_3_0 *light_promote(CK_RV *rv);
+
+/* For the mark that predicts whether the next process needs Python (light.c): set while a
+ * process promoted early has made no call light mode could not have answered (the forwarders
+ * clear it); light_after_finalize runs after the ABI's C_Finalize succeeded. */
+extern _Atomic int early_unconfirmed;
+void light_after_finalize(void);
 
 #endif

@@ -234,7 +234,7 @@ static int parse(struct snapshot *s, struct cursor *c, const struct key *k)
 
 int snapshot_load(struct snapshot *s, const char *package_dir, const char *reserved)
 {
-    char dir[PATH_MAX], path[PATH_MAX + 32];
+    char dir[PATH_MAX];
     const char *off = getenv("P11FAST_SNAPSHOT");
     struct key *k;
     struct cursor c;
@@ -247,9 +247,9 @@ int snapshot_load(struct snapshot *s, const char *package_dir, const char *reser
         free(k);
         return 0;
     }
-    snprintf(path, sizeof path, "%s/slots-%016llx", dir,
+    snprintf(s->path, sizeof s->path, "%s/slots-%016llx", dir,
              (unsigned long long)fnv1a64(k->bytes, k->len));
-    if ((s->data = read_file(path, &len))) {
+    if ((s->data = read_file(s->path, &len))) {
         /* The last 8 bytes: FNV-1a of the rest. */
         struct cursor sum = {s->data + len - 8, s->data + len, 0};
         c.p = s->data;

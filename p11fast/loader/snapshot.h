@@ -2,6 +2,7 @@
 #ifndef P11FAST_LOADER_SNAPSHOT_H
 #define P11FAST_LOADER_SNAPSHOT_H
 
+#include <limits.h>
 #include <stddef.h>
 
 #include "pkcs11.h"
@@ -16,7 +17,8 @@ struct snapshot_slot {
 };
 
 struct snapshot {
-    unsigned char *data; /* the file */
+    char path[PATH_MAX + 32]; /* where it is */
+    unsigned char *data;      /* the file */
     CK_INFO info;
     int disable_threads;
     CK_ULONG nslots;

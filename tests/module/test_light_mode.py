@@ -186,6 +186,29 @@ def test_signing_after_a_light_listing_starts_python(light_host, module_path, co
     assert step(report, "finalize")["rv"] == "0x0"
 
 
+def test_after_a_process_that_needed_python_the_next_starts_it_at_initialize(
+    light_host, module_path, config, cache
+):
+    full = answers(step(run(light_host, module_path, config, cache, "list"), "list"))
+    run(light_host, module_path, config, cache, "sign", OPERATOR_PIN, "ecp256")
+    early = run(light_host, module_path, config, cache, "list")
+    assert step(early, "init")["python"] == "1"
+    assert answers(step(early, "list")) == full
+    # That process needed nothing but light answers: the one after it is light again.
+    assert step(run(light_host, module_path, config, cache, "list"), "init")["python"] == "0"
+
+
+def test_a_process_started_early_that_signs_keeps_the_next_one_early(
+    light_host, module_path, config, cache
+):
+    run(light_host, module_path, config, cache, "list")
+    for _ in range(2):
+        report = run(light_host, module_path, config, cache, "sign", OPERATOR_PIN, "ecp256")
+        assert step(report, "sign")["rv"] == "0x0"
+    assert step(report, "init")["python"] == "1"
+    assert step(run(light_host, module_path, config, cache, "list"), "init")["python"] == "1"
+
+
 def test_a_forked_child_initialises_again_in_light_mode(light_host, module_path, config, cache):
     run(light_host, module_path, config, cache, "list")
     report = run(light_host, module_path, config, cache, "fork")
