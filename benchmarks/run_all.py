@@ -335,10 +335,11 @@ def profile(runner: Runner, module: str, backend: nginx_backend.Backend, env: di
 # Where a one-shot `pkcs11-tool -L` spends its instructions: (function, what it is), inclusive.
 COLD_PHASES = (
     ("_dl_start", "the process and pkcs11-tool's own libraries"),
-    ("light_initialize", "light mode's C_Initialize: snapshot, libpython and transport loaded"),
+    ("light_initialize", "the loader's C_Initialize before Python: libpython loaded, and in "
+     "light mode the snapshot checked, the transport loaded, the pools opened"),
     ("snapshot_load", "of which: reading and checking the snapshot"),
     ("p11f_transport_open", "of which: opening the pools"),
-    ("light_get_slot_list", "light mode's C_GetSlotList: the presence check"),
+    ("light_get_slot_info", "light mode's C_GetSlotInfo: the presence check (TLS and GET)"),
     ("start_python_locked", "loading libpython and starting the interpreter"),
     ("Py_InitializeFromConfig", "of which: Py_InitializeFromConfig"),
     ("PyImport_ImportModule", "importing the ABI: extensions, libcurl, OpenSSL initialisation"),
