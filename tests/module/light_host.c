@@ -1,6 +1,7 @@
 /* A C host for the light-mode tests: it loads the module with dlopen, as pkcs11-tool does, and
  * prints one "key=value" line per step. "python=" tells whether an interpreter runs in the
  * process (Py_IsInitialized, found through the libpython the loader loaded globally).
+ * LIGHT_HOST_RESERVED, when set, is passed as CK_C_INITIALIZE_ARGS.pReserved.
  *
  *   light_host MODULE list            C_Initialize, C_GetInfo, the slot list, each slot's and
  *                                     token's info (as hex of the structures), C_Finalize
@@ -171,6 +172,7 @@ int main(int argc, char **argv)
     if (!get || get(&f) != CKR_OK)
         return 2;
     args.flags = CKF_OS_LOCKING_OK;
+    args.pReserved = getenv("LIGHT_HOST_RESERVED"); /* a config path, as hosts may pass one */
     rv = f->C_Initialize(&args);
     printf("step=init rv=0x%lx python=%d\n", rv, python_running());
     if (rv != CKR_OK)

@@ -114,6 +114,19 @@ def test_an_edited_config_is_read_again(light_host, module_path, hsm, config, ca
     assert b"renamed".hex() in after["token0"]
 
 
+def test_a_config_named_in_preserved_has_its_own_snapshot(
+    light_host, module_path, hsm, config, tmp_path, cache
+):
+    other = write_config(tmp_path / "other.conf", hsm, label="other")
+    for _ in range(2):
+        mine = step(run(light_host, module_path, config, cache, "list"), "list")
+        theirs = step(run(light_host, module_path, config, cache, "list",
+                          LIGHT_HOST_RESERVED=other), "list")  # fmt: skip
+    assert (mine["python"], theirs["python"]) == ("0", "0")
+    assert b"other".hex() in theirs["token0"]
+    assert b"other".hex() not in mine["token0"]
+
+
 def test_an_info_log_level_writes_no_snapshot(light_host, module_path, hsm, tmp_path, cache):
     config = write_config(tmp_path / "info.conf", hsm)
     with open(config) as f:
