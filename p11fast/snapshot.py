@@ -27,7 +27,7 @@ turns both sides off. The layout (little-endian; blob = u32 length + bytes):
     u32 n, n x (blob variable name, u8 non-empty)
     u8 disable_threads, CK_INFO
     u32 n, n x (CK_SLOT_INFO, CK_TOKEN_INFO, blob transport spec)
-    u64 FNV-1a of everything before it (a damaged file is not used)
+    u32 CRC-32 of everything before it (a damaged file is not used)
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from __future__ import annotations
 import os
 import struct
 import time
+from binascii import crc32
 
 from p11fast.config import Config, file_identity
 from p11fast.log import WARN, Logger
@@ -70,16 +71,10 @@ def key(package_dir: str, reserved: bytes | None) -> bytes:
     )
 
 
-def fnv1a64(data: bytes) -> int:
-    h = 0xCBF29CE484222325
-    for byte in data:
-        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return h
-
-
 def file_name(key: bytes) -> str:
-    """FNV-1a 64 of the key: the loader's hash of the same bytes."""
-    return f"slots-{fnv1a64(key):016x}"
+    """CRC-32 of the key, which the loader computes the same way (the key inside the file is
+    compared in full, so a collision costs only a rewrite)."""
+    return f"slots-{crc32(key):08x}"
 
 
 def wanted(config: Config, log: Logger) -> bool:
@@ -130,7 +125,7 @@ def _encode(config: Config, k: bytes, examined: list, info: bytes,
     for slot_info, token_info, spec in slots:
         out.append(slot_info + token_info + _blob(spec))
     data = b"".join(out)
-    return data + struct.pack("<Q", fnv1a64(data))
+    return data + struct.pack("<I", crc32(data))
 
 
 def _replace(path: str, data: bytes) -> None:

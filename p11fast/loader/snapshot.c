@@ -72,12 +72,17 @@ static int make_key(struct key *k, const char *package_dir, const char *reserved
     return !k->overflow;
 }
 
-static uint64_t fnv1a64(const char *p, size_t n)
+/* CRC-32 (ISO-HDLC, as zlib and Python's binascii.crc32), bit by bit: a few kB once a run. */
+static uint32_t crc32(const void *data, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    while (n--)
-        h = (h ^ (unsigned char)*p++) * 0x100000001b3ULL;
-    return h;
+    const unsigned char *p = data;
+    uint32_t crc = 0xffffffffu;
+    while (n--) {
+        crc ^= *p++;
+        for (int bit = 0; bit < 8; bit++)
+            crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
 }
 
 /* Ours, a regular file, writable by nobody else, of a sane size (at least a magic and a
@@ -247,15 +252,15 @@ int snapshot_load(struct snapshot *s, const char *package_dir, const char *reser
         free(k);
         return 0;
     }
-    snprintf(s->path, sizeof s->path, "%s/slots-%016llx", dir,
-             (unsigned long long)fnv1a64(k->bytes, k->len));
+    snprintf(s->path, sizeof s->path, "%s/slots-%08lx", dir,
+             (unsigned long)crc32(k->bytes, k->len));
     if ((s->data = read_file(s->path, &len))) {
-        /* The last 8 bytes: FNV-1a of the rest. */
-        struct cursor sum = {s->data + len - 8, s->data + len, 0};
+        /* The last 4 bytes: CRC-32 of the rest. */
+        struct cursor sum = {s->data + len - 4, s->data + len, 0};
         c.p = s->data;
-        c.end = s->data + len - 8;
+        c.end = s->data + len - 4;
         c.bad = 0;
-        if (take_uint(&sum, 8) != fnv1a64((const char *)s->data, len - 8) ||
+        if (take_uint(&sum, 4) != crc32(s->data, len - 4) ||
             !parse(s, &c, k))
             snapshot_free(s);
     }

@@ -97,6 +97,6 @@ def test_an_unchanged_snapshot_is_not_rewritten(settled_config, tmp_path):
     assert (path.stat().st_ino, path.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
-def test_the_file_name_is_fnv1a_of_the_key():
-    assert snapshot.file_name(b"") == "slots-cbf29ce484222325"
-    assert snapshot.file_name(b"a") == "slots-af63dc4c8601ec8c"
+def test_the_file_name_is_the_crc32_of_the_key():
+    assert snapshot.file_name(b"") == "slots-00000000"
+    assert snapshot.file_name(b"123456789") == "slots-cbf43926"  # the CRC-32 check value
