@@ -353,6 +353,17 @@ cdef bint slot_present(int slot) except -1:
     return present
 
 
+cdef void seed_presence_from_light(int slot, int present, double checked_at) noexcept nogil:
+    """A presence answer light mode gave (loader/light.c), handed over when it starts the ABI:
+    it is what C_WaitForSlotEvent counts from, and is reused for PRESENCE_TTL like one of ours.
+    `checked_at` is CLOCK_MONOTONIC, time.monotonic()'s clock."""
+    with gil:
+        if _state is None or slot < 0 or slot >= g_nslots:
+            return
+        _state.presence[slot] = (checked_at, bool(present))
+        _state.reported.setdefault(slot, bool(present))
+
+
 cdef CK_RV C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList,
                          CK_ULONG_PTR pulCount) noexcept nogil:
     cdef CK_ULONG n = 0

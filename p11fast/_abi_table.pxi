@@ -103,3 +103,4 @@ cdef void fill_table(CK_FUNCTION_LIST_3_0 *t) noexcept:
 fill_table(&g_table)
 function_table = PyCapsule_New(<void *>&g_table, b"p11fast._abi.function_table", NULL)
 after_fork_child = PyCapsule_New(<void *>reset_after_fork, b"p11fast._abi.after_fork_child", NULL)
+seed_presence = PyCapsule_New(<void *>seed_presence_from_light, b"p11fast._abi.seed_presence", NULL)

@@ -190,6 +190,10 @@ static CK_FUNCTION_LIST_3_0 *promote_locked(CK_RV *rv)
         }
     }
     if (table) {
+        /* What the application saw stays what it saw, for C_WaitForSlotEvent. */
+        for (CK_ULONG i = 0; i < snap.nslots; i++)
+            if (presence[i].known)
+                seed_presence((int)i, presence[i].present, presence[i].at_ns / 1e9);
         /* The ABI's pools adopted the light pools: releasing them only lets go of ours. */
         drop_light_state();
         publish_abi(table);

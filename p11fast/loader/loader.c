@@ -38,6 +38,7 @@
 #define ABI_MODULE "p11fast._abi"
 #define TABLE_CAPSULE ABI_MODULE ".function_table"
 #define FORK_CAPSULE ABI_MODULE ".after_fork_child"
+#define SEED_CAPSULE ABI_MODULE ".seed_presence"
 
 /* ------------------------------------------------------------------ logging */
 
@@ -122,8 +123,10 @@ static int resolve_embed(void *handle)
 /* The ABI's table as the forwarders see it: NULL until the first C_Initialize that reaches the
  * ABI (directly, or by promotion from light mode: light.c), then fixed for the process's life. */
 static _Atomic(CK_FUNCTION_LIST_3_0 *) abi;
-/* The ABI's table once imported; under the GIL. */
+/* The ABI's table once imported, and its hand-over of light mode's presence answers; under the
+ * GIL. */
 static CK_FUNCTION_LIST_3_0 *abi_imported;
+static void (*abi_seed_presence)(int slot, int present, double checked_at);
 static void (*_Atomic abi_after_fork_child)(void);
 
 /* Serialises getting Python ready. Held only while no GIL can be involved (starting our own
@@ -548,6 +551,9 @@ static CK_FUNCTION_LIST_3_0 *load_abi(CK_RV *rv)
             if (!reset)
                 py.PyErr_Clear(); /* optional: an ABI without fork state needs no reset */
             atomic_store(&abi_after_fork_child, reset);
+            *(void **)&abi_seed_presence = capsule(module, "seed_presence", SEED_CAPSULE);
+            if (!abi_seed_presence)
+                py.PyErr_Clear();
             abi_imported = table;
             /* Registered after the ABI's own modules registered theirs: prepare handlers run
              * in reverse order, so the GIL is taken before the transport's locks (the order a
@@ -574,6 +580,12 @@ CK_FUNCTION_LIST_3_0 *python_abi(CK_RV *rv)
 void publish_abi(CK_FUNCTION_LIST_3_0 *table)
 {
     atomic_store_explicit(&abi, table, memory_order_release);
+}
+
+void seed_presence(int slot, int present, double checked_at)
+{
+    if (abi_seed_presence)
+        abi_seed_presence(slot, present, checked_at);
 }
 
 CK_FUNCTION_LIST_3_0 *published_abi(void)

@@ -20,6 +20,9 @@ int libpython_loaded_idle(void);
  * *rv set and the reason logged. The table is not published: see publish_abi. */
 CK_FUNCTION_LIST_3_0 *python_abi(CK_RV *rv);
 
+/* Hands a presence answer light mode gave over to the ABI (after its C_Initialize). */
+void seed_presence(int slot, int present, double checked_at);
+
 /* From here on every call goes to the ABI. */
 void publish_abi(CK_FUNCTION_LIST_3_0 *table);
 CK_FUNCTION_LIST_3_0 *published_abi(void);

@@ -11,6 +11,8 @@
  *                                     after its own C_Initialize, the parent after the fork
  *   light_host MODULE race N          C_Initialize; N threads ask for slot and token info while
  *                                     another opens a session (which starts Python)
+ *   light_host MODULE event           C_Initialize, slot 0's info; after a line on stdin,
+ *                                     C_WaitForSlotEvent(CKF_DONT_BLOCK)
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -192,6 +194,18 @@ int main(int argc, char **argv)
         waitpid(child, &status, 0);
         printf("step=child_exit status=%d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
         list("parent");
+    } else if (strcmp(argv[2], "event") == 0) {
+        CK_SLOT_INFO slot;
+        CK_SLOT_ID which = 99;
+        char line[16];
+        rv = f->C_GetSlotInfo(0, &slot);
+        printf("step=seen rv=0x%lx present=%d python=%d\n", rv,
+               (slot.flags & CKF_TOKEN_PRESENT) != 0, python_running());
+        fflush(stdout);
+        if (!fgets(line, sizeof line, stdin))
+            return 2;
+        rv = f->C_WaitForSlotEvent(CKF_DONT_BLOCK, &which, NULL);
+        printf("step=event rv=0x%lx slot=%lu python=%d\n", rv, which, python_running());
     } else if (strcmp(argv[2], "race") == 0 && argc == 4) {
         int n = atoi(argv[3]);
         pthread_t threads[17];

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from p11fast import snapshot
+from p11fast.hsm.testing import running_hsm
 from tests.hosts import host_env
 from tests.module.conftest import OPERATOR_PIN
 from tests.module.test_c_host import build_host
@@ -220,6 +221,31 @@ def test_a_process_started_early_that_signs_keeps_the_next_one_early(
         assert step(report, "sign")["rv"] == "0x0"
     assert step(report, "init")["python"] == "1"
     assert step(run(light_host, module_path, config, cache, "list"), "init")["python"] == "1"
+
+
+def test_a_token_gone_after_a_light_answer_is_a_slot_event(light_host, module_path, tmp_path):
+    cache = str(tmp_path / "cache")
+    with running_hsm(str(tmp_path / "hsm")) as hsm:
+        config = write_config(tmp_path / "event.conf", hsm)
+        run(light_host, module_path, config, cache, "list")
+        host = subprocess.Popen(
+            [light_host, module_path, "event"],
+            env=host_env(config, XDG_CACHE_HOME=cache),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            host.stdout.readline()  # init
+            seen = dict(re.findall(r"(\w+)=(\S+)", host.stdout.readline()))
+            hsm.stop()
+            out, err = host.communicate("go\n", timeout=60)
+        finally:
+            host.kill()
+    assert (seen["present"], seen["python"]) == ("1", "0")
+    event = dict(re.findall(r"(\w+)=(\S+)", out.splitlines()[0]))
+    assert event == {"step": "event", "rv": "0x0", "slot": "0", "python": "1"}, err
 
 
 def test_a_forked_child_initialises_again_in_light_mode(light_host, module_path, config, cache):
