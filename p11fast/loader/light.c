@@ -226,13 +226,28 @@ void light_after_finalize(void)
         set_full_mark(0);
 }
 
-int light_finalize(CK_VOID_PTR pReserved, CK_RV *rv)
+/* Takes light_lock and keeps it when light mode is on; otherwise lets go and says so. */
+static int lock_if_on(void)
 {
     pthread_mutex_lock(&light_lock);
-    if (!light_on) {
-        pthread_mutex_unlock(&light_lock);
+    if (light_on)
+        return 1;
+    pthread_mutex_unlock(&light_lock);
+    return 0;
+}
+
+/* The ABI's argument checks of C_GetSlotInfo and C_GetTokenInfo, in its order. */
+static CK_RV check_slot(CK_SLOT_ID slotID, const void *pInfo)
+{
+    if (slotID >= snap.nslots)
+        return CKR_SLOT_ID_INVALID;
+    return pInfo ? CKR_OK : CKR_ARGUMENTS_BAD;
+}
+
+int light_finalize(CK_VOID_PTR pReserved, CK_RV *rv)
+{
+    if (!lock_if_on())
         return 0;
-    }
     if (pReserved) {
         *rv = CKR_ARGUMENTS_BAD;
     } else {
@@ -267,11 +282,8 @@ static int present(CK_ULONG slot)
 
 int light_get_info(CK_INFO_PTR pInfo, CK_RV *rv)
 {
-    pthread_mutex_lock(&light_lock);
-    if (!light_on) {
-        pthread_mutex_unlock(&light_lock);
+    if (!lock_if_on())
         return 0;
-    }
     if (!pInfo)
         *rv = CKR_ARGUMENTS_BAD;
     else {
@@ -287,11 +299,8 @@ int light_get_slot_list(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULON
 {
     CK_SLOT_ID ids[SNAPSHOT_MAX_SLOTS];
     CK_ULONG n = 0;
-    pthread_mutex_lock(&light_lock);
-    if (!light_on) {
-        pthread_mutex_unlock(&light_lock);
+    if (!lock_if_on())
         return 0;
-    }
     if (!pulCount) {
         *rv = CKR_ARGUMENTS_BAD;
     } else {
@@ -313,20 +322,12 @@ int light_get_slot_list(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULON
 
 int light_get_slot_info(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo, CK_RV *rv)
 {
-    pthread_mutex_lock(&light_lock);
-    if (!light_on) {
-        pthread_mutex_unlock(&light_lock);
+    if (!lock_if_on())
         return 0;
-    }
-    if (slotID >= snap.nslots) {
-        *rv = CKR_SLOT_ID_INVALID;
-    } else if (!pInfo) {
-        *rv = CKR_ARGUMENTS_BAD;
-    } else {
+    if ((*rv = check_slot(slotID, pInfo)) == CKR_OK) {
         *pInfo = snap.slots[slotID].slot;
         if (present(slotID))
             pInfo->flags |= CKF_TOKEN_PRESENT;
-        *rv = CKR_OK;
     }
     pthread_mutex_unlock(&light_lock);
     return 1;
@@ -334,20 +335,13 @@ int light_get_slot_info(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo, CK_RV *rv)
 
 int light_get_token_info(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo, CK_RV *rv)
 {
-    pthread_mutex_lock(&light_lock);
-    if (!light_on) {
-        pthread_mutex_unlock(&light_lock);
+    if (!lock_if_on())
         return 0;
-    }
-    if (slotID >= snap.nslots) {
-        *rv = CKR_SLOT_ID_INVALID;
-    } else if (!pInfo) {
-        *rv = CKR_ARGUMENTS_BAD;
-    } else if (!present(slotID)) {
-        *rv = CKR_TOKEN_NOT_PRESENT;
-    } else {
-        *pInfo = snap.slots[slotID].token;
-        *rv = CKR_OK;
+    if ((*rv = check_slot(slotID, pInfo)) == CKR_OK) {
+        if (present(slotID))
+            *pInfo = snap.slots[slotID].token;
+        else
+            *rv = CKR_TOKEN_NOT_PRESENT;
     }
     pthread_mutex_unlock(&light_lock);
     return 1;
@@ -356,9 +350,7 @@ int light_get_token_info(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo, CK_RV *rv)
 CK_FUNCTION_LIST_3_0 *light_promote(CK_RV *rv)
 {
     CK_FUNCTION_LIST_3_0 *table;
-    pthread_mutex_lock(&light_lock);
-    if (!light_on) {
-        pthread_mutex_unlock(&light_lock);
+    if (!lock_if_on()) {
         *rv = CKR_CRYPTOKI_NOT_INITIALIZED;
         return published_abi();
     }
