@@ -439,16 +439,27 @@ static void stay_loaded(const struct environment *env)
         say("cannot pin libp11fast.so in memory: %s", dlerror());
 }
 
+/* Where this library's Python is: the same for the whole process, so found once (light mode
+ * and the start of Python both need it); under start_lock. */
+static const struct environment *environment(void)
+{
+    static struct environment env;
+    static int found;
+    if (!found)
+        found = find_environment(&env);
+    return found ? &env : NULL;
+}
+
 static CK_RV start_python_locked(void)
 {
-    struct environment env;
+    const struct environment *env;
     void *running = dlsym(RTLD_DEFAULT, "Py_IsInitialized");
     void *handle;
 
     if (running && ((int (*)(void))running)())
         return adopt(RTLD_DEFAULT) ? CKR_OK : CKR_GENERAL_ERROR;
 
-    if (!find_environment(&env) || !(handle = open_libpython(&env, 1)))
+    if (!(env = environment()) || !(handle = open_libpython(env, 1)))
         return CKR_GENERAL_ERROR;
     if (!resolve_core(handle))
         return CKR_GENERAL_ERROR;
@@ -459,9 +470,9 @@ static CK_RV start_python_locked(void)
         return CKR_GENERAL_ERROR;
 
     python_state = PY_BROKEN; /* a failed start cannot be retried in this process */
-    if (!start_interpreter(&env))
+    if (!start_interpreter(env))
         return CKR_GENERAL_ERROR;
-    stay_loaded(&env);
+    stay_loaded(env);
     started_here = 1;
     return CKR_OK;
 }
@@ -514,13 +525,10 @@ static void *capsule(PyObject *module, const char *attribute, const char *name)
  * directory goes at the end of sys.path, where it shadows nothing the host already imports. */
 static PyObject *import_abi(void)
 {
-    Dl_info info;
     char site[PATH_MAX];
     PyObject *module = py.PyImport_ImportModule(ABI_MODULE), *path, *entry;
-    if (module || !dladdr((void *)&C_GetFunctionList, &info) || !info.dli_fname ||
-        !realpath(info.dli_fname, site))
+    if (module || !package_dir(site, sizeof site))
         return module;
-    up(site);
     up(site);
     path = py.PySys_GetObject("path");
     entry = py.PyUnicode_DecodeFSDefault(site);
@@ -607,15 +615,15 @@ int package_dir(char *out, unsigned long size)
 
 int libpython_loaded_idle(void)
 {
-    struct environment env;
+    const struct environment *env;
     void *running = dlsym(RTLD_DEFAULT, "Py_IsInitialized"), *handle;
     int (*initialized)(void);
     int idle;
     if (running && ((int (*)(void))running)())
         return 0;
     pthread_mutex_lock(&start_lock);
-    idle = python_state == PY_ABSENT && find_environment(&env) &&
-           (handle = open_libpython(&env, 0)) &&
+    idle = python_state == PY_ABSENT && (env = environment()) &&
+           (handle = open_libpython(env, 0)) &&
            (*(void **)&initialized = dlsym(handle, "Py_IsInitialized")) && !initialized();
     pthread_mutex_unlock(&start_lock);
     return idle;
