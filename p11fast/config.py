@@ -132,22 +132,29 @@ def load(path_hint: str | None = None) -> Config:
     )
 
 
-def _discovery_candidates(path_hint: str | None) -> list[str]:
-    """Every path whose state decides which files are read."""
+def _explicit_file(path_hint: str | None) -> str | None:
+    """The one file pReserved or an environment variable names, if any."""
     for explicit in (path_hint, os.environ.get(ENV_CONFIG_FILE),
                      os.environ.get(ENV_NITROKEY_CONFIG_FILE)):  # fmt: skip
         if explicit:
-            return [explicit]
+            return explicit
+    return None
+
+
+def _discovery_candidates(path_hint: str | None) -> list[str]:
+    """Every path whose state decides which files are read."""
+    explicit = _explicit_file(path_hint)
+    if explicit:
+        return [explicit]
     return [os.path.expanduser(p) for p in SEARCH_PATH + NITROKEY_SEARCH_PATH]
 
 
 def _config_files(path_hint: str | None, regular_files: list[str]) -> list[str]:
-    for explicit in (path_hint, os.environ.get(ENV_CONFIG_FILE),
-                     os.environ.get(ENV_NITROKEY_CONFIG_FILE)):  # fmt: skip
-        if explicit:
-            if explicit not in regular_files:
-                raise ConfigError(f"{explicit}: configuration file not found")
-            return [explicit]
+    explicit = _explicit_file(path_hint)
+    if explicit:
+        if explicit not in regular_files:
+            raise ConfigError(f"{explicit}: configuration file not found")
+        return [explicit]
     for search_path in (SEARCH_PATH, NITROKEY_SEARCH_PATH):
         found = [p for p in map(os.path.expanduser, search_path) if p in regular_files]
         if found:
