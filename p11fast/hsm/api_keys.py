@@ -175,7 +175,7 @@ class KeysApi:
         tags = _restriction_tags(args)
         label = check_label(args.string("label", False) or "")
         args.done()
-        material.check_for_mechanisms(mechanisms)
+        material.check_for_mechanisms(mechanisms, imported=True)
         self.hsm.add_key(caller.namespace, key_id, material, mechanisms, tags, label)
 
     def _check_free(self, namespace: str, key_id: str) -> None:

@@ -12,7 +12,6 @@ import hmac
 import ipaddress
 import os
 from dataclasses import dataclass, field
-from functools import cache
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -23,15 +22,17 @@ from cryptography.x509.oid import NameOID
 
 from p11fast.hsm.errors import BadRequest
 
-# Key type -> (curve, size of the digest ECDSA expects in bytes)
-EC_CURVES: dict[str, tuple[type[ec.EllipticCurve], int]] = {
-    "EC_P256": (ec.SECP256R1, 32),
-    "EC_P384": (ec.SECP384R1, 48),
-    "EC_P521": (ec.SECP521R1, 66),
-    "EC_P256K1": (ec.SECP256K1, 32),
-    "BrainpoolP256": (ec.BrainpoolP256R1, 32),
-    "BrainpoolP384": (ec.BrainpoolP384R1, 48),
-    "BrainpoolP512": (ec.BrainpoolP512R1, 64),
+# Key type -> (curve, the hash whose digest ECDSA signs). The NetHSM takes a digest of exactly
+# that hash's size — 64 bytes for P-521 (keyfender `src/keyfender/hsm.ml`, `Key.sign`) — and
+# reads it as a number, which for these sizes is the standard's own reading (FIPS 186-5 6.4.1).
+EC_CURVES: dict[str, tuple[type[ec.EllipticCurve], hashes.HashAlgorithm]] = {
+    "EC_P256": (ec.SECP256R1, hashes.SHA256()),
+    "EC_P384": (ec.SECP384R1, hashes.SHA384()),
+    "EC_P521": (ec.SECP521R1, hashes.SHA512()),
+    "EC_P256K1": (ec.SECP256K1, hashes.SHA256()),
+    "BrainpoolP256": (ec.BrainpoolP256R1, hashes.SHA256()),
+    "BrainpoolP384": (ec.BrainpoolP384R1, hashes.SHA384()),
+    "BrainpoolP512": (ec.BrainpoolP512R1, hashes.SHA512()),
 }
 KEY_TYPES = ("RSA", "Curve25519", *EC_CURVES, "Generic")
 
@@ -85,33 +86,15 @@ def allowed_mechanisms(key_type: str) -> list[str]:
     return ["ECDSA_Signature"]
 
 
-def check_mechanisms(key_type: str, mechanisms: list[str]) -> None:
-    if not mechanisms:
+def check_mechanisms(key_type: str, mechanisms: list[str], imported: bool = False) -> None:
+    # keyfender refuses an empty list when generating (`decode_generate_key_req` in
+    # `src/keyfender/json.ml`) but stores an imported key without any (`Key.add_json`).
+    if not mechanisms and not imported:
         raise BadRequest("at least one mechanism is required")
     allowed = allowed_mechanisms(key_type)
     for mechanism in mechanisms:
         if mechanism not in allowed:
             raise BadRequest(f"mechanism {mechanism} is not valid for key type {key_type}")
-
-
-def _strip_to_order(digest: bytes, order_bits: int) -> bytes:
-    keep = max(1, (order_bits + 7) // 8 - (1 if order_bits % 8 else 0))
-    while len(digest) > keep and digest[0] == 0:
-        digest = digest[1:]
-    return digest
-
-
-@cache
-def _raw_digest(size: int) -> hashes.HashAlgorithm:
-    """A stand-in hash of `size` bytes, so ECDSA signs a client-supplied digest of any length
-    (OpenSSL truncates it to the group order as ECDSA specifies)."""
-
-    class RawDigest(hashes.HashAlgorithm):
-        name = "sha512"
-        digest_size = size
-        block_size = None
-
-    return RawDigest()
 
 
 @dataclass
@@ -129,10 +112,9 @@ class KeyMaterial:
         if key_type == "Curve25519":
             return cls(key_type, ed25519.Ed25519PrivateKey.generate())
         if key_type == "Generic":
+            # keyfender `generate_generic`: any length of 128 to 8192 bits, in whole bytes.
             bits = _require_length(length, 128, 8192)
-            if bits % 8:
-                raise BadRequest("length of a Generic key must be a multiple of 8 bits")
-            return cls(key_type, os.urandom(bits // 8))
+            return cls(key_type, os.urandom((bits + 7) // 8))
         if key_type in EC_CURVES:
             return cls(key_type, ec.generate_private_key(EC_CURVES[key_type][0]()))
         raise BadRequest(f"unknown key type {key_type}")
@@ -186,10 +168,10 @@ class KeyMaterial:
             serialization.NoEncryption(),
         )
 
-    def check_for_mechanisms(self, mechanisms: list[str]) -> None:
-        check_mechanisms(self.type, mechanisms)
-        if self.type == "Generic" and len(self.private) * 8 not in AES_KEY_BITS:
-            raise BadRequest("AES keys must be 128, 192 or 256 bits long")
+    def check_for_mechanisms(self, mechanisms: list[str], imported: bool = False) -> None:
+        # A Generic key of any length may hold the AES mechanisms, as on a NetHSM: using it
+        # for AES is what fails when it is not 128, 192 or 256 bits (see _aes_cbc).
+        check_mechanisms(self.type, mechanisms, imported)
         if self.type == "RSA" and not RSA_MIN_BITS <= self.private.key_size <= RSA_MAX_BITS:
             raise BadRequest("RSA keys must be 1024 to 8192 bits long")
 
@@ -244,14 +226,10 @@ class KeyMaterial:
         if mode == "ECDSA":
             if self.type not in EC_CURVES:
                 raise BadRequest("mode ECDSA needs an EC key")
-            size = EC_CURVES[self.type][1]
-            if len(message) != size:
-                raise BadRequest(f"ECDSA on {self.type} needs a {size} byte digest")
-            # The NetHSM reads the digest as a number: a P-521 digest padded to 66 bytes must
-            # not be cut to the order's 521 bits as a 528-bit string would be. Leading zero
-            # bytes go, down to no more bits than the order has.
-            message = _strip_to_order(message, self.private.curve.key_size)
-            return self.private.sign(message, ec.ECDSA(utils.Prehashed(_raw_digest(len(message)))))
+            digest = EC_CURVES[self.type][1]
+            if len(message) != digest.digest_size:
+                raise BadRequest(f"ECDSA on {self.type} needs a {digest.digest_size} byte digest")
+            return self.private.sign(message, ec.ECDSA(utils.Prehashed(digest)))
         raise BadRequest(f"sign mode {mode} is not supported")
 
     def decrypt(self, mode: str, data: bytes, iv: bytes | None) -> bytes:

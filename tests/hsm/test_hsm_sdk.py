@@ -35,7 +35,7 @@ UNLOCK, ADMIN_PW, OPERATOR_PW, BACKUP_PW = "unlock-pass", "admin-pass", "operato
 EC_TYPES = {
     KeyType.EC_P256: (ec.SECP256R1(), 32),
     KeyType.EC_P384: (ec.SECP384R1(), 48),
-    KeyType.EC_P521: (ec.SECP521R1(), 66),
+    KeyType.EC_P521: (ec.SECP521R1(), 64),  # SHA-512 size, as keyfender takes it
     KeyType.EC_P256K1: (ec.SECP256K1(), 32),
     KeyType.BRAINPOOL_P256: (ec.BrainpoolP256R1(), 32),
     KeyType.BRAINPOOL_P384: (ec.BrainpoolP384R1(), 48),
