@@ -64,6 +64,7 @@ cdef struct op_t:
     size_t out_len                  # exact size of the result
     size_t in_len                   # required digest length (PSS on a hash), 0 = any
     size_t field_len                # EC: bytes of a coordinate; RSA: bytes of the modulus
+    size_t order_bits               # EC: bits of the group order (ECDSA's digest rule)
     hash_ctx hctx
     wbuf acc                        # data kept for mechanisms that need all of it at once, and
                                     # the partial block of a multi-part AES operation

@@ -26,6 +26,12 @@ cdef enum:
     SIG_MAX = 1024
     # Longest message the sign path builds locally: a SHA-512 DigestInfo.
     MSG_MAX = 128
+    # The NetHSM signs ECDSA over exactly the digest of the curve's hash: SHA-256/384 for the
+    # 256/384-bit curves, SHA-512 for BrainpoolP512 and for P-521 (keyfender
+    # src/keyfender/hsm.ml, Key.sign), so never more than 64 bytes.
+    ECDSA_DIGEST_MAX = 64
+    # Longest EC coordinate: P-521.
+    ECDSA_FIELD_MAX = 66
 
 
 # Room for the data a signature covers when it is built locally (signed_input).
@@ -140,6 +146,7 @@ cdef CK_RV sign_setup(op_t *op, CK_MECHANISM *m, object_t *key) noexcept nogil:
         return CKR_KEY_FUNCTION_NOT_PERMITTED
     op.mech = t
     op.field_len = key.field_len
+    op.order_bits = key.bits
     return CKR_OK
 
 
@@ -352,13 +359,42 @@ cdef CK_RV sign_input(op_t *op, const unsigned char *data, size_t n, unsigned ch
     if op.mode == MODE_PKCS1 and n + 11 > op.out_len:
         return CKR_DATA_LEN_RANGE
     if op.mode == MODE_ECDSA:
-        # The HSM wants exactly the curve's length: ECDSA uses the leftmost bits of a longer
-        # digest, and a shorter one is the same number with leading zeros.
-        msg_len[0] = op.field_len
-        if n < op.field_len:
-            memset(scratch, 0, op.field_len - n)
-            memcpy(scratch + op.field_len - n, data, n)
-            msg[0] = scratch
+        msg[0] = scratch
+        return ecdsa_digest(data, n, op.field_len, op.order_bits, scratch, msg_len)
+    return CKR_OK
+
+
+cdef CK_RV ecdsa_digest(const unsigned char *data, size_t n, size_t field_len, size_t order_bits,
+                        unsigned char *out, size_t *out_len) noexcept nogil:
+    """The digest the HSM signs for ECDSA input of any length, into out: the number e that
+    ECDSA signs (FIPS 186-5 6.4.1: the leftmost order_bits bits of the input) written at the
+    length the HSM takes, min(field_len, ECDSA_DIGEST_MAX) bytes. The HSM reads those bytes as
+    a number, so it signs e itself. An e that does not fit (P-521: input longer than 64 bytes
+    whose leftmost 521 bits exceed 512) cannot be sent: CKR_DATA_LEN_RANGE."""
+    cdef unsigned char e[ECDSA_FIELD_MAX]
+    cdef size_t hsm_len = field_len if field_len < ECDSA_DIGEST_MAX else ECDSA_DIGEST_MAX
+    cdef size_t shift, i
+    if field_len > ECDSA_FIELD_MAX or not (8 * field_len - 8 < order_bits <= 8 * field_len):
+        return CKR_GENERAL_ERROR
+    memset(e, 0, field_len)
+    if 8 * n > order_bits:
+        # n >= field_len here: the first field_len bytes hold the leftmost order_bits bits,
+        # followed by 8 * field_len - order_bits (< 8) bits that go.
+        memcpy(e, data, field_len)
+        shift = 8 * field_len - order_bits
+        if shift:
+            i = field_len - 1
+            while i > 0:
+                e[i] = <unsigned char>((e[i] >> shift) | (e[i - 1] << (8 - shift)))
+                i -= 1
+            e[0] >>= shift
+    else:
+        memcpy(e + field_len - n, data, n)
+    for i in range(field_len - hsm_len):
+        if e[i]:
+            return CKR_DATA_LEN_RANGE
+    memcpy(out, e + field_len - hsm_len, hsm_len)
+    out_len[0] = hsm_len
     return CKR_OK
 
 
