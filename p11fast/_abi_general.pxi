@@ -63,7 +63,7 @@ MECHANISMS = (
     (CKM_EC_EDWARDS_KEY_PAIR_GEN, 256, 256, CKF_HW | CKF_GENERATE_KEY_PAIR),
     # AES sizes in bytes, generic secret sizes in bits (the standard's units for each)
     (CKM_AES_KEY_GEN, 16, 32, CKF_HW | CKF_GENERATE),
-    (CKM_GENERIC_SECRET_KEY_GEN, 128, 256, CKF_HW | CKF_GENERATE),
+    (CKM_GENERIC_SECRET_KEY_GEN, 128, 8192, CKF_HW | CKF_GENERATE),
     (CKM_SHA_1, 0, 0, CKF_DIGEST),
     (CKM_SHA224, 0, 0, CKF_DIGEST),
     (CKM_SHA256, 0, 0, CKF_DIGEST),

@@ -48,7 +48,7 @@ KNOWN_ATTRIBUTES = frozenset(v for k, v in vars(A).items() if k.startswith("CKA_
 
 RSA_BITS = (1024, 8192)
 AES_LENGTHS = (16, 24, 32)
-GENERIC_BITS = (128, 256)  # what a NetHSM accepts for a Generic key
+GENERIC_BITS = (128, 8192)  # a NetHSM's Generic keys (keyfender `generate_generic`)
 F4 = 65537
 
 # (mechanism) -> (CKK of the key, NetHSM key type or None when the template decides)
@@ -306,8 +306,9 @@ def secret_key_spec(mechanism: int, has_parameter: bool, t: dict) -> KeySpec:
 def _check_secret_length(ckk: int, nbytes: int) -> None:
     if ckk == A.CKK_AES and nbytes not in AES_LENGTHS:
         raise KeySizeRange(f"AES keys are 16, 24 or 32 bytes, not {nbytes}")
-    if not GENERIC_BITS[0] <= 8 * nbytes <= GENERIC_BITS[1]:
-        raise KeySizeRange(f"secret keys on the HSM are 16 to 32 bytes, not {nbytes}")
+    low, high = GENERIC_BITS[0] // 8, GENERIC_BITS[1] // 8
+    if not low <= nbytes <= high:
+        raise KeySizeRange(f"secret keys on the HSM are {low} to {high} bytes, not {nbytes}")
 
 
 def _secret_mechanisms(t: dict) -> list[str]:

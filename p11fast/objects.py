@@ -3,8 +3,8 @@
 Each NetHSM key becomes (PKCS#11 v3.0 semantics):
 
 * RSA / EC / Curve25519 keys: a ``CKO_PRIVATE_KEY`` and a ``CKO_PUBLIC_KEY``;
-* ``Generic`` keys: a ``CKO_SECRET_KEY`` (``CKK_AES`` when the key holds AES mechanisms, else
-  ``CKK_GENERIC_SECRET``);
+* ``Generic`` keys: a ``CKO_SECRET_KEY`` (``CKK_AES`` when the key holds AES mechanisms and
+  is not known to be of another length, else ``CKK_GENERIC_SECRET``);
 * plus a ``CKO_CERTIFICATE`` when a certificate is stored with the key.
 
 ``CKA_ID`` follows nethsm-pkcs11's mapping (:mod:`p11fast.keyid`); ``CKA_LABEL`` is the key's
@@ -320,10 +320,14 @@ def build_objects(key_id: str, data: dict, cert: bytes | None = None,
                               _VALUE_SENSITIVE))
         objs.append(P11Object(A.CKO_PUBLIC_KEY, key_id, key_type, mechanisms, bits, pub))
     elif key_type == "Generic":
-        is_aes = any(m.startswith("AES_") for m in mechanisms)
+        # A Generic key is an AES key when it holds AES mechanisms, unless its length is known
+        # not to be one: a NetHSM generates Generic keys of 16 to 1024 bytes and requires a
+        # mechanism (AES, the only one there is) even for those.
+        is_aes = any(m.startswith("AES_") for m in mechanisms) and value_len in (None, 16, 24, 32)
         sec = key_common(A.CKO_SECRET_KEY, A.CKK_AES if is_aes else A.CKK_GENERIC_SECRET,
                          "secret")
-        mac = can_encrypt and is_aes  # CMAC is built on the HSM's AES-CBC encryption
+        can_encrypt, can_decrypt = can_encrypt and is_aes, can_decrypt and is_aes
+        mac = can_encrypt  # CMAC is built on the HSM's AES-CBC encryption
         sec.update({
             A.CKA_SENSITIVE: _T,
             A.CKA_EXTRACTABLE: _F,

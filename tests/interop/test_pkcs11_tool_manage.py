@@ -188,3 +188,16 @@ def test_deleted_key_pair_is_gone_from_the_hsm_and_the_token(module_path, scratc
     tool(module_path, config, *SO, "--delete-object", "--type", "privkey", "--id", b"doomed".hex())
     assert scratch_api.request("GET", "/keys/doomed")[0] == 404
     assert "doomed" not in tool(module_path, config, *USER, "-O")
+
+
+def test_generic_secret_of_64_bytes_is_generated_as_a_nethsm_generic_key(
+    module_path, scratch_hsm, scratch_api
+):
+    config = scratch_hsm.config_path
+    assert "GENERIC-SECRET-KEY-GEN, keySize={128,8192}" in tool(module_path, config, "-M")
+    out = tool(
+        module_path, config, *SO, "--keygen", "--key-type", "GENERIC:64", "--id",
+        b"gen64".hex(), "--label", "gen64", "--sensitive",
+    )  # fmt: skip
+    assert "Secret Key Object; Generic secret length 64" in out
+    assert scratch_api.key("gen64")["type"] == "Generic"
