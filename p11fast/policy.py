@@ -105,9 +105,10 @@ class PolicyConfig(Record):
     # None = every mechanism p11fast implements (the HSM still enforces each key's own
     # mechanism list); otherwise only these names.
     allowed_mechanisms: frozenset[str] | None = None
-    # Off by default: keys generated inside the HSM never existed outside it; importing is a
-    # deliberate choice (Securosys recommends import disabled for secure operation).
-    allow_key_import: bool = False
+    # On by default, as Nitrokey's nethsm-pkcs11 imports with C_CreateObject (the
+    # administrator's credentials are the gate); off for setups where every key must have been
+    # generated inside the HSM.
+    allow_key_import: bool = True
     # On by default: Java SunPKCS11, OpenSSL and most applications create session objects.
     allow_session_objects: bool = True
     # When on, C_DestroyObject archives a key under a hidden ID instead of deleting it.

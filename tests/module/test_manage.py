@@ -132,7 +132,7 @@ out["found"] = [session.getAttributeValue(o, [CKA_CLASS, CKA_KEY_TYPE]) for o in
 
 
 def test_private_key_and_certificate_written_found_and_deleted(module_path, hsm, api, tmp_path):
-    config = write_config(hsm, tmp_path, "import.conf", with_policy(allow_key_import=True))
+    config = hsm.config_path  # no policy: import is on, as with nethsm-pkcs11
     key = ec.generate_private_key(ec.SECP256R1())
     write_der_key(tmp_path / "key.der", key)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "imported")])
@@ -163,12 +163,14 @@ def test_private_key_and_certificate_written_found_and_deleted(module_path, hsm,
     assert api.request("GET", f"/keys/{key_id}")[0] == 404
 
 
-def test_key_import_is_refused_by_default_policy(module_path, hsm, tmp_path):
+def test_key_import_is_refused_when_the_policy_turns_it_off(module_path, hsm, api, tmp_path):
+    config = write_config(hsm, tmp_path, "noimport.conf", with_policy(allow_key_import=False))
     key = ec.generate_private_key(ec.SECP256R1())
     write_der_key(tmp_path / "key.der", key)
-    out = tool(module_path, hsm.config_path, *SO, "--write-object", str(tmp_path / "key.der"),
+    out = tool(module_path, config, *SO, "--write-object", str(tmp_path / "key.der"),
                "--type", "privkey", "--id", "aa", "--sensitive", ok=False)
     assert "CKR_TEMPLATE_INCONSISTENT" in out
+    assert api.request("GET", "/keys/aa")[0] == 404
 
 
 def test_rename_and_relabel_through_set_attribute_value(module_path, hsm, api):

@@ -273,12 +273,12 @@ def test_syslog_udp_and_tcp_addresses_are_parsed(tmp_path):
 
 def test_policy_section_is_parsed(tmp_path):
     text = (
-        "policy:\n  allowed_mechanisms: [CKM_ECDSA, CKM_EDDSA]\n  allow_key_import: true\n"
+        "policy:\n  allowed_mechanisms: [CKM_ECDSA, CKM_EDDSA]\n  allow_key_import: false\n"
         "  allow_session_objects: false\n  key_invalidation: true\n" + MINIMAL
     )
     policy = load_text(tmp_path, text).policy
     assert policy.allowed_mechanisms == frozenset({"CKM_ECDSA", "CKM_EDDSA"})
-    assert policy.allow_key_import and not policy.allow_session_objects
+    assert not policy.allow_key_import and not policy.allow_session_objects
     assert policy.key_invalidation
 
 

@@ -13,10 +13,10 @@ from p11fast.policy import (
 )
 
 
-def test_defaults_allow_every_mechanism_and_session_objects_but_no_import():
+def test_defaults_allow_every_mechanism_session_objects_and_import():
     policy = PolicyConfig()
     assert policy.allowed_mechanisms is None
-    assert policy.allow_session_objects and not policy.allow_key_import
+    assert policy.allow_session_objects and policy.allow_key_import
     assert not policy.key_invalidation
 
 
@@ -36,14 +36,14 @@ def test_unlisted_mechanism_is_refused_as_mechanism_invalid_naming_the_policy():
     assert info.value.ckr == ckr.CKR_MECHANISM_INVALID
 
 
-def test_key_import_is_refused_by_default():
+def test_key_import_is_allowed_by_default():
+    check_key_import(PolicyConfig())
+
+
+def test_key_import_is_refused_when_switched_off():
     with pytest.raises(P11Error, match="allow_key_import") as info:
-        check_key_import(PolicyConfig())
+        check_key_import(PolicyConfig(allow_key_import=False))
     assert info.value.ckr == ckr.CKR_TEMPLATE_INCONSISTENT
-
-
-def test_key_import_is_allowed_when_switched_on():
-    check_key_import(PolicyConfig(allow_key_import=True))
 
 
 def test_session_objects_are_allowed_by_default():
@@ -59,7 +59,7 @@ def test_session_objects_are_refused_when_switched_off():
 def test_policy_records_compare_by_value_and_are_immutable():
     assert PolicyConfig(key_invalidation=True) == PolicyConfig(key_invalidation=True)
     with pytest.raises(AttributeError):
-        PolicyConfig().allow_key_import = True
+        PolicyConfig().allow_key_import = False
 
 
 def test_unknown_policy_field_is_rejected():
