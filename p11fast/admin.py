@@ -197,7 +197,9 @@ def _label(*templates: dict) -> str | None:
 
 
 def _cka_id(*templates: dict) -> bytes | None:
-    ids = {t[A.CKA_ID] for t in templates if A.CKA_ID in t}
+    """The CKA_ID the templates give; an empty one is none given (python-pkcs11 sends b"" for a
+    key generated without an ID), so the key gets an ID as if the attribute were absent."""
+    ids = {t[A.CKA_ID] for t in templates if t.get(A.CKA_ID)}
     if len(ids) > 1:
         raise TemplateInconsistent("CKA_ID differs between the public and private templates")
     return ids.pop() if ids else None

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 
+from pkcs11 import KeyType, ObjectClass
+
+from p11fast.hsm.testing import ADMIN_PASSPHRASE, ADMIN_USER, running_hsm
+from tests.hsm_api import HsmApi
 from tests.module.conftest import OPERATOR_PIN, run_python
 
 PYTHON_PKCS11 = r"""
@@ -125,3 +129,37 @@ def test_without_threads_listing_tokens_loads_no_object_model(
     assert "p11fast.objects" not in out["listed"]
     assert "p11fast.session_objects" not in out["listed"]
     assert "p11fast.objects" in out["signed"]
+
+
+CMS_MASTER_KEY = r"""
+import json, sys
+import pkcs11
+from pkcs11 import Attribute, KeyType, ObjectClass
+
+lib = pkcs11.lib(sys.argv[1])
+token = lib.get_token(token_label="p11fast-dev")
+out = {}
+if sys.argv[3] == "generate":
+    with token.open(rw=True, user_pin=sys.argv[2]) as session:
+        session.generate_key(KeyType.AES, 256, label="CMS MK 4099", store=True)
+with token.open(user_pin=sys.argv[2]) as session:
+    keys = list(session.get_objects({Attribute.LABEL: "CMS MK 4099"}))
+    out["found"] = [(k.object_class, k.key_type, k[Attribute.LABEL]) for k in keys]
+    out["id"] = keys[0][Attribute.ID].hex() if keys else None
+print(json.dumps(out))
+"""
+
+
+def test_python_pkcs11_key_generated_without_an_id_is_found_by_its_label(module_path, tmp_path):
+    # vSEC:CMS creates its master keys so: python-pkcs11 sends CKA_ID = b"" for "no ID".
+    with running_hsm(str(tmp_path / "hsm")) as hsm:
+        made = result(run_python(CMS_MASTER_KEY, hsm.config_path, module_path, OPERATOR_PIN,
+                                 "generate"))
+        again = result(run_python(CMS_MASTER_KEY, hsm.config_path, module_path, OPERATOR_PIN,
+                                  "find"))
+        on_hsm = json.loads(HsmApi(hsm.url, ADMIN_USER, ADMIN_PASSPHRASE)
+                            .expect(200, "GET", "/keys?label=CMS%20MK%204099"))
+    secret_aes = [ObjectClass.SECRET_KEY, KeyType.AES, "CMS MK 4099"]
+    assert made["found"] == again["found"] == [secret_aes]
+    assert made["id"] == again["id"] != ""
+    assert len(on_hsm) == 1 and on_hsm[0]["id"].encode().hex() == made["id"]
