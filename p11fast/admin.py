@@ -56,6 +56,9 @@ _GENERATORS = {
     A.CKM_RSA_PKCS_KEY_PAIR_GEN: (A.CKK_RSA, "RSA"),
     A.CKM_EC_KEY_PAIR_GEN: (A.CKK_EC, None),
     A.CKM_EC_EDWARDS_KEY_PAIR_GEN: (A.CKK_EC_EDWARDS, "Curve25519"),
+    # Not a generation mechanism in the standard, but GnuTLS's `p11tool --generate-privkey
+    # ed25519` asks for it and nethsm-pkcs11 generates with it (mechanism.rs: EdDsa's key type).
+    A.CKM_EDDSA: (A.CKK_EC_EDWARDS, "Curve25519"),
     A.CKM_AES_KEY_GEN: (A.CKK_AES, "Generic"),
     A.CKM_GENERIC_SECRET_KEY_GEN: (A.CKK_GENERIC_SECRET, "Generic"),
 }

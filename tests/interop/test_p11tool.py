@@ -3,9 +3,11 @@ C_GetFunctionList of its own, which the loader must not mistake for itself)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from tests.interop.conftest import KEYS, OPERATOR_PIN, TOKEN, host_env, key_uri
 
@@ -58,3 +60,20 @@ def test_test_sign_verifies_against_the_public_key_on_the_token(
     assert f"Signing using {algorithm}... ok" in out
     assert "Verifying against private key parameters... ok" in out
     assert "Verifying against public key in the token... ok" in out
+
+
+def test_generate_privkey_ed25519_makes_the_key_on_the_hsm(
+    module_path, scratch_hsm, scratch_api, tmp_path
+):
+    # GnuTLS asks C_GenerateKeyPair for CKM_EDDSA here, not CKM_EC_EDWARDS_KEY_PAIR_GEN.
+    out_file = tmp_path / "pub.pem"
+    p11tool(
+        module_path, scratch_hsm.config_path, "--login", "--generate-privkey", "ed25519",
+        "--label", "gnutlsed", "--outfile", str(out_file), f"pkcs11:token={TOKEN}",
+    )  # fmt: skip
+    listed = scratch_api.expect(200, "GET", "/keys?label=gnutlsed")
+    (key_id,) = [item["id"] for item in json.loads(listed)]
+    assert scratch_api.key(key_id)["type"] == "Curve25519"
+    assert serialization.load_pem_public_key(out_file.read_bytes()) == (
+        serialization.load_pem_public_key(scratch_api.public_pem(key_id))
+    )
