@@ -36,7 +36,8 @@ cdef object admin_of(int slot_index):
         from p11fast.admin import Admin
 
         request = make_request(slot_index, _state.pools[slot_index])
-        admin = Admin(request, _state.config.slots[slot_index].label, _state.log)
+        slot = _state.config.slots[slot_index]
+        admin = Admin(request, slot.label, _state.log, slot.certificate_format)
         _state.admins[slot_index] = admin
     return admin
 

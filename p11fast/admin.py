@@ -416,10 +416,11 @@ class Admin:
     """Administrator requests of one slot. ``request(method, path, body, admin)`` is the
     slot's transport (``make_request`` of the ABI)."""
 
-    def __init__(self, request, slot_label: str, log) -> None:
+    def __init__(self, request, slot_label: str, log, certificate_format: str = "PEM") -> None:
         self._request = request
         self.slot_label = slot_label
         self.log = log
+        self.certificate_format = certificate_format  # the slot's, as nethsm-pkcs11 has it
         self.swept = False
 
     def call(self, method: str, path: str, body: bytes | None = None,
@@ -468,9 +469,12 @@ class Admin:
         """Stores the certificate with its key. A certificate has its key's label on a NetHSM:
         ``label`` (the certificate's CKA_LABEL) becomes the key's, so that the object reads back
         as it was created and the name survives the process (Java KeyStore aliases)."""
-        pem = b"-----BEGIN CERTIFICATE-----\n" + b2a_base64(cert) + b"-----END CERTIFICATE-----\n"
+        if self.certificate_format == "DER":
+            body, content_type = cert, "application/octet-stream"
+        else:
+            body, content_type = der.der_to_pem(cert), "application/x-pem-file"
         path = f"/keys/{key_id}/cert"
-        status, _ = self.call("PUT", path, pem, "application/x-pem-file")
+        status, _ = self.call("PUT", path, body, content_type)
         if status == 404:
             raise TemplateInconsistent(
                 f"no key {key_id} on the HSM: it stores a certificate only with its key (CKA_ID)")

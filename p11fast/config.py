@@ -30,6 +30,7 @@ NITROKEY_SEARCH_PATH = (
 )
 
 LOG_LEVELS = ("Trace", "Debug", "Info", "Warn", "Error")
+CERTIFICATE_FORMATS = ("PEM", "DER")  # how certificates are stored on the HSM
 FACILITIES = (
     "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
     "authpriv", "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
@@ -78,6 +79,7 @@ class SlotConfig(Record):
     tcp_keepalive: KeepaliveConfig | None = None
     connections_max_idle_duration: float | None = None  # seconds; None = no limit
     timeout_seconds: float | None = None  # None = infinite, as in Nitrokey's module
+    certificate_format: str = "PEM"  # one of CERTIFICATE_FORMATS
 
 
 class Config(Record):
@@ -93,6 +95,9 @@ class Config(Record):
     syslog_pid: int | None = None
     enable_set_attribute_value: bool = False
     disable_threads: bool = False
+    # nethsm-pkcs11 2.2: run its worker pool's jobs on the calling thread. p11fast has no
+    # worker pool (every request runs on the calling thread), so this changes nothing here.
+    disable_thread_pool: bool = False
     policy: PolicyConfig = PolicyConfig()
     source_files: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()  # logged on every C_Initialize
@@ -171,13 +176,14 @@ _TOP_KEYS = frozenset(
     (
         "slots", "log_level", "log_file", "syslog_socket", "syslog_udp", "syslog_tcp",
         "syslog_facility", "syslog_hostname", "syslog_process", "syslog_pid",
-        "enable_set_attribute_value", "disable_threads", "policy",
+        "enable_set_attribute_value", "disable_threads", "disable_thread_pool", "policy",
     )
 )  # fmt: skip
 _SLOT_KEYS = frozenset(
     (
         "label", "description", "operator", "administrator", "instances", "retries",
         "tcp_keepalive", "connections_max_idle_duration", "timeout_seconds",
+        "certificate_format",
     )
 )  # fmt: skip
 _INSTANCE_KEYS = frozenset(
@@ -360,7 +366,7 @@ class _Walker:
             return self.choice(node, name, LOG_LEVELS)
         if name == "syslog_facility":
             return self.choice(node, name, FACILITIES)
-        if name in ("enable_set_attribute_value", "disable_threads"):
+        if name in ("enable_set_attribute_value", "disable_threads", "disable_thread_pool"):
             return self.boolean(node, name)
         if name == "syslog_pid":
             return self.integer(node, name)
@@ -414,6 +420,8 @@ class _Walker:
             return self.string(node, key)
         if name == "description":
             return self.optional_string(node, key)
+        if name == "certificate_format":
+            return self.choice(node, key, CERTIFICATE_FORMATS)
         if name in ("operator", "administrator"):
             return None if node.tag == _NULL else self.user(node, key)
         if name == "instances":
@@ -466,7 +474,7 @@ class _Walker:
         for name, value_node in fields.items():
             field_key = f"{key}.{name}"
             if name == "max_idle_connections":
-                values[name] = self.integer(value_node, field_key, minimum=1)
+                values[name] = self.integer(value_node, field_key)  # 0 counts as 1
             elif name == "sha256_fingerprints":
                 items = self.sequence(value_node, field_key)
                 values[name] = tuple(

@@ -13,6 +13,7 @@ GnuPG OID 1.3.6.1.4.1.11591.15.1.
 """
 
 from binascii import a2b_base64 as _a2b_base64
+from binascii import b2a_base64 as _b2a_base64
 
 
 class DERError(ValueError):
@@ -163,6 +164,14 @@ def read_tlv(data: bytes, pos: int = 0, end: int | None = None) -> tuple[int, in
     if pos + n > end:
         raise DERError("truncated content")
     return tag, pos, pos + n
+
+
+def der_to_pem(data: bytes, label: bytes = b"CERTIFICATE") -> bytes:
+    """A PEM block as RFC 7468 §2 writes it: base64 in lines of 64 characters (tools that
+    parse strictly refuse longer lines; nethsm-pkcs11 writes the same)."""
+    text = _b2a_base64(data, newline=False)
+    lines = b"".join(text[i : i + 64] + b"\n" for i in range(0, len(text), 64))
+    return b"-----BEGIN " + label + b"-----\n" + lines + b"-----END " + label + b"-----\n"
 
 
 def pem_to_der(data: bytes, label: bytes = b"CERTIFICATE") -> bytes:

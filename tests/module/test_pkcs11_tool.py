@@ -164,3 +164,18 @@ def test_random_bytes_come_from_the_hsm(module_path, hsm, tmp_path):
     tool(module_path, hsm.config_path, "--generate-random", "3000", "-o", str(tmp_path / "rnd"))
     data = (tmp_path / "rnd").read_bytes()
     assert len(data) == 3000 and len(set(data)) > 200
+
+
+def test_disable_thread_pool_of_nethsm_pkcs11_is_accepted(module_path, hsm, api, tmp_path):
+    # nethsm-pkcs11 2.2 runs its worker pool's jobs on the calling thread with this; p11fast
+    # always does, so a configuration carrying it simply works.
+    config = tmp_path / "nopool.conf"
+    with open(hsm.config_path) as f:
+        config.write_text("disable_thread_pool: true\n" + f.read())
+    config.chmod(0o600)
+    data = b"signed with disable_thread_pool"
+    sig = sign(module_path, str(config), tmp_path, "ecp256", "ECDSA-SHA256", data,
+               "--signature-format", "openssl")  # fmt: skip
+    serialization.load_pem_public_key(api.public_pem("ecp256")).verify(
+        sig, data, ec.ECDSA(hashes.SHA256())
+    )
