@@ -84,7 +84,7 @@ cdef CK_RV crypt_setup(op_t *op, CK_MECHANISM *m, object_t *key, bint encrypt) n
     else:
         return CKR_MECHANISM_INVALID
     if not (key.nethsm_mechs & needed):
-        return CKR_KEY_FUNCTION_NOT_PERMITTED
+        return not_permitted(t, key.nethsm_mechs)
     op.mech = t
     return CKR_OK
 

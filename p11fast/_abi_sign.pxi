@@ -143,11 +143,22 @@ cdef CK_RV sign_setup(op_t *op, CK_MECHANISM *m, object_t *key) noexcept nogil:
     else:
         return CKR_MECHANISM_INVALID
     if not (key.nethsm_mechs & needed):
-        return CKR_KEY_FUNCTION_NOT_PERMITTED
+        return not_permitted(t, key.nethsm_mechs)
     op.mech = t
     op.field_len = key.field_len
     op.order_bits = key.bits
     return CKR_OK
+
+
+cdef CK_RV not_permitted(CK_MECHANISM_TYPE t, unsigned int key_mechs) noexcept nogil:
+    """The code for a key that lacks the NetHSM mechanism an operation needs. When the key does
+    hold the PKCS#11 mechanism, only with other parameters (OAEP or PSS over another hash), the
+    parameters are what is refused: CKR_MECHANISM_PARAM_INVALID, with which pkcs11-tool --test
+    goes on to the next case, where CKR_KEY_FUNCTION_NOT_PERMITTED aborts it."""
+    if ((t == CKM_RSA_PKCS_OAEP and key_mechs & NM_RSA_DECRYPTION_OAEP_ANY)
+            or (t == CKM_RSA_PKCS_PSS and key_mechs & NM_RSA_SIGNATURE_PSS_ANY)):
+        return CKR_MECHANISM_PARAM_INVALID
+    return CKR_KEY_FUNCTION_NOT_PERMITTED
 
 
 # The operations of a session that take a key, for the code they share.

@@ -49,6 +49,8 @@ cdef enum:
     NM_AES_DECRYPTION_CBC = 1 << 19
     NM_RSA_SIGNATURE_PKCS1 = 1 << 8
     NM_RSA_SIGNATURE_PSS_MD5 = 1 << 9
+    NM_RSA_DECRYPTION_OAEP_ANY = 0x3F << 2   # OAEP over any of the six hashes
+    NM_RSA_SIGNATURE_PSS_ANY = 0x3F << 9     # PSS over any of the six hashes
     NM_EDDSA_SIGNATURE = 1 << 15
     NM_ECDSA_SIGNATURE = 1 << 16
 
