@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -121,6 +122,15 @@ def check_tags(tags: list[str]) -> list[str]:
     for tag in tags:
         check_id(tag, "tag")
     return sorted(set(tags))
+
+
+def adding_tag(tag: str) -> Callable[[Any], dict[str, list[str]]]:
+    """The change that adds `tag` to a key's or user's tags (see `Hsm.update_key`)."""
+    return lambda current: {"tags": tags_with(current.tags, tag)}
+
+
+def removing_tag(tag: str) -> Callable[[Any], dict[str, list[str]]]:
+    return lambda current: {"tags": tags_without(current.tags, tag)}
 
 
 def tags_with(tags: list[str], tag: str) -> list[str]:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import http.client
+import ssl
+import time
+
 import requests
 import urllib3
 
@@ -51,3 +56,41 @@ def error_message(response: requests.Response) -> str:
     message = response.json()["message"]
     assert isinstance(message, str) and message
     return message
+
+
+class HeldRequest:
+    """A request whose body is sent in two parts: the server has started handling it (found
+    its target, checked credentials) and waits for the rest while the test acts."""
+
+    def __init__(
+        self,
+        hsm: HsmProcess,
+        method: str,
+        path: str,
+        body: bytes,
+        auth: tuple[str, str],
+        content_type: str = "application/json",
+    ) -> None:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        self.connection = http.client.HTTPSConnection(
+            hsm.host, hsm.port, context=context, timeout=30
+        )
+        self.connection.putrequest(method, "/api/v1" + path)
+        credentials = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        self.connection.putheader("Authorization", f"Basic {credentials}")
+        self.connection.putheader("Content-Type", content_type)
+        self.connection.putheader("Content-Length", str(len(body)))
+        self.connection.endheaders()
+        self.connection.send(body[:1])
+        self.rest = body[1:]
+        time.sleep(0.3)  # let the server reach the body read; the outcome must not depend on it
+
+    def finish(self) -> int:
+        """Send the rest of the body; the response status."""
+        self.connection.send(self.rest)
+        response = self.connection.getresponse()
+        response.read()
+        self.connection.close()
+        return response.status
