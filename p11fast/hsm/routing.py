@@ -52,7 +52,7 @@ def guard(hsm_state: Callable[[], State], authenticate: Any, rule: Rule, handler
             raise PreconditionFailed(f"NetHSM is not {wanted}")
         caller = None
         if rule.roles:
-            caller = await authenticate(request.headers.get("Authorization"))
+            caller = await authenticate(request)
             if caller.role not in rule.roles:
                 raise Forbidden(f"this needs the role {' or '.join(rule.roles)}")
             if rule.root_only and caller.namespace:

@@ -71,15 +71,9 @@ class HeldRequest:
         auth: tuple[str, str],
         content_type: str = "application/json",
     ) -> None:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        self.connection = http.client.HTTPSConnection(
-            hsm.host, hsm.port, context=context, timeout=30
-        )
+        self.connection = connect(hsm)
         self.connection.putrequest(method, "/api/v1" + path)
-        credentials = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        self.connection.putheader("Authorization", f"Basic {credentials}")
+        self.connection.putheader("Authorization", basic(auth))
         self.connection.putheader("Content-Type", content_type)
         self.connection.putheader("Content-Length", str(len(body)))
         self.connection.endheaders()
@@ -94,3 +88,26 @@ class HeldRequest:
         response.read()
         self.connection.close()
         return response.status
+
+
+def connect(hsm: HsmProcess, source: str | None = None) -> http.client.HTTPSConnection:
+    """An unverified HTTPS connection, from the loopback address `source` if given."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return http.client.HTTPSConnection(
+        hsm.host, hsm.port, context=context, timeout=30, source_address=source and (source, 0)
+    )
+
+
+def basic(auth: tuple[str, str]) -> str:
+    return "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+
+
+def status_from(hsm: HsmProcess, source: str, method: str, path: str, auth) -> int:
+    """The status of a body-less request sent from another loopback address."""
+    connection = connect(hsm, source)
+    connection.request(method, "/api/v1" + path, headers={"Authorization": basic(auth)})
+    status = connection.getresponse().status
+    connection.close()
+    return status
