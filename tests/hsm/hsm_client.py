@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import socket
 import ssl
 import time
 
@@ -111,3 +112,27 @@ def status_from(hsm: HsmProcess, source: str, method: str, path: str, auth) -> i
     status = connection.getresponse().status
     connection.close()
     return status
+
+
+def tls_socket(hsm: HsmProcess) -> ssl.SSLSocket:
+    """A raw TLS connection to the HSM, handshake done, for writing HTTP by hand."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context.wrap_socket(socket.create_connection((hsm.host, hsm.port), timeout=30))
+
+
+def closed_by_server(sock: socket.socket, within: float = 20.0) -> bool:
+    """Whether the server closes `sock` within `within` seconds (a bound on a hang); any
+    bytes it sends first are read and dropped."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, min(0.5, deadline - time.monotonic())))
+        try:
+            if sock.recv(65536) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except OSError:  # reset, or a TLS connection cut without close_notify
+            return True
+    return False
