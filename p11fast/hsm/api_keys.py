@@ -41,12 +41,12 @@ from p11fast.hsm.routing import (
 from p11fast.hsm.store import KeyRecord
 from p11fast.hsm.validate import (
     Body,
+    adding_tag,
     check_id,
     check_label,
     check_tags,
     parse_json,
-    tags_with,
-    tags_without,
+    removing_tag,
 )
 
 CERT_TYPES = (
@@ -199,33 +199,29 @@ class KeysApi:
 
     @endpoint("PUT", "/keys/{KeyID}/label", WRITE)
     async def set_label(self, request: web.Request, caller: Caller) -> web.Response:
-        record = self.hsm.key(caller.namespace, _key_id(request))
+        key_id = _key_id(request)
+        self.hsm.key(caller.namespace, key_id)
         body = await json_body(request)
         label = check_label(body.string("label"))
         body.done()
-        record.label = label
-        self.hsm.save_key(record)
+        self.hsm.update_key(caller.namespace, key_id, lambda current: {"label": label})
         return no_content()
 
     @endpoint("DELETE", "/keys/{KeyID}/label", WRITE)
     async def delete_label(self, request: web.Request, caller: Caller) -> web.Response:
-        record = self.hsm.key(caller.namespace, _key_id(request))
-        record.label = ""
-        self.hsm.save_key(record)
+        self.hsm.update_key(caller.namespace, _key_id(request), lambda current: {"label": ""})
         return no_content()
 
     @endpoint("PUT", "/keys/{KeyID}/restrictions/tags/{Tag}", WRITE)
     async def add_tag(self, request: web.Request, caller: Caller) -> web.Response:
-        record = self.hsm.key(caller.namespace, _key_id(request))
-        record.tags = tags_with(record.tags, request.match_info["Tag"])
-        self.hsm.save_key(record)
+        change = adding_tag(request.match_info["Tag"])
+        self.hsm.update_key(caller.namespace, _key_id(request), change)
         return no_content()
 
     @endpoint("DELETE", "/keys/{KeyID}/restrictions/tags/{Tag}", WRITE)
     async def delete_tag(self, request: web.Request, caller: Caller) -> web.Response:
-        record = self.hsm.key(caller.namespace, _key_id(request))
-        record.tags = tags_without(record.tags, request.match_info["Tag"])
-        self.hsm.save_key(record)
+        change = removing_tag(request.match_info["Tag"])
+        self.hsm.update_key(caller.namespace, _key_id(request), change)
         return no_content()
 
     # --- certificates -------------------------------------------------------------------
@@ -238,25 +234,30 @@ class KeysApi:
 
     @endpoint("PUT", "/keys/{KeyID}/cert", WRITE)
     async def put_cert(self, request: web.Request, caller: Caller) -> web.Response:
-        record = self.hsm.key(caller.namespace, _key_id(request))
+        key_id = _key_id(request)
+        record = self.hsm.key(caller.namespace, key_id)
         if request.content_type not in CERT_TYPES:
             raise UnsupportedMediaType(f"content type must be one of {', '.join(CERT_TYPES)}")
-        if record.cert is not None:
-            raise Conflict("a certificate is already stored for this key")
+        _check_no_cert(record)
         data = await read_body(request, MAX_CERT)
         if not data:
             raise BadRequest("certificate is empty")
-        record.cert, record.cert_type = data, request.content_type
-        self.hsm.save_key(record)
+
+        def attach(current: KeyRecord) -> dict:
+            _check_no_cert(current)  # checked again: another upload may have won meanwhile
+            return {"cert": data, "cert_type": request.content_type}
+
+        self.hsm.update_key(caller.namespace, key_id, attach)
         return no_content(201)
 
     @endpoint("DELETE", "/keys/{KeyID}/cert", WRITE)
     async def delete_cert(self, request: web.Request, caller: Caller) -> web.Response:
-        record = self.hsm.key(caller.namespace, _key_id(request))
-        if record.cert is None:
-            raise NotFound("no certificate stored for this key")
-        record.cert, record.cert_type = None, None
-        self.hsm.save_key(record)
+        def detach(current: KeyRecord) -> dict:
+            if current.cert is None:
+                raise NotFound("no certificate stored for this key")
+            return {"cert": None, "cert_type": None}
+
+        self.hsm.update_key(caller.namespace, _key_id(request), detach)
         return no_content()
 
     # --- operations ---------------------------------------------------------------------
@@ -322,6 +323,11 @@ DN_FIELDS = (
     "organizationalUnitName",
     "emailAddress",
 )
+
+
+def _check_no_cert(record: KeyRecord) -> None:
+    if record.cert is not None:
+        raise Conflict("a certificate is already stored for this key")
 
 
 def _mechanisms(body: Body) -> list[str]:

@@ -29,6 +29,7 @@ from p11fast.hsm.routing import (
     read_body,
     read_form,
 )
+from p11fast.hsm.throttle import Throttle
 from p11fast.hsm.validate import Body, parse_json
 
 SOFTWARE_VERSION = "0.1.0"
@@ -75,6 +76,7 @@ class SystemApi:
         self.started = time.monotonic()
         # provision, unlock and restore change the whole HSM: one at a time
         self._lifecycle = asyncio.Lock()
+        self._unlock_throttle = Throttle()  # NetHSM's delay after a wrong unlock passphrase
 
     # --- health and information ---------------------------------------------------------
     @endpoint("GET", "/health/alive", Rule((State.LOCKED, State.UNPROVISIONED)))
@@ -137,8 +139,13 @@ class SystemApi:
         body = await json_body(request)
         passphrase = body.passphrase("passphrase")
         body.done()
-        async with self._lifecycle:
-            await in_thread(self.hsm.unlock, passphrase)
+        async with self._unlock_throttle.attempt(request.remote or "", "") as attempt:
+            async with self._lifecycle:
+                try:
+                    await in_thread(self.hsm.unlock, passphrase)
+                except Forbidden:
+                    attempt.failed()
+                    raise
         return no_content()
 
     @endpoint("POST", "/lock", ROOT_ADMIN)
@@ -227,7 +234,7 @@ class SystemApi:
     async def restore(self, request: web.Request, caller: None) -> web.Response:
         operational = self.hsm.state is State.OPERATIONAL
         if operational:
-            admin = await self.auth.authenticate(request.headers.get("Authorization"))
+            admin = await self.auth.authenticate(request)
             if admin.role != "Administrator" or admin.namespace:
                 raise Forbidden("a restore while Operational needs a root Administrator")
         data, passphrase = await _read_restore(request)

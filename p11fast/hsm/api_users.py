@@ -20,7 +20,7 @@ from p11fast.hsm.routing import (
     no_content,
 )
 from p11fast.hsm.store import UserRecord
-from p11fast.hsm.validate import check_id, split_user_id, tags_with, tags_without
+from p11fast.hsm.validate import adding_tag, check_id, removing_tag, split_user_id
 
 ADMIN_RULE = Rule(OPERATIONAL, ADMIN)
 ROOT_ADMIN = Rule(OPERATIONAL, ADMIN, root_only=True)
@@ -101,8 +101,8 @@ class UsersApi:
         body = await json_body(request)
         passphrase = body.passphrase("passphrase")
         body.done()
-        user.passphrase_hash = await in_thread(vault.hash_passphrase, passphrase)
-        self.hsm.update_user(user)
+        hashed = await in_thread(vault.hash_passphrase, passphrase)
+        self.hsm.update_user(user.user_id, lambda current: {"passphrase_hash": hashed})
         return no_content()
 
     @endpoint("GET", "/users/{UserID}/tags", READ)
@@ -112,15 +112,13 @@ class UsersApi:
     @endpoint("PUT", "/users/{UserID}/tags/{Tag}", ADMIN_RULE)
     async def add_tag(self, request: web.Request, caller: Caller) -> web.Response:
         user = self._operator(request, caller)
-        user.tags = tags_with(user.tags, request.match_info["Tag"])
-        self.hsm.update_user(user)
+        self.hsm.update_user(user.user_id, adding_tag(request.match_info["Tag"]))
         return no_content()
 
     @endpoint("DELETE", "/users/{UserID}/tags/{Tag}", ADMIN_RULE)
     async def delete_tag(self, request: web.Request, caller: Caller) -> web.Response:
         user = self._operator(request, caller)
-        user.tags = tags_without(user.tags, request.match_info["Tag"])
-        self.hsm.update_user(user)
+        self.hsm.update_user(user.user_id, removing_tag(request.match_info["Tag"]))
         return no_content()
 
     def _operator(self, request: web.Request, caller: Caller) -> UserRecord:

@@ -21,12 +21,14 @@ from p11fast.hsm.api_users import NamespacesApi, UsersApi
 from p11fast.hsm.auth import Authenticator
 from p11fast.hsm.core import Hsm
 from p11fast.hsm.errors import ApiError
-from p11fast.hsm.routing import API_PREFIX, guard
+from p11fast.hsm.listener import Limits, Listener
+from p11fast.hsm.routing import API_PREFIX, BODY_TIMEOUT, guard
 
 log = logging.getLogger("p11fast.hsm")
 
 FLUSH_INTERVAL = 2.0
 MAX_REQUEST = 256 << 20  # a restore upload; JSON bodies have their own 1 MiB limit
+KEEPALIVE_TIMEOUT = 75.0  # idle authenticated connections (aiohttp's run_app default)
 
 
 def error_response(status: int, message: str) -> web.Response:
@@ -58,9 +60,12 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return error_response(500, "internal error")
 
 
-def build_app(hsm: Hsm) -> web.Application:
-    authenticator = Authenticator(hsm)
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_REQUEST)
+def build_app(hsm: Hsm, connections: Listener) -> web.Application:
+    authenticator = Authenticator(hsm, on_verified=connections.trust)
+    app = web.Application(
+        middlewares=[connections.middleware, error_middleware], client_max_size=MAX_REQUEST
+    )
+    app[BODY_TIMEOUT] = connections.limits.body_timeout
     apis = [KeysApi(hsm), UsersApi(hsm), NamespacesApi(hsm), SystemApi(hsm, authenticator)]
     for api in apis:
         for _, method in inspect.getmembers(api, inspect.ismethod):
@@ -78,7 +83,7 @@ async def _flush_periodically(hsm: Hsm) -> None:
         hsm.flush_operations()
 
 
-async def serve(state_dir: str, host: str, port: int, use_tls: bool) -> None:
+async def serve(state_dir: str, host: str, port: int, use_tls: bool, limits: Limits) -> None:
     hsm = Hsm(state_dir)
     fingerprint = tls.ensure_certificate(state_dir)
     loop = asyncio.get_running_loop()
@@ -88,13 +93,16 @@ async def serve(state_dir: str, host: str, port: int, use_tls: bool) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(build_app(hsm), access_log=None, handle_signals=False)
+    listener = Listener(limits, tls.server_context(state_dir) if use_tls else None)
+    runner = web.AppRunner(
+        build_app(hsm, listener),
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=KEEPALIVE_TIMEOUT,
+    )
     await runner.setup()
-    context = tls.server_context(state_dir) if use_tls else None
-    site = web.TCPSite(runner, host, port, ssl_context=context, backlog=1024)
-    await site.start()
+    real_port = await listener.start(runner.server, host, port)
     flusher = asyncio.create_task(_flush_periodically(hsm))
-    real_port = runner.addresses[0][1]
     scheme = "https" if use_tls else "http"
     sys.stdout.write(f"TLS certificate SHA-256 fingerprint: {fingerprint}\n")
     sys.stdout.write(f"state: {hsm.state.value}\n")
@@ -106,6 +114,7 @@ async def serve(state_dir: str, host: str, port: int, use_tls: bool) -> None:
         flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await flusher
+        await listener.close()
         await runner.cleanup()
         hsm.flush_operations()
         hsm.store.close()

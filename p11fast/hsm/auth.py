@@ -1,4 +1,4 @@
-"""HTTP Basic authentication with a per-process credential cache.
+"""HTTP Basic authentication with a per-process credential cache and NetHSM's login delay.
 
 scrypt makes a passphrase check cost ~50 ms. A PKCS#11 module sends Basic auth on every
 request, so a verified Authorization header is remembered as an HMAC under a random
@@ -7,57 +7,72 @@ per-process key (never the header itself); any user change invalidates the cache
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
 import hmac
 import os
-import time
+from collections.abc import Callable
+
+from aiohttp import web
 
 from p11fast.hsm import vault
 from p11fast.hsm.core import Caller, Hsm
-from p11fast.hsm.errors import Forbidden, TooManyRequests, Unauthorized
+from p11fast.hsm.errors import Forbidden, Unauthorized
+from p11fast.hsm.routing import in_thread
+from p11fast.hsm.throttle import Attempt, Throttle
 
-# A user whose login failed must wait this long before the next attempt (NetHSM: 1 s).
-FAILURE_DELAY = 1.0
 CACHE_LIMIT = 10000
 
 
 class Authenticator:
-    def __init__(self, hsm: Hsm) -> None:
+    def __init__(
+        self, hsm: Hsm, on_verified: Callable[[web.Request], None] = lambda request: None
+    ) -> None:
         self._hsm = hsm
+        self._on_verified = on_verified
         self._hmac_key = os.urandom(32)
         self._verified: dict[bytes, tuple[str, int]] = {}
-        self._last_failure: dict[str, float] = {}
+        self._throttle = Throttle()
+        # A user that does not exist is checked against this random hash: the answer costs
+        # the same scrypt as a wrong passphrase, so timing does not tell which it was.
+        self._decoy_hash = os.urandom(vault.SALT_SIZE + vault.KEY_SIZE)
 
-    async def authenticate(self, header: str | None) -> Caller:
+    async def authenticate(self, request: web.Request) -> Caller:
+        header = request.headers.get("Authorization")
         if not header or not header.startswith("Basic "):
             raise Unauthorized("authentication required")
         token = hmac.digest(self._hmac_key, header.encode(), hashlib.sha256)
+        user_id = self._cached(token)
+        if user_id is None:
+            user_id, passphrase = _decode(header)
+            async with self._throttle.attempt(request.remote or "", user_id) as attempt:
+                # The check this one queued behind may have verified this very header.
+                if self._cached(token) is None:
+                    await self._check(token, user_id, passphrase, attempt)
+        caller = self._caller(user_id)
+        self._on_verified(request)
+        return caller
+
+    def _cached(self, token: bytes) -> str | None:
         cached = self._verified.get(token)
         if cached is not None and cached[1] == self._hsm.users_generation:
-            return self._caller(cached[0])
-        user_id, passphrase = _decode(header)
-        self._check_rate(user_id)
+            return cached[0]
+        return None
+
+    async def _check(self, token: bytes, user_id: str, passphrase: str, attempt: Attempt) -> None:
         generation = self._hsm.users_generation
         user = self._hsm.users.get(user_id)
-        loop = asyncio.get_running_loop()
-        ok = user is not None and await loop.run_in_executor(
-            None, vault.check_passphrase, passphrase, user.passphrase_hash
-        )
-        if not ok:
-            self._last_failure[user_id] = time.monotonic()
+        stored = self._decoy_hash if user is None else user.passphrase_hash
+        ok = await in_thread(vault.check_passphrase, passphrase, stored)
+        # The user may have been deleted, re-created or given a new passphrase meanwhile.
+        current = self._hsm.users.get(user_id)
+        if not ok or user is None or current is None or current.passphrase_hash != stored:
+            attempt.failed()
             raise Unauthorized("invalid username or passphrase")
         if len(self._verified) >= CACHE_LIMIT:
             self._verified.clear()
         self._verified[token] = (user_id, generation)
-        return self._caller(user_id)
-
-    def _check_rate(self, user_id: str) -> None:
-        failed_at = self._last_failure.get(user_id)
-        if failed_at is not None and time.monotonic() - failed_at < FAILURE_DELAY:
-            raise TooManyRequests("too many failed logins: retry in a second")
 
     def _caller(self, user_id: str) -> Caller:
         user = self._hsm.users.get(user_id)

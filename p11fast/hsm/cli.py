@@ -8,6 +8,7 @@ import logging
 import sys
 
 from p11fast.hsm.devsetup import InitOptions, initialise, is_initialised
+from p11fast.hsm.listener import Limits
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HSM server")
     _add_common(serve)
     serve.add_argument("--http", action="store_true", help="plain HTTP instead of HTTPS")
+    _add_limits(serve)
     init = sub.add_parser("init", help="provision a state directory and write p11fast.conf")
     _add_common(init)
     defaults = InitOptions(state_dir="")
@@ -31,7 +33,29 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--operator-passphrase", default=defaults.operator_passphrase)
     dev = sub.add_parser("dev", help="init the state directory if needed, then serve")
     _add_common(dev)
+    _add_limits(dev)
     return parser
+
+
+def _add_limits(parser: argparse.ArgumentParser) -> None:
+    defaults = Limits()
+    parser.add_argument(
+        "--header-timeout", type=float, default=defaults.header_timeout, metavar="SECONDS",
+        help="unauthenticated connections: TLS handshake and each request head within this",
+    )  # fmt: skip
+    parser.add_argument(
+        "--body-timeout", type=float, default=defaults.body_timeout, metavar="SECONDS",
+        help="a request body must arrive within this",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-unauthenticated", type=int, default=defaults.max_unauthenticated, metavar="N",
+        help="connections without an authenticated request; beyond this the oldest idle one "
+        "is closed",
+    )  # fmt: skip
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits(args.header_timeout, args.body_timeout, args.max_unauthenticated)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -54,7 +78,8 @@ def _init(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from p11fast.hsm.app import serve
 
-    asyncio.run(serve(args.state, args.host, args.port, use_tls=not getattr(args, "http", False)))
+    use_tls = not getattr(args, "http", False)
+    asyncio.run(serve(args.state, args.host, args.port, use_tls, _limits(args)))
     return 0
 
 

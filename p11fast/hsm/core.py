@@ -7,10 +7,13 @@ cached per (namespace, id) and dropped whenever that key changes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from p11fast.hsm import vault
 from p11fast.hsm.errors import BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed
@@ -36,6 +39,10 @@ class Caller:
     namespace: str
     role: str
     tags: tuple[str, ...]
+
+
+# A change computed from the current record: the fields to replace (it may raise an ApiError).
+Change = Callable[[Any], dict[str, Any]]
 
 
 def new_id() -> str:
@@ -192,10 +199,17 @@ class Hsm:
         self.store.put_user(user)
         self.users[user.user_id] = user
 
-    def update_user(self, user: UserRecord) -> None:
-        self.store.put_user(user)
-        self.users[user.user_id] = user
+    def update_user(self, user_id: str, change: Change) -> UserRecord:
+        """Apply `change` to the user as it is now, or 404 if it is gone. Callers compute
+        slow parts (a passphrase hash) first: between the look-up and the write nothing else
+        runs, so a concurrent delete or update is never undone."""
+        self.data_key()
+        current = self.user(user_id)
+        updated = dataclasses.replace(current, **change(current))
+        self.store.put_user(updated)
+        self.users[user_id] = updated
         self.users_generation += 1
+        return updated
 
     def delete_user(self, user_id: str) -> None:
         self.user(user_id)
@@ -226,6 +240,9 @@ class Hsm:
     ) -> KeyRecord:
         if (namespace, key_id) in self.keys:
             raise Conflict(f"key {key_id} already exists")
+        if namespace and namespace not in self.namespaces:
+            # deleted while the key was being generated or read
+            raise Forbidden(f"namespace {namespace} does not exist")
         record = KeyRecord(
             namespace, key_id, material.type, sorted(set(mechanisms)), tags, label,
             material.public_json(), vault.seal(self.data_key(), material.serialize(), KEY_AAD),
@@ -235,9 +252,16 @@ class Hsm:
         self._materials[(namespace, key_id)] = material
         return record
 
-    def save_key(self, record: KeyRecord) -> None:
-        """Persist a metadata change (label, tags, certificate) of an existing key."""
-        self.store.put_key(record)
+    def update_key(self, namespace: str, key_id: str, change: Change) -> KeyRecord:
+        """Apply a metadata change (label, tags, certificate) to the key as it is now, or 404
+        if it was deleted or moved meanwhile; atomic like `update_user`. The record is
+        replaced, not mutated, so a backup being encoded in a thread sees it whole."""
+        self.data_key()
+        current = self.key(namespace, key_id)
+        updated = dataclasses.replace(current, **change(current))
+        self.store.put_key(updated)
+        self.keys[(namespace, key_id)] = updated
+        return updated
 
     def delete_key(self, namespace: str, key_id: str) -> None:
         self.key(namespace, key_id)
@@ -272,9 +296,13 @@ class Hsm:
 
     def count_operation(self, record: KeyRecord) -> None:
         # Counted in memory and flushed in batches: an fsync per signature would cap
-        # throughput at the disk's flush rate.
-        record.operations += 1
-        self._dirty_operations.add((record.namespace, record.key_id))
+        # throughput at the disk's flush rate. Counted on the current record: a label
+        # change during an RSA operation replaced the one the operation started with.
+        ref = (record.namespace, record.key_id)
+        current = self.keys.get(ref)
+        if current is not None:
+            current.operations += 1
+            self._dirty_operations.add(ref)
 
     def flush_operations(self) -> None:
         if not self._dirty_operations:

@@ -36,6 +36,10 @@ class NotAcceptable(ApiError):
     status = 406
 
 
+class RequestTimeout(ApiError):
+    status = 408
+
+
 class Conflict(ApiError):
     status = 409
 

@@ -7,17 +7,27 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from p11fast.hsm.core import Caller, State
-from p11fast.hsm.errors import BadRequest, Forbidden, PayloadTooLarge, PreconditionFailed
+from p11fast.hsm.errors import (
+    BadRequest,
+    Forbidden,
+    PayloadTooLarge,
+    PreconditionFailed,
+    RequestTimeout,
+)
 from p11fast.hsm.validate import Body, parse_json
 
 API_PREFIX = "/api/v1"
 MAX_JSON_BODY = 1 << 20
+READ_CHUNK = 64 << 10
+# Seconds a handler waits for a request body; None: no bound (set by the server's Limits).
+BODY_TIMEOUT = web.AppKey("body_timeout", float)
+T = TypeVar("T")
 
 ANY_STATE = (State.UNPROVISIONED, State.LOCKED, State.OPERATIONAL)
 OPERATIONAL = (State.OPERATIONAL,)
@@ -52,7 +62,7 @@ def guard(hsm_state: Callable[[], State], authenticate: Any, rule: Rule, handler
             raise PreconditionFailed(f"NetHSM is not {wanted}")
         caller = None
         if rule.roles:
-            caller = await authenticate(request.headers.get("Authorization"))
+            caller = await authenticate(request)
             if caller.role not in rule.roles:
                 raise Forbidden(f"this needs the role {' or '.join(rule.roles)}")
             if rule.root_only and caller.namespace:
@@ -63,12 +73,35 @@ def guard(hsm_state: Callable[[], State], authenticate: Any, rule: Rule, handler
 
 
 async def read_body(request: web.Request, limit: int = MAX_JSON_BODY) -> bytes:
+    _check_length(request, limit)
+    return await _in_time(request, _read_at_most(request.content.read, limit, 0))
+
+
+async def _read_at_most(read: Callable[[int], Awaitable[bytes]], limit: int, before: int) -> bytes:
+    """The rest of a body or multipart part (`read(n)`: up to n bytes, b"" at its end); 413
+    as soon as it and the `before` bytes already read exceed `limit`: nothing larger is ever
+    buffered."""
+    chunks = []
+    size = before
+    while chunk := await read(READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_length(request: web.Request, limit: int) -> None:
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")
-    data = await request.read()
-    if len(data) > limit:
-        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
-    return data
+
+
+async def _in_time(request: web.Request, reading: Awaitable[T]) -> T:
+    """`reading` (of the request body), 408 if it takes longer than the server allows."""
+    try:
+        return await asyncio.wait_for(reading, request.config_dict.get(BODY_TIMEOUT))
+    except asyncio.TimeoutError as exc:
+        raise RequestTimeout("the request body did not arrive in time") from exc
 
 
 async def json_body(request: web.Request) -> Body:
@@ -77,22 +110,25 @@ async def json_body(request: web.Request) -> Body:
 
 async def read_form(request: web.Request, names: tuple[str, ...], limit: int) -> dict[str, bytes]:
     """The named parts of a multipart/form-data body; all of them must be present."""
-    parts: dict[str, bytes] = {}
-    total = 0
-    try:
-        async for part in await request.multipart():
-            if part.name not in names:
-                raise BadRequest(f"unexpected form part {str(part.name)[:64]!r}")
-            parts[part.name] = data = await part.read()
-            total += len(data)
-            if total > limit:
-                raise PayloadTooLarge(f"request body is larger than {limit} bytes")
-    except (HttpProcessingError, ValueError, AssertionError) as exc:
-        # aiohttp's multipart reader signals malformed input with these
-        raise BadRequest("malformed multipart/form-data body") from exc
+    _check_length(request, limit)
+    parts = await _in_time(request, _read_parts(request, names, limit))
     missing = [name for name in names if name not in parts]
     if missing:
         raise BadRequest(f"missing form parts: {', '.join(missing)}")
+    return parts
+
+
+async def _read_parts(request: web.Request, names: tuple[str, ...], limit: int) -> dict[str, bytes]:
+    parts: dict[str, bytes] = {}
+    try:
+        async for part in await request.multipart():
+            if not isinstance(part, BodyPartReader) or part.name not in names:
+                raise BadRequest(f"unexpected form part {str(part.name)[:64]!r}")
+            total = sum(map(len, parts.values()))
+            parts[part.name] = await _read_at_most(part.read_chunk, limit, total)
+    except (HttpProcessingError, ValueError, AssertionError) as exc:
+        # aiohttp's multipart reader signals malformed input with these
+        raise BadRequest("malformed multipart/form-data body") from exc
     return parts
 
 

@@ -4,6 +4,7 @@ acknowledged survives a kill -9 (WAL journal, synchronous=FULL)."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -76,6 +77,15 @@ class UserRecord:
         return cls(user_id, ns, role, real_name, pw_hash, json.loads(tags))
 
 
+def _make_private(path: str) -> None:
+    """The database holds passphrase hashes and sealed keys: owner-only, whatever the umask.
+    SQLite creates its -wal and -shm files with the database file's mode."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, path + "-wal", path + "-shm"):
+        if os.path.exists(name):
+            os.chmod(name, 0o600)
+
+
 INSERT_KEY = "INSERT OR REPLACE INTO keys VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 KEY_COLUMNS = (
     "namespace, id, type, mechanisms, tags, label, public, sealed_private, cert, cert_type, "
@@ -85,6 +95,7 @@ KEY_COLUMNS = (
 
 class Store:
     def __init__(self, path: str) -> None:
+        _make_private(path)
         # One connection shared by the event loop and executor threads, serialised by a lock.
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()

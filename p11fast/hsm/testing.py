@@ -63,6 +63,7 @@ class HsmProcess:
     host: str = "127.0.0.1"
     fingerprint: str = ""
     config_path: str | None = None
+    serve_args: tuple[str, ...] = ()  # more `serve` options, e.g. ("--header-timeout", "1")
     process: subprocess.Popen | None = None
     output: list[str] = field(default_factory=list)
 
@@ -82,7 +83,14 @@ class HsmProcess:
         self.output = []
         self.process = subprocess.Popen(
             _hsm_command(
-                "serve", "--state", self.state_dir, "--host", self.host, "--port", str(self.port)
+                "serve",
+                "--state",
+                self.state_dir,
+                "--host",
+                self.host,
+                "--port",
+                str(self.port),
+                *self.serve_args,
             ),  # fmt: skip
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -124,13 +132,16 @@ class HsmProcess:
 
 @contextmanager
 def running_hsm(
-    state_dir: str | os.PathLike, port: int = 0, init: bool = True
+    state_dir: str | os.PathLike,
+    port: int = 0,
+    init: bool = True,
+    serve_args: tuple[str, ...] = (),
 ) -> Iterator[HsmProcess]:
     """Init (optionally) and serve a software HSM on 127.0.0.1; stop it on exit."""
     state_dir = os.fspath(state_dir)
-    os.makedirs(state_dir, exist_ok=True)
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
     # A concrete port up front, so the config written by init names the port served on.
-    hsm = HsmProcess(state_dir=state_dir, port=port or free_port())
+    hsm = HsmProcess(state_dir=state_dir, port=port or free_port(), serve_args=serve_args)
     if init:
         subprocess.run(
             _hsm_command("init", "--state", state_dir, "--port", str(hsm.port)),

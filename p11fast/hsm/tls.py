@@ -76,6 +76,7 @@ def _create(state_dir: str) -> None:
 def _write(path: str, data: bytes, mode: int) -> None:
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    os.fchmod(fd, mode)  # a stale .tmp left by a crash keeps its mode through O_CREAT
     with os.fdopen(fd, "wb") as f:
         f.write(data)
         f.flush()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import array
+import itertools
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +16,11 @@ from p11fast.hsm.keys import b64decode
 ID_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}\Z")
 MIN_PASSPHRASE = 10
 MAX_LABEL_BYTES = 32
+# NetHSM bodies nest three levels at most.
+MAX_JSON_DEPTH = 32
+TOO_DEEP = f"JSON is nested deeper than {MAX_JSON_DEPTH} levels"
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # as signed bytes: +1, -1
 
 
 def check_id(value: str, what: str = "ID") -> str:
@@ -34,9 +42,25 @@ def split_user_id(user_id: str) -> tuple[str, str]:
 
 def parse_json(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
+        value = json.loads(raw.decode())  # UTF-8 only, as RFC 8259 wants between systems
+    except RecursionError as exc:  # far deeper than the limit: the parser gave up first
+        raise BadRequest(TOO_DEEP) from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest("request body is not valid JSON") from exc
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _depth(raw) > MAX_JSON_DEPTH:
+        raise BadRequest(TOO_DEEP)
+    return value
+
+
+def _depth(raw: bytes) -> int:
+    """How deep arrays and objects nest in `raw`, valid UTF-8 JSON, in C loops only: without
+    its escape sequences every quote delimits a string, and what is left outside strings
+    is scanned as +1 per opening and -1 per closing bracket."""
+    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside_strings = b"".join(unescaped.split(b'"')[::2])
+    steps = array.array("b")
+    steps.frombytes(outside_strings.translate(_BRACKET_STEPS, _NOT_BRACKETS))
+    return max(itertools.accumulate(steps), default=0)
 
 
 class Body:
@@ -121,6 +145,15 @@ def check_tags(tags: list[str]) -> list[str]:
     for tag in tags:
         check_id(tag, "tag")
     return sorted(set(tags))
+
+
+def adding_tag(tag: str) -> Callable[[Any], dict[str, list[str]]]:
+    """The change that adds `tag` to a key's or user's tags (see `Hsm.update_key`)."""
+    return lambda current: {"tags": tags_with(current.tags, tag)}
+
+
+def removing_tag(tag: str) -> Callable[[Any], dict[str, list[str]]]:
+    return lambda current: {"tags": tags_without(current.tags, tag)}
 
 
 def tags_with(tags: list[str], tag: str) -> list[str]:

@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 
+import pytest
 import yaml
 from hsm_client import ADMIN, OPERATOR, Client
 
@@ -67,3 +68,24 @@ def test_serve_port_zero_and_sigterm(tmp_path) -> None:
     finally:
         process.terminate()
         assert process.wait(10) == 0
+
+
+@pytest.mark.parametrize("init", [True, False], ids=["init", "provisioned-over-the-api"])
+def test_every_file_the_hsm_writes_is_owner_only_but_the_certificate(tmp_path, init) -> None:
+    state = tmp_path / "state"
+    with running_hsm(state, init=init) as hsm:
+        client = Client(hsm)
+        if not init:
+            provision = {"unlockPassphrase": "unlockunlock", "adminPassphrase": "adminadmin1"}
+            provision["systemTime"] = "2025-01-01T00:00:00Z"
+            assert client.post("/provision", json=provision).status_code == 204
+            on = {"status": "on"}
+            assert client.put("/config/unattended-boot", json=on, auth=ADMIN).ok
+        key = {"mechanisms": ["ECDSA_Signature"], "type": "EC_P256"}
+        assert client.post("/keys/generate", json=key, auth=ADMIN).status_code == 201
+        written = {path.name: stat.S_IMODE(path.stat().st_mode) for path in state.iterdir()}
+    assert {"hsm.sqlite", "machine.key", "tls.key", "tls.crt"} <= set(written)
+    public = {"tls.crt"}  # sent to every client in the handshake
+    assert {
+        name: mode for name, mode in written.items() if mode & 0o077 and name not in public
+    } == {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -327,6 +328,7 @@ def test_random_lock_unlock(sdk: Clients) -> None:
         sdk.operator.list_keys()
     with pytest.raises(NetHSMError):
         sdk.public.unlock("wrong-unlock-pass")
+    time.sleep(1.1)  # a wrong unlock passphrase makes the next attempt within 1 s a 429
     sdk.public.unlock(UNLOCK)
     assert sdk.public.get_state() == State.OPERATIONAL
     assert "rsa2048" in sdk.operator.list_keys()
