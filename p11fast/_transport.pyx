@@ -79,6 +79,7 @@ from libc.errno cimport EINTR, errno
 from libc.limits cimport INT_MAX
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.stdint cimport int64_t, uint16_t, uint32_t
+from libc.stdio cimport snprintf
 from libc.string cimport memchr, memcmp, memcpy, strlen
 from posix.unistd cimport close as fd_close
 
@@ -1890,7 +1891,8 @@ cdef void _atfork_child() noexcept nogil:
 cdef extern from *:
     """
     static void *tp_light_open(const unsigned char *spec, size_t len, int threads_allowed);
-    static int tp_light_get(void *handle, const char *path, long *status);
+    static int tp_light_get(void *handle, const char *path, long *status, char *why,
+                            size_t why_size);
     static void tp_light_release(void *handle);
 
     __attribute__((visibility("default")))
@@ -1898,8 +1900,9 @@ cdef extern from *:
         return tp_light_open(spec, len, threads_allowed);
     }
     __attribute__((visibility("default")))
-    int p11f_transport_get(void *handle, const char *path, long *status) {
-        return tp_light_get(handle, path, status);
+    int p11f_transport_get(void *handle, const char *path, long *status, char *why,
+                           size_t why_size) {
+        return tp_light_get(handle, path, status, why, why_size);
     }
     __attribute__((visibility("default")))
     void p11f_transport_release(void *handle) {
@@ -1936,13 +1939,16 @@ cdef void *_light_open "tp_light_open"(const unsigned char *spec, size_t n,
     return h
 
 
-cdef int _light_get "tp_light_get"(void *handle, const char *path, long *status) noexcept nogil:
+cdef int _light_get "tp_light_get"(void *handle, const char *path, long *status, char *why,
+                                   size_t why_size) noexcept nogil:
     cdef tp_light *h = <tp_light *>handle
     cdef tp_pool *pool
     cdef tp_buf out
     cdef tp_result res
     cdef int rc
     status[0] = 0
+    if why_size > 0:
+        why[0] = 0
     if not _global_init():
         return TP_ERR_CLOSED
     pthread_mutex_lock(&g_lock)
@@ -1957,9 +1963,27 @@ cdef int _light_get "tp_light_get"(void *handle, const char *path, long *status)
     out.cap = 0
     rc = tp_request(pool, TP_GET, path, NULL, NULL, 0, NULL, &out, &res)
     tp_buf_free(&out)
+    _light_why(pool, &res, why, why_size)
     _pool_unref(pool)
     status[0] = res.status
     return rc
+
+
+cdef void _light_why(tp_pool *pool, tp_result *res, char *why, size_t size) noexcept nogil:
+    """What a log line about the answer needs: the URL of the instance that answered, or
+    `<instance URL>: <reason>` when none did (the text TransportError carries)."""
+    cdef const char *url = tp_instance_url(pool, res.instance)
+    cdef const char *reason = res.detail
+    if reason[0] == 0:
+        reason = b"no answer"
+    if size == 0:
+        return
+    if url == NULL:
+        url = b"no instance"
+    if res.error == TP_OK:
+        snprintf(why, size, b"%s", url)
+    else:
+        snprintf(why, size, b"%s: %s", url, reason)
 
 
 cdef void _light_release "tp_light_release"(void *handle) noexcept nogil:
