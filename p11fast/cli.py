@@ -6,6 +6,11 @@ import argparse
 import sys
 
 
+class CommandError(Exception):
+    """A mistake on the command line or in its surroundings that the user can fix: the message
+    says what happened and what to do, and is all that is printed."""
+
+
 def _module_path(_args: argparse.Namespace) -> int:
     from p11fast import module_path
 
@@ -34,9 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["hsm"]:
-        from p11fast.hsm.cli import main as hsm_main
+    try:
+        if argv[:1] == ["hsm"]:
+            from p11fast.hsm.cli import main as hsm_main
 
-        return hsm_main(argv[1:])
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+            return hsm_main(argv[1:])
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except CommandError as exc:
+        sys.stderr.write(f"p11fast: {exc}\n")
+        return 1

@@ -87,3 +87,34 @@ def write_config(options: InitOptions, fingerprint: str) -> str:
         yaml.safe_dump(config, f, sort_keys=False)
     os.chmod(path, 0o600)
     return path
+
+
+def dev_banner(state_dir: str, initialised: InitOptions | None) -> str:
+    """What `p11fast hsm dev` prints before serving: the credentials it holds and what to run
+    next. Read back from the configuration, so a restart on an existing state tells the same;
+    the unlock passphrase only when this run set it (the configuration does not hold it)."""
+    from p11fast import module_path
+
+    config_path = os.path.abspath(os.path.join(state_dir, CONFIG_FILE))
+    with open(config_path) as f:
+        slot = yaml.safe_load(f)["slots"][0]
+    operator, admin = slot["operator"], slot["administrator"]
+    lines = [
+        f"p11fast development HSM, state in {os.path.abspath(state_dir)}",
+        f"  url            {slot['instances'][0]['url']}",
+        f"  token label    {slot['label']}",
+        f"  Operator       {operator['username']} / {operator['password']}"
+        "  (the PKCS#11 user; PIN = password)",
+        f"  Administrator  {admin['username']} / {admin['password']}"
+        "  (the PKCS#11 SO; PIN = password)",
+    ]
+    if initialised is not None:
+        lines.append(f"  unlock         {initialised.unlock_passphrase}  (unattended boot is on)")
+    lines += [
+        "Both passwords are in the configuration: PKCS#11 tools need no PIN. In another shell:",
+        f"  export P11FAST_CONFIG_FILE={config_path}",
+        f'  pkcs11-tool --module "{module_path()}" -L',
+        "  p11fast check",
+        "Ctrl-C stops the HSM; its keys stay in the state directory.",
+    ]
+    return "\n".join(lines)
