@@ -478,11 +478,14 @@ cdef CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO *pInfo) noexcept nogi
 
 
 cdef void fill_token_text(CK_SLOT_ID slotID, CK_TOKEN_INFO *pInfo) except *:
+    # What identifies a token lives in p11fast.uri, which `p11fast check` builds URIs from.
+    from p11fast import uri
+
     slot = _state.config.slots[slotID]
     pad_copy(pInfo.label, 32, slot.label)
-    pad_copy(pInfo.manufacturerID, 32, "p11fast")
-    pad_copy(pInfo.model, 16, "NetHSM")
-    pad_copy(pInfo.serialNumber, 16, f"{slotID:016d}")
+    pad_copy(pInfo.manufacturerID, 32, uri.TOKEN_MANUFACTURER)
+    pad_copy(pInfo.model, 16, uri.TOKEN_MODEL)
+    pad_copy(pInfo.serialNumber, 16, uri.token_serial(slotID))
 
 
 cdef void fill_token_numbers(CK_SLOT_ID slotID, CK_TOKEN_INFO *pInfo) noexcept nogil:

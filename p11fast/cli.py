@@ -21,7 +21,7 @@ def _module_path(_args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from p11fast.check import run_check
 
-    return run_check(args.config)
+    return run_check(args.config, uris=args.uris)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check = sub.add_parser("check", help="diagnose the configuration and every HSM instance")
     check.add_argument("--config", help="config file (default: the module's search path)")
+    check.add_argument(
+        "--uris", action="store_true",
+        help="also print the PKCS#11 URI (RFC 7512) of every object of every key",
+    )  # fmt: skip
     check.set_defaults(func=_check)
     sub.add_parser("hsm", help="the software HSM (see `p11fast hsm --help`)", add_help=False)
     return parser
