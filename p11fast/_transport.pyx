@@ -11,8 +11,8 @@ Two kinds of handle, each with its own idle list:
   (CURLOPT_CONNECT_ONLY: TCP options, TLS, pinning as for any handle); we write the fixed HTTP/1.1
   request with curl_easy_send and parse the response with curl_easy_recv, waiting with poll() on
   the socket. A full libcurl transfer spends most of its time on per-request work (header
-  formatting, allocation, URL and proxy handling): DESIGN.md measured ~31k/s against ~50k/s for
-  this at 8 threads. The framing accepts only a final status with a Content-Length (or 204/304)
+  formatting, allocation, URL and proxy handling): ~31k/s against ~50k/s for this at 8
+  threads (docs/design.md, Performance). The framing accepts only a final status with a Content-Length (or 204/304)
   and no Transfer-Encoding; anything else (1xx, chunked, no length, a head over TP_RBUF,
   malformed) closes that connection and the request is sent again as a full transfer (stats:
   framing_fallbacks). That is why only requests that may safely be repeated are framed. A
