@@ -52,7 +52,10 @@ def run_check(config_path: str | None, out=None, uris: bool = False) -> int:
         cfg = config_module.load(config_path)
     except ConfigError as exc:
         report.line(f"config: FAIL {exc}")
-        report.line("        → fix the file (docs/configuration.md lists every key)")
+        report.line(
+            "        → docs/configuration.md has the search path and every key; "
+            "`p11fast hsm init` writes a file for the software HSM"
+        )
         return 1
     report.line(f"config: ok ({', '.join(cfg.source_files)})")
     for warning in cfg.warnings:

@@ -74,18 +74,19 @@ def _init(args: argparse.Namespace) -> tuple[InitOptions, InitResult]:
             "passphrases it was provisioned with; use those, or a new --state)"
         ) from None
     except OSError as exc:
-        raise CommandError(f"cannot initialise {args.state}: {_reason(exc)}") from None
+        where = f" ({exc.filename})" if exc.filename and exc.filename != args.state else ""
+        raise CommandError(
+            f"cannot initialise {args.state}: {exc.strerror or exc}{where}"
+        ) from None
     return options, result
-
-
-def _reason(exc: OSError) -> str:
-    return f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc.strerror or exc)
 
 
 def ensure_state_dir(path: str) -> None:
     """A missing state directory is created as `init` creates it (0700: it holds the keys)."""
     if os.path.isdir(path):
         return
+    if os.path.exists(path):
+        raise CommandError(f"the state directory {path} is not a directory: pick another --state")
     try:
         os.mkdir(path, 0o700)
     except OSError as exc:

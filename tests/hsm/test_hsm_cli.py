@@ -100,6 +100,16 @@ def test_a_state_directory_that_cannot_be_created_is_one_line(tmp_path) -> None:
     )
 
 
+def test_a_state_path_that_is_a_file_is_one_line(tmp_path) -> None:
+    state = tmp_path / "file"
+    state.write_text("")
+    done = run_hsm_command("serve", "--state", str(state), "--port", "0")
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"p11fast: the state directory {state} is not a directory: pick another --state\n"
+    )
+
+
 def test_a_port_in_use_is_one_line_and_nothing_is_written(tmp_path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

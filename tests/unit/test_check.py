@@ -84,6 +84,16 @@ def test_invalid_configuration_reports_file_and_line(tmp_path):
     assert lines[0] == f"config: FAIL {path}:1: log_levl: unknown key (see docs/configuration.md)"
 
 
+def test_a_missing_configuration_says_where_to_get_one(tmp_path):
+    status, lines = run_check(tmp_path / "absent.conf")
+    assert status == 1
+    assert lines == [
+        f"config: FAIL {tmp_path / 'absent.conf'}: configuration file not found",
+        "        → docs/configuration.md has the search path and every key; "
+        "`p11fast hsm init` writes a file for the software HSM",
+    ]
+
+
 def test_an_http_error_is_the_hsms_message_and_what_to_do(hsm, tmp_path):
     # The operator fails as "rushed"; the administrator "rushed" then asks within the second
     # the HSM holds that user's logins back after a failure: HTTP 429. A user of its own, whose
