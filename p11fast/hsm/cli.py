@@ -30,6 +30,15 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8443, help="TCP port; 0 picks a free port")
 
 
+# `init`'s options, each an InitOptions field of the same name.
+INIT_OPTIONS = (
+    ("--unlock-passphrase", "passphrase that unlocks the HSM"),
+    ("--admin-passphrase", "passphrase of the Administrator `admin`"),
+    ("--operator-user", "name of the Operator user"),
+    ("--operator-passphrase", "passphrase of the Operator"),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="p11fast hsm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -39,22 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     init = sub.add_parser("init", help="provision a state directory and write p11fast.conf")
     _add_common(init)
     defaults = InitOptions(state_dir="")
-    init.add_argument(
-        "--unlock-passphrase", default=defaults.unlock_passphrase,
-        help="passphrase that unlocks the HSM (default: %(default)s)",
-    )  # fmt: skip
-    init.add_argument(
-        "--admin-passphrase", default=defaults.admin_passphrase,
-        help="passphrase of the Administrator `admin` (default: %(default)s)",
-    )  # fmt: skip
-    init.add_argument(
-        "--operator-user", default=defaults.operator_user,
-        help="name of the Operator user (default: %(default)s)",
-    )  # fmt: skip
-    init.add_argument(
-        "--operator-passphrase", default=defaults.operator_passphrase,
-        help="passphrase of the Operator (default: %(default)s)",
-    )  # fmt: skip
+    for flag, what in INIT_OPTIONS:
+        default = getattr(defaults, flag[2:].replace("-", "_"))
+        init.add_argument(flag, default=default, help=f"{what} (default: %(default)s)")
     dev = sub.add_parser("dev", help="init the state directory if needed, then serve")
     _add_common(dev)
     return parser

@@ -76,6 +76,11 @@ def run_hsm_command(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def assert_says(done: subprocess.CompletedProcess, message: str) -> None:
+    """The command failed with `message` as its one line on stderr, and nothing else."""
+    assert (done.returncode, done.stderr) == (1, f"p11fast: {message}\n"), done.stderr
+
+
 def test_serve_creates_a_missing_state_directory_private_to_its_user(tmp_path) -> None:
     state = str(tmp_path / "new")
     command = [sys.executable, "-m", "p11fast", "hsm", "serve", "--state", state, "--port", "0"]
@@ -92,21 +97,19 @@ def test_serve_creates_a_missing_state_directory_private_to_its_user(tmp_path) -
 
 def test_a_state_directory_that_cannot_be_created_is_one_line(tmp_path) -> None:
     state = str(tmp_path / "no" / "such")
-    done = run_hsm_command("serve", "--state", state, "--port", "0")
-    assert done.returncode == 1
-    assert done.stderr == (
-        f"p11fast: cannot create the state directory {state}: No such file or directory "
-        "(create its parent directory, or pick another --state)\n"
+    assert_says(
+        run_hsm_command("serve", "--state", state, "--port", "0"),
+        f"cannot create the state directory {state}: No such file or directory "
+        "(create its parent directory, or pick another --state)",
     )
 
 
 def test_a_state_path_that_is_a_file_is_one_line(tmp_path) -> None:
     state = tmp_path / "file"
     state.write_text("")
-    done = run_hsm_command("serve", "--state", str(state), "--port", "0")
-    assert done.returncode == 1
-    assert done.stderr == (
-        f"p11fast: the state directory {state} is not a directory: pick another --state\n"
+    assert_says(
+        run_hsm_command("serve", "--state", str(state), "--port", "0"),
+        f"the state directory {state} is not a directory: pick another --state",
     )
 
 
@@ -117,11 +120,10 @@ def test_a_port_in_use_is_one_line_and_nothing_is_written(tmp_path) -> None:
         port = taken.getsockname()[1]
         for command in ("dev", "serve"):
             state = tmp_path / command
-            done = run_hsm_command(command, "--state", str(state), "--port", str(port))
-            assert done.returncode == 1
-            assert done.stderr == (
-                f"p11fast: port {port} on 127.0.0.1 is already in use (another `p11fast hsm`?): "
-                "stop that process, or pick another --port (0 picks a free one)\n"
+            assert_says(
+                run_hsm_command(command, "--state", str(state), "--port", str(port)),
+                f"port {port} on 127.0.0.1 is already in use (another `p11fast hsm`?): "
+                "stop that process, or pick another --port (0 picks a free one)",
             )
             assert not state.exists()
 
@@ -130,11 +132,10 @@ def test_init_with_the_wrong_unlock_passphrase_for_a_state_is_one_line(tmp_path)
     state = str(tmp_path / "state")
     assert run_hsm_command("init", "--state", state).returncode == 0
     os.remove(os.path.join(state, "machine.key"))  # no unattended boot: init must unlock it
-    done = run_hsm_command("init", "--state", state, "--unlock-passphrase", "not-the-one")
-    assert done.returncode == 1
-    assert done.stderr == (
-        f"p11fast: cannot initialise {state}: unlock failed (a state directory keeps the "
-        "passphrases it was provisioned with; use those, or a new --state)\n"
+    assert_says(
+        run_hsm_command("init", "--state", state, "--unlock-passphrase", "not-the-one"),
+        f"cannot initialise {state}: unlock failed (a state directory keeps the "
+        "passphrases it was provisioned with; use those, or a new --state)",
     )
 
 
