@@ -32,4 +32,8 @@ fi
 .venv/bin/python setup.py -q build_ext --inplace
 # The `p11fast` command in .venv/bin, and the package importable from any directory: an
 # editable install maps it to this checkout, so the in-place builds above need no reinstall.
-[ -x .venv/bin/p11fast ] || .venv/bin/python -m pip install -q --no-build-isolation --no-deps -e . >/dev/null
+# setuptools' notes about editable installs are noise here: shown only if the install fails.
+if [ ! -x .venv/bin/p11fast ]; then
+  out="$(.venv/bin/python -m pip install -q --no-build-isolation --no-deps -e . 2>&1)" ||
+    { printf '%s\n' "$out" >&2; exit 1; }
+fi
