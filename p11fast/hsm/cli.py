@@ -13,10 +13,13 @@ import sys
 
 from p11fast.cli import CommandError
 from p11fast.hsm.devsetup import (
+    CONFIG_FILE,
     InitOptions,
     InitResult,
+    configured_slot,
     dev_banner,
     initialise,
+    instance_url,
     is_initialised,
 )
 from p11fast.hsm.errors import ApiError
@@ -136,13 +139,27 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    if args.port == 0:
+    initialised = is_initialised(args.state)
+    if args.port == 0 and not initialised:
         # The configuration written below must name the port the server listens on.
         args.port = _free_port(args.host)
+    if initialised:
+        ensure_configured_here(args)
     ensure_port_free(args.host, args.port)
-    options = _init(args)[0] if not is_initialised(args.state) else None
-    print(dev_banner(args.state, options), flush=True)
+    options = None if initialised else _init(args)[0]
+    print(dev_banner(args.state, configured_slot(args.state), options), flush=True)
     return _serve(args)
+
+
+def ensure_configured_here(args: argparse.Namespace) -> None:
+    """The configuration of an existing state directory names where it was first served: a
+    server elsewhere would leave every PKCS#11 program knocking at the old address."""
+    configured = configured_slot(args.state)["instances"][0]["url"]
+    if configured != instance_url(args.host, args.port):
+        raise CommandError(
+            f"{os.path.join(args.state, CONFIG_FILE)} names {configured}: serve it there "
+            "(its --host and --port), or start a new --state"
+        )
 
 
 def main(argv: list[str]) -> int:

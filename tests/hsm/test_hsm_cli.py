@@ -139,6 +139,17 @@ def test_init_with_the_wrong_unlock_passphrase_for_a_state_is_one_line(tmp_path)
     )
 
 
+def test_dev_on_a_state_configured_for_another_port_is_one_line(tmp_path) -> None:
+    state = str(tmp_path / "state")
+    first, other = free_port(), free_port()
+    assert run_hsm_command("init", "--state", state, "--port", str(first)).returncode == 0
+    assert_says(
+        run_hsm_command("dev", "--state", state, "--port", str(other)),
+        f"{state}/p11fast.conf names https://127.0.0.1:{first}/api/v1: serve it there "
+        "(its --host and --port), or start a new --state",
+    )
+
+
 def test_dev_prints_the_credentials_the_export_line_and_the_next_commands(tmp_path) -> None:
     from p11fast import module_path
 
