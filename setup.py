@@ -99,15 +99,18 @@ class BuildWithLoader(build_ext):
     def run(self) -> None:
         super().run()
         self.build_loader()
-        self.compile_python()
+        if self.inplace:
+            self.compile_python()
 
     def compile_python(self) -> None:
-        """Byte-compiles the package: the loader's interpreter never writes .pyc files
-        (write_bytecode=0, a host's directories are not ours to write), so without them every
-        C_Initialize would compile p11fast's modules from source (~25 ms)."""
+        """Byte-compiles the package in a checkout: the loader's interpreter never writes .pyc
+        files (write_bytecode=0, a host's directories are not ours to write), so without them
+        every C_Initialize would compile p11fast's modules from source (~25 ms). A wheel
+        carries none: installers compile for the Python they install into (pip does by
+        default; uv with --compile-bytecode)."""
         import compileall
 
-        target_dir = os.path.join(HERE if self.inplace else self.build_lib, "p11fast")
+        target_dir = os.path.join(HERE, "p11fast")
         if not compileall.compile_dir(target_dir, quiet=1):
             sys.exit(f"byte-compiling {target_dir} failed")
 

@@ -1,4 +1,4 @@
-"""p11fast benchmarks: every measurement of DESIGN.md's Performance table, from one command.
+"""p11fast benchmarks: every measurement of docs/design.md's Performance table, from one command.
 
     benchmarks/run.sh [--duration 5] [--warmup 1] [--threads 1,2,8,32,64] [--only PARTS]
                       [--release-wheel]
@@ -243,7 +243,7 @@ def wrk_run(runner: Runner, backend: nginx_backend.Backend, conns: int) -> dict:
 
 
 def tool_commands(module: str, pin: str, digest: str) -> dict[str, list[str]]:
-    """The one-process operations DESIGN.md times: listing slots, and one ECDSA signature."""
+    """The one-process operations docs/design.md times: listing slots, and one ECDSA signature."""
     return {
         "-L": ["pkcs11-tool", "--module", module, "-L"],
         "--sign": ["pkcs11-tool", "--module", module, "--login", "--pin", pin, "--sign",
@@ -559,7 +559,7 @@ def report(summary: dict) -> str:
 
 
 def goals(s: dict) -> list[str]:
-    """DESIGN.md's goal table with this run's p11fast figures."""
+    """docs/design.md's goal table with this run's p11fast figures."""
     n, w, sh2, tool = s.get("nginx", {}), s.get("wrk", {}), s.get("softhsm", {}), s.get("tool", {})
 
     def get(d: dict, t: int, k: str):
@@ -604,7 +604,7 @@ def goals(s: dict) -> list[str]:
              t_ms.get("softhsm2 --sign"), "≤ 16",
              met(t_ms.get("release wheel --sign"), 16, le=True)),
         ]
-    out = ["## DESIGN.md's table from this run", "",
+    out = ["## docs/design.md's table from this run", "",
            "| figure | p11fast → nginx | wrk floor | SoftHSM2 | goal | met |",
            "|---|---|---|---|---|---|"]
     for name, v, floor, ref, goal, ok in rows:

@@ -73,6 +73,14 @@ MECHANISMS = (
 
 # How long a token-presence answer is reused: C_GetSlotInfo is called often, the HSM state rarely changes.
 PRESENCE_TTL = 1.0
+# Slots whose absent token was logged at Warn. Once per slot and process: at the default level
+# nothing else says why `pkcs11-tool -L` shows an empty slot, and more would flood a server's
+# log while the HSM is away (later absences are logged at Info).
+_absence_warned = set()
+_ABSENCE_HINTS = {
+    412: " (the HSM is not Operational: unlock it)",
+    404: " (does the url end in /api/v1?)",
+}
 
 
 cdef CK_RV C_Initialize(CK_VOID_PTR pInitArgs) noexcept nogil:
@@ -343,8 +351,11 @@ cdef bint slot_present(int slot) except -1:
     try:
         status, _, _ = _state.pools[slot].call("GET", "/health/ready")
         present = status == 200
+        if not present:
+            report_absent(slot, status, _instances_of(slot))
     except Exception as exc:
-        _state.log.info(f"slot {slot}: token not present: {exc}")
+        url = getattr(exc, "instance_url", None)
+        report_absent(slot, 0, f"{url}: {exc.message}" if url else str(exc))
         present = False
     _state.presence[slot] = (now, present)
     # The first presence the application could see is what C_WaitForSlotEvent counts from: a
@@ -353,15 +364,42 @@ cdef bint slot_present(int slot) except -1:
     return present
 
 
-cdef void seed_presence_from_light(int slot, int present, double checked_at) noexcept nogil:
+cdef void report_absent(int slot, long status, str why) except *:
+    """Logs why slot's token is absent: `why` names the instance that answered with `status`,
+    or (status 0) is the transport's `<instance URL>: <reason>`."""
+    if status:
+        why = f"{why} answered GET /health/ready with HTTP {status}{_ABSENCE_HINTS.get(status, '')}"
+    message = f"slot {slot} ({_state.config.slots[slot].label}): token not present: {why}"
+    if slot in _absence_warned:
+        _state.log.info(message)
+    else:
+        _absence_warned.add(slot)
+        _state.log.warn(message)
+
+
+cdef str _instances_of(int slot):
+    """The instance a presence answer came from: the transport's call does not say which."""
+    urls = [instance.url for instance in _state.config.slots[slot].instances]
+    return urls[0] if len(urls) == 1 else f"one of {', '.join(urls)}"
+
+
+cdef void seed_presence_from_light(int slot, int present, double checked_at, long status,
+                                   const char *why) noexcept nogil:
     """A presence answer light mode gave (loader/light.c), handed over when it starts the ABI:
-    it is what C_WaitForSlotEvent counts from, and is reused for PRESENCE_TTL like one of ours.
-    `checked_at` is CLOCK_MONOTONIC, time.monotonic()'s clock."""
+    it is what C_WaitForSlotEvent counts from, and is reused for PRESENCE_TTL like one of ours;
+    an absent token is logged as if this process had found it (light mode logs nothing).
+    `checked_at` is CLOCK_MONOTONIC, time.monotonic()'s clock; `status` and `why` are
+    p11f_transport_get's (_transport.pxd)."""
     with gil:
         if _state is None or slot < 0 or slot >= g_nslots:
             return
         _state.presence[slot] = (checked_at, bool(present))
         _state.reported.setdefault(slot, bool(present))
+        if not present:
+            try:
+                report_absent(slot, status, why.decode("utf-8", "replace") if why else "?")
+            except Exception:
+                pass  # a log line cannot be written: the answer stands
 
 
 cdef CK_RV C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList,
@@ -440,11 +478,14 @@ cdef CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO *pInfo) noexcept nogi
 
 
 cdef void fill_token_text(CK_SLOT_ID slotID, CK_TOKEN_INFO *pInfo) except *:
+    # What identifies a token lives in p11fast.uri, which `p11fast check` builds URIs from.
+    from p11fast import uri
+
     slot = _state.config.slots[slotID]
     pad_copy(pInfo.label, 32, slot.label)
-    pad_copy(pInfo.manufacturerID, 32, "p11fast")
-    pad_copy(pInfo.model, 16, "NetHSM")
-    pad_copy(pInfo.serialNumber, 16, f"{slotID:016d}")
+    pad_copy(pInfo.manufacturerID, 32, uri.TOKEN_MANUFACTURER)
+    pad_copy(pInfo.model, 16, uri.TOKEN_MODEL)
+    pad_copy(pInfo.serialNumber, 16, uri.token_serial(slotID))
 
 
 cdef void fill_token_numbers(CK_SLOT_ID slotID, CK_TOKEN_INFO *pInfo) noexcept nogil:

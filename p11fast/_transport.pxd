@@ -51,11 +51,14 @@
 #       Builds a pool from a pool_spec() blob, exactly as Pool() does (with threads_allowed,
 #       the background thread starts connecting it at once), and parks it. Returns an opaque
 #       handle, NULL for a malformed blob, no memory or a handle libcurl cannot set up.
-#   int p11f_transport_get(void *handle, const char *path, long *status)
+#   int p11f_transport_get(void *handle, const char *path, long *status, char *why,
+#                          size_t why_size)
 #       One GET of path (relative to the instance URL: "/health/ready"), no Authorization
 #       header, retries and failover as configured, body discarded. Returns TP_OK (*status =
 #       the HTTP status) or TP_ERR_* (*status = 0); TP_ERR_CLOSED once the pool is gone (its
-#       adopter closed it, or in a forked child).
+#       adopter closed it, or in a forked child). `why` (NUL-terminated, cut to why_size; may
+#       be NULL with why_size 0) receives the URL of the instance that answered, or
+#       "<instance URL>: <reason>" when none did: what a log line about the answer needs.
 #   void p11f_transport_release(void *handle)
 #       Ends the handle: a pool still parked is closed (its connections with it); an adopted one
 #       is left to its Pool. Once per open; an unknown or already released handle is ignored.

@@ -11,8 +11,8 @@ Two kinds of handle, each with its own idle list:
   (CURLOPT_CONNECT_ONLY: TCP options, TLS, pinning as for any handle); we write the fixed HTTP/1.1
   request with curl_easy_send and parse the response with curl_easy_recv, waiting with poll() on
   the socket. A full libcurl transfer spends most of its time on per-request work (header
-  formatting, allocation, URL and proxy handling): DESIGN.md measured ~31k/s against ~50k/s for
-  this at 8 threads. The framing accepts only a final status with a Content-Length (or 204/304)
+  formatting, allocation, URL and proxy handling): ~31k/s against ~50k/s for this at 8
+  threads (docs/design.md, Performance). The framing accepts only a final status with a Content-Length (or 204/304)
   and no Transfer-Encoding; anything else (1xx, chunked, no length, a head over TP_RBUF,
   malformed) closes that connection and the request is sent again as a full transfer (stats:
   framing_fallbacks). That is why only requests that may safely be repeated are framed. A
@@ -79,6 +79,7 @@ from libc.errno cimport EINTR, errno
 from libc.limits cimport INT_MAX
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.stdint cimport int64_t, uint16_t, uint32_t
+from libc.stdio cimport snprintf
 from libc.string cimport memchr, memcmp, memcpy, strlen
 from posix.unistd cimport close as fd_close
 
@@ -1890,7 +1891,8 @@ cdef void _atfork_child() noexcept nogil:
 cdef extern from *:
     """
     static void *tp_light_open(const unsigned char *spec, size_t len, int threads_allowed);
-    static int tp_light_get(void *handle, const char *path, long *status);
+    static int tp_light_get(void *handle, const char *path, long *status, char *why,
+                            size_t why_size);
     static void tp_light_release(void *handle);
 
     __attribute__((visibility("default")))
@@ -1898,8 +1900,9 @@ cdef extern from *:
         return tp_light_open(spec, len, threads_allowed);
     }
     __attribute__((visibility("default")))
-    int p11f_transport_get(void *handle, const char *path, long *status) {
-        return tp_light_get(handle, path, status);
+    int p11f_transport_get(void *handle, const char *path, long *status, char *why,
+                           size_t why_size) {
+        return tp_light_get(handle, path, status, why, why_size);
     }
     __attribute__((visibility("default")))
     void p11f_transport_release(void *handle) {
@@ -1936,13 +1939,16 @@ cdef void *_light_open "tp_light_open"(const unsigned char *spec, size_t n,
     return h
 
 
-cdef int _light_get "tp_light_get"(void *handle, const char *path, long *status) noexcept nogil:
+cdef int _light_get "tp_light_get"(void *handle, const char *path, long *status, char *why,
+                                   size_t why_size) noexcept nogil:
     cdef tp_light *h = <tp_light *>handle
     cdef tp_pool *pool
     cdef tp_buf out
     cdef tp_result res
     cdef int rc
     status[0] = 0
+    if why_size > 0:
+        why[0] = 0
     if not _global_init():
         return TP_ERR_CLOSED
     pthread_mutex_lock(&g_lock)
@@ -1957,9 +1963,27 @@ cdef int _light_get "tp_light_get"(void *handle, const char *path, long *status)
     out.cap = 0
     rc = tp_request(pool, TP_GET, path, NULL, NULL, 0, NULL, &out, &res)
     tp_buf_free(&out)
+    _light_why(pool, &res, why, why_size)
     _pool_unref(pool)
     status[0] = res.status
     return rc
+
+
+cdef void _light_why(tp_pool *pool, tp_result *res, char *why, size_t size) noexcept nogil:
+    """What a log line about the answer needs: the URL of the instance that answered, or
+    `<instance URL>: <reason>` when none did (the text TransportError carries)."""
+    cdef const char *url = tp_instance_url(pool, res.instance)
+    cdef const char *reason = res.detail
+    if reason[0] == 0:
+        reason = b"no answer"
+    if size == 0:
+        return
+    if url == NULL:
+        url = b"no instance"
+    if res.error == TP_OK:
+        snprintf(why, size, b"%s", url)
+    else:
+        snprintf(why, size, b"%s: %s", url, reason)
 
 
 cdef void _light_release "tp_light_release"(void *handle) noexcept nogil:

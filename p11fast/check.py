@@ -11,12 +11,14 @@ import hashlib
 import json
 import ssl
 import sys
+from http import HTTPStatus
 from io import BytesIO
 from urllib.parse import quote, urlsplit
 
 import pycurl
 
 from p11fast import config as config_module
+from p11fast import uri
 from p11fast.errors import ConfigError
 
 DEFAULT_TIMEOUT = 10.0
@@ -44,23 +46,30 @@ class Report:
         self.line(f"    --    {text}")
 
 
-def run_check(config_path: str | None, out=None) -> int:
+def run_check(config_path: str | None, out=None, uris: bool = False) -> int:
     report = Report(out or sys.stdout)
     try:
         cfg = config_module.load(config_path)
     except ConfigError as exc:
         report.line(f"config: FAIL {exc}")
-        report.line("        → fix the file (docs/configuration.md lists every key)")
+        report.line(
+            "        → docs/configuration.md has the search path and every key; "
+            "`p11fast hsm init` writes a file for the software HSM"
+        )
         return 1
     report.line(f"config: ok ({', '.join(cfg.source_files)})")
     for warning in cfg.warnings:
         report.line(f"config: warning: {warning}")
     failed = False
-    for slot in cfg.slots:
+    for index, slot in enumerate(cfg.slots):
         report.failed = False
         report.line(f"slot {slot.label}")
+        token = uri.token_uri(slot.label, index)
+        report.line(f"  token {token}")
         for instance in slot.instances:
             check_instance(report, slot, instance)
+        if uris and not report.failed:
+            print_object_uris(report, slot, token)
         report.line(f"slot {slot.label}: {'FAILED' if report.failed else 'ok'}")
         failed = failed or report.failed
     return 1 if failed else 0
@@ -108,7 +117,10 @@ def check_certificate(report: Report, instance, timeout: float) -> bool:
     try:
         pem = ssl.get_server_certificate((parts.hostname, parts.port or 443), timeout=timeout)
     except OSError as exc:
-        report.fail(f"not reachable: {exc}", "check the url, that the HSM runs, and firewalls")
+        report.fail(
+            f"not reachable: {exc.strerror or exc}",
+            "check the url, that the HSM runs, and firewalls",
+        )
         return False
     actual = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).digest()
     if instance.danger_insecure_cert:
@@ -143,7 +155,7 @@ def check_user(report: Report, instance, role: str, user, path, timeout: float):
             f"{role.capitalize()} role",
         )
     else:
-        report.fail(f'{role} "{user.username}": HTTP {status}: {body[:200]!r}', "see the HSM log")
+        report.fail(f'{role} "{user.username}": {http_problem(status, body)}', http_fix(status))
     return None
 
 
@@ -176,7 +188,66 @@ def _json_field(body: bytes, name: str) -> str:
     try:
         return str(json.loads(body)[name])
     except (ValueError, KeyError, TypeError):
-        return f"unreadable answer {body[:100]!r}"
+        return "an answer that is not the NetHSM API's (the url should end in /api/v1)"
+
+
+def http_problem(status: int, body: bytes) -> str:
+    """`HTTP 429 Too Many Requests: <the HSM's message>`: NetHSM error bodies are
+    `{"message": …}`; anything else is summarised, never shown as bytes."""
+    try:
+        phrase = f" {HTTPStatus(status).phrase}"
+    except ValueError:
+        phrase = ""
+    try:
+        message = json.loads(body)["message"]
+    except (ValueError, KeyError, TypeError):
+        message = None
+    if isinstance(message, str) and message:
+        return f"HTTP {status}{phrase}: {message}"
+    return f"HTTP {status}{phrase} ({len(body)}-byte answer without a NetHSM message)"
+
+
+def http_fix(status: int) -> str:
+    if status == 429:
+        return "the HSM slows logins down after a failed one: wait a second and check again"
+    if status == 412:
+        return "the HSM is not Operational: unlock it (nitropy nethsm unlock)"
+    if status >= 500:
+        return "the HSM failed: see its own log (NetHSM: nitropy nethsm logs)"
+    return "the HSM refused the request for the reason above"
+
+
+def print_object_uris(report: Report, slot, token: str) -> None:
+    """Every object the module shows for this slot's keys, as a PKCS#11 URI (the operator's
+    view, through the module's own object model, so IDs and labels are the module's)."""
+    from p11fast import attrs
+    from p11fast.errors import P11Error
+    from p11fast.objects import Inventory
+
+    operator = slot.operator
+    if operator is None or operator.password is None:
+        report.note("object URIs need the operator's password in the configuration")
+        return
+    auth = (operator.username, operator.password)
+    timeout = slot.timeout_seconds or DEFAULT_TIMEOUT
+    instance = slot.instances[0]
+
+    def get(method: str, path: str, body: bytes | None, admin: bool) -> tuple[int, bytes]:
+        status, answer = request(instance, path, auth, timeout)
+        if status is None:
+            raise OSError(answer)
+        return status, answer
+
+    inventory = Inventory(get, slot.label)
+    try:
+        inventory.refresh()
+    except (P11Error, OSError) as exc:
+        report.note(f"object URIs: cannot list the keys: {exc}")
+        return
+    report.line("  objects")
+    for obj in inventory.objects():
+        cka_id, label = obj.attrs[attrs.CKA_ID], obj.attrs.get(attrs.CKA_LABEL, b"")
+        report.line(f"    {uri.object_uri(token, cka_id, label, obj.cls)}")
 
 
 def _colon_hex(value: bytes) -> str:

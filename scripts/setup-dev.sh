@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what p11fast needs on a fresh Debian machine (system packages, a virtual
-# environment with the Python dependencies) and builds the module in place.
+# environment with the Python dependencies), builds the module in place and installs the
+# package into the environment (editable): `. .venv/bin/activate` puts `p11fast` on the PATH.
 # Idempotent: a second run only rebuilds what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,3 +30,10 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -r requirements-dev.txt
 .venv/bin/python setup.py -q build_ext --inplace
+# The `p11fast` command in .venv/bin, and the package importable from any directory: an
+# editable install maps it to this checkout, so the in-place builds above need no reinstall.
+# setuptools' notes about editable installs are noise here: shown only if the install fails.
+if [ ! -x .venv/bin/p11fast ]; then
+  out="$(.venv/bin/python -m pip install -q --no-build-isolation --no-deps -e . 2>&1)" ||
+    { printf '%s\n' "$out" >&2; exit 1; }
+fi

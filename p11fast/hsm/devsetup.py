@@ -72,7 +72,7 @@ def write_config(options: InitOptions, fingerprint: str) -> str:
                 "administrator": {"username": "admin", "password": options.admin_passphrase},
                 "instances": [
                     {
-                        "url": f"https://{options.host}:{options.port}/api/v1",
+                        "url": instance_url(options.host, options.port),
                         "sha256_fingerprints": [fingerprint],
                     }
                 ],
@@ -87,3 +87,43 @@ def write_config(options: InitOptions, fingerprint: str) -> str:
         yaml.safe_dump(config, f, sort_keys=False)
     os.chmod(path, 0o600)
     return path
+
+
+def instance_url(host: str, port: int) -> str:
+    return f"https://{host}:{port}/api/v1"
+
+
+def configured_slot(state_dir: str) -> dict:
+    """The slot the state directory's p11fast.conf describes, as written by write_config."""
+    with open(os.path.join(state_dir, CONFIG_FILE)) as f:
+        return yaml.safe_load(f)["slots"][0]
+
+
+def dev_banner(state_dir: str, slot: dict, initialised: InitOptions | None) -> str:
+    """What `p11fast hsm dev` prints before serving: the credentials it holds and what to run
+    next. Read back from the configuration (`slot`), so a restart on an existing state tells
+    the same; the unlock passphrase only when this run set it (the configuration does not hold
+    it)."""
+    from p11fast import module_path
+
+    config_path = os.path.abspath(os.path.join(state_dir, CONFIG_FILE))
+    operator, admin = slot["operator"], slot["administrator"]
+    lines = [
+        f"p11fast development HSM, state in {os.path.abspath(state_dir)}",
+        f"  url            {slot['instances'][0]['url']}",
+        f"  token label    {slot['label']}",
+        f"  Operator       {operator['username']} / {operator['password']}"
+        "  (the PKCS#11 user; PIN = password)",
+        f"  Administrator  {admin['username']} / {admin['password']}"
+        "  (the PKCS#11 SO; PIN = password)",
+    ]
+    if initialised is not None:
+        lines.append(f"  unlock         {initialised.unlock_passphrase}  (unattended boot is on)")
+    lines += [
+        "Both passwords are in the configuration: PKCS#11 tools need no PIN. In another shell:",
+        f"  export P11FAST_CONFIG_FILE={config_path}",
+        f'  pkcs11-tool --module "{module_path()}" -L',
+        "  p11fast check",
+        "Ctrl-C stops the HSM; its keys stay in the state directory.",
+    ]
+    return "\n".join(lines)

@@ -7,7 +7,12 @@
  * four functions are then answered from the snapshot, and token presence by a live
  * GET /health/ready through that pool, as the ABI asks it (and cached as long, PRESENCE_TTL).
  * Nothing here logs: a snapshot exists only for configurations whose C_Initialize logged
- * nothing, and what the ABI would log on these paths is below Warn.
+ * nothing, and what the ABI logs on these paths is below Warn — except why a token is absent,
+ * which the ABI says at Warn once per slot and process (at the default level nothing else
+ * would tell why `pkcs11-tool -L` shows an empty slot). So a light call that finds a token
+ * absent promotes before it returns, handing the ABI the answers with the transport's reason,
+ * and the ABI logs it through the configured targets: a process with the HSM away pays for
+ * Python, one with the HSM there does not.
  *
  * Any other function "promotes": Python starts, the ABI is initialised with the application's
  * C_Initialize arguments, its pools take over the light pools (and their connections), and the
@@ -43,17 +48,20 @@
 
 #define PRESENCE_TTL_NS 1000000000LL /* _abi_general.pxi: PRESENCE_TTL */
 #define TP_OK 0
+#define WHY_SIZE 256
 
 /* The transport's entry points for the light mode (p11fast/_transport.pyx). */
 static struct {
     void *(*open)(const unsigned char *spec, size_t len, int threads_allowed);
-    int (*get)(void *pool, const char *path, long *status);
+    int (*get)(void *pool, const char *path, long *status, char *why, size_t why_size);
     void (*release)(void *pool);
 } transport;
 
 struct presence {
     int known, present;
     long long at_ns;
+    long status;        /* HTTP status of the check, 0 when no instance answered */
+    char why[WHY_SIZE]; /* p11f_transport_get's: the instance, or the instance and the reason */
 };
 
 /* Everything below is guarded by light_lock. */
@@ -69,6 +77,8 @@ static char full_mark[PATH_MAX + 40]; /* <snapshot>.full, or "" */
 static pthread_once_t fork_handler_once = PTHREAD_ONCE_INIT;
 /* Promoted in C_Initialize because of the mark, and no call has needed Python since. */
 _Atomic int early_unconfirmed;
+/* A presence check found a token absent, and the ABI has not been told why. */
+static int absence_untold;
 
 static void after_fork_in_child(void)
 {
@@ -79,6 +89,7 @@ static void after_fork_in_child(void)
     pools = NULL;
     presence = NULL;
     saved_reserved = NULL;
+    absence_untold = 0;
     memset(&snap, 0, sizeof snap);
 }
 
@@ -193,7 +204,8 @@ static CK_FUNCTION_LIST_3_0 *promote_locked(CK_RV *rv)
         /* What the application saw stays what it saw, for C_WaitForSlotEvent. */
         for (CK_ULONG i = 0; i < snap.nslots; i++)
             if (presence[i].known)
-                seed_presence((int)i, presence[i].present, presence[i].at_ns / 1e9);
+                seed_presence((int)i, presence[i].present, presence[i].at_ns / 1e9,
+                              presence[i].status, presence[i].why);
         /* The ABI's pools adopted the light pools: releasing them only lets go of ours. */
         drop_light_state();
         publish_abi(table);
@@ -272,12 +284,26 @@ static int present(CK_ULONG slot)
     long long now = now_ns();
     long status = 0;
     if (!p->known || now - p->at_ns >= PRESENCE_TTL_NS) {
-        p->present = transport.get(pools[slot], "/health/ready", &status) == TP_OK &&
+        p->present = transport.get(pools[slot], "/health/ready", &status, p->why,
+                                   sizeof p->why) == TP_OK &&
                      status == 200;
+        p->status = status;
         p->known = 1;
         p->at_ns = now;
+        absence_untold |= !p->present;
     }
     return p->present;
+}
+
+/* Before a light call that found a token absent returns: the ABI says why (see the top). A
+ * failed promotion said its own reason and leaves light mode on. */
+static void tell_absence_locked(void)
+{
+    CK_RV rv;
+    if (absence_untold) {
+        absence_untold = 0;
+        promote_locked(&rv);
+    }
 }
 
 int light_get_info(CK_INFO_PTR pInfo, CK_RV *rv)
@@ -315,6 +341,7 @@ int light_get_slot_list(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULON
             *rv = CKR_OK;
         }
         *pulCount = n;
+        tell_absence_locked();
     }
     pthread_mutex_unlock(&light_lock);
     return 1;
@@ -328,6 +355,7 @@ int light_get_slot_info(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo, CK_RV *rv)
         *pInfo = snap.slots[slotID].slot;
         if (present(slotID))
             pInfo->flags |= CKF_TOKEN_PRESENT;
+        tell_absence_locked();
     }
     pthread_mutex_unlock(&light_lock);
     return 1;
@@ -342,6 +370,7 @@ int light_get_token_info(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo, CK_RV *rv)
             *pInfo = snap.slots[slotID].token;
         else
             *rv = CKR_TOKEN_NOT_PRESENT;
+        tell_absence_locked();
     }
     pthread_mutex_unlock(&light_lock);
     return 1;

@@ -126,7 +126,8 @@ static _Atomic(CK_FUNCTION_LIST_3_0 *) abi;
 /* The ABI's table once imported, and its hand-over of light mode's presence answers; under the
  * GIL. */
 static CK_FUNCTION_LIST_3_0 *abi_imported;
-static void (*abi_seed_presence)(int slot, int present, double checked_at);
+static void (*abi_seed_presence)(int slot, int present, double checked_at, long status,
+                                  const char *why);
 static void (*_Atomic abi_after_fork_child)(void);
 
 /* Serialises getting Python ready. Held only while no GIL can be involved (starting our own
@@ -590,10 +591,10 @@ void publish_abi(CK_FUNCTION_LIST_3_0 *table)
     atomic_store_explicit(&abi, table, memory_order_release);
 }
 
-void seed_presence(int slot, int present, double checked_at)
+void seed_presence(int slot, int present, double checked_at, long status, const char *why)
 {
     if (abi_seed_presence)
-        abi_seed_presence(slot, present, checked_at);
+        abi_seed_presence(slot, present, checked_at, status, why);
 }
 
 CK_FUNCTION_LIST_3_0 *published_abi(void)

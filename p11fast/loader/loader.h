@@ -20,8 +20,10 @@ int libpython_loaded_idle(void);
  * *rv set and the reason logged. The table is not published: see publish_abi. */
 CK_FUNCTION_LIST_3_0 *python_abi(CK_RV *rv);
 
-/* Hands a presence answer light mode gave over to the ABI (after its C_Initialize). */
-void seed_presence(int slot, int present, double checked_at);
+/* Hands a presence answer light mode gave over to the ABI (after its C_Initialize), with the
+ * HTTP status (0: no answer) and the transport's `why` (p11f_transport_get), from which the
+ * ABI logs why a token is absent. */
+void seed_presence(int slot, int present, double checked_at, long status, const char *why);
 
 /* From here on every call goes to the ABI. */
 void publish_abi(CK_FUNCTION_LIST_3_0 *table);

@@ -28,6 +28,9 @@ from p11fast.hsm.api_system import UNIMPLEMENTED  # noqa: E402
 from p11fast.hsm.testing import HsmProcess, running_hsm  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
+# The NetHSM API description is Nitrokey's (their `nethsm` repository, docs/nethsm-api.yaml) and
+# not part of this repository: docs/testing.md says where to get it. Without the variable, the
+# copy the project's machines keep beside the checkout.
 SPEC = Path(os.environ.get("P11FAST_NETHSM_SPEC", REPO.parent / "shared/reference/nethsm-api.yaml"))
 USERS = {
     "Administrator": ("admin", "adminadmin1"),
@@ -49,7 +52,11 @@ MAX_RSA_BITS = 2048  # larger RSA keys take seconds to generate; the length is c
 schemathesis.serializer.alias("application/x-pem-file", "text/plain")
 
 if not SPEC.exists():
-    pytest.skip(f"NetHSM spec not found at {SPEC}", allow_module_level=True)
+    pytest.skip(
+        f"NetHSM spec not found at {SPEC}: set P11FAST_NETHSM_SPEC to a nethsm-api.yaml "
+        "(docs/testing.md)",
+        allow_module_level=True,
+    )
 
 RAW_SPEC = yaml.safe_load(SPEC.read_text())
 

@@ -30,10 +30,12 @@ def light_host(tmp_path_factory) -> str:
     return build_host(tmp_path_factory.mktemp("light"), "light_host")
 
 
-def write_config(path, hsm, **changes) -> str:
+def write_config(path, hsm, log_file: str | None = None, **changes) -> str:
     with open(hsm.config_path) as f:
         cfg = yaml.safe_load(f)
     cfg["log_level"] = "Warn"
+    if log_file is not None:
+        cfg["log_file"] = log_file
     for key, value in changes.items():
         cfg["slots"][0][key] = value
     with open(path, "w") as f:
@@ -178,18 +180,40 @@ def test_the_snapshot_is_private_and_holds_no_password(light_host, module_path, 
         assert slot[user]["password"].encode() not in data
 
 
-def test_an_absent_token_is_absent_in_light_mode(light_host, module_path, hsm, tmp_path, cache):
+def absent_config(hsm, tmp_path, **changes) -> str:
     with open(hsm.config_path) as f:
         instance = yaml.safe_load(f)["slots"][0]["instances"][0]
     nobody = {**instance, "url": "https://127.0.0.1:1/api/v1"}
-    config = write_config(tmp_path / "absent.conf", hsm, instances=[nobody],
-                          retries={"count": 0, "delay_seconds": 0})  # fmt: skip
+    return write_config(tmp_path / "absent.conf", hsm, instances=[nobody],
+                        retries={"count": 0, "delay_seconds": 0}, **changes)  # fmt: skip
+
+
+def test_an_absent_token_is_absent_in_light_mode(light_host, module_path, hsm, tmp_path, cache):
+    config = absent_config(hsm, tmp_path)
     full = step(run(light_host, module_path, config, cache, "list"), "list")
-    light = step(run(light_host, module_path, config, cache, "list"), "list")
-    assert light["python"] == "0"
-    assert light["present"] == "0"
-    assert light["token0_rv"] == TOKEN_NOT_PRESENT
-    assert answers(light) == answers(full)
+    light = run(light_host, module_path, config, cache, "list")
+    assert step(light, "init")["python"] == "0"
+    assert step(light, "list")["present"] == "0"
+    assert step(light, "list")["token0_rv"] == TOKEN_NOT_PRESENT
+    assert answers(step(light, "list")) == answers(full)
+
+
+def test_a_light_process_that_finds_the_token_absent_says_why(
+    light_host, module_path, hsm, tmp_path, cache
+):
+    log_file = tmp_path / "p11fast.log"
+    config = absent_config(hsm, tmp_path, log_file=str(log_file))
+    run(light_host, module_path, config, cache, "list")
+    # The snapshot holds the log file's identity from before the first process wrote to it.
+    log_file.unlink()
+    light = run(light_host, module_path, config, cache, "list")
+    # Light mode answered, then started Python so that the module could log the reason.
+    assert step(light, "init")["python"] == "0"
+    assert step(light, "list")["python"] == "1"
+    (line,) = log_file.read_text().splitlines()
+    assert line.split(": ", 1)[1].startswith(
+        "WARN slot 0 (p11fast-dev): token not present: https://127.0.0.1:1/api/v1: "
+    ), line
 
 
 def test_signing_after_a_light_listing_starts_python(light_host, module_path, config, cache):

@@ -48,6 +48,9 @@ def test_wheel_holds_the_loader_extensions_and_both_packages(installed):
     for ext in ("_abi", "_transport", "_codec"):
         assert any(re.fullmatch(rf"p11fast/{ext}\.cpython-.*\.so", n) for n in names), ext
     assert not [n for n in names if n.endswith(".c")], "Cython output belongs in the sdist only"
+    # Bytecode is the installer's to write, for the Python it installs into; tests stay home.
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert not [n for n in names if n.startswith("tests/") or "/tests/" in n]
     site = os.path.dirname(os.path.dirname(installed.module))
     assert installed.module.startswith(installed.venv) and not installed.module.startswith(ROOT)
     # The embedded interpreter never writes bytecode (cold start reads it): pip compiled it.

@@ -31,7 +31,8 @@ class Light:
         self._open.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
         self._get = lib.p11f_transport_get
         self._get.restype = ctypes.c_int
-        self._get.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_long)]
+        self._get.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_long),
+                              ctypes.c_char_p, ctypes.c_size_t]
         self._release = lib.p11f_transport_release
         self._release.restype = None
         self._release.argtypes = [ctypes.c_void_p]
@@ -44,9 +45,13 @@ class Light:
         return handle
 
     def get(self, handle, path="/health/ready"):
+        return self.get_why(handle, path)[:2]
+
+    def get_why(self, handle, path="/health/ready"):
         status = ctypes.c_long(-1)
-        rc = self._get(handle, path.encode(), ctypes.byref(status))
-        return rc, status.value
+        why = ctypes.create_string_buffer(256)
+        rc = self._get(handle, path.encode(), ctypes.byref(status), why, len(why))
+        return rc, status.value, why.value.decode()
 
     def release(self, handle):
         self.handles.remove(handle)
@@ -186,6 +191,18 @@ def test_a_different_pool_does_not_adopt(servers, light, pools, change):
     assert wait_for(lambda: srv.connections == 2)  # its own, besides the parked pool's
 
 
+def test_get_names_the_instance_that_answered_or_why_none_did(servers, light):
+    srv = servers()
+    srv.statuses = [412]
+    answered = light.open(pool_spec(slot(instance(srv.url()))))
+    assert light.get_why(answered) == (_transport.OK, 412, srv.url().rstrip("/"))
+    nobody = f"http://127.0.0.1:{free_port()}/api/v1"
+    refused = light.open(pool_spec(slot(instance(nobody))))
+    rc, status, why = light.get_why(refused)
+    assert (rc, status) == (_transport.ERR_CONNECT, 0)
+    assert why.startswith(f"{nobody}: ") and "onnect" in why.split(": ", 1)[1], why
+
+
 def test_release_closes_a_parked_pool(servers, light):
     srv = servers()
     handle = light.open(pool_spec(slot(instance(srv.url()))))
@@ -219,13 +236,13 @@ int main(int argc, char **argv) {
     int (*initialized)(void) = (int (*)(void))dlsym(py, "Py_IsInitialized");
     void *(*open_)(const unsigned char *, size_t, int) =
         (void *(*)(const unsigned char *, size_t, int))dlsym(tp, "p11f_transport_open");
-    int (*get)(void *, const char *, long *) =
-        (int (*)(void *, const char *, long *))dlsym(tp, "p11f_transport_get");
+    int (*get)(void *, const char *, long *, char *, size_t) =
+        (int (*)(void *, const char *, long *, char *, size_t))dlsym(tp, "p11f_transport_get");
     void (*release)(void *) = (void (*)(void *))dlsym(tp, "p11f_transport_release");
     if (!open_ || !get || !release) { fprintf(stderr, "missing entry point\n"); return 3; }
     void *h = open_(spec, n, atoi(argv[4]));
     long status = -1;
-    int rc = h ? get(h, "/health/ready", &status) : -1;
+    int rc = h ? get(h, "/health/ready", &status, NULL, 0) : -1;
     release(h);
     printf("%d %ld %d\n", rc, status, initialized());
     return 0;
@@ -266,10 +283,11 @@ _CHILD = textwrap.dedent(
     lib.p11f_transport_open.restype = ctypes.c_void_p
     lib.p11f_transport_open.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
     lib.p11f_transport_get.argtypes = [ctypes.c_void_p, ctypes.c_char_p,
-                                       ctypes.POINTER(ctypes.c_long)]
+                                       ctypes.POINTER(ctypes.c_long), ctypes.c_char_p,
+                                       ctypes.c_size_t]
     handle = lib.p11f_transport_open(blob, len(blob), 1)
     status = ctypes.c_long()
-    rc = lib.p11f_transport_get(handle, b"/health/ready", ctypes.byref(status))
+    rc = lib.p11f_transport_get(handle, b"/health/ready", ctypes.byref(status), None, 0)
 
     from p11fast import _transport  # its module init runs only now
 

@@ -4,8 +4,12 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
-from p11fast.hsm.testing import running_hsm
+from p11fast.hsm.testing import ADMIN_PASSPHRASE, ADMIN_USER, running_hsm
+from tests.hsm_api import HsmApi
+
+TOKEN_URI = "pkcs11:model=NetHSM;manufacturer=p11fast;serial=0000000000000000;token=p11fast-dev"
 
 
 @pytest.fixture(scope="module")
@@ -14,9 +18,9 @@ def hsm(tmp_path_factory):
         yield hsm
 
 
-def run_check(config_path):
+def run_check(config_path, *flags):
     result = subprocess.run(
-        [sys.executable, "-m", "p11fast", "check", "--config", str(config_path)],
+        [sys.executable, "-m", "p11fast", "check", "--config", str(config_path), *flags],
         capture_output=True,
         text=True,
         timeout=60,
@@ -38,6 +42,7 @@ def test_healthy_hsm_passes_every_check(hsm):
     assert status == 0
     assert lines[1:] == [
         "slot p11fast-dev",
+        f"  token {TOKEN_URI}",
         f"  instance {hsm.url}",
         "    ok    TLS certificate matches a pinned SHA-256 fingerprint",
         "    ok    reachable",
@@ -77,3 +82,52 @@ def test_invalid_configuration_reports_file_and_line(tmp_path):
     status, lines = run_check(path)
     assert status == 1
     assert lines[0] == f"config: FAIL {path}:1: log_levl: unknown key (see docs/configuration.md)"
+
+
+def test_a_missing_configuration_says_where_to_get_one(tmp_path):
+    status, lines = run_check(tmp_path / "absent.conf")
+    assert status == 1
+    assert lines == [
+        f"config: FAIL {tmp_path / 'absent.conf'}: configuration file not found",
+        "        → docs/configuration.md has the search path and every key; "
+        "`p11fast hsm init` writes a file for the software HSM",
+    ]
+
+
+def test_an_http_error_is_the_hsms_message_and_what_to_do(hsm, tmp_path):
+    # The operator fails as "rushed"; the administrator "rushed" then asks within the second
+    # the HSM holds that user's logins back after a failure: HTTP 429. A user of its own, whose
+    # credentials the HSM has not seen succeed (it would not check them again).
+    user = {"realName": "Rushed", "role": "Administrator", "passphrase": "rushedrushed"}
+    HsmApi(hsm.url, ADMIN_USER, ADMIN_PASSPHRASE).expect(201, "PUT", "/users/rushed", user)
+    with open(hsm.config_path) as f:
+        cfg = yaml.safe_load(f)
+    slot = cfg["slots"][0]
+    slot["operator"] = {"username": "rushed", "password": "wrong-password"}
+    slot["administrator"] = {"username": "rushed", "password": "rushedrushed"}
+    path = tmp_path / "rushed.conf"
+    path.write_text(yaml.safe_dump(cfg))
+    path.chmod(0o600)
+    status, lines = run_check(path)
+    assert status == 1
+    (line,) = [line for line in lines if line.startswith('    FAIL  administrator "rushed"')]
+    prefix = '    FAIL  administrator "rushed": HTTP 429 Too Many Requests: '
+    assert line.startswith(prefix) and "b'" not in line and len(line) > len(prefix), line
+    assert lines[lines.index(line) + 1] == (
+        "          → the HSM slows logins down after a failed one: wait a second and check again"
+    )
+
+
+def test_uris_name_the_token_and_every_object_as_p11tool_does(hsm, tmp_path):
+    api = HsmApi(hsm.url, ADMIN_USER, ADMIN_PASSPHRASE)
+    api.generate("EC_P256", ["ECDSA_Signature"], "uriec")
+    try:
+        status, lines = run_check(hsm.config_path, "--uris")
+    finally:
+        api.delete("uriec")
+    assert status == 0
+    objects = lines[lines.index("  objects") + 1 : -1]
+    assert objects == [
+        f"    {TOKEN_URI};id=%75%72%69%65%63;object=uriec;type=private",
+        f"    {TOKEN_URI};id=%75%72%69%65%63;object=uriec;type=public",
+    ]
