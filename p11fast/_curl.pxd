@@ -94,6 +94,7 @@ cdef extern from "curl/curl.h" nogil:
         CURLINFO_CONTENT_TYPE
         CURLINFO_PRIVATE
         CURLINFO_ACTIVESOCKET
+        CURLINFO_PRETRANSFER_TIME_T
 
     ctypedef enum curlsocktype:
         CURLSOCKTYPE_IPCXN

@@ -13,6 +13,23 @@
 # such a request twice (then Pool.stats()["framing_fallbacks"] counts it), which is why only
 # requests without side effects are framed. Callers see no difference in tp_request's contract.
 #
+# Failover: a slot's instances are one cluster. Whether a request may be resent is decided by
+# its method and path alone (_resendable in _transport.pyx): GETs and the POSTs of .../sign,
+# .../decrypt, .../encrypt and /random; nothing else (key generation, import, deletion, moves,
+# user changes). An attempt that fails for an instance-level reason — no answer (refused,
+# reset, TLS failure, timeout), 412 (Locked), 5xx — takes that instance out of rotation (412
+# and 5xx only when the slot has another instance) and the request goes to another available
+# instance at once, without using one of `retries`, when it may be resent or provably was not
+# executed (never sent: refused, TLS handshake or connect timeout; 412; every connection of the
+# instance busy). `retries` applies once no instance is left to fail over to, and to requests
+# that may have been executed. A probe (GET /health/ready = 200, Operational) brings an
+# instance back into rotation. Requests go to the instance in rotation with the fewest calls
+# in flight (ties round robin), so a stalled instance holds only the calls already on it.
+#
+# Timeouts are never infinite: timeout_seconds, or by default DEFAULT_TIMEOUT_MS for requests
+# that may be resent and DEFAULT_SLOW_TIMEOUT_MS for the others; connecting (TCP and TLS) at
+# most CONNECT_TIMEOUT_MS of that.
+#
 # Lifetime: tp_request() holds its own reference on the pool for the duration of the call, so
 # Pool.close() (C_Finalize) while other threads are mid-request is safe: they finish (or fail
 # with TP_ERR_CLOSED at their next retry) and the last one out frees the pool. A caller must not
@@ -162,7 +179,9 @@ cdef struct tp_instance:
     size_t origin_path_len
     char *host_line           # " HTTP/1.1\r\nHost: <authority>\r\n"
     size_t host_line_len
-    int up                    # atomic: 0 after a transport failure, 1 once it answers again
+    int up                    # atomic: in rotation; 0 after an instance-level failure, until a
+                              # probe finds it Operational (or a request gets a real answer)
+    int inflight              # atomic: calls busy with it (waiting for a connection or an answer)
     int probing               # atomic: a health check of this instance is in flight
     long long last_check_ms   # atomic: monotonic start time of the last health check
     tp_conn *probe            # handle for health checks (background or inline)
@@ -182,7 +201,9 @@ cdef struct tp_pool:
     int threads_allowed
     int retries
     long delay_ms
-    long timeout_ms           # 0 = infinite
+    long timeout_ms           # requests that may be resent (framed ones); never infinite
+    long slow_timeout_ms      # the others (key generation, import, deletion, ...)
+    long connect_timeout_ms   # TCP connect and TLS handshake, within the request's timeout
     int keepalive
     long keepidle
     long keepintvl
@@ -191,6 +212,7 @@ cdef struct tp_pool:
     long n_connections_opened # stats, atomic
     long n_requests
     long n_retries
+    long n_failovers          # attempts moved to another instance without using a retry
     long n_waits              # callers that waited for a connection at the cap
     long n_converted          # idle handles closed to open one of the other kind at the cap
     long n_background_setups  # connections the background thread set up

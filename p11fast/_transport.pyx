@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""HTTP(S) to a slot's NetHSM instances: a libcurl keep-alive pool, round robin, retries, probes.
+"""HTTP(S) to a slot's NetHSM instances: a libcurl keep-alive pool, failover, retries, probes.
 
 Hot path (`tp_request`, no GIL, no Python object): borrow an idle easy handle of the chosen
 instance under the instance's mutex (a few pointer moves), do the exchange on the calling thread
@@ -38,21 +38,27 @@ Decisions worth knowing (see also the header of _transport.pxd):
   HSM credentials through a third party the HSM's operator never configured.
 - No redirects are followed, HTTP/1.1 only, CURLOPT_NOSIGNAL (many threads; signals belong to the
   host).
-- Retries: a transport failure (connect, reset, timeout, TLS) marks the instance down and is
-  retried `retries.count` times, `delay_seconds` apart, on the next instance that is up. HTTP 429
-  is retried the same way after max(delay, 1 s). HTTP 5xx is retried on another instance only
-  when the slot has more than one (a 5xx from the only HSM is its answer, repeating it gains
-  nothing); the last response is returned as TP_OK with its status when retries run out.
-- Health: an instance is "down" after a transport-level failure. `GET /health/alive` answers 200
-  (Locked/Unprovisioned) or 412 (Operational) — any HTTP response means the instance is reachable
-  again, so a probe that gets a response marks it up; whether the token is present is the ABI's
-  business (/health/ready).
+- Failover and retries (the policy is _next_step; the contract in _transport.pxd): a slot's
+  instances are one cluster. An instance-level failure — no answer (refused, reset, TLS,
+  timeout), 412 (Locked), 5xx — takes the instance out of rotation and moves a request that may
+  be resent (_resendable) to another instance in rotation at once, whatever `retries` says;
+  other requests move only when they provably were not executed. Once no instance is left,
+  `retries.count` more attempts, `delay_seconds` apart (after a 429 at least 1 s). A 412 from
+  the last instance and a 5xx from the only one are returned as TP_OK with their status.
+- Instance choice: the instance in rotation with the fewest calls in flight, ties round robin;
+  when none is in rotation, round robin over all (a request is tried anyway).
+- Timeouts: never infinite (defaults in the enum below); connecting is bounded separately, so
+  an instance that accepts TCP but never completes TLS fails fast.
+- Health: an instance back in rotation is one a probe found Operational: `GET /health/ready`
+  answers 200 (keyfender answers 412 while Locked or Unprovisioned, when `/health/alive` would
+  say 200). A request that gets a real answer from an instance out of rotation also brings it
+  back.
 - Probes: with threads allowed, one background thread per process drives the multi interface,
   probing every down instance of every live pool at most once a second (1 s timeout each), and
   sleeps on a condition variable while nothing is down. Without threads (CKF_LIBRARY_CANT_
   CREATE_OS_THREADS / disable_threads), a request first re-checks up to 3 down instances inline
   (1 s timeout, each instance at most once a second), so one call sends at most
-  retries.count + 1 + 3 requests (Nitrokey's formula).
+  retries.count + instances + 3 requests (Nitrokey's formula, plus one failover per instance).
 - TLS: system CAs by default; `cacert` replaces them (CURLOPT_CAINFO); `sha256_fingerprints`
   replaces chain and hostname verification by a comparison of the leaf certificate's DER SHA-256
   (Nitrokey's semantics, not an SPKI pin) inside the handshake; `danger_insecure_cert` verifies
@@ -80,7 +86,7 @@ from libc.limits cimport INT_MAX
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.stdint cimport int64_t, uint16_t, uint32_t
 from libc.stdio cimport snprintf
-from libc.string cimport memchr, memcmp, memcpy, strlen
+from libc.string cimport memchr, memcmp, memcpy, strcmp, strlen
 from posix.unistd cimport close as fd_close
 
 from p11fast._curl cimport *
@@ -236,6 +242,17 @@ cdef enum:
     HEALTH_INTERVAL_MS = 1000    # an instance is health-checked at most once per second
     INLINE_CHECKS_MAX = 3        # per request, without threads (Nitrokey's formula)
     RETRY_429_MIN_MS = 1000
+    # timeout_seconds unset. Nitrokey's default is no timeout, with which one hung instance
+    # stops the whole slot. Requests that may be resent fail over after it, so it is what a
+    # stalled instance costs the calls already waiting on it: ample for a signature queued on
+    # a busy HSM, short enough to be a pause. Others (key generation: a large RSA key may take
+    # long) get more, since a timeout there leaves the outcome unknown.
+    DEFAULT_TIMEOUT_MS = 10000
+    DEFAULT_SLOW_TIMEOUT_MS = 60000
+    # Connecting (TCP and TLS handshake) takes milliseconds on a working network; a SYN lost
+    # twice still connects within it. A TLS-silent instance fails here, not after the request's
+    # timeout (with the background thread's set-ups waiting for it meanwhile).
+    CONNECT_TIMEOUT_MS = 5000
     # max_idle_connections unset. It caps open connections per instance, and callers beyond it
     # wait for one: on the 2-core benchmark machine 8 connections already reach nginx's ceiling
     # with 64 threads (tests/transport/load.py, see the commit), 16 leaves room for an HSM with
@@ -400,7 +417,7 @@ cdef CURLcode _ssl_ctx(CURL *curl, void *ssl_ctx, void *userptr) noexcept nogil:
 
 # ---------------------------------------------------------------- handles
 
-cdef int _configure(tp_conn *c, long timeout_ms) noexcept nogil:
+cdef int _configure(tp_conn *c, long timeout_ms, long connect_ms) noexcept nogil:
     """Everything that does not change per request, set once per handle. 0 = success."""
     cdef tp_instance *inst = c.inst
     cdef tp_pool *pool = inst.pool
@@ -418,9 +435,8 @@ cdef int _configure(tp_conn *c, long timeout_ms) noexcept nogil:
     rc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, _close_socket)
     rc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, <void *>c)
     rc |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, _on_body)
-    if timeout_ms > 0:
-        rc |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms)
-        rc |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms)
+    rc |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms)
+    rc |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms)
     if pool.keepalive:
         rc |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, <long>1)
         rc |= curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, pool.keepidle)
@@ -458,12 +474,13 @@ cdef tp_conn *_conn_new(tp_instance *inst, int kind) noexcept nogil:
         return NULL
     memcpy(c.url, inst.url, inst.url_len + 1)
     if kind == CONN_PROBE:
-        if _configure(c, HEALTH_TIMEOUT_MS) or _probe_setup(c):
+        if _configure(c, HEALTH_TIMEOUT_MS, HEALTH_TIMEOUT_MS) or _probe_setup(c):
             _conn_free(c)
             return NULL
         return c
     c.framed = kind == CONN_FRAMED
-    if _configure(c, inst.pool.timeout_ms) or (c.framed and _fr_setup(c)):
+    if _configure(c, inst.pool.timeout_ms, inst.pool.connect_timeout_ms) \
+            or (c.framed and _fr_setup(c)):
         _conn_free(c)
         return NULL
     pthread_mutex_lock(&inst.lock)
@@ -918,7 +935,7 @@ cdef tp_pool *_pool_from_spec(const unsigned char *spec, size_t n, int threads_a
     pool.threads_allowed = threads_allowed != 0
     pool.retries = <int>tp_le32(h + 12)
     pool.delay_ms = tp_le64(h + 16)
-    pool.timeout_ms = tp_le64(h + 24)
+    _set_timeouts(pool, tp_le64(h + 24))
     pool.keepalive = flags & SPEC_KEEPALIVE != 0
     pool.keepidle = tp_le64(h + 32)
     pool.keepintvl = tp_le64(h + 40)
@@ -932,6 +949,17 @@ cdef tp_pool *_pool_from_spec(const unsigned char *spec, size_t n, int threads_a
     if pool.threads_allowed:
         _bg_kick()  # warm-up: the first signature does not pay the TLS handshake
     return pool
+
+
+cdef void _set_timeouts(tp_pool *pool, int64_t configured_ms) noexcept nogil:
+    """timeout_seconds for every request, or (unset: <= 0) the defaults; see _transport.pxd."""
+    if configured_ms > 0:
+        pool.timeout_ms = <long>configured_ms
+        pool.slow_timeout_ms = <long>configured_ms
+    else:
+        pool.timeout_ms = DEFAULT_TIMEOUT_MS
+        pool.slow_timeout_ms = DEFAULT_SLOW_TIMEOUT_MS
+    pool.connect_timeout_ms = min(pool.timeout_ms, <long>CONNECT_TIMEOUT_MS)
 
 
 cdef tp_pool *_adopt(const unsigned char *spec, size_t n, int threads_allowed) noexcept nogil:
@@ -958,8 +986,8 @@ cdef tp_pool *_adopt(const unsigned char *spec, size_t n, int threads_allowed) n
 # ---------------------------------------------------------------- health
 
 cdef int _probe_setup(tp_conn *c) noexcept nogil:
-    """A health-check handle: GET /health/alive, body discarded. 0 = success."""
-    cdef const char *path = b"/health/alive"
+    """A health-check handle: GET /health/ready, body discarded. 0 = success."""
+    cdef const char *path = b"/health/ready"
     cdef size_t n = strlen(path)
     cdef int rc = 0
     # url_cap is url_len + URL_SLACK, always room for this path
@@ -976,6 +1004,15 @@ cdef tp_conn *_probe_conn(tp_instance *inst) noexcept nogil:
     if inst.probe == NULL:
         inst.probe = _conn_new(inst, CONN_PROBE)
     return inst.probe
+
+
+cdef bint _operational(tp_conn *probe, CURLcode rc) noexcept nogil:
+    """Whether a finished health check found the instance Operational: /health/ready answers
+    200 then, 412 when it is Locked or Unprovisioned (keyfender `handler_health.ml`), which
+    serves no key operation and so stays out of rotation."""
+    cdef long status = 0
+    return rc == CURLE_OK and curl_easy_getinfo(probe.easy, CURLINFO_RESPONSE_CODE, &status) \
+        == CURLE_OK and status == 200
 
 
 cdef bint _claim_check(tp_instance *inst, long long now) noexcept nogil:
@@ -1013,7 +1050,7 @@ cdef void _inline_checks(tp_pool *pool) noexcept nogil:
         checks += 1
         tp_count(&pool.n_health_checks)
         c = _probe_conn(inst)
-        if c != NULL and curl_easy_perform(c.easy) == CURLE_OK:
+        if c != NULL and _operational(c, curl_easy_perform(c.easy)):
             _mark_up(inst)
         tp_store(&inst.probing, 0)
 
@@ -1161,7 +1198,7 @@ cdef void *_bg_main(void *arg) noexcept nogil:
                 curl_easy_getinfo(msg.easy_handle, CURLINFO_PRIVATE, &priv)
                 c = <tp_conn *>priv
                 curl_multi_remove_handle(multi, msg.easy_handle)
-                if msg.data.result == CURLE_OK:
+                if _operational(c, msg.data.result):
                     _mark_up(c.inst)
                 tp_store(&c.inst.probing, 0)
                 active -= 1
@@ -1216,7 +1253,9 @@ cdef CURLcode _fr_connect(tp_conn *c) noexcept nogil:
         return rc
     if c.easy == NULL:
         c.easy = curl_easy_init()
-        if c.easy == NULL or _configure(c, c.inst.pool.timeout_ms) or _fr_setup(c):
+        if c.easy == NULL \
+                or _configure(c, c.inst.pool.timeout_ms, c.inst.pool.connect_timeout_ms) \
+                or _fr_setup(c):
             return CURLE_OUT_OF_MEMORY
     c.errbuf[0] = 0
     rc = curl_easy_perform(c.easy)
@@ -1460,9 +1499,12 @@ cdef int _fr_exchange(tp_conn *c, const char *head, size_t head_len, const char 
     return CURLE_OK
 
 
-cdef bint _framable(int method, const char *path) noexcept nogil:
-    # Only requests that may be sent twice are framed: a fallback repeats the request. GET is
-    # safe by definition; of the POSTs, NetHSM's sign/decrypt/encrypt change nothing.
+cdef bint _resendable(int method, const char *path) noexcept nogil:
+    """Whether sending the request twice, to one instance or to two, changes nothing: such
+    requests fail over to another instance whatever `retries` says, and only they are framed
+    (a fallback repeats the request). GET is safe by definition; of the POSTs, NetHSM's
+    sign/decrypt/encrypt and /random change nothing. Generation, import, deletion, moves and
+    user changes are not: see tp_request."""
     cdef size_t n
     if method == TP_GET:
         return True
@@ -1471,7 +1513,8 @@ cdef bint _framable(int method, const char *path) noexcept nogil:
     n = strlen(path)
     return ((n > 5 and memcmp(path + n - 5, b"/sign", 5) == 0)
             or (n > 8 and memcmp(path + n - 8, b"/decrypt", 8) == 0)
-            or (n > 8 and memcmp(path + n - 8, b"/encrypt", 8) == 0))
+            or (n > 8 and memcmp(path + n - 8, b"/encrypt", 8) == 0)
+            or strcmp(path, b"/random") == 0)
 
 
 cdef char *_put(char *p, const char *s, size_t n) noexcept nogil:
@@ -1495,7 +1538,7 @@ cdef int _fr_request(tp_conn *c, int method, const char *path, const char *auth_
     cdef size_t nd = 0
     cdef size_t v = body_len
     cdef long long now = tp_now_ms()
-    cdef long long deadline = now + pool.timeout_ms if pool.timeout_ms > 0 else 0
+    cdef long long deadline = now + pool.timeout_ms  # framed requests are all resendable
     cdef int attempt
     cdef int rc = CURLE_OK
     cdef bint reused
@@ -1555,9 +1598,33 @@ cdef int _fr_request(tp_conn *c, int method, const char *path, const char *auth_
 
 # ---------------------------------------------------------------- requests
 
+cdef struct tp_call:          # one tp_request's request, for each of its attempts
+    int method
+    const char *path
+    const char *auth_header
+    const char *body
+    size_t body_len
+    const char *content_type
+    bint resendable           # _resendable(method, path)
+    long timeout_ms
+
+
+cdef enum:                       # how an attempt ended (_attempt)
+    OUT_ANSWER = 0               # an HTTP response, res.status
+    OUT_UNREACHED = 1            # no response, and the request never left (full transfers only)
+    OUT_LOST = 2                 # no response, and the request may have reached the HSM
+    OUT_BUSY = 3                 # nothing sent: every connection of the instance stayed busy
+    OUT_LOCAL = 4                # out of memory, pool closed: no other instance changes that
+
+cdef enum:                       # what the call does next (_next_step)
+    STEP_DONE = 0
+    STEP_FAILOVER = 1            # at once, on another instance, without using a retry
+    STEP_RETRY = 2               # after delay_seconds, if one of `retries` is left
+
+
 cdef void _borrow_failed(tp_instance *inst, int err, char *detail, size_t size) noexcept nogil:
-    # The instance did nothing wrong: it is not marked down, and the call is not retried (a
-    # retry would wait for the same busy connections again).
+    # The instance did nothing wrong: it is not marked down (another instance may take the
+    # call, see _next_step).
     if err == TP_ERR_TIMEOUT:
         _copy_str(detail, size, b"every connection to this instance stayed busy for the whole "
                                 b"timeout (max_idle_connections caps them)")
@@ -1579,24 +1646,94 @@ cdef int _map_error(CURLcode rc) noexcept nogil:
     return TP_ERR_CONNECT
 
 
-cdef int _pick(tp_pool *pool) noexcept nogil:
-    """Round robin over the instances that are up; when all are down, try them anyway."""
+cdef bint _never_sent(CURL *e, CURLcode rc) noexcept nogil:
+    """Whether a failed full transfer provably sent nothing: it failed connecting (refused,
+    unresolvable, TLS handshake, connect timeout) and libcurl reports no pre-transfer time
+    (the moment before sending). Any other failure counts as possibly sent."""
+    cdef curl_off_t pretransfer = 1
+    if rc not in (CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_CONNECT, CURLE_SSL_CONNECT_ERROR,
+                  CURLE_PEER_FAILED_VERIFICATION, CURLE_OPERATION_TIMEDOUT):
+        return False
+    return curl_easy_getinfo(e, CURLINFO_PRETRANSFER_TIME_T, &pretransfer) == CURLE_OK \
+        and pretransfer == 0
+
+
+cdef bint _refused(long status) noexcept nogil:
+    """An answer that says the instance cannot serve now (412: Locked or not provisioned;
+    5xx), not something about the request."""
+    return status == 412 or status >= 500
+
+
+cdef int _least_busy(tp_pool *pool, int exclude) noexcept nogil:
+    """The instance in rotation, other than `exclude`, with the fewest calls in flight; ties go
+    round robin. -1 when there is none. Round robin alone would send half the calls to an
+    instance that stalled, until every thread waits there; this way the others keep going."""
     cdef int n = pool.ninstances
     cdef int start = <int>(tp_rr_next(&pool.rr) % <unsigned int>n)
+    cdef int best = -1
+    cdef int best_load = 0
+    cdef int load
     cdef int k
     cdef int j
     for k in range(n):
         j = (start + k) % n
-        if tp_load(&pool.instances[j].up):
-            return j
-    return start
+        if j == exclude or not tp_load(&pool.instances[j].up):
+            continue
+        load = tp_load(&pool.instances[j].inflight)
+        if best < 0 or load < best_load:
+            best = j
+            best_load = load
+    return best
 
 
-cdef CURLcode _perform(tp_conn *c, int method, const char *path, curl_slist *headers,
-                       const char *body, size_t body_len, tp_buf *out) noexcept nogil:
+cdef int _pick(tp_pool *pool) noexcept nogil:
+    """Where a call starts: the least busy instance in rotation; when none is, round robin over
+    all of them (a request is tried anyway rather than waiting for a probe)."""
+    cdef int i = _least_busy(pool, -1)
+    return i if i >= 0 else <int>(tp_rr_next(&pool.rr) % <unsigned int>pool.ninstances)
+
+
+cdef int _next_step(tp_pool *pool, const tp_call *call, int outcome, long status,
+                    bint can_fail_over) noexcept nogil:
+    """The retry and failover policy, in one place: what a call does after an attempt.
+
+    An instance-level failure — no answer (refused, reset, TLS, timeout), 412, 5xx, or every
+    connection busy — moves the request to another available instance at once, without using
+    a retry, when sending it twice is harmless (call.resendable) or it provably was not
+    executed (never sent, 412, busy). Otherwise, and once no instance is left, `retries`
+    decides: no answer, 5xx (when the slot has another instance) and 429 are tried again; a
+    412 from the last instance, a 5xx from the only one, a busy instance are the answer."""
+    cdef bint answer = outcome == OUT_ANSWER
+    cdef bint locked = answer and status == 412
+    if outcome == OUT_LOCAL or (answer and status != 429 and not _refused(status)):
+        return STEP_DONE
+    if answer and status == 429:
+        return STEP_RETRY  # the limit is the caller's, not the instance's: wait
+    if can_fail_over and (call.resendable or locked or outcome == OUT_UNREACHED
+                          or outcome == OUT_BUSY):
+        return STEP_FAILOVER
+    if locked or outcome == OUT_BUSY or (answer and pool.ninstances == 1):
+        return STEP_DONE
+    return STEP_RETRY
+
+
+cdef void _mark(tp_pool *pool, tp_instance *inst, int outcome, long status) noexcept nogil:
+    """Out of rotation after an instance-level failure (a 412 or 5xx only when there is a
+    rotation to leave), back in after an answer that shows it serving."""
+    if outcome == OUT_UNREACHED or outcome == OUT_LOST:
+        _mark_down(inst)
+    elif outcome == OUT_ANSWER:
+        if not _refused(status):
+            _mark_up(inst)
+        elif pool.ninstances > 1:
+            _mark_down(inst)
+
+
+cdef CURLcode _perform(tp_conn *c, const tp_call *call, curl_slist *headers,
+                       tp_buf *out) noexcept nogil:
     cdef CURL *e = c.easy
     cdef size_t url_len = c.inst.url_len
-    cdef size_t path_len = strlen(path)
+    cdef size_t path_len = strlen(call.path)
     cdef size_t cap
     cdef char *grown
     cdef const char *verb = NULL
@@ -1608,21 +1745,23 @@ cdef CURLcode _perform(tp_conn *c, int method, const char *path, curl_slist *hea
             return CURLE_OUT_OF_MEMORY
         c.url = grown
         c.url_cap = cap
-    memcpy(c.url + url_len, path, path_len + 1)
+    memcpy(c.url + url_len, call.path, path_len + 1)
     rc |= curl_easy_setopt(e, CURLOPT_URL, <const char *>c.url)
-    if method == TP_GET or method == TP_DELETE:
+    if call.method == TP_GET or call.method == TP_DELETE:
         rc |= curl_easy_setopt(e, CURLOPT_HTTPGET, <long>1)
     else:
         # Size first, so libcurl does not strlen() a binary body.
-        rc |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, <curl_off_t>body_len)
-        rc |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, body if body != NULL else <const char *>b"")
-    if method == TP_PUT:
+        rc |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, <curl_off_t>call.body_len)
+        rc |= curl_easy_setopt(e, CURLOPT_POSTFIELDS,
+                               call.body if call.body != NULL else <const char *>b"")
+    if call.method == TP_PUT:
         verb = b"PUT"
-    elif method == TP_DELETE:
+    elif call.method == TP_DELETE:
         verb = b"DELETE"
     rc |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, verb)
     rc |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers)
     rc |= curl_easy_setopt(e, CURLOPT_WRITEDATA, <void *>out)
+    rc |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, call.timeout_ms)
     if rc:
         return CURLE_OUT_OF_MEMORY  # these options can only fail to copy the URL string
     c.errbuf[0] = 0
@@ -1661,21 +1800,108 @@ cdef int _headers(curl_slist *hdr, char *ct_line, size_t ct_size, int method,
     return nh
 
 
+cdef int _full_transfer(tp_conn *c, const tp_call *call, tp_buf *out, long *status,
+                        tp_result *res) noexcept nogil:
+    """The request as a libcurl transfer on a full handle: a CURLcode."""
+    cdef curl_slist hdr[3]
+    cdef char ct_line[128]  # "Content-Type: " + a media type (ours are short; longer is cut)
+    cdef char *ct = NULL
+    cdef CURLcode rc
+    _headers(hdr, ct_line, sizeof(ct_line), call.method, call.auth_header, call.content_type)
+    rc = _perform(c, call, &hdr[0], out)
+    if rc == CURLE_OK:
+        curl_easy_getinfo(c.easy, CURLINFO_RESPONSE_CODE, status)
+        curl_easy_getinfo(c.easy, CURLINFO_CONTENT_TYPE, &ct)
+        _copy_str(res.content_type, sizeof(res.content_type), ct)
+    return rc
+
+
+cdef int _exchange(tp_instance *inst, tp_conn **cp, const tp_call *call, tp_buf *out,
+                   long *status, tp_result *res, int *rc) noexcept nogil:
+    """The request on the borrowed handle *cp: framed, or as a full transfer, to which a
+    framed exchange the framing cannot take falls back on a full handle (then *cp changes).
+    TP_OK with the CURLcode in *rc, or the TP_ERR_* of borrowing that handle."""
+    cdef tp_conn *c = cp[0]
+    cdef int err
+    rc[0] = FR_FALLBACK
+    if c.framed:
+        rc[0] = _fr_request(c, call.method, call.path, call.auth_header, call.content_type,
+                            call.body, call.body_len, out, status, res.content_type,
+                            sizeof(res.content_type))
+        if rc[0] != FR_FALLBACK:
+            return TP_OK
+        tp_count(&inst.pool.n_fallbacks)
+        _give_back(inst, c, True)
+        out.len = 0
+        err = _borrow(inst, CONN_FULL, cp)
+        if err != TP_OK:
+            return err
+    rc[0] = _full_transfer(cp[0], call, out, status, res)
+    return TP_OK
+
+
+cdef int _attempt(tp_pool *pool, int i, const tp_call *call, tp_buf *out, tp_result *res,
+                  int *outcome) noexcept nogil:
+    """One try of the call on instance i, which it marks up or down: TP_OK (an answer, in
+    res.status) or TP_ERR_*, and how it ended in *outcome (OUT_*)."""
+    cdef tp_instance *inst = &pool.instances[i]
+    cdef tp_conn *c = NULL
+    cdef long status = 0
+    cdef int rc = CURLE_OK
+    cdef int err
+    res.instance = i
+    res.status = 0
+    res.content_type[0] = 0
+    out.len = 0  # only the answer of the last attempt is returned
+    tp_refs_add(&inst.inflight, 1)
+    err = _borrow(inst, CONN_FRAMED if call.resendable and inst.framing else CONN_FULL, &c)
+    if err == TP_OK:
+        res.attempts += 1
+        err = _exchange(inst, &c, call, out, &status, res, &rc)
+    if err != TP_OK:
+        _borrow_failed(inst, err, res.detail, sizeof(res.detail))
+        outcome[0] = OUT_BUSY if err == TP_ERR_TIMEOUT else OUT_LOCAL
+    elif rc == CURLE_OK:
+        res.status = status
+        res.detail[0] = 0
+        outcome[0] = OUT_ANSWER
+    else:
+        _copy_str(res.detail, sizeof(res.detail), <const char *>c.errbuf if c.errbuf[0]
+                  else curl_easy_strerror(<CURLcode>rc))
+        err = _map_error(<CURLcode>rc)
+        if err == TP_ERR_NOMEM:
+            outcome[0] = OUT_LOCAL
+        elif not c.framed and _never_sent(c.easy, <CURLcode>rc):
+            outcome[0] = OUT_UNREACHED
+        else:
+            outcome[0] = OUT_LOST
+    if c != NULL:
+        # Up or down before the handle goes back: a lost connection is refilled in the
+        # background only while the instance is up.
+        _mark(pool, inst, outcome[0], status)
+        _give_back(inst, c, True)
+    tp_refs_add(&inst.inflight, -1)
+    return err
+
+
+cdef long _retry_delay(tp_pool *pool, long status) noexcept nogil:
+    if status == 429 and pool.delay_ms < RETRY_429_MIN_MS:
+        return RETRY_429_MIN_MS
+    return pool.delay_ms
+
+
 cdef int tp_request(tp_pool *pool, int method, const char *path, const char *auth_header,
                     const char *body, size_t body_len, const char *content_type,
                     tp_buf *out, tp_result *res) noexcept nogil:
-    cdef curl_slist hdr[3]
-    cdef char ct_line[128]  # "Content-Type: " + a media type (ours are short; longer is cut)
-    cdef int attempt
+    cdef tp_call call
     cdef int i
-    cdef int err = TP_ERR_CONNECT
-    cdef int rc
+    cdef int j
+    cdef int err
+    cdef int outcome
+    cdef int step
+    cdef int retries_left
+    cdef int failovers_left
     cdef long delay
-    cdef long status = 0
-    cdef char *ct
-    cdef bint framable
-    cdef tp_instance *inst
-    cdef tp_conn *c
 
     res.status = 0
     res.error = TP_ERR_CLOSED
@@ -1691,77 +1917,44 @@ cdef int tp_request(tp_pool *pool, int method, const char *path, const char *aut
         _copy_str(res.detail, sizeof(res.detail), b"invalid method or path")
         return res.error
     _pool_ref(pool)
-    framable = _framable(method, path)
+    call.method = method
+    call.path = path
+    call.auth_header = auth_header
+    call.body = body
+    call.body_len = body_len
+    call.content_type = content_type
+    call.resendable = _resendable(method, path)
+    call.timeout_ms = pool.timeout_ms if call.resendable else pool.slow_timeout_ms
 
     tp_count(&pool.n_requests)
     if not pool.threads_allowed or g_probe_failed:
         _inline_checks(pool)
 
-    for attempt in range(pool.retries + 1):
-        if attempt > 0:
+    retries_left = pool.retries
+    failovers_left = pool.ninstances - 1  # each instance once at most, then `retries`
+    i = _pick(pool)
+    while True:
+        err = _attempt(pool, i, &call, out, res, &outcome)
+        step = _next_step(pool, &call, outcome, res.status, failovers_left > 0)
+        if step == STEP_FAILOVER:
+            j = _least_busy(pool, i)
+            if j < 0:
+                step = _next_step(pool, &call, outcome, res.status, False)
+        if step == STEP_DONE or (step == STEP_RETRY and retries_left == 0):
+            break
+        if step == STEP_FAILOVER:
+            failovers_left -= 1
+            tp_count(&pool.n_failovers)
+            i = j
+        else:
+            retries_left -= 1
             tp_count(&pool.n_retries)
-            delay = pool.delay_ms
-            if status == 429 and delay < RETRY_429_MIN_MS:
-                delay = RETRY_429_MIN_MS
+            delay = _retry_delay(pool, res.status)
             if delay > 0:
                 tp_sleep_ms(delay)
-            if tp_load(&pool.closed):
-                err = TP_ERR_CLOSED
-                break
-        i = _pick(pool)
-        inst = &pool.instances[i]
-        res.instance = i
-        res.status = 0
-        res.content_type[0] = 0
-        status = 0
-        err = _borrow(inst, CONN_FRAMED if framable and inst.framing else CONN_FULL, &c)
-        if err != TP_OK:
-            _borrow_failed(inst, err, res.detail, sizeof(res.detail))
-            break
-        res.attempts += 1
-        out.len = 0  # only the answer of the last attempt is returned
-        rc = FR_FALLBACK
-        if c.framed:
-            rc = _fr_request(c, method, path, auth_header, content_type, body, body_len, out,
-                             &status, res.content_type, sizeof(res.content_type))
-            if rc == FR_FALLBACK:
-                tp_count(&pool.n_fallbacks)
-                _give_back(inst, c, True)
-                err = _borrow(inst, CONN_FULL, &c)
-                if err != TP_OK:
-                    _borrow_failed(inst, err, res.detail, sizeof(res.detail))
-                    break
-                out.len = 0
-        if rc == FR_FALLBACK:
-            _headers(hdr, ct_line, sizeof(ct_line), method, auth_header, content_type)
-            rc = _perform(c, method, path, &hdr[0], body, body_len, out)
-            if rc == CURLE_OK:
-                curl_easy_getinfo(c.easy, CURLINFO_RESPONSE_CODE, &status)
-                ct = NULL
-                curl_easy_getinfo(c.easy, CURLINFO_CONTENT_TYPE, &ct)
-                _copy_str(res.content_type, sizeof(res.content_type), ct)
-        if rc == CURLE_OK:
-            res.status = status
-            res.detail[0] = 0
-            err = TP_OK
-        else:
-            if c.errbuf[0]:
-                _copy_str(res.detail, sizeof(res.detail), c.errbuf)
-            else:
-                _copy_str(res.detail, sizeof(res.detail), curl_easy_strerror(<CURLcode>rc))
-            err = _map_error(<CURLcode>rc)
-        # Up or down before the handle goes back: a lost connection is refilled in the
-        # background only while the instance is up.
-        if err == TP_OK:
-            _mark_up(inst)
-        elif err != TP_ERR_NOMEM:
-            _mark_down(inst)
-        _give_back(inst, c, True)
-        if err == TP_OK:
-            if status == 429 or (status >= 500 and pool.ninstances > 1):
-                continue
-            break
-        if err == TP_ERR_NOMEM:
+            i = _pick(pool)
+        if tp_load(&pool.closed):
+            err = TP_ERR_CLOSED
             break
 
     res.error = err
@@ -2031,6 +2224,8 @@ ERR_TIMEOUT = TP_ERR_TIMEOUT
 ERR_TLS = TP_ERR_TLS
 ERR_NOMEM = TP_ERR_NOMEM
 ERR_CLOSED = TP_ERR_CLOSED
+DEFAULT_TIMEOUT_SECONDS = DEFAULT_TIMEOUT_MS / 1000  # timeout_seconds unset (see _set_timeouts)
+DEFAULT_SLOW_TIMEOUT_SECONDS = DEFAULT_SLOW_TIMEOUT_MS / 1000
 ERROR_NAMES = {
     TP_ERR_CONNECT: "connect",
     TP_ERR_TIMEOUT: "timeout",
@@ -2075,7 +2270,7 @@ def pool_spec(slot_config):
 
     Version 1, little-endian, no padding. Header (60 bytes):
       0 "P11T"  4 u16 version  6 u16 flags (1: tcp_keepalive)  8 u32 instances (>= 1)
-      12 i32 retries (>= 0)  16 i64 delay ms  24 i64 timeout ms (<= 0: none)
+      12 i32 retries (>= 0)  16 i64 delay ms  24 i64 timeout ms (<= 0: the defaults)
       32 i64 keepalive idle s  40 i64 keepalive interval s  48 i32 keepalive probes
       52 i64 connections' max idle age s        (keepalive fields 0 without its flag)
     Then per instance, 20 bytes: 0 i32 max connections (>= 1)  4 u32 flags (1:
@@ -2211,6 +2406,7 @@ cdef class Pool:
             ),
             "requests": tp_read(&pool.n_requests),
             "retries": tp_read(&pool.n_retries),
+            "failovers": tp_read(&pool.n_failovers),
             "health_checks": tp_read(&pool.n_health_checks),
             "framing_fallbacks": tp_read(&pool.n_fallbacks),
             "settings": {
@@ -2218,6 +2414,8 @@ cdef class Pool:
                 "retries": pool.retries,
                 "delay_ms": pool.delay_ms,
                 "timeout_ms": pool.timeout_ms,
+                "slow_timeout_ms": pool.slow_timeout_ms,
+                "connect_timeout_ms": pool.connect_timeout_ms,
                 "tcp_keepalive": (pool.keepidle, pool.keepintvl, pool.keepcnt)
                 if pool.keepalive else None,
                 "max_age_seconds": pool.maxage_conn,
@@ -2245,6 +2443,7 @@ cdef dict _instance_stats(tp_instance *inst):
     return {
         "url": inst.url.decode(),
         "up": bool(tp_load(&inst.up)),
+        "in_flight": tp_load(&inst.inflight),
         "max_connections": inst.cap,
         "danger_insecure_cert": bool(inst.insecure),
         "sha256_fingerprints": [inst.pins[PIN_LEN * i:PIN_LEN * (i + 1)]

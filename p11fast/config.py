@@ -78,7 +78,8 @@ class SlotConfig(Record):
     retries: RetryConfig = RetryConfig()
     tcp_keepalive: KeepaliveConfig | None = None
     connections_max_idle_duration: float | None = None  # seconds; None = no limit
-    timeout_seconds: float | None = None  # None = infinite, as in Nitrokey's module
+    # None: the transport's finite defaults (Nitrokey's module has none: infinite)
+    timeout_seconds: float | None = None
     certificate_format: str = "PEM"  # one of CERTIFICATE_FORMATS
 
 

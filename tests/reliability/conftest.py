@@ -106,7 +106,7 @@ def write_config(
     urls: list[str],
     fingerprint: str | None = None,
     *,
-    retries: int = 0,
+    retries: int | None = 0,
     delay: float = 0,
     timeout: float | None = None,
     operator_password: str | None = None,
@@ -117,7 +117,8 @@ def write_config(
     mode: int = 0o600,
     **top,
 ) -> str:
-    """A p11fast configuration with one slot over `urls`; http:// URLs need no TLS settings."""
+    """A p11fast configuration with one slot over `urls`; http:// URLs need no TLS settings.
+    `retries=None` leaves `retries` out (the module's default)."""
     instances = []
     for url in urls:
         inst: dict = {"url": url}
@@ -130,8 +131,9 @@ def write_config(
         "operator": {"username": OPERATOR_USER},
         "administrator": {"username": ADMIN_USER},
         "instances": instances,
-        "retries": {"count": retries, "delay_seconds": delay},
     }
+    if retries is not None:
+        slot["retries"] = {"count": retries, "delay_seconds": delay}
     if operator_password:
         slot["operator"]["password"] = operator_password
     if admin_password:
@@ -170,6 +172,24 @@ def report(stdout: str, first_key: str) -> dict[str, int]:
         if line.startswith(first_key + "="):
             return fields(line)
     raise AssertionError(f"no '{first_key}=' line in:\n{stdout}")
+
+
+def start_load(
+    host: str, module: str, config: str, threads: int, seconds: int, slow_ms: int
+) -> subprocess.Popen:
+    """The C host in `load` mode, once its threads started signing (then `communicate` it)."""
+    load = subprocess.Popen(
+        [host, "load", module, PIN, KEY_ID, str(threads), str(seconds), str(slow_ms)],
+        env=host_env(config),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = load.stdout.readline()
+    if line.strip() != "started":
+        load.kill()
+        raise AssertionError(f"host not started: {line!r} {load.communicate()[1]}")
+    return load
 
 
 class ScriptHost:

@@ -3,8 +3,11 @@
  *
  *   p11host load   MODULE PIN KEY_ID THREADS SECONDS SLOW_MS
  *       THREADS threads sign with CKM_ECDSA on the EC key with CKA_ID KEY_ID for SECONDS;
- *       prints "attempted= ok= failed= slow= max_ms=" and one "rv=0x.. count=" line per failure
- *       code. A call is "slow" when it took >= SLOW_MS.
+ *       prints "attempted= ok= failed= slow= max_ms=", one "rv=0x.. count=" line per failure
+ *       code, one "thread= attempted= max_ms= max_at_ms=" line per thread (its slowest call and
+ *       when that started, since the threads started), and "timeline=" with the
+ *       signatures completed in each 100 ms since the threads started (comma-separated).
+ *       A call is "slow" when it took >= SLOW_MS.
  *   p11host script MODULE PIN KEY_ID
  *       reads commands from stdin, one per line, and answers each with one line:
  *       "sign N" -> "attempted= ok= failed= max_ms= last_rv=0x..";  "login PIN" / "logout" ->
@@ -109,17 +112,26 @@ static void ready(CK_SESSION_HANDLE *s, CK_OBJECT_HANDLE *key) {
 
 struct counts {
     long attempted, ok, failed, slow;
-    double max_s;
+    double max_s, max_at;  /* the slowest call, and when it started (seconds since g_started) */
     CK_RV codes[MAX_CODES];
     long code_count[MAX_CODES];
 };
 
+#define BUCKET_MS 100
+#define MAX_BUCKETS 3000
+
 static int g_threads, g_seconds, g_slow_ms;
 static struct counts g_counts[MAX_THREADS];
+static long g_timeline[MAX_BUCKETS];  /* successful signatures per BUCKET_MS since g_started */
+
+static double g_started;
 
 static void count(struct counts *c, CK_RV rv, double took) {
     c->attempted++;
-    if (took > c->max_s) c->max_s = took;
+    if (took > c->max_s) {
+        c->max_s = took;
+        c->max_at = now() - took - g_started;
+    }
     if (took * 1000 >= g_slow_ms) c->slow++;
     if (rv == CKR_OK) { c->ok++; return; }
     c->failed++;
@@ -141,10 +153,24 @@ static void *load_worker(void *arg) {
     while (now() < end) {
         double t0 = now();
         CK_RV rv = sign_once(s, key);
-        count(c, rv, now() - t0);
+        double t1 = now();
+        count(c, rv, t1 - t0);
+        long bucket = (long)((t1 - g_started) * 1000 / BUCKET_MS);
+        if (rv == CKR_OK && bucket >= 0 && bucket < MAX_BUCKETS)
+            __atomic_add_fetch(&g_timeline[bucket], 1, __ATOMIC_RELAXED);
     }
     f->C_CloseSession(s);
     return NULL;
+}
+
+static void report_threads(struct counts *all, int n) {
+    for (int i = 0; i < n; i++)
+        printf("thread=%d attempted=%ld max_ms=%.0f max_at_ms=%.0f\n", i, all[i].attempted,
+               all[i].max_s * 1000, all[i].max_at * 1000);
+    long last = (long)((now() - g_started) * 1000 / BUCKET_MS);
+    printf("timeline=");
+    for (long b = 0; b <= last && b < MAX_BUCKETS; b++) printf(b ? ",%ld" : "%ld", g_timeline[b]);
+    printf("\n");
 }
 
 static void report(struct counts *all, int n) {
@@ -165,11 +191,13 @@ static void report(struct counts *all, int n) {
 
 static int run_load(void) {
     pthread_t th[MAX_THREADS];
+    g_started = now();
     for (int i = 0; i < g_threads; i++) pthread_create(&th[i], NULL, load_worker, &g_counts[i]);
     printf("started\n");
     fflush(stdout);
     for (int i = 0; i < g_threads; i++) pthread_join(th[i], NULL);
     report(g_counts, g_threads);
+    report_threads(g_counts, g_threads);
     return 0;
 }
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 
-from tests.reliability.conftest import KEY_ID, PIN, cluster, host_env, report, write_config
+from tests.reliability.conftest import cluster, report, start_load, write_config
 
 THREADS = 8
 SECONDS = 14
@@ -25,24 +24,8 @@ def test_sigkilled_instance_costs_no_failed_signature_and_takes_load_again_after
             timeout=TIMEOUT,
             log_file=str(tmp_path / "module.log"),
         )
-        load = subprocess.Popen(
-            [
-                host,
-                "load",
-                module_path,
-                PIN,
-                KEY_ID,
-                str(THREADS),
-                str(SECONDS),
-                str(TIMEOUT * 1000),
-            ],
-            env=host_env(config),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        load = start_load(host, module_path, config, THREADS, SECONDS, TIMEOUT * 1000)
         try:
-            assert load.stdout.readline().strip() == "started"
             time.sleep(3)
             victim = hsms.instances[1]
             before_kill = hsms.operations(1)

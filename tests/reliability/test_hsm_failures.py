@@ -110,13 +110,22 @@ def test_rate_limit_that_ends_within_the_retries_costs_no_error(injected):
 
 @pytest.mark.parametrize("injected", [2], indirect=True)
 @pytest.mark.parametrize("status", [500, 502, 503])
-def test_server_errors_are_retried_on_other_instances_then_device_error(injected, status):
+def test_server_errors_go_to_each_instance_then_the_retries_then_device_error(injected, status):
     h, injector, log = injected
     result, attempts = sign_with(h, injector, status)
     assert result["last_rv"] == expected(status) == 0x30
-    assert attempts == RETRIES + 1
+    assert attempts == len(injector.urls) + RETRIES
     line = log.read_text().splitlines()[-1]
     assert str(status) in line and any(url in line for url in injector.urls), line
+
+
+@pytest.mark.parametrize("injected", [2], indirect=True)
+def test_locked_everywhere_is_token_not_present_after_one_try_on_each_instance(injected):
+    h, injector, log = injected
+    result, attempts = sign_with(h, injector, 412)
+    assert result["last_rv"] == expected(412) == 0xE0  # CKR_TOKEN_NOT_PRESENT
+    assert attempts == len(injector.urls)  # no retry: waiting does not unlock an HSM
+    assert "412" in log.read_text().splitlines()[-1]
 
 
 def test_server_error_from_the_only_instance_is_its_answer_and_not_repeated(injected):

@@ -83,7 +83,7 @@ def test_stall_costs_the_timeout_then_fails_over(servers, pools):
     first = time.monotonic() - t0
     assert status == 200 and json.loads(body)["port"] == good.port
     assert first >= timeout * 0.9
-    assert pool.stats()["retries"] == 1
+    assert (pool.stats()["failovers"], pool.stats()["retries"]) == (1, 0)
     assert pool.stats()["instances"][0]["up"] is False
     t0 = time.monotonic()
     assert _ports_answering(pool, 5) == [good.port] * 5
@@ -143,8 +143,6 @@ def test_5xx_moves_to_another_instance(servers, pools):
     status, body, _ = pool.call("GET", "/info")  # starts at the failing instance
     assert status == 200 and json.loads(body)["port"] == good.port
     assert len(bad.api_requests()) == 1
-    # a 5xx does not mark the instance down: it answered
-    assert pool.stats()["instances"][0]["up"] is True
 
 
 def test_5xx_of_the_only_instance_is_its_answer(servers, pools):
@@ -160,7 +158,8 @@ def test_5xx_everywhere_is_returned_after_retries(servers, pools):
     a.default_status = b.default_status = 502
     pool = pools(slot(instance(a.url()), instance(b.url()), retries=2))
     assert pool.call("GET", "/info")[0] == 502
-    assert len(a.api_requests()) + len(b.api_requests()) == 3
+    # each instance once (failover), then the retries
+    assert len(a.api_requests()) + len(b.api_requests()) == 2 + 2
 
 
 def test_keepalive_and_idle_age_options_are_accepted(servers, pools):

@@ -93,6 +93,8 @@ def test_pool_spec_carries_every_setting_into_the_pool(tls_cert, pools):
         "retries": 3,
         "delay_ms": 250,
         "timeout_ms": 7000,
+        "slow_timeout_ms": 7000,
+        "connect_timeout_ms": 5000,
         "tcp_keepalive": (30, 5, 4),
         "max_age_seconds": 90,
     }
@@ -155,7 +157,7 @@ def test_open_get_then_pool_adopts_the_one_connection(servers, tls_context, tls_
     config = slot(instance(srv.url(), sha256_fingerprints=(tls_cert[2],)))
     handle = light.open(pool_spec(config))
     assert light.get(handle) == (_transport.OK, 503)
-    ((method, path, headers, _),) = srv.api_requests()
+    ((method, path, headers, _),) = srv.requests
     assert (method, path, "Authorization" in headers) == ("GET", "/api/v1/health/ready", False)
     pool = Pool(config, True)
     try:

@@ -91,9 +91,11 @@ class _Handler(BaseHTTPRequestHandler):
         with srv.lock:
             srv.requests.append((self.command, self.path, dict(self.headers), body))
             if self.path.endswith("/health/alive"):
-                status = srv.health_status
+                status = 412 if srv.state == "Operational" else 200
             elif srv.statuses:
                 status = srv.statuses.pop(0)
+            elif self.path.endswith("/health/ready"):
+                status = 200 if srv.state == "Operational" else 412
             else:
                 status = srv.default_status
         if srv.delay:
@@ -131,9 +133,9 @@ class Server(ThreadingHTTPServer):
         self.closed = 0  # ended
         self.sockets = []
         self.requests = []
-        self.statuses = []  # statuses for the next API requests, then default_status
-        self.default_status = 200
-        self.health_status = 412  # what an Operational NetHSM answers on /health/alive
+        self.statuses = []  # statuses for the next requests but /health/alive, then
+        self.default_status = 200  # for API requests, and for /health/* what NetHSM answers
+        self.state = "Operational"  # in this state (keyfender `handler_health.ml`)
         self.delay = 0.0
         self.handshake_delays = []  # of the next connections, before their TLS handshake
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -160,11 +162,11 @@ class Server(ThreadingHTTPServer):
 
     def api_requests(self):
         with self.lock:
-            return [r for r in self.requests if not r[1].endswith("/health/alive")]
+            return [r for r in self.requests if "/health/" not in r[1]]
 
     def health_requests(self):
         with self.lock:
-            return [r for r in self.requests if r[1].endswith("/health/alive")]
+            return [r for r in self.requests if "/health/" in r[1]]
 
     def url(self):
         scheme = "https" if self.tls is not None else "http"
@@ -246,7 +248,7 @@ class HangUpServer:
                     break
                 data += chunk
             with self.lock:
-                if b"/health/alive" in data.split(b"\r\n", 1)[0]:
+                if b"/health/" in data.split(b"\r\n", 1)[0]:
                     self.health_checks += 1
                 elif data:
                     self.requests += 1
