@@ -226,10 +226,13 @@ class SystemApi:
         data, passphrase = await _read_restore(request)
         restore = backup.restore_of(await in_thread(backup.decode, data, passphrase))
         async with self._lifecycle:
-            if self.hsm.state is not (State.OPERATIONAL if operational else State.UNPROVISIONED):
-                raise PreconditionFailed("the HSM changed state during the restore")
-            await in_thread(self.hsm.restore, restore, operational)
+            self._install(restore, operational)
         return no_content()
+
+    def _install(self, restore: backup.Restore, operational: bool) -> None:
+        if self.hsm.state is not (State.OPERATIONAL if operational else State.UNPROVISIONED):
+            raise PreconditionFailed("the HSM changed state during the restore")
+        self.hsm.restore(restore, operational)
 
 
 async def _read_restore(request: web.Request) -> tuple[bytes, str]:
