@@ -220,7 +220,8 @@ def _encode_key(entry: KeyEntry) -> bytes:
         private = {"PEM": pem.decode()}
     cert = None if entry.cert is None else [_text(entry.cert_type or ""), _latin(entry.cert)]
     record = {
-        "mechanisms": sorted(entry.mechanisms),
+        # keyfender lists a key's mechanisms in the order its `mechanism` type declares them
+        "mechanisms": sorted(entry.mechanisms, key=ALL_MECHANISMS.index),
         "priv": private,
         "cert": cert,
         "operations": entry.operations,
