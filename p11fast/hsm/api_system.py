@@ -217,17 +217,10 @@ class SystemApi:
     # --- backup and restore -------------------------------------------------------------
     @endpoint("POST", "/system/backup", Rule(OPERATIONAL, ("Backup",), root_only=True))
     async def backup(self, request: web.Request, caller: Caller) -> web.Response:
-        salt, key = self.hsm.backup_key()
-        self.hsm.flush_operations()
-        contents = backup.BackupContents(
-            domain_key=self.hsm.data_key(),
-            device_id=self.hsm.device_id().encode(),
-            meta=self.hsm.store.meta_all(),
-            namespaces=set(self.hsm.namespaces),
-            users=list(self.hsm.users.values()),
-            keys=list(self.hsm.keys.values()),
-        )
-        data = await in_thread(backup.encode, contents, salt, key)
+        state_dir = self.hsm.state_dir
+        tls_cert, tls_key = tls.certificate_pem(state_dir), tls.private_key_pem(state_dir)
+        backup_file, key = self.hsm.backup_file(tls_cert, tls_key)
+        data = await in_thread(backup.encode, backup_file, key)
         return web.Response(body=data, content_type="application/octet-stream")
 
     @endpoint("POST", "/system/restore", Rule((State.UNPROVISIONED, State.OPERATIONAL)))
@@ -238,21 +231,15 @@ class SystemApi:
             if admin.role != "Administrator" or admin.namespace:
                 raise Forbidden("a restore while Operational needs a root Administrator")
         data, passphrase = await _read_restore(request)
-        contents = await in_thread(backup.decode, data, passphrase)
+        restore = backup.restore_of(await in_thread(backup.decode, data, passphrase))
         async with self._lifecycle:
-            self._install(contents, operational)
+            self._install(restore, operational)
         return no_content()
 
-    def _install(self, contents: backup.BackupContents, operational: bool) -> None:
+    def _install(self, restore: backup.Restore, operational: bool) -> None:
         if self.hsm.state is not (State.OPERATIONAL if operational else State.UNPROVISIONED):
             raise PreconditionFailed("the HSM changed state during the restore")
-        if operational:
-            keys = self.hsm.reseal_keys(contents.keys, contents.domain_key)
-            self.hsm.replace_contents(keys, contents.users, contents.namespaces, None)
-        else:
-            self.hsm.replace_contents(
-                contents.keys, contents.users, contents.namespaces, contents.meta
-            )
+        self.hsm.restore(restore, operational)
 
 
 async def _read_restore(request: web.Request) -> tuple[bytes, str]:

@@ -1,120 +1,131 @@
-"""Backup files in NetHSM's framing (version 1), readable by `nethsm.backup`:
+"""NetHSM backup files, formats 0 and 1 (keyfender `hsm.ml`, `System.backup`/`restore`; the
+`nethsm` SDK's `nethsm.backup` reads them too):
 
-    "_NETHSM_BACKUP_" 0x01 | salt | version | domain key | device id | config store key |
-    item... | 00 00 00 "_NETHSM_BACKUP_END_"
+    "_NETHSM_BACKUP_" format (1 byte) | salt | format' | locked domain key |
+    [format 1: device ID | config store key] | entry... | [format 1: 00 00 00 "_NETHSM_BACKUP_END_"]
 
-Every field is a 3-byte big-endian length and its bytes; all but the salt are AES-GCM
-sealed (nonce || ciphertext || tag) under scrypt(backup passphrase, salt, 16384, 8, 16)
-with the field's name as associated data. An item holds length-prefixed name then value.
-Our domain key is the data key that seals private keys, and so is the config store key.
+Every field is a 3-byte big-endian length and its bytes. All but the salt are sealed under
+scrypt(backup passphrase, salt) with associated data `backup-version`, `domain-key`,
+`backup-device-id`, `backup-config-store-key`, and `backup` for an entry (a length-prefixed
+name, then the value as the device keeps it in its store). We write format 1.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from p11fast.hsm import vault
-from p11fast.hsm.core import derive_backup_key
+from p11fast.hsm import nethsm_store, vault
 from p11fast.hsm.errors import BadRequest
-from p11fast.hsm.store import KeyRecord, UserRecord
 
 HEADER = b"_NETHSM_BACKUP_"
-VERSION = 1
 TRAILER = b"\x00\x00\x00_NETHSM_BACKUP_END_"
-# Host-specific: the unattended-boot copy of the data key is sealed under this machine's key.
-LOCAL_META = ("unattended_wrapped",)
+FORMATS = (0, 1)
+WRITTEN_FORMAT = 1
+LOCKED_DOMAIN_KEY_SIZE = vault.NONCE_SIZE + vault.KEY_SIZE + vault.TAG_SIZE
+MAX_FIELD = (1 << 24) - 1
 
 
 @dataclass
-class BackupContents:
-    domain_key: bytes
-    device_id: bytes
-    meta: dict[str, bytes]
-    namespaces: set[str]
-    users: list[UserRecord]
-    keys: list[KeyRecord]
+class BackupFile:
+    format: int
+    salt: bytes
+    locked_domain_key: bytes
+    entries: dict[str, bytes]
+    device_id: str = ""
+    config_store_key: bytes = b""
 
 
-def encode(contents: BackupContents, salt: bytes, key: bytes) -> bytes:
-    out = [HEADER, bytes([VERSION]), _field(salt)]
-    out.append(_field(vault.seal(key, bytes([VERSION]), b"backup-version")))
-    out.append(_field(vault.seal(key, contents.domain_key, b"domain-key")))
-    out.append(_field(vault.seal(key, contents.device_id, b"backup-device-id")))
-    out.append(_field(vault.seal(key, contents.domain_key, b"backup-config-store-key")))
-    for name, value in _items(contents):
+@dataclass
+class Restore:
+    """What a restore installs: the backup's unlock material and the entries that are
+    decrypted at the unlock that proves its unlock passphrase."""
+
+    unlock_salt: bytes
+    locked_domain_key: bytes
+    entries: dict[str, bytes] = field(default_factory=dict)
+    sealed_config: bool = True
+
+
+def encode(backup: BackupFile, key: bytes) -> bytes:
+    version = bytes([WRITTEN_FORMAT])
+    out = [HEADER, version, _field(backup.salt)]
+    out.append(_field(vault.seal(key, version, b"backup-version")))
+    out.append(_field(vault.seal(key, backup.locked_domain_key, b"domain-key")))
+    out.append(_field(vault.seal(key, backup.device_id.encode(), b"backup-device-id")))
+    out.append(_field(vault.seal(key, backup.config_store_key, b"backup-config-store-key")))
+    for name, value in backup.entries.items():
         out.append(_field(vault.seal(key, _field(name.encode()) + value, b"backup")))
     out.append(TRAILER)
     return b"".join(out)
 
 
-def decode(data: bytes, passphrase: str) -> BackupContents:
-    if not data.startswith(HEADER) or len(data) <= len(HEADER):
-        raise BadRequest("not a NetHSM backup")
-    if data[len(HEADER)] != VERSION or not data.endswith(TRAILER):
-        raise BadRequest("unsupported backup version or truncated backup")
-    reader = _Reader(memoryview(data)[len(HEADER) + 1 : -len(TRAILER)])
+def decode(data: bytes, passphrase: str) -> BackupFile:
+    """The whole file, checked to its last byte: any damage or a wrong passphrase is a 400."""
+    if not data.startswith(HEADER) or len(data) == len(HEADER):
+        raise BadRequest("not a NetHSM backup file")
+    form = data[len(HEADER)]
+    if form not in FORMATS:
+        raise BadRequest(f"backup format {form} is not supported (only 0 and 1)")
+    body = memoryview(data)[len(HEADER) + 1 :]
+    if form == 1:
+        if not data.endswith(TRAILER):
+            raise BadRequest("the backup is truncated (no end marker)")
+        body = body[: -len(TRAILER)]
+    reader = _Reader(body)
     salt = reader.field()
-    key = derive_backup_key(passphrase, salt)
+    key = vault.passphrase_key(passphrase, salt)
+    if _open(key, reader.field(), b"backup-version") != bytes([form]):
+        raise BadRequest("backup format mismatch")
+    backup = BackupFile(form, salt, _open(key, reader.field(), b"domain-key"), {})
+    if form == 1:
+        backup.device_id = _text(_open(key, reader.field(), b"backup-device-id"))
+        backup.config_store_key = _open(key, reader.field(), b"backup-config-store-key")
+    while not reader.empty():
+        entry = _Reader(memoryview(_open(key, reader.field(), b"backup")))
+        name = _text(entry.field())
+        if name in backup.entries:
+            raise BadRequest(f"backup entry {name[:160]!r} appears twice")
+        backup.entries[name] = entry.rest()
+    return backup
+
+
+def restore_of(backup: BackupFile) -> Restore:
+    """What of `backup` a restore takes; 400 if the backup cannot be restored here."""
+    if len(backup.locked_domain_key) != LOCKED_DOMAIN_KEY_SIZE:
+        raise BadRequest("the backup's domain key has an unexpected size")
+    sealed = backup.format > 0
+    salt = nethsm_store.unlock_salt(
+        backup.entries, backup.device_id, backup.config_store_key if sealed else None
+    )
+    restore = Restore(salt, backup.locked_domain_key, sealed_config=sealed)
+    for name, value in backup.entries.items():
+        if nethsm_store.store_of(name) is not None:
+            nethsm_store.check_entry_name(name)
+            restore.entries[name] = value
+        elif name in nethsm_store.BACKUP_CONFIG:
+            restore.entries[name] = value
+    return restore
+
+
+def _open(key: bytes, blob: bytes, aad: bytes) -> bytes:
     try:
-        if vault.unseal(key, reader.field(), b"backup-version") != bytes([VERSION]):
-            raise BadRequest("backup version mismatch")
-        domain_key = vault.unseal(key, reader.field(), b"domain-key")
-        device_id = vault.unseal(key, reader.field(), b"backup-device-id")
-        reader.field()  # the config store key equals the domain key here
-        items = []
-        while not reader.empty():
-            item = _Reader(memoryview(vault.unseal(key, reader.field(), b"backup")))
-            items.append((item.field().decode(), item.rest()))
+        return vault.unseal(key, blob, aad)
     except vault.SealError as exc:
-        raise BadRequest("wrong backup passphrase or corrupted backup") from exc
-    return _contents(domain_key, device_id, items)
+        raise BadRequest(
+            f"cannot decrypt the backup's {aad.decode()}: wrong passphrase or damaged backup"
+        ) from exc
 
 
-def _items(contents: BackupContents) -> list[tuple[str, bytes]]:
-    items = [(f"/config/{n}", v) for n, v in contents.meta.items() if n not in LOCAL_META]
-    items += [(f"/namespaces/{n}", b"") for n in sorted(contents.namespaces)]
-    for user in contents.users:
-        record = {**user.__dict__, "passphrase_hash": _b64(user.passphrase_hash)}
-        items.append((f"/users/{user.user_id}", json.dumps(record).encode()))
-    for key in contents.keys:
-        record = {**key.__dict__, "sealed_private": _b64(key.sealed_private)}
-        record["cert"] = None if key.cert is None else _b64(key.cert)
-        items.append((f"/keys/{key.namespace}/{key.key_id}", json.dumps(record).encode()))
-    return items
-
-
-def _contents(domain_key: bytes, device_id: bytes, items: list) -> BackupContents:
-    contents = BackupContents(domain_key, device_id, {}, set(), [], [])
+def _text(data: bytes) -> str:
     try:
-        for name, value in items:
-            kind, _, rest = name[1:].partition("/")
-            if kind == "config":
-                contents.meta[rest] = value
-            elif kind == "namespaces":
-                contents.namespaces.add(rest)
-            elif kind == "users":
-                record = json.loads(value)
-                record["passphrase_hash"] = base64.b64decode(record["passphrase_hash"])
-                contents.users.append(UserRecord(**record))
-            elif kind == "keys":
-                record = json.loads(value)
-                record["sealed_private"] = base64.b64decode(record["sealed_private"])
-                record["cert"] = record["cert"] and base64.b64decode(record["cert"])
-                contents.keys.append(KeyRecord(**record))
-    except (ValueError, TypeError, KeyError) as exc:
-        raise BadRequest("backup contents are malformed") from exc
-    return contents
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
+        return data.decode()
+    except UnicodeDecodeError as exc:
+        raise BadRequest("backup names are not UTF-8") from exc
 
 
 def _field(data: bytes) -> bytes:
-    if len(data) >= 1 << 24:
-        raise BadRequest("backup item too large")
+    if len(data) > MAX_FIELD:
+        raise BadRequest("backup entry too large")
     return len(data).to_bytes(3, "big") + data
 
 
@@ -124,10 +135,10 @@ class _Reader:
 
     def field(self) -> bytes:
         if len(self._view) < 3:
-            raise BadRequest("truncated backup")
+            raise BadRequest("the backup is truncated")
         size = int.from_bytes(self._view[:3], "big")
         if len(self._view) < 3 + size:
-            raise BadRequest("truncated backup")
+            raise BadRequest("the backup is truncated")
         data, self._view = self._view[3 : 3 + size].tobytes(), self._view[3 + size :]
         return data
 

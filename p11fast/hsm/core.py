@@ -1,30 +1,37 @@
-"""The HSM's state and rules, independent of HTTP: lifecycle, users, namespaces, keys.
+"""The HSM's state and rules, independent of HTTP: lifecycle, users, namespaces, keys,
+backup and restore.
 
 Everything lives in memory while Operational and is written through to the store before
-a call returns. Private keys stay sealed under the data key; decrypted key objects are
-cached per (namespace, id) and dropped whenever that key changes.
+a call returns. Private keys and passphrase digests stay sealed under the domain key (the
+data key); decrypted key objects are cached per (namespace, id) and dropped whenever that
+key changes.
 """
 
 from __future__ import annotations
 
-import dataclasses
+
 import os
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
-from p11fast.hsm import vault
+from p11fast.hsm import nethsm_store, vault
+from p11fast.hsm.backup import WRITTEN_FORMAT, BackupFile, Restore
 from p11fast.hsm.errors import BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed
 from p11fast.hsm.keys import KeyMaterial
-from p11fast.hsm.store import KeyRecord, Store, UserRecord
+from p11fast.hsm.nethsm_store import Contents, KeyEntry
+from p11fast.hsm.store import ROLES, KeyRecord, Store, UserRecord
 
-ROLES = ("Administrator", "Operator", "Metrics", "Backup")
+__all__ = ["ROLES", "Caller", "Hsm", "State", "new_id", "usable_by"]
+
 KEY_AAD = b"p11fast-key"
+USER_AAD = b"p11fast-user"
 BACKUP_KEY_AAD = b"backup-key"
-# scrypt cost of the backup key: the parameters NetHSM backups are encrypted with
-BACKUP_SCRYPT_N, BACKUP_SCRYPT_P = 16384, 16
+# Set while a restore's entries wait for an unlock: "1" if they seal the backup passphrase
+# (format 1), "0" if they hold it clear (format 0).
+STAGED_CONFIG_SEALED = "staged_config_sealed"
 
 
 class State(str, Enum):
@@ -66,7 +73,12 @@ class Hsm:
 
     # --- lifecycle ----------------------------------------------------------------------
     def _boot(self) -> None:
-        if self.store.meta_get("unlock_wrapped") is None:
+        if self.store.meta_get("locked_domain_key") is None:
+            if self.store.meta_get("unlock_wrapped") is not None:
+                raise RuntimeError(
+                    f"{self.state_dir} was made by an earlier p11fast (before NetHSM-format "
+                    "storage): start from a new state directory"
+                )
             self.state = State.UNPROVISIONED
             return
         self.state = State.LOCKED
@@ -77,7 +89,7 @@ class Hsm:
     def _open(self, data_key: bytes) -> None:
         self._data_key = data_key
         self.keys = {(k.namespace, k.key_id): k for k in self.store.load_keys()}
-        self.users = {u.user_id: u for u in self.store.load_users()}
+        self.users = {u.user_id: _unsealed(u, data_key) for u in self.store.load_users()}
         self.namespaces = self.store.load_namespaces()
         self._materials.clear()
         self.users_generation += 1
@@ -88,21 +100,22 @@ class Hsm:
         admin = UserRecord(
             "admin", "", "Administrator", "admin", vault.hash_passphrase(admin_passphrase)
         )
-        wrapped = vault.WrappedKey.wrap(unlock_passphrase, data_key)
+        meta = {**self._identity(), **_unlock_meta(data_key, unlock_passphrase)}
         with self.store.transaction():
-            self.store.meta_set("device_id", secrets.token_hex(5).upper().encode())
-            self.store.put_user(admin)
-            self.store.meta_set("unlock_wrapped", wrapped.to_bytes())
+            self.store.meta_update(meta)
+            self.store.put_user(_sealed(admin, data_key))
         self._open(data_key)
 
     def unlock(self, passphrase: str) -> None:
-        wrapped = vault.WrappedKey.from_bytes(self.store.meta_get("unlock_wrapped"))
+        salt, locked = self._unlock_material()
         try:
-            data_key = wrapped.unwrap(passphrase)
+            data_key = vault.unlock_domain_key(locked, passphrase, salt)
         except vault.SealError as exc:
             raise Forbidden("unlock failed") from exc
         if self.state is not State.LOCKED:
             raise PreconditionFailed("NetHSM is not Locked")
+        if self.store.meta_get(STAGED_CONFIG_SEALED) is not None:
+            self._import_staged(data_key)
         self._open(data_key)
 
     def lock(self) -> None:
@@ -115,14 +128,27 @@ class Hsm:
     def device_id(self) -> str:
         return (self.store.meta_get("device_id") or b"UNKNOWN").decode()
 
+    def _identity(self) -> dict[str, bytes]:
+        """This HSM's device ID and config store key (a NetHSM's hardware gives it these),
+        made by the first provision or restore."""
+        identity = {
+            "device_id": secrets.token_hex(5).upper().encode(),
+            "config_store_key": os.urandom(vault.KEY_SIZE),
+        }
+        return {name: self.store.meta_get(name) or made for name, made in identity.items()}
+
+    def _unlock_material(self) -> tuple[bytes, bytes]:
+        """(unlock salt, locked domain key)."""
+        return self.store.meta_get("unlock_salt"), self.store.meta_get("locked_domain_key")
+
     # --- configuration ------------------------------------------------------------------
     def set_unlock_passphrase(self, current: str, new: str) -> None:
-        wrapped = vault.WrappedKey.from_bytes(self.store.meta_get("unlock_wrapped"))
+        salt, locked = self._unlock_material()
         try:
-            data_key = wrapped.unwrap(current)
+            data_key = vault.unlock_domain_key(locked, current, salt)
         except vault.SealError as exc:
             raise BadRequest("current unlock passphrase is wrong") from exc
-        self.store.meta_set("unlock_wrapped", vault.WrappedKey.wrap(new, data_key).to_bytes())
+        self.store.meta_update(_unlock_meta(data_key, new))
 
     @property
     def unattended_boot(self) -> bool:
@@ -156,15 +182,13 @@ class Hsm:
     def set_backup_passphrase(self, current: str, new: str) -> None:
         if self.store.meta_get("backup_key") is not None:
             salt, key = self.backup_key()
-            if derive_backup_key(current, salt) != key:
+            if vault.passphrase_key(current, salt) != key:
                 raise BadRequest("current backup passphrase is wrong")
         elif current:
             raise BadRequest("no backup passphrase is set: currentPassphrase must be empty")
         salt = os.urandom(vault.SALT_SIZE)
-        sealed = vault.seal(self.data_key(), derive_backup_key(new, salt), BACKUP_KEY_AAD)
-        with self.store.transaction():
-            self.store.meta_set("backup_salt", salt)
-            self.store.meta_set("backup_key", sealed)
+        sealed = vault.seal(self.data_key(), vault.passphrase_key(new, salt), BACKUP_KEY_AAD)
+        self.store.meta_update({"backup_salt": salt, "backup_key": sealed})
 
     def data_key(self) -> bytes:
         if self._data_key is None:
@@ -196,7 +220,7 @@ class Hsm:
     def add_user(self, user: UserRecord) -> None:
         if user.user_id in self.users:
             raise Conflict(f"user {user.user_id} already exists")
-        self.store.put_user(user)
+        self.store.put_user(_sealed(user, self.data_key()))
         self.users[user.user_id] = user
 
     def update_user(self, user_id: str, change: Change) -> UserRecord:
@@ -205,8 +229,8 @@ class Hsm:
         runs, so a concurrent delete or update is never undone."""
         self.data_key()
         current = self.user(user_id)
-        updated = dataclasses.replace(current, **change(current))
-        self.store.put_user(updated)
+        updated = replace(current, **change(current))
+        self.store.put_user(_sealed(updated, self.data_key()))
         self.users[user_id] = updated
         self.users_generation += 1
         return updated
@@ -243,10 +267,8 @@ class Hsm:
         if namespace and namespace not in self.namespaces:
             # deleted while the key was being generated or read
             raise Forbidden(f"namespace {namespace} does not exist")
-        record = KeyRecord(
-            namespace, key_id, material.type, sorted(set(mechanisms)), tags, label,
-            material.public_json(), vault.seal(self.data_key(), material.serialize(), KEY_AAD),
-        )  # fmt: skip
+        entry = KeyEntry(namespace, key_id, material, mechanisms, tags, label)
+        record = _key_record(entry, self.data_key())
         self.store.put_key(record)
         self.keys[(namespace, key_id)] = record
         self._materials[(namespace, key_id)] = material
@@ -258,7 +280,7 @@ class Hsm:
         replaced, not mutated, so a backup being encoded in a thread sees it whole."""
         self.data_key()
         current = self.key(namespace, key_id)
-        updated = dataclasses.replace(current, **change(current))
+        updated = replace(current, **change(current))
         self.store.put_key(updated)
         self.keys[(namespace, key_id)] = updated
         return updated
@@ -314,34 +336,110 @@ class Hsm:
     def total_operations(self) -> int:
         return sum(k.operations for k in self.keys.values())
 
-    # --- restore ------------------------------------------------------------------------
-    def reseal_keys(self, keys: list[KeyRecord], old_data_key: bytes) -> list[KeyRecord]:
-        """Move restored private keys from the backup's data key to ours."""
-        resealed = []
-        for record in keys:
-            raw = vault.unseal(old_data_key, record.sealed_private, KEY_AAD)
-            sealed = vault.seal(self.data_key(), raw, KEY_AAD)
-            resealed.append(KeyRecord(**{**record.__dict__, "sealed_private": sealed}))
-        return resealed
+    # --- backup and restore -------------------------------------------------------------
+    def backup_file(self, tls_cert: bytes, tls_key: bytes) -> tuple[BackupFile, bytes]:
+        """This HSM as a NetHSM backup (keyfender `System.backup`: the device's whole store)
+        and the key to encrypt it with; 412 until a backup passphrase is set."""
+        backup_salt, backup_key = self.backup_key()
+        data_key = self.data_key()
+        device_id = self.device_id()
+        config_store_key = self.store.meta_get("config_store_key")
+        unlock_salt, locked = self._unlock_material()
+        entries = {nethsm_store.INITIALIZED: b""}
+        entries |= nethsm_store.config_entries(data_key, backup_salt, backup_key)
+        entries |= nethsm_store.local_entries(
+            device_id, config_store_key, unlock_salt, locked, tls_cert, tls_key
+        )
+        entries |= nethsm_store.store_entries(self._contents(), data_key)
+        backup = BackupFile(
+            WRITTEN_FORMAT, backup_salt, locked, entries, device_id, config_store_key
+        )
+        return backup, backup_key
 
-    def replace_contents(
-        self,
-        keys: list[KeyRecord],
-        users: list[UserRecord],
-        namespaces: set[str],
-        meta: dict[str, bytes] | None,
-    ) -> None:
-        """Install a restored store. With `meta` (a restore while Unprovisioned) the
-        configuration comes back too and the HSM waits Locked for its unlock passphrase."""
-        self.store.replace_contents(keys, users, namespaces, meta)
-        if meta is None:
-            self._open(self.data_key())
-        else:
-            self.lock()
+    def _contents(self) -> Contents:
+        self.flush_operations()
+        keys = [_key_entry(record, self.material(record)) for record in self.keys.values()]
+        return Contents(list(self.users.values()), keys, set(self.namespaces))
+
+    def restore(self, restore: Restore, operational: bool) -> None:
+        """keyfender's rule (`System.restore`): a backup locked with this HSM's domain key
+        and unlock passphrase replaces users, keys and namespaces at once, and the HSM stays
+        Operational. Any other backup brings its unlock passphrase and domain key, and its
+        records wait, the HSM Locked, for the unlock with that passphrase that decrypts
+        them. The device ID and TLS certificate stay this HSM's; unattended boot goes off
+        (it held the old domain key) and so does the backup passphrase (sealed under the old
+        domain key) until that unlock takes the backup's."""
+        same_lock = (restore.unlock_salt, restore.locked_domain_key) == self._unlock_material()
+        if operational and same_lock:
+            data_key = self.data_key()
+            contents = nethsm_store.read_stores(restore.entries, data_key)
+            self.store.replace_contents(*_records(contents, data_key), {})
+            self._open(data_key)
+            return
+        meta = {
+            **self._identity(),
+            "unlock_salt": restore.unlock_salt,
+            "locked_domain_key": restore.locked_domain_key,
+            STAGED_CONFIG_SEALED: b"1" if restore.sealed_config else b"0",
+            "unattended_wrapped": None,
+            "backup_salt": None,
+            "backup_key": None,
+        }
+        self.store.stage_restore(restore.entries, meta)
+        self.lock()
+
+    def _import_staged(self, data_key: bytes) -> None:
+        """Decrypt a restored backup's records with its domain key, now unlocked."""
+        staged = self.store.load_staged()
+        sealed = self.store.meta_get(STAGED_CONFIG_SEALED) == b"1"
+        meta: dict[str, bytes | None] = {STAGED_CONFIG_SEALED: None}
+        passphrase = nethsm_store.read_backup_config(staged, data_key, sealed)
+        if passphrase is not None:
+            meta["backup_salt"] = passphrase[0]
+            meta["backup_key"] = vault.seal(data_key, passphrase[1], BACKUP_KEY_AAD)
+        contents = nethsm_store.read_stores(staged, data_key)
+        self.store.replace_contents(*_records(contents, data_key), meta)
 
 
-def derive_backup_key(passphrase: str, salt: bytes) -> bytes:
-    return vault.derive_key(passphrase, salt, n=BACKUP_SCRYPT_N, p=BACKUP_SCRYPT_P)
+def _unlock_meta(data_key: bytes, passphrase: str) -> dict[str, bytes]:
+    salt = os.urandom(vault.SALT_SIZE)
+    return {
+        "unlock_salt": salt,
+        "locked_domain_key": vault.lock_domain_key(data_key, passphrase, salt),
+    }
+
+
+def _sealed(user: UserRecord, data_key: bytes) -> UserRecord:
+    return replace(user, passphrase_hash=vault.seal(data_key, user.passphrase_hash, USER_AAD))
+
+
+def _unsealed(user: UserRecord, data_key: bytes) -> UserRecord:
+    return replace(user, passphrase_hash=vault.unseal(data_key, user.passphrase_hash, USER_AAD))
+
+
+def _key_entry(record: KeyRecord, material: KeyMaterial) -> KeyEntry:
+    return KeyEntry(
+        record.namespace, record.key_id, material, record.mechanisms, record.tags, record.label,
+        record.cert, record.cert_type, record.operations,
+    )  # fmt: skip
+
+
+def _key_record(entry: KeyEntry, data_key: bytes) -> KeyRecord:
+    material = entry.material
+    return KeyRecord(
+        entry.namespace, entry.key_id, material.type, sorted(set(entry.mechanisms)), entry.tags,
+        entry.label, material.public_json(), vault.seal(data_key, material.serialize(), KEY_AAD),
+        entry.cert, entry.cert_type, entry.operations,
+    )  # fmt: skip
+
+
+def _records(
+    contents: Contents, data_key: bytes
+) -> tuple[list[KeyRecord], list[UserRecord], set[str]]:
+    """Restored contents as rows, their secrets sealed under `data_key`."""
+    keys = [_key_record(entry, data_key) for entry in contents.keys]
+    users = [_sealed(u, data_key) for u in contents.users]
+    return keys, users, contents.namespaces
 
 
 def usable_by(record: KeyRecord, caller: Caller) -> bool:

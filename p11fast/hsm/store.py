@@ -22,7 +22,9 @@ CREATE TABLE IF NOT EXISTS keys (
     tags TEXT NOT NULL, label TEXT NOT NULL, public TEXT, sealed_private BLOB NOT NULL,
     cert BLOB, cert_type TEXT, operations INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (namespace, id));
+CREATE TABLE IF NOT EXISTS staged (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
+ROLES = ("Administrator", "Operator", "Metrics", "Backup")
 
 
 @dataclass
@@ -128,11 +130,12 @@ class Store:
         return None if row is None else bytes(row[0])
 
     def meta_set(self, name: str, value: bytes | None) -> None:
+        self.meta_update({name: value})
+
+    def meta_update(self, changes: dict[str, bytes | None]) -> None:
+        """Set (None: delete) several values in one transaction."""
         with self.transaction() as db:
-            if value is None:
-                db.execute("DELETE FROM meta WHERE name = ?", (name,))
-            else:
-                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+            _change_meta(db, changes)
 
     def meta_all(self) -> dict[str, bytes]:
         with self._lock:
@@ -184,21 +187,44 @@ class Store:
             db.execute("DELETE FROM namespaces WHERE id = ?", (namespace,))
             db.execute("DELETE FROM keys WHERE namespace = ?", (namespace,))
 
+    # restore
+    def load_staged(self) -> dict[str, bytes]:
+        with self._lock:
+            return {n: bytes(v) for n, v in self._db.execute("SELECT name, value FROM staged")}
+
+    def stage_restore(self, entries: dict[str, bytes], meta: dict[str, bytes | None]) -> None:
+        """Empty the key store and keep a restored backup's entries until the unlock that can
+        decrypt them, with `meta` changes (None deletes), in one transaction."""
+        with self.transaction() as db:
+            _clear_contents(db)
+            db.executemany("INSERT INTO staged VALUES (?, ?)", list(entries.items()))
+            _change_meta(db, meta)
+
     def replace_contents(
         self,
         keys: list[KeyRecord],
         users: list[UserRecord],
         namespaces: set[str],
-        meta: dict[str, bytes] | None,
+        meta: dict[str, bytes | None],
     ) -> None:
-        """Swap in a restored key store (and configuration, when `meta` is given) atomically."""
+        """Swap in a key store, with `meta` changes (None deletes), in one transaction; a
+        staged restore is consumed by it."""
         with self.transaction() as db:
-            db.execute("DELETE FROM keys")
-            db.execute("DELETE FROM users")
-            db.execute("DELETE FROM namespaces")
+            _clear_contents(db)
             db.executemany(INSERT_KEY, [k.to_row() for k in keys])
             db.executemany("INSERT INTO users VALUES (?,?,?,?,?,?)", [u.to_row() for u in users])
             db.executemany("INSERT INTO namespaces VALUES (?)", [(n,) for n in namespaces])
-            if meta is not None:
-                db.execute("DELETE FROM meta")
-                db.executemany("INSERT INTO meta VALUES (?, ?)", list(meta.items()))
+            _change_meta(db, meta)
+
+
+def _clear_contents(db: sqlite3.Connection) -> None:
+    for table in ("keys", "users", "namespaces", "staged"):
+        db.execute(f"DELETE FROM {table}")
+
+
+def _change_meta(db: sqlite3.Connection, meta: dict[str, bytes | None]) -> None:
+    for name, value in meta.items():
+        if value is None:
+            db.execute("DELETE FROM meta WHERE name = ?", (name,))
+        else:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))

@@ -28,6 +28,11 @@ def certificate_pem(state_dir: str) -> bytes:
         return f.read()
 
 
+def private_key_pem(state_dir: str) -> bytes:
+    with open(os.path.join(state_dir, KEY_FILE), "rb") as f:
+        return f.read()
+
+
 def public_key_pem(state_dir: str) -> bytes:
     cert = x509.load_pem_x509_certificate(certificate_pem(state_dir))
     return cert.public_key().public_bytes(

@@ -340,7 +340,7 @@ def test_backup_and_restore(sdk: Clients, tmp_path_factory: pytest.TempPathFacto
     data = sdk.connect("backup", "backup-user").backup()
     # The framing is NetHSM's: the SDK's own backup reader decrypts it.
     contents = EncryptedBackup.parse(data).decrypt(BACKUP_PW)
-    assert "/keys//rsa2048" in contents.data and "/users/operator" in contents.data
+    assert "/key/rsa2048" in contents.data and "/authentication/operator" in contents.data
     before = sorted(sdk.admin.list_keys())
 
     with running_hsm(tmp_path_factory.mktemp("restored"), init=False) as fresh:

@@ -1,0 +1,75 @@
+"""A NetHSM backup in clear, opened the way keyfender's own offline tool opens one
+(`src/keyfender/bin/decrypt_backup.py`), written here independently of `p11fast.hsm`: the
+outer layer by Nitrokey's SDK (`nethsm.backup`), the stores by their documented scheme.
+
+    unlock key   = scrypt(unlock passphrase, unlock salt, N=16384, r=8, p=16)
+    domain key   = AES-GCM-open(unlock key, locked domain key, aad="passphrase")
+    store key    = SHA-256(domain key || "auth_store" | "key_store" | "namespace_store"
+                            | "config_store")
+    entry value  = AES-GCM-open(store key, value, aad=entry name)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from nethsm.backup import EncryptedBackup
+
+STORES = {
+    "/authentication/": "auth_store",
+    "/key/": "key_store",
+    "/namespace/": "namespace_store",
+    "/config/backup-": "config_store",
+}
+
+
+@dataclass
+class OpenBackup:
+    version: int
+    device_id: str
+    config_store_key: bytes
+    locked_domain_key: bytes
+    entries: dict[str, bytes]  # as in the file: store values still sealed
+    clear: dict[str, bytes]  # store, backup-passphrase and unlock-salt values in clear
+
+
+def open_backup(data: bytes, backup_passphrase: str, unlock_passphrase: str) -> OpenBackup:
+    backup = EncryptedBackup.parse(data).decrypt(backup_passphrase)
+    entries = backup.data
+    device_id = (backup.backup_device_id or b"").decode()
+    if backup.version == 0:
+        unlock_salt = entries["/config/unlock-salt"]
+    else:
+        name = f"/local/{device_id}/config/unlock-salt"
+        unlock_salt = _open(backup.backup_config_store_key, entries[name], name)
+    unlock_key = hashlib.scrypt(
+        unlock_passphrase.encode(), salt=unlock_salt, n=16384, r=8, p=16, maxmem=2**27, dklen=32
+    )
+    domain_key = _open(unlock_key, backup.domain_key, "passphrase")
+    clear = {"unlock-salt": unlock_salt}
+    for name, value in entries.items():
+        for prefix, store in STORES.items():
+            sealed = backup.version > 0 or not prefix.startswith("/config/")
+            if name.startswith(prefix):
+                store_key = hashlib.sha256(domain_key + store.encode()).digest()
+                clear[name] = _open(store_key, value, name) if sealed else value
+    return OpenBackup(
+        backup.version,
+        device_id,
+        backup.backup_config_store_key or b"",
+        backup.domain_key,
+        entries,
+        clear,
+    )
+
+
+def record(value: bytes) -> dict:
+    """A yojson record: its strings are raw bytes, so read as Latin-1."""
+    return json.loads(value.decode("latin-1"))
+
+
+def _open(key: bytes, blob: bytes, aad: str) -> bytes:
+    return AESGCM(key).decrypt(blob[:12], blob[12:], aad.encode())
