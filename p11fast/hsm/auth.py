@@ -1,8 +1,8 @@
 """HTTP Basic authentication with a per-process credential cache and NetHSM's login delay.
 
-scrypt makes a passphrase check cost ~50 ms. A PKCS#11 module sends Basic auth on every
-request, so a verified Authorization header is remembered as an HMAC under a random
-per-process key (never the header itself); any user change invalidates the cache.
+A PKCS#11 module sends Basic auth on every request, so a verified Authorization header is
+remembered as an HMAC under a random per-process key (never the header itself); any user
+change invalidates the cache.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ class Authenticator:
         self._hmac_key = os.urandom(32)
         self._verified: dict[bytes, tuple[str, int]] = {}
         self._throttle = Throttle()
-        # A user that does not exist is checked against this random hash: the answer costs
-        # the same scrypt as a wrong passphrase, so timing does not tell which it was.
+        # A user that does not exist is checked against this random digest: the answer costs
+        # the same check as a wrong passphrase, so timing does not tell which it was.
         self._decoy_hash = os.urandom(vault.SALT_SIZE + vault.KEY_SIZE)
 
     async def authenticate(self, request: web.Request) -> Caller:

@@ -9,7 +9,6 @@ key changes.
 
 from __future__ import annotations
 
-
 import os
 import secrets
 from collections.abc import Callable

@@ -3,8 +3,8 @@
 keyfender (`src/keyfender/rate_limit.ml`, used by `access.ml` for logins and by
 `handler_unlock.ml` for unlocking) remembers failures per (client address, user name): an
 attempt within a second of a failure of the same pair is answered 429 without checking the
-passphrase. A check takes tens of milliseconds (scrypt), so concurrent attempts of one pair
-would all pass that test before the first of them failed; here they queue behind the check in
+passphrase. Concurrent attempts of one pair would all pass that test before the first of them
+failed (an unlock's check alone is a 0.6 s scrypt); here they queue behind the check in
 progress and see its outcome, so one pair gets at most one check per second however many
 requests it sends at once.
 """

@@ -1,8 +1,8 @@
 """NetHSM's delay after a failed passphrase check (keyfender `rate_limit.ml`): per client
 address and user, across concurrent requests; and a user that does not exist costs the same
-key derivation as a wrong passphrase. The HSM runs with `hashlib.scrypt` instrumented (a
-sitecustomize on its PYTHONPATH logs every call), so the tests count passphrase checks
-themselves instead of timing them."""
+passphrase check as a wrong passphrase. The HSM runs with `vault.check_passphrase` instrumented
+(a sitecustomize on its PYTHONPATH logs every call and the size of the digest it checked
+against), so the tests count passphrase checks themselves instead of timing them."""
 
 from __future__ import annotations
 
@@ -20,19 +20,21 @@ from p11fast.hsm.testing import UNLOCK_PASSPHRASE, HsmProcess, running_hsm
 PASSPHRASE = "guesser-passphrase"
 WRONG = "not-the-passphrase"
 USERS = ("burst", "loop", "existing", "elsewhere")
-SCRYPT_LOGGER = """
-import hashlib, os
+CHECK_LOGGER = """
+import os
 
-_scrypt = hashlib.scrypt
+from p11fast.hsm import vault
+
+_check = vault.check_passphrase
 
 
-def scrypt(password, *, salt, n, r, p, maxmem=0, dklen=64):
+def check_passphrase(passphrase, stored):
     with open(os.environ["KDF_LOG"], "a") as log:
-        log.write(f"n={n} r={r} p={p} salt={len(salt)} dklen={dklen}\\n")
-    return _scrypt(password, salt=salt, n=n, r=r, p=p, maxmem=maxmem, dklen=dklen)
+        log.write(f"stored={len(stored)}\\n")
+    return _check(passphrase, stored)
 
 
-hashlib.scrypt = scrypt
+vault.check_passphrase = check_passphrase
 """
 
 
@@ -42,7 +44,7 @@ class KdfLog:
         self.seen = 0
 
     def new_calls(self) -> list[str]:
-        """The scrypt calls logged since the last call of this method."""
+        """The passphrase checks logged since the last call of this method."""
         lines = self.path.read_text().splitlines() if self.path.exists() else []
         new, self.seen = lines[self.seen :], len(lines)
         return new
@@ -52,7 +54,7 @@ class KdfLog:
 def instrumented_hsm(tmp_path_factory) -> Iterator[tuple[HsmProcess, KdfLog]]:
     root = tmp_path_factory.mktemp("throttle")
     (root / "site").mkdir()
-    (root / "site" / "sitecustomize.py").write_text(SCRYPT_LOGGER)
+    (root / "site" / "sitecustomize.py").write_text(CHECK_LOGGER)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PYTHONPATH", str(root / "site"))
         patch.setenv("KDF_LOG", str(root / "kdf.log"))
@@ -121,7 +123,7 @@ def test_threads_guessing_in_a_loop_get_one_check_per_second(instrumented) -> No
     assert login(hsm, "loop", PASSPHRASE) == 200
 
 
-def test_a_missing_user_costs_the_same_key_derivation_as_a_wrong_passphrase(instrumented) -> None:
+def test_a_missing_user_costs_the_same_passphrase_check_as_a_wrong_passphrase(instrumented) -> None:
     hsm, kdf = instrumented
     assert login(hsm, "existing", WRONG) == 401
     wrong_passphrase = kdf.new_calls()
