@@ -37,6 +37,9 @@ FACILITIES = (
 )  # fmt: skip
 URL_SCHEMES = ("https", "http")
 _ENV_PREFIX = "env:"
+# The deepest a valid file nests is 7 (slots, a slot, instances, an instance, its fingerprints);
+# the bound keeps a hostile file from exhausting the C stack while composing.
+MAX_NESTING = 32
 
 
 class UserConfig(Record):
@@ -230,7 +233,7 @@ def _compose(path: str, text: bytes):
     except ImportError:  # the compiled extension is not built: PyYAML gives the same nodes
         return _compose_pyyaml(path, text)
     try:
-        return compose(text)
+        return compose(text, MAX_NESTING)
     except YamlError as exc:
         line = f":{exc.line}" if exc.line else ""
         raise ConfigError(f"{path}{line}: invalid YAML: {exc.problem}") from None
@@ -239,15 +242,38 @@ def _compose(path: str, text: bytes):
 def _compose_pyyaml(path: str, text: bytes):
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return loader.get_single_node()
+        # PyYAML composes recursively, one C (CSafeLoader) or Python frame per level: the
+        # events are walked first, and composing starts only if they nest within the bound.
+        _check_nesting(path, loader_class(text))
+        loader = loader_class(text)
+        try:
+            return loader.get_single_node()
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
         raise ConfigError(f"{path}:{line}: invalid YAML: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+
+
+def _check_nesting(path: str, loader) -> None:
+    from yaml.events import CollectionEndEvent, CollectionStartEvent
+
+    depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise ConfigError(f"{path}:{event.start_mark.line + 1}: invalid YAML: "
+                                      f"nested deeper than {MAX_NESTING} levels")
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
     finally:
         loader.dispose()
 
