@@ -132,13 +132,26 @@ cdef void set_auth(char *dst, bytes header) except *:
 
 
 cdef CK_RV initialize(const char *config_path, bint threads) except *:
-    global _state, g_sessions, g_objects, g_nobjects, g_nslots, g_threads_allowed
-    global g_free_objects, g_nfree_objects
     from p11fast import config as config_module
     from p11fast import log as log_module
 
     cfg = config_module.load(config_path.decode() if config_path != NULL else None)
     log = log_module.setup(cfg)
+    try:
+        return start(cfg, log, config_path, threads)
+    except BaseException:
+        # Every failed C_Initialize would otherwise leave its log file or socket open.
+        if _state is not None and _state.log is log:
+            finalize_state()  # the pools too
+        else:
+            log.close()
+        raise
+
+
+cdef CK_RV start(cfg, log, const char *config_path, bint threads) except *:
+    """What C_Initialize sets up once the configuration is read and the log is open."""
+    global _state, g_sessions, g_objects, g_nobjects, g_nslots, g_threads_allowed
+    global g_free_objects, g_nfree_objects
     if len(cfg.slots) > MAX_SLOTS:
         raise ValueError(f"at most {MAX_SLOTS} slots are supported")
     if g_sessions == NULL:
@@ -278,6 +291,7 @@ cdef void finalize_state() noexcept:
         state.log.info("finalised")
     except BaseException as exc:
         rv_for(exc, b"C_Finalize")
+    state.log.close()
 
 
 cdef void reset_after_fork() noexcept nogil:
