@@ -23,7 +23,7 @@ cdef CK_RV C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
         h = hash_of_mechanism(pMechanism.mechanism)
         if h == H_NONE:
             rv = CKR_MECHANISM_INVALID
-        elif pMechanism.pParameter != NULL or pMechanism.ulParameterLen != 0:
+        elif has_parameter(pMechanism):
             rv = CKR_MECHANISM_PARAM_INVALID
         elif hash_init(&s.digest.hctx, h) != 0:
             rv = CKR_HOST_MEMORY

@@ -180,7 +180,7 @@ cdef CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMecha
                 from p11fast import admin
 
                 spec = admin.key_pair_spec(
-                    pMechanism.mechanism, pMechanism.pParameter != NULL,
+                    pMechanism.mechanism, has_parameter(pMechanism),
                     admin.read(read_template(pPublicKeyTemplate, ulPublicKeyAttributeCount)),
                     admin.read(read_template(pPrivateKeyTemplate, ulPrivateKeyAttributeCount)))
                 handles = create_key(s, spec, None)
@@ -208,7 +208,7 @@ cdef CK_RV C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism
             try:
                 from p11fast import admin
 
-                spec = admin.secret_key_spec(pMechanism.mechanism, pMechanism.pParameter != NULL,
+                spec = admin.secret_key_spec(pMechanism.mechanism, has_parameter(pMechanism),
                                              admin.read(read_template(pTemplate, ulCount)))
                 phKey[0] = create_key(s, spec, None)[CKO_SECRET_KEY]
             except BaseException as exc:
