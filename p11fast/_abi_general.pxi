@@ -123,6 +123,17 @@ cdef bytes basic_auth(str username, str password):
     return b"Authorization: Basic " + token
 
 
+# What a NetHSM takes as a passphrase (p11fast.pins), advertised in CK_TOKEN_INFO. The longest
+# username the configuration accepts with the longest PIN must fit the credential buffers: a
+# passphrase the HSM took can then always be sent afterwards.
+from p11fast.pins import PIN_MAX_BYTES, PIN_MIN_BYTES, USERNAME_MAX_BYTES
+
+if len(basic_auth("u" * USERNAME_MAX_BYTES, "p" * PIN_MAX_BYTES)) >= AUTH_MAX:
+    raise ImportError(f"AUTH_MAX ({AUTH_MAX}) cannot hold the longest credentials")
+cdef CK_ULONG g_pin_min = PIN_MIN_BYTES
+cdef CK_ULONG g_pin_max = PIN_MAX_BYTES
+
+
 cdef void set_auth(char *dst, bytes header) except *:
     cdef size_t n = len(header)
     if n >= AUTH_MAX:
@@ -476,8 +487,8 @@ cdef void fill_token_numbers(CK_SLOT_ID slotID, CK_TOKEN_INFO *pInfo) noexcept n
     pthread_mutex_unlock(&g_lock)
     pInfo.ulMaxSessionCount = MAX_SESSIONS
     pInfo.ulMaxRwSessionCount = MAX_SESSIONS
-    pInfo.ulMaxPinLen = 256
-    pInfo.ulMinPinLen = 1
+    pInfo.ulMaxPinLen = g_pin_max
+    pInfo.ulMinPinLen = g_pin_min
     pInfo.ulTotalPublicMemory = CK_UNAVAILABLE_INFORMATION
     pInfo.ulFreePublicMemory = CK_UNAVAILABLE_INFORMATION
     pInfo.ulTotalPrivateMemory = CK_UNAVAILABLE_INFORMATION

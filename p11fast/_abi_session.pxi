@@ -221,7 +221,9 @@ cdef CK_RV login(int slot_index, CK_USER_TYPE user, bytes pin) except *:
     user_cfg = slot_cfg.administrator if user == CKU_SO else slot_cfg.operator
     # An empty PIN (protected authentication path) means: use the password of the config.
     if pin:
-        password = pin.decode("utf-8", "replace")
+        from p11fast.pins import login_passphrase
+
+        password = login_passphrase(pin)
     elif user_cfg.password is not None:
         password = user_cfg.password
     else:

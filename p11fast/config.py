@@ -14,6 +14,7 @@ import os
 import stat
 
 from p11fast.errors import ConfigError
+from p11fast.pins import PIN_MAX_BYTES, USERNAME_MAX_BYTES
 from p11fast.policy import MECHANISMS, PolicyConfig, Record
 
 ENV_CONFIG_FILE = "P11FAST_CONFIG_FILE"
@@ -468,6 +469,9 @@ class _Walker:
         if "username" not in fields:
             raise self.error(node, key, "username is required")
         username = self.string(fields["username"], f"{key}.username")
+        if len(username.encode()) > USERNAME_MAX_BYTES:
+            raise self.error(fields["username"], f"{key}.username",
+                             f"longer than {USERNAME_MAX_BYTES} bytes (no NetHSM user ID is)")
         password_node = fields.get("password")
         if password_node is None or password_node.tag == _NULL or password_node.value == "":
             return UserConfig(username=username)
@@ -477,12 +481,18 @@ class _Walker:
         text = self.string(node, f"{key}.password")  # unquoted 1234 is the text 1234
         if not text.startswith(_ENV_PREFIX):
             self.parsed.plaintext_password = True
-            return text
+            return self.passphrase(node, key, text)
         variable = text[len(_ENV_PREFIX) :]
         self.parsed.env_names.append(variable)
         if variable not in os.environ:
             raise self.error(node, f"{key}.password", f"environment variable {variable} is not set")
-        return os.environ[variable] or None
+        return self.passphrase(node, key, os.environ[variable]) or None
+
+    def passphrase(self, node, key: str, text: str) -> str:
+        if len(text.encode()) > PIN_MAX_BYTES:
+            raise self.error(node, f"{key}.password",
+                             f"longer than {PIN_MAX_BYTES} bytes (no NetHSM passphrase is)")
+        return text
 
     def instance(self, node, key: str) -> InstanceConfig:
         fields = self.mapping(node, key, _INSTANCE_KEYS)

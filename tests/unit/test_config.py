@@ -278,6 +278,31 @@ def test_nesting_up_to_the_bound_is_composed(tmp_path):
     assert "slots[0]: expected a mapping" in message
 
 
+def test_a_password_no_nethsm_passphrase_can_be_is_refused(tmp_path, monkeypatch):
+    literal = MINIMAL.replace("      username: operator", f"      username: operator\n"
+                                                            f"      password: {'p' * 201}")
+    assert error_of(tmp_path, literal).endswith(
+        ":5: slots[0].operator.password: longer than 200 bytes (no NetHSM passphrase is)")
+    monkeypatch.setenv("LONG_PASSWORD", "é" * 101)  # 202 bytes
+    from_env = MINIMAL.replace("      username: operator",
+                               "      username: operator\n      password: env:LONG_PASSWORD")
+    assert error_of(tmp_path, from_env).endswith(
+        ":5: slots[0].operator.password: longer than 200 bytes (no NetHSM passphrase is)")
+
+
+def test_the_longest_password_and_username_a_nethsm_has_are_accepted(tmp_path):
+    text = MINIMAL.replace("      username: operator",
+                           f"      username: {'u' * 128}\n      password: {'p' * 200}")
+    operator = load_text(tmp_path, text).slots[0].operator
+    assert (len(operator.username), len(operator.password)) == (128, 200)
+
+
+def test_a_username_no_nethsm_user_id_can_be_is_refused(tmp_path):
+    text = MINIMAL.replace("username: operator", f"username: {'u' * 129}")
+    assert error_of(tmp_path, text).endswith(
+        ":4: slots[0].operator.username: longer than 128 bytes (no NetHSM user ID is)")
+
+
 def test_duplicate_slot_labels_are_rejected(tmp_path):
     text = MINIMAL + MINIMAL.replace("slots:\n", "")
     assert "label 'LocalHSM' is used by two slots" in error_of(tmp_path, text)
