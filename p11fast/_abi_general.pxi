@@ -116,13 +116,6 @@ cdef CK_RV C_Initialize(CK_VOID_PTR pInitArgs) noexcept nogil:
     return rv
 
 
-cdef bytes basic_auth(str username, str password):
-    import binascii
-
-    token = binascii.b2a_base64(f"{username}:{password}".encode(), newline=False)
-    return b"Authorization: Basic " + token
-
-
 # What a NetHSM takes as a passphrase (p11fast.pins), advertised in CK_TOKEN_INFO. The longest
 # username the configuration accepts with the longest PIN must fit the credential buffers: a
 # passphrase the HSM took can then always be sent afterwards.
