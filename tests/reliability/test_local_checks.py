@@ -4,18 +4,17 @@ the HSM as it was."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
 from p11fast import ckr
 from p11fast.hsm.testing import ADMIN_PASSPHRASE
 from p11fast.pins import PIN_MAX_BYTES, PIN_MIN_BYTES, USERNAME_MAX_BYTES
-from tests.hosts import host_env
 from tests.hsm_api import HsmApi
+from tests.module.test_manage import pykcs11
 from tests.reliability.conftest import cluster, write_config
+
+# pykcs11's bodies open their own session in the token's slot `slot`
+RW_SESSION = "session = lib.openSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION)\n"
 
 PASSPHRASE = "the-current-passphrase"
 
@@ -46,32 +45,6 @@ def config_for(hsm, directory, username: str) -> str:
     return path
 
 
-def pykcs11(module_path: str, config: str, body: str) -> dict:
-    """Runs `body` with a R/W session `session`; `ckr(fn)` is the CKR a call raises (0 if
-    none), `out` is printed as JSON."""
-    script = f"""
-import json, sys
-from PyKCS11 import *
-lib = PyKCS11Lib()
-lib.load(sys.argv[1])
-slot = lib.getSlotList(tokenPresent=True)[0]
-session = lib.openSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION)
-out = {{}}
-def ckr(fn):
-    try:
-        fn()
-        return 0
-    except PyKCS11Error as e:
-        return e.value
-{body}
-print(json.dumps(out))
-"""
-    done = subprocess.run([sys.executable, "-c", script, module_path], env=host_env(config),
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def passphrase_works(hsm, username: str, passphrase: str) -> bool:
     return HsmApi(hsm.instances[0].url, username, passphrase).request("GET", "/keys")[0] == 200
 
@@ -94,7 +67,7 @@ NEW_PINS = {"500 bytes": b"x" * 500, "201 bytes": b"x" * (PIN_MAX_BYTES + 1), "9
 def test_set_pin_refuses_a_new_pin_before_the_hsm_changes(
     module_path, hsm, operator, tmp_path, new_pin
 ):
-    out = pykcs11(module_path, config_for(hsm, tmp_path, operator), f"""
+    out = pykcs11(module_path, config_for(hsm, tmp_path, operator), RW_SESSION + f"""
 session.login({PASSPHRASE!r})
 out["set"] = ckr(lambda: session.setPin({PASSPHRASE!r}, {new_pin!r}))
 """)
@@ -104,7 +77,7 @@ out["set"] = ckr(lambda: session.setPin({PASSPHRASE!r}, {new_pin!r}))
 
 
 def test_init_pin_refuses_a_new_pin_before_the_hsm_changes(module_path, hsm, operator, tmp_path):
-    out = pykcs11(module_path, config_for(hsm, tmp_path, operator), f"""
+    out = pykcs11(module_path, config_for(hsm, tmp_path, operator), RW_SESSION + f"""
 session.login({ADMIN_PASSPHRASE!r}, CKU_SO)
 out["init"] = ckr(lambda: session.initPin("x" * 500))
 """)
@@ -117,7 +90,7 @@ def test_login_with_a_pin_no_passphrase_can_be_is_refused_without_asking_the_hsm
 ):
     # A refused login makes the HSM answer 429 to that user for a second: the right PIN right
     # after works only if the wrong ones never reached it.
-    out = pykcs11(module_path, config_for(hsm, tmp_path, operator), f"""
+    out = pykcs11(module_path, config_for(hsm, tmp_path, operator), RW_SESSION + f"""
 out["long"] = ckr(lambda: session.login("x" * 500))
 out["short"] = ckr(lambda: session.login("x" * 9))
 out["right"] = ckr(lambda: session.login({PASSPHRASE!r}))
@@ -134,14 +107,14 @@ def test_the_longest_username_with_the_longest_pin_works_end_to_end(
                       {"realName": "longest", "role": "Operator", "passphrase": PASSPHRASE})
     config = config_for(hsm, tmp_path, name)
     try:
-        changed = pykcs11(module_path, config, f"""
+        changed = pykcs11(module_path, config, RW_SESSION + f"""
 session.login({PASSPHRASE!r})
 out["set"] = ckr(lambda: session.setPin({PASSPHRASE!r}, {longest!r}))
 out["keys"] = len(session.findObjects([(CKA_CLASS, CKO_PRIVATE_KEY)]))
 """)
         assert changed["set"] == 0 and changed["keys"] > 0
         assert passphrase_works(hsm, name, longest)
-        again = pykcs11(module_path, config, f"""
+        again = pykcs11(module_path, config, RW_SESSION + f"""
 out["login"] = ckr(lambda: session.login({longest!r}))
 out["keys"] = len(session.findObjects([(CKA_CLASS, CKO_PRIVATE_KEY)]))
 """)
@@ -154,7 +127,7 @@ def test_a_rename_refused_by_the_module_leaves_the_label_on_the_hsm(module_path,
     hsm.api(0).generate("EC_P256", ["ECDSA_Signature"], "renamed", label="before")
     config = write_config(tmp_path / "c.conf", [hsm.instances[0].url], hsm.fingerprint)
     try:
-        out = pykcs11(module_path, config, f"""
+        out = pykcs11(module_path, config, RW_SESSION + f"""
 session.login({ADMIN_PASSPHRASE!r}, CKU_SO)
 [key] = session.findObjects([(CKA_CLASS, CKO_PRIVATE_KEY), (CKA_LABEL, "before")])
 # 63 bytes that are no valid key ID: too long for the CKA_ID encoding
