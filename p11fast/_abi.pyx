@@ -36,7 +36,7 @@ from p11fast._transport cimport (
 
 import sys
 
-from p11fast._transport import pool_spec
+from p11fast._transport import basic_auth, pool_spec
 
 include "_abi_state.pxi"
 include "_abi_general.pxi"

@@ -62,7 +62,7 @@ cdef CK_RV crypt_setup(op_t *op, CK_MECHANISM *m, object_t *key, bint encrypt) n
             rv = oaep_setup(op, m)
             if rv != CKR_OK:
                 return rv
-        elif m.ulParameterLen != 0:
+        elif has_parameter(m):
             return CKR_MECHANISM_PARAM_INVALID
         else:
             op.mode = DMODE_RAW if t == CKM_RSA_X_509 else DMODE_PKCS1
@@ -73,7 +73,7 @@ cdef CK_RV crypt_setup(op_t *op, CK_MECHANISM *m, object_t *key, bint encrypt) n
         if key.key_type != CKK_AES:
             return CKR_KEY_TYPE_INCONSISTENT
         if t == CKM_AES_ECB:
-            if m.ulParameterLen != 0:
+            if has_parameter(m):
                 return CKR_MECHANISM_PARAM_INVALID
         elif m.pParameter == NULL or m.ulParameterLen != AES_BLOCK:
             return CKR_MECHANISM_PARAM_INVALID
@@ -421,7 +421,7 @@ cdef CK_RV cmac_setup(op_t *op, CK_MECHANISM *m, object_t *key) noexcept nogil:
     if key.key_type != CKK_AES:
         return CKR_KEY_TYPE_INCONSISTENT
     if m.mechanism == CKM_AES_CMAC:
-        if m.ulParameterLen != 0:
+        if has_parameter(m):
             return CKR_MECHANISM_PARAM_INVALID
         op.out_len = AES_BLOCK
     elif (length == NULL or m.ulParameterLen != sizeof(CK_MAC_GENERAL_PARAMS)

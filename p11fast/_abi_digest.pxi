@@ -23,7 +23,7 @@ cdef CK_RV C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
         h = hash_of_mechanism(pMechanism.mechanism)
         if h == H_NONE:
             rv = CKR_MECHANISM_INVALID
-        elif pMechanism.pParameter != NULL or pMechanism.ulParameterLen != 0:
+        elif has_parameter(pMechanism):
             rv = CKR_MECHANISM_PARAM_INVALID
         elif hash_init(&s.digest.hctx, h) != 0:
             rv = CKR_HOST_MEMORY
@@ -138,19 +138,19 @@ cdef CK_RV C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest,
 
 cdef CK_RV random_bytes(int slot_index, unsigned char *out, CK_ULONG n) except *:
     """POST /random allows 1024 bytes a request: ask in chunks."""
-    import json
     import binascii
     from p11fast.errors import TOKEN, DeviceError, from_http
+    from p11fast.objects import parse_json
 
     request = make_request(slot_index, _state.pools[slot_index])
     cdef CK_ULONG done = 0
     cdef bytes chunk
     while done < n:
         want = min(1024, <Py_ssize_t>(n - done))
-        status, body = request("POST", "/random", json.dumps({"length": want}).encode())
+        status, body = request("POST", "/random", b'{"length":%d}' % want)
         if status != 200:
             raise from_http(status, TOKEN, body.decode("utf-8", "replace"), "")
-        chunk = binascii.a2b_base64(json.loads(body)["random"])
+        chunk = binascii.a2b_base64(parse_json(body)["random"])
         if len(chunk) != want:
             raise DeviceError(f"the HSM returned {len(chunk)} random bytes instead of {want}")
         memcpy(out + done, <const char *>chunk, want)

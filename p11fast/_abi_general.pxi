@@ -124,11 +124,15 @@ cdef CK_RV C_Initialize(CK_VOID_PTR pInitArgs) noexcept nogil:
     return rv
 
 
-cdef bytes basic_auth(str username, str password):
-    import binascii
+# What a NetHSM takes as a passphrase (p11fast.pins), advertised in CK_TOKEN_INFO. The longest
+# username the configuration accepts with the longest PIN must fit the credential buffers: a
+# passphrase the HSM took can then always be sent afterwards.
+from p11fast.pins import PIN_MAX_BYTES, PIN_MIN_BYTES, USERNAME_MAX_BYTES
 
-    token = binascii.b2a_base64(f"{username}:{password}".encode(), newline=False)
-    return b"Authorization: Basic " + token
+if len(basic_auth("u" * USERNAME_MAX_BYTES, "p" * PIN_MAX_BYTES)) >= AUTH_MAX:
+    raise ImportError(f"AUTH_MAX ({AUTH_MAX}) cannot hold the longest credentials")
+cdef CK_ULONG g_pin_min = PIN_MIN_BYTES
+cdef CK_ULONG g_pin_max = PIN_MAX_BYTES
 
 
 cdef void set_auth(char *dst, bytes header) except *:
@@ -140,13 +144,26 @@ cdef void set_auth(char *dst, bytes header) except *:
 
 
 cdef CK_RV initialize(const char *config_path, bint threads) except *:
-    global _state, g_sessions, g_objects, g_nobjects, g_nslots, g_threads_allowed
-    global g_free_objects, g_nfree_objects
     from p11fast import config as config_module
     from p11fast import log as log_module
 
     cfg = config_module.load(config_path.decode() if config_path != NULL else None)
     log = log_module.setup(cfg)
+    try:
+        return start(cfg, log, config_path, threads)
+    except BaseException:
+        # Every failed C_Initialize would otherwise leave its log file or socket open.
+        if _state is not None and _state.log is log:
+            finalize_state()  # the pools too
+        else:
+            log.close()
+        raise
+
+
+cdef CK_RV start(cfg, log, const char *config_path, bint threads) except *:
+    """What C_Initialize sets up once the configuration is read and the log is open."""
+    global _state, g_sessions, g_objects, g_nobjects, g_nslots, g_threads_allowed
+    global g_free_objects, g_nfree_objects
     if len(cfg.slots) > MAX_SLOTS:
         raise ValueError(f"at most {MAX_SLOTS} slots are supported")
     if g_sessions == NULL:
@@ -286,6 +303,7 @@ cdef void finalize_state() noexcept:
         state.log.info("finalised")
     except BaseException as exc:
         rv_for(exc, b"C_Finalize")
+    state.log.close()
 
 
 cdef void reset_after_fork() noexcept nogil:
@@ -503,8 +521,8 @@ cdef void fill_token_numbers(CK_SLOT_ID slotID, CK_TOKEN_INFO *pInfo) noexcept n
     pthread_mutex_unlock(&g_lock)
     pInfo.ulMaxSessionCount = MAX_SESSIONS
     pInfo.ulMaxRwSessionCount = MAX_SESSIONS
-    pInfo.ulMaxPinLen = 256
-    pInfo.ulMinPinLen = 1
+    pInfo.ulMaxPinLen = g_pin_max
+    pInfo.ulMinPinLen = g_pin_min
     pInfo.ulTotalPublicMemory = CK_UNAVAILABLE_INFORMATION
     pInfo.ulFreePublicMemory = CK_UNAVAILABLE_INFORMATION
     pInfo.ulTotalPrivateMemory = CK_UNAVAILABLE_INFORMATION

@@ -181,7 +181,7 @@ cdef CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMecha
                 from p11fast import admin
 
                 spec = admin.key_pair_spec(
-                    pMechanism.mechanism, pMechanism.pParameter != NULL,
+                    pMechanism.mechanism, has_parameter(pMechanism),
                     admin.read(read_template(pPublicKeyTemplate, ulPublicKeyAttributeCount)),
                     admin.read(read_template(pPrivateKeyTemplate, ulPrivateKeyAttributeCount)))
                 handles = create_key(s, spec, None)
@@ -209,7 +209,7 @@ cdef CK_RV C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism
             try:
                 from p11fast import admin
 
-                spec = admin.secret_key_spec(pMechanism.mechanism, pMechanism.pParameter != NULL,
+                spec = admin.secret_key_spec(pMechanism.mechanism, has_parameter(pMechanism),
                                              admin.read(read_template(pTemplate, ulCount)))
                 phKey[0] = create_key(s, spec, None)[CKO_SECRET_KEY]
             except BaseException as exc:
@@ -389,9 +389,10 @@ cdef void set_token_key_attributes(int slot_index, str key_id, dict changes) exc
     from p11fast.attrs import CKA_ID, CKA_LABEL
 
     admin = admin_of(slot_index)
+    # Before the label changes on the HSM: a CKA_ID that makes no key ID fails the call here.
+    new_id = key_id_for(changes[CKA_ID]) if CKA_ID in changes else key_id
     if CKA_LABEL in changes:
         admin.set_label(key_id, changes[CKA_LABEL].decode())
-    new_id = key_id_for(changes[CKA_ID]) if CKA_ID in changes else key_id
     if new_id != key_id:
         admin.move(key_id, new_id)
         _state.log.info(f"renamed key {key_id} to {new_id}")
@@ -456,7 +457,9 @@ cdef void release_session_objects(session, int slot) noexcept:
 
 cdef void replace_auth(slot_t *slot, bint so, bytes old, bytes new) except *:
     """After a passphrase change: every stored header that held the old credentials gets the
-    new ones (the config's too, so a logout does not bring back a passphrase that is gone)."""
+    new ones (the config's too, so a logout does not bring back a passphrase that is gone).
+    Cannot fail once the HSM took the passphrase: p11fast.pins bounds it, the configuration
+    bounds the username, and the ABI's import checks that both fit AUTH_MAX."""
     cdef char *now = &slot.op_auth[0]
     cdef char *config = &slot.op_auth_config[0]
     cdef bytes now_value, config_value
@@ -478,8 +481,10 @@ cdef void replace_auth(slot_t *slot, bint so, bytes old, bytes new) except *:
 cdef void set_pin(caller_t *s, bytes old_pin, bytes new_pin) except *:
     from p11fast.errors import PinIncorrect, UserNotLoggedIn
     from p11fast.log import register_secret
+    from p11fast.pins import new_passphrase
 
     cdef slot_t *slot = &g_slots[s.slot]
+    new = new_passphrase(new_pin)
     require_rw(s)
     pthread_mutex_lock(&slot.lock)
     so = slot.login_user == CKU_SO
@@ -491,7 +496,6 @@ cdef void set_pin(caller_t *s, bytes old_pin, bytes new_pin) except *:
         raise UserNotLoggedIn("C_SetPIN: log in first, or set the password in the configuration")
     if basic_auth(user_cfg.username, old_pin.decode("utf-8", "replace")) != header:
         raise PinIncorrect("C_SetPIN: the old PIN is not the current passphrase")
-    new = new_pin.decode("utf-8", "replace")
     register_secret(new, user_cfg.username)
     pool = _state.pools[s.slot]
 
@@ -505,8 +509,10 @@ cdef void set_pin(caller_t *s, bytes old_pin, bytes new_pin) except *:
 cdef void init_pin(caller_t *s, bytes pin) except *:
     from p11fast.errors import UserNotLoggedIn, UserTypeInvalid
     from p11fast.log import register_secret
+    from p11fast.pins import new_passphrase
 
     cdef slot_t *slot = &g_slots[s.slot]
+    new = new_passphrase(pin)
     pthread_mutex_lock(&slot.lock)
     so = slot.login_user == CKU_SO
     pthread_mutex_unlock(&slot.lock)
@@ -515,7 +521,6 @@ cdef void init_pin(caller_t *s, bytes pin) except *:
     operator = _state.config.slots[s.slot].operator
     if operator is None:
         raise UserTypeInvalid("C_InitPIN: the slot has no operator in the configuration")
-    new = pin.decode("utf-8", "replace")
     register_secret(new, operator.username)
     admin_of(s.slot).set_passphrase(operator.username, new)
     replace_auth(slot, False, None, basic_auth(operator.username, new))
@@ -530,12 +535,11 @@ cdef CK_RV C_SetPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pOldPin, CK_ULON
         return rv
     if (pOldPin == NULL and ulOldLen != 0) or (pNewPin == NULL and ulNewLen != 0):
         rv = CKR_ARGUMENTS_BAD
-    elif ulNewLen == 0:
-        rv = CKR_PIN_LEN_RANGE
     else:
         with gil:
             try:
-                set_pin(s, pOldPin[:ulOldLen] if ulOldLen else b"", pNewPin[:ulNewLen])
+                set_pin(s, pOldPin[:ulOldLen] if ulOldLen else b"",
+                        pNewPin[:ulNewLen] if ulNewLen else b"")
             except BaseException as exc:
                 rv = rv_for(exc, b"C_SetPIN")
     return rv
@@ -549,12 +553,10 @@ cdef CK_RV C_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin, CK_ULONG 
         return rv
     if pPin == NULL and ulPinLen != 0:
         rv = CKR_ARGUMENTS_BAD
-    elif ulPinLen == 0:
-        rv = CKR_PIN_LEN_RANGE
     else:
         with gil:
             try:
-                init_pin(s, pPin[:ulPinLen])
+                init_pin(s, pPin[:ulPinLen] if ulPinLen else b"")
             except BaseException as exc:
                 rv = rv_for(exc, b"C_InitPIN")
     return rv

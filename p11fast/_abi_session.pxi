@@ -221,7 +221,9 @@ cdef CK_RV login(int slot_index, CK_USER_TYPE user, bytes pin) except *:
     user_cfg = slot_cfg.administrator if user == CKU_SO else slot_cfg.operator
     # An empty PIN (protected authentication path) means: use the password of the config.
     if pin:
-        password = pin.decode("utf-8", "replace")
+        from p11fast.pins import login_passphrase
+
+        password = login_passphrase(pin)
     elif user_cfg.password is not None:
         password = user_cfg.password
     else:
@@ -231,9 +233,7 @@ cdef CK_RV login(int slot_index, CK_USER_TYPE user, bytes pin) except *:
     from p11fast.log import register_secret
 
     register_secret(password, user_cfg.username)
-    header = basic_auth(user_cfg.username, password)
-    if len(header) >= AUTH_MAX:
-        raise ValueError("credentials too long")
+    header = basic_auth(user_cfg.username, password)  # fits AUTH_MAX (the pins import check)
     login_check(slot_index, user, header)
     # The checks of C_Login again, now atomic with the change: under g_lock too, so no read-only
     # session opens between the check and the SO's login (C_OpenSession checks under it).

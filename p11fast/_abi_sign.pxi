@@ -97,6 +97,8 @@ cdef CK_RV sign_setup(op_t *op, CK_MECHANISM *m, object_t *key) noexcept nogil:
             or t == CKM_SHA256_RSA_PKCS or t == CKM_SHA384_RSA_PKCS or t == CKM_SHA512_RSA_PKCS:
         if key.key_type != CKK_RSA:
             return CKR_KEY_TYPE_INCONSISTENT
+        if has_parameter(m):
+            return CKR_MECHANISM_PARAM_INVALID
         op.mode = MODE_PKCS1
         op.hash = (H_NONE if t == CKM_RSA_PKCS else H_SHA1 if t == CKM_SHA1_RSA_PKCS
                    else H_SHA224 if t == CKM_SHA224_RSA_PKCS else H_SHA256 if t == CKM_SHA256_RSA_PKCS
@@ -119,6 +121,8 @@ cdef CK_RV sign_setup(op_t *op, CK_MECHANISM *m, object_t *key) noexcept nogil:
             or t == CKM_ECDSA_SHA384 or t == CKM_ECDSA_SHA512:
         if key.key_type != CKK_EC:
             return CKR_KEY_TYPE_INCONSISTENT
+        if has_parameter(m):
+            return CKR_MECHANISM_PARAM_INVALID
         op.mode = MODE_ECDSA
         op.hash = (H_NONE if t == CKM_ECDSA else H_SHA1 if t == CKM_ECDSA_SHA1
                    else H_SHA224 if t == CKM_ECDSA_SHA224 else H_SHA256 if t == CKM_ECDSA_SHA256
@@ -128,7 +132,7 @@ cdef CK_RV sign_setup(op_t *op, CK_MECHANISM *m, object_t *key) noexcept nogil:
     elif t == CKM_EDDSA:
         if key.key_type != CKK_EC_EDWARDS:
             return CKR_KEY_TYPE_INCONSISTENT
-        if m.pParameter != NULL or m.ulParameterLen != 0:
+        if has_parameter(m):
             # The HSM signs pure Ed25519 only; a CK_EDDSA_PARAMS, even with phFlag FALSE and no
             # context, selects Ed25519ctx/Ed25519ph (RFC 8032 dom2 prefix), which it cannot do.
             return CKR_MECHANISM_PARAM_INVALID

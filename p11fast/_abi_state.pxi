@@ -140,6 +140,13 @@ cdef bint mechanism_allowed(CK_MECHANISM_TYPE m) noexcept nogil:
     return False
 
 
+cdef inline bint has_parameter(const CK_MECHANISM *m) noexcept nogil:
+    """Whether a mechanism that takes no parameter got one: CKR_MECHANISM_PARAM_INVALID then.
+    A length means one even with a NULL pointer (the application believes it passed
+    something); a pointer with length 0 carries nothing, as from hosts that always pass one."""
+    return m.ulParameterLen != 0
+
+
 cdef CK_RV policy_check_mechanism(const char *where, CK_MECHANISM_TYPE m) noexcept nogil:
     """The one policy check of every C_*Init and key generation: CKR_MECHANISM_INVALID and a
     log line naming the policy for a mechanism the configuration does not allow."""

@@ -159,7 +159,7 @@ cdef Py_ssize_t b64_decode(const char *src, size_t n, unsigned char *dst, size_t
 
 # Containers nested inside a member value beyond this depth make the document malformed:
 # the validator's stack is fixed-size so that hostile input cannot exhaust anything.
-cdef enum:
+cpdef enum:
     JSON_MAX_DEPTH = 256
 
 
@@ -425,6 +425,35 @@ cdef bint _name_equals(const char *name, size_t name_len, bint escaped, const ch
             return False
         i += m
     return i == key_len
+
+
+def json_nesting_ok(bytes document):
+    """Whether no array or object in `document` nests deeper than JSON_MAX_DEPTH (brackets
+    inside strings do not count; nothing else is validated). Python's JSON scanner recurses
+    once per level on the calling thread's stack, which a host may have made small: the cold
+    path asks this before parsing what an HSM sent."""
+    cdef const char *p = document
+    cdef const char *end = p + len(document)
+    cdef int depth = 0
+    cdef bint in_string = False
+    cdef char ch
+    while p < end:
+        ch = p[0]
+        if in_string:
+            if ch == c'\\':
+                p += 1  # the escaped character, whatever it is
+            elif ch == c'"':
+                in_string = False
+        elif ch == c'"':
+            in_string = True
+        elif ch == c'[' or ch == c'{':
+            depth += 1
+            if depth > JSON_MAX_DEPTH:
+                return False
+        elif ch == c']' or ch == c'}':
+            depth -= 1
+        p += 1
+    return True
 
 
 cdef int json_get_string(const char *json, size_t n, const char *key,

@@ -151,6 +151,8 @@ cdef struct tp_conn:          # one libcurl easy handle; its cache holds at most
     size_t url_cap
     int fds[TP_MAX_FDS]       # sockets this handle's connections use (-1 = free slot)
     char errbuf[256]          # CURLOPT_ERRORBUFFER (CURL_ERROR_SIZE)
+    int pin_mismatch          # the last handshake's leaf certificate matched no pin ...
+    unsigned char leaf_sha256[32]  # ... and this is its SHA-256, for the failure's detail
     char rbuf[TP_RBUF]        # framed: receive buffer
 
 cdef struct tp_waiter:         # a caller waiting for a connection, on its own stack

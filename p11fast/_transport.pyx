@@ -391,8 +391,10 @@ cdef int _verify_pin(X509_STORE_CTX *store, void *arg) noexcept nogil:
     # Replaces OpenSSL's whole chain verification (SSL_CTX_set_cert_verify_callback): with pins,
     # the SHA-256 of the leaf certificate's DER is the only thing checked (Nitrokey semantics),
     # so a self-signed HSM certificate passes and a mismatch aborts the handshake before any
-    # request byte (and so any credential) is sent.
-    cdef tp_instance *inst = <tp_instance *>arg
+    # request byte (and so any credential) is sent. The rejected digest is kept for the
+    # failure's detail: it is what an operator adds to sha256_fingerprints.
+    cdef tp_conn *c = <tp_conn *>arg
+    cdef tp_instance *inst = c.inst
     cdef X509 *leaf = X509_STORE_CTX_get0_cert(store)
     cdef unsigned char md[EVP_MAX_MD_SIZE]
     cdef unsigned int n = 0
@@ -401,8 +403,22 @@ cdef int _verify_pin(X509_STORE_CTX *store, void *arg) noexcept nogil:
         for i in range(inst.npins):
             if memcmp(md, inst.pins + 32 * i, 32) == 0:
                 return 1
+        memcpy(c.leaf_sha256, md, 32)
+        c.pin_mismatch = 1
     X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED)
     return 0
+
+
+cdef void _pin_mismatch_detail(tp_conn *c, char *detail, size_t size) noexcept nogil:
+    """"certificate AA:BB:… matches no sha256_fingerprints entry" (the form of the config)."""
+    cdef const char *hexdigits = b"0123456789ABCDEF"
+    cdef char text[160]
+    cdef int i
+    for i in range(32):
+        text[3 * i] = hexdigits[c.leaf_sha256[i] >> 4]
+        text[3 * i + 1] = hexdigits[c.leaf_sha256[i] & 15]
+        text[3 * i + 2] = c':' if i < 31 else 0
+    snprintf(detail, size, b"certificate %s matches no sha256_fingerprints entry", text)
 
 
 cdef CURLcode _ssl_ctx(CURL *curl, void *ssl_ctx, void *userptr) noexcept nogil:
@@ -451,7 +467,7 @@ cdef int _configure(tp_conn *c, long timeout_ms, long connect_ms) noexcept nogil
         rc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, <long>0)
         rc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, <long>0)
         rc |= curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, _ssl_ctx)
-        rc |= curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, <void *>inst)
+        rc |= curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, <void *>c)
     elif inst.cacert != NULL:
         rc |= curl_easy_setopt(e, CURLOPT_CAINFO, <const char *>inst.cacert)
     return rc
@@ -1258,6 +1274,7 @@ cdef CURLcode _fr_connect(tp_conn *c) noexcept nogil:
                 or _fr_setup(c):
             return CURLE_OUT_OF_MEMORY
     c.errbuf[0] = 0
+    c.pin_mismatch = 0
     rc = curl_easy_perform(c.easy)
     if rc != CURLE_OK:
         return rc
@@ -1765,6 +1782,7 @@ cdef CURLcode _perform(tp_conn *c, const tp_call *call, curl_slist *headers,
     if rc:
         return CURLE_OUT_OF_MEMORY  # these options can only fail to copy the URL string
     c.errbuf[0] = 0
+    c.pin_mismatch = 0
     return curl_easy_perform(e)
 
 
@@ -1866,8 +1884,11 @@ cdef int _attempt(tp_pool *pool, int i, const tp_call *call, tp_buf *out, tp_res
         res.detail[0] = 0
         outcome[0] = OUT_ANSWER
     else:
-        _copy_str(res.detail, sizeof(res.detail), <const char *>c.errbuf if c.errbuf[0]
-                  else curl_easy_strerror(<CURLcode>rc))
+        if c.pin_mismatch:
+            _pin_mismatch_detail(c, res.detail, sizeof(res.detail))
+        else:
+            _copy_str(res.detail, sizeof(res.detail), <const char *>c.errbuf if c.errbuf[0]
+                      else curl_easy_strerror(<CURLcode>rc))
         err = _map_error(<CURLcode>rc)
         if err == TP_ERR_NOMEM:
             outcome[0] = OUT_LOCAL
@@ -2239,6 +2260,13 @@ _METHODS = {"GET": TP_GET, "POST": TP_POST, "PUT": TP_PUT, "DELETE": TP_DELETE}
 def after_fork_child():
     """tp_after_fork_child for Python hosts and tests (the atfork handler already ran it)."""
     tp_after_fork_child()
+
+
+def basic_auth(str username, str password):
+    """The Authorization header line (bytes) that Pool.call sends for these credentials."""
+    from binascii import b2a_base64
+
+    return b"Authorization: Basic " + b2a_base64(f"{username}:{password}".encode(), newline=False)
 
 
 cdef bytes _pin_bytes(pin):

@@ -1,7 +1,7 @@
 # cython: language_level=3
 """YAML nodes from libyaml's events, without importing PyYAML.
 
-`compose(text)` returns what PyYAML's `CSafeLoader(text).get_single_node()` returns, as far as
+`compose(text, max_depth)` returns what PyYAML's `CSafeLoader(text).get_single_node()` returns, as far as
 p11fast.config reads it: nodes with `tag` (resolved as PyYAML's SafeLoader resolves YAML 1.1
 plain scalars), `value` (str; list of nodes; list of (key, value) node pairs) and
 `start_mark.line`. Importing PyYAML costs ~27 ms at module start-up (it pulls in `re`,
@@ -309,6 +309,8 @@ cdef class _Composer:
     cdef yaml_event_t event
     cdef bint have_event
     cdef dict anchors
+    cdef Py_ssize_t depth       # collections open around the current event
+    cdef Py_ssize_t max_depth
 
     def __cinit__(self):
         if not yaml_parser_initialize(&self.parser):
@@ -340,12 +342,26 @@ cdef class _Composer:
         raise YamlError(mark.line + 1, problem)
 
     cdef Node compose_node(self):
+        cdef Node node
+        if self.event.type == YAML_SEQUENCE_START_EVENT \
+                or self.event.type == YAML_MAPPING_START_EVENT:
+            # Composing recurses once per level; libyaml (before 0.2.6) has no nesting limit of
+            # its own and spends time quadratic in the depth: stop at the first level too many.
+            if self.depth == self.max_depth:
+                raise YamlError(self.event.start_mark.line + 1,
+                                f"nested deeper than {self.max_depth} levels")
+            self.depth += 1
+            node = self.compose_one()
+            self.depth -= 1
+            return node
+        return self.compose_one()
+
+    cdef Node compose_one(self):
         cdef yaml_event_t *e = &self.event
         cdef Node node
         cdef str tag
         cdef list items
         cdef Node key
-        cdef bytes anchor_bytes
         anchor = None
         if e.type == YAML_ALIAS_EVENT:
             name = _text(e.data.alias.anchor, len(<const char *>e.data.alias.anchor))
@@ -401,11 +417,13 @@ cdef class _Composer:
         self.anchors[anchor] = node
 
 
-def compose(bytes text):
+def compose(bytes text, Py_ssize_t max_depth):
     """The single document in `text` as nodes, or None for an empty stream; YamlError if the
-    text is not YAML or holds more than one document (as PyYAML's get_single_node)."""
+    text is not YAML, holds more than one document (as PyYAML's get_single_node), or nests
+    sequences and mappings more than `max_depth` deep."""
     cdef _Composer c = _Composer()
     cdef Node document = None
+    c.max_depth = max_depth
     yaml_parser_set_input_string(&c.parser, <const unsigned char *>text, len(text))
     c.next()  # stream start
     c.next()

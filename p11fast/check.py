@@ -7,19 +7,16 @@ only when everything passes. Not on the module's path, so heavy imports are fine
 
 from __future__ import annotations
 
-import hashlib
-import json
-import ssl
 import sys
 from http import HTTPStatus
-from io import BytesIO
-from urllib.parse import quote, urlsplit
-
-import pycurl
+from urllib.parse import quote
 
 from p11fast import config as config_module
 from p11fast import uri
+from p11fast._transport import ERR_TLS, Pool, TransportError, basic_auth
+from p11fast.config import RetryConfig
 from p11fast.errors import ConfigError
+from p11fast.objects import parse_json
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -77,16 +74,9 @@ def run_check(config_path: str | None, out=None, uris: bool = False) -> int:
 
 def check_instance(report: Report, slot, instance) -> None:
     report.line(f"  instance {instance.url}")
-    timeout = slot.timeout_seconds or DEFAULT_TIMEOUT
-    if not check_certificate(report, instance, timeout):
-        return
-    status, body = request(instance, "/health/state", None, timeout)
+    pool = _instance_pool(slot, instance)  # closed when it goes out of scope
+    status, body = request(report, instance, pool, "/health/state")
     if status is None:
-        report.fail(
-            f"no HTTPS answer: {body}",
-            "check the url; for a self-signed certificate set sha256_fingerprints "
-            "(`p11fast hsm` prints the fingerprint) or cacert",
-        )
         return
     report.ok("reachable")
     state = _json_field(body, "state") if status == 200 else f"HTTP {status}"
@@ -102,41 +92,51 @@ def check_instance(report: Report, slot, instance) -> None:
         ("operator", slot.operator, "/keys"),
         ("administrator", slot.administrator, None),
     ):
-        listing = check_user(report, instance, role, user, path, timeout)
+        listing = check_user(report, instance, pool, role, user, path)
         keys = listing if keys is None else keys
     if keys is not None:
         report.ok(f"keys visible: {len(keys)}")
 
 
-def check_certificate(report: Report, instance, timeout: float) -> bool:
-    """The TLS leaf certificate against the pins; CA verification happens in `request`."""
-    parts = urlsplit(instance.url)
-    if parts.scheme != "https":
-        report.note("plain http: no TLS (use https in production)")
-        return True
+def _instance_pool(slot, instance) -> Pool:
+    """The module's own transport for this one instance: the same pinning, CA, hostname and
+    proxy rules as the module, on every connection (credentials included); no retries, so each
+    finding is this instance's."""
+    single = slot.replace(instances=(instance,), retries=RetryConfig(),
+                          timeout_seconds=slot.timeout_seconds or DEFAULT_TIMEOUT)
+    return Pool(single, False)
+
+
+def request(report: Report, instance, pool: Pool, path: str, auth: bytes | None = None):
+    """(status, body) of GET path; (None, b"") after reporting why no HTTP answer came. The
+    first request reports the certificate too."""
+    https = instance.url.lower().startswith("https://")
     try:
-        pem = ssl.get_server_certificate((parts.hostname, parts.port or 443), timeout=timeout)
-    except OSError as exc:
-        report.fail(
-            f"not reachable: {exc.strerror or exc}",
-            "check the url, that the HSM runs, and firewalls",
-        )
-        return False
-    actual = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).digest()
-    if instance.danger_insecure_cert:
-        report.note("TLS certificate not verified (danger_insecure_cert: true)")
-    elif instance.sha256_fingerprints:
-        if actual not in instance.sha256_fingerprints:
-            report.fail(
-                f"TLS certificate {_colon_hex(actual)} matches no sha256_fingerprints entry",
-                "if this is your HSM's certificate, add this fingerprint to sha256_fingerprints",
-            )
-            return False
-        report.ok("TLS certificate matches a pinned SHA-256 fingerprint")
-    return True
+        status, body, _ = pool.call("GET", path, None, auth)
+    except TransportError as exc:
+        if exc.error_code != ERR_TLS:
+            report.fail(f"not reachable: {exc.message}",
+                        "check the url, that the HSM runs, and firewalls")
+        elif instance.sha256_fingerprints:
+            report.fail(f"TLS {exc.message}",
+                        "if this is your HSM's certificate, add this fingerprint to "
+                        "sha256_fingerprints")
+        else:
+            report.fail(f"TLS certificate not verified: {exc.message}",
+                        "for a self-signed certificate set sha256_fingerprints "
+                        "(`p11fast hsm` prints the fingerprint) or cacert")
+        return None, b""
+    if auth is None:
+        if not https:
+            report.note("plain http: no TLS (use https in production)")
+        elif instance.danger_insecure_cert:
+            report.note("TLS certificate not verified (danger_insecure_cert: true)")
+        elif instance.sha256_fingerprints:
+            report.ok("TLS certificate matches a pinned SHA-256 fingerprint")
+    return status, body
 
 
-def check_user(report: Report, instance, role: str, user, path, timeout: float):
+def check_user(report: Report, instance, pool: Pool, role: str, user, path):
     """Check `user`'s credentials; the key list when `path` is /keys and they work."""
     if user is None:
         return None
@@ -144,10 +144,12 @@ def check_user(report: Report, instance, role: str, user, path, timeout: float):
         report.note(f'{role} "{user.username}": no password configured, the PIN is used')
         return None
     path = path or f"/users/{quote(user.username, safe='')}"
-    status, body = request(instance, path, (user.username, user.password), timeout)
+    status, body = request(report, instance, pool, path, basic_auth(user.username, user.password))
+    if status is None:
+        return None
     if status == 200:
         report.ok(f'{role} "{user.username}": credentials valid')
-        return json.loads(body) if path == "/keys" else None
+        return parse_json(body) if path == "/keys" else None
     if status in (401, 403):
         report.fail(
             f'{role} "{user.username}": credentials refused (HTTP {status})',
@@ -159,34 +161,9 @@ def check_user(report: Report, instance, role: str, user, path, timeout: float):
     return None
 
 
-def request(instance, path: str, auth: tuple[str, str] | None, timeout: float):
-    """(status, body) of GET url+path; (None, reason) when no HTTP answer came."""
-    curl = pycurl.Curl()
-    buffer = BytesIO()
-    try:
-        curl.setopt(pycurl.URL, instance.url + path)
-        curl.setopt(pycurl.WRITEDATA, buffer)
-        curl.setopt(pycurl.TIMEOUT_MS, int(timeout * 1000))
-        if instance.danger_insecure_cert or instance.sha256_fingerprints:
-            # the pin was checked on the leaf certificate in check_certificate
-            curl.setopt(pycurl.SSL_VERIFYPEER, 0)
-            curl.setopt(pycurl.SSL_VERIFYHOST, 0)
-        elif instance.cacert:
-            curl.setopt(pycurl.CAINFO, instance.cacert)
-        if auth:
-            curl.setopt(pycurl.HTTPAUTH, pycurl.HTTPAUTH_BASIC)
-            curl.setopt(pycurl.USERPWD, f"{auth[0]}:{auth[1]}")
-        curl.perform()
-        return curl.getinfo(pycurl.RESPONSE_CODE), buffer.getvalue()
-    except pycurl.error as exc:
-        return None, exc.args[1] if len(exc.args) > 1 else str(exc)
-    finally:
-        curl.close()
-
-
 def _json_field(body: bytes, name: str) -> str:
     try:
-        return str(json.loads(body)[name])
+        return str(parse_json(body)[name])
     except (ValueError, KeyError, TypeError):
         return "an answer that is not the NetHSM API's (the url should end in /api/v1)"
 
@@ -199,7 +176,7 @@ def http_problem(status: int, body: bytes) -> str:
     except ValueError:
         phrase = ""
     try:
-        message = json.loads(body)["message"]
+        message = parse_json(body)["message"]
     except (ValueError, KeyError, TypeError):
         message = None
     if isinstance(message, str) and message:
@@ -228,27 +205,20 @@ def print_object_uris(report: Report, slot, token: str) -> None:
     if operator is None or operator.password is None:
         report.note("object URIs need the operator's password in the configuration")
         return
-    auth = (operator.username, operator.password)
-    timeout = slot.timeout_seconds or DEFAULT_TIMEOUT
-    instance = slot.instances[0]
+    auth = basic_auth(operator.username, operator.password)
+    pool = _instance_pool(slot, slot.instances[0])
 
     def get(method: str, path: str, body: bytes | None, admin: bool) -> tuple[int, bytes]:
-        status, answer = request(instance, path, auth, timeout)
-        if status is None:
-            raise OSError(answer)
+        status, answer, _ = pool.call(method, path, body, auth)
         return status, answer
 
     inventory = Inventory(get, slot.label)
     try:
         inventory.refresh()
-    except (P11Error, OSError) as exc:
+    except (P11Error, TransportError) as exc:
         report.note(f"object URIs: cannot list the keys: {exc}")
         return
     report.line("  objects")
     for obj in inventory.objects():
         cka_id, label = obj.attrs[attrs.CKA_ID], obj.attrs.get(attrs.CKA_LABEL, b"")
         report.line(f"    {uri.object_uri(token, cka_id, label, obj.cls)}")
-
-
-def _colon_hex(value: bytes) -> str:
-    return ":".join(f"{b:02X}" for b in value)

@@ -14,6 +14,7 @@ import os
 import stat
 
 from p11fast.errors import ConfigError
+from p11fast.pins import PIN_MAX_BYTES, USERNAME_MAX_BYTES
 from p11fast.policy import MECHANISMS, PolicyConfig, Record
 
 ENV_CONFIG_FILE = "P11FAST_CONFIG_FILE"
@@ -38,6 +39,9 @@ FACILITIES = (
 )  # fmt: skip
 URL_SCHEMES = ("https", "http")
 _ENV_PREFIX = "env:"
+# The deepest a valid file nests is 7 (slots, a slot, instances, an instance, its fingerprints);
+# the bound keeps a hostile file from exhausting the C stack while composing.
+MAX_NESTING = 32
 
 
 class UserConfig(Record):
@@ -237,7 +241,7 @@ def _compose(path: str, text: bytes):
     except ImportError:  # the compiled extension is not built: PyYAML gives the same nodes
         return _compose_pyyaml(path, text)
     try:
-        return compose(text)
+        return compose(text, MAX_NESTING)
     except YamlError as exc:
         line = f":{exc.line}" if exc.line else ""
         raise ConfigError(f"{path}{line}: invalid YAML: {exc.problem}") from None
@@ -246,15 +250,38 @@ def _compose(path: str, text: bytes):
 def _compose_pyyaml(path: str, text: bytes):
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return loader.get_single_node()
+        # PyYAML composes recursively, one C (CSafeLoader) or Python frame per level: the
+        # events are walked first, and composing starts only if they nest within the bound.
+        _check_nesting(path, loader_class(text))
+        loader = loader_class(text)
+        try:
+            return loader.get_single_node()
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
         raise ConfigError(f"{path}:{line}: invalid YAML: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+
+
+def _check_nesting(path: str, loader) -> None:
+    from yaml.events import CollectionEndEvent, CollectionStartEvent
+
+    depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise ConfigError(f"{path}:{event.start_mark.line + 1}: invalid YAML: "
+                                      f"nested deeper than {MAX_NESTING} levels")
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
     finally:
         loader.dispose()
 
@@ -451,6 +478,9 @@ class _Walker:
         if "username" not in fields:
             raise self.error(node, key, "username is required")
         username = self.string(fields["username"], f"{key}.username")
+        if len(username.encode()) > USERNAME_MAX_BYTES:
+            raise self.error(fields["username"], f"{key}.username",
+                             f"longer than {USERNAME_MAX_BYTES} bytes (no NetHSM user ID is)")
         password_node = fields.get("password")
         if password_node is None or password_node.tag == _NULL or password_node.value == "":
             return UserConfig(username=username)
@@ -460,12 +490,18 @@ class _Walker:
         text = self.string(node, f"{key}.password")  # unquoted 1234 is the text 1234
         if not text.startswith(_ENV_PREFIX):
             self.parsed.plaintext_password = True
-            return text
+            return self.passphrase(node, key, text)
         variable = text[len(_ENV_PREFIX) :]
         self.parsed.env_names.append(variable)
         if variable not in os.environ:
             raise self.error(node, f"{key}.password", f"environment variable {variable} is not set")
-        return os.environ[variable] or None
+        return self.passphrase(node, key, os.environ[variable]) or None
+
+    def passphrase(self, node, key: str, text: str) -> str:
+        if len(text.encode()) > PIN_MAX_BYTES:
+            raise self.error(node, f"{key}.password",
+                             f"longer than {PIN_MAX_BYTES} bytes (no NetHSM passphrase is)")
+        return text
 
     def instance(self, node, key: str) -> InstanceConfig:
         fields = self.mapping(node, key, _INSTANCE_KEYS)

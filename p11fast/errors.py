@@ -125,6 +125,10 @@ class PinInvalid(P11Error):
     ckr = _ckr.CKR_PIN_INVALID
 
 
+class PinLenRange(P11Error):
+    ckr = _ckr.CKR_PIN_LEN_RANGE
+
+
 class FunctionNotSupported(P11Error):
     ckr = _ckr.CKR_FUNCTION_NOT_SUPPORTED
 

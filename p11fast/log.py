@@ -106,16 +106,20 @@ class StreamSink:
         return cls(os.open(path, flags, 0o600), pid, owned=True)
 
     def emit(self, level: int, message: str) -> None:
+        fd = self.fd
+        if fd < 0:
+            return  # closed: a call racing C_Finalize must not write to a reused descriptor
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         line = f"{stamp} {TAG}[{self.pid}]: {_LEVEL_NAMES[level]} {message}\n"
         try:
-            os.write(self.fd, line.encode("utf-8", "replace"))
+            os.write(fd, line.encode("utf-8", "replace"))
         except OSError:
             pass  # a full disk or closed stderr must not fail the PKCS#11 call
 
     def close(self) -> None:
-        if self.owned:
-            os.close(self.fd)
+        fd, self.fd = self.fd, -1
+        if self.owned and fd >= 0:
+            os.close(fd)
 
 
 class SyslogSink:
@@ -128,6 +132,7 @@ class SyslogSink:
         self.pid = pid
         self.host = host  # only remote receivers get a hostname, as glibc does locally
         self.sock, self.stream = connect()
+        self.closed = False
 
     def format(self, level: int, message: str) -> bytes:
         pri = self.facility * 8 + _SEVERITY[level]
@@ -139,6 +144,8 @@ class SyslogSink:
     def emit(self, level: int, message: str) -> None:
         data = self.format(level, message)
         for _attempt in range(2):  # once more on a fresh connection (syslogd restarted)
+            if self.closed:
+                return  # a call racing C_Finalize must not open a new connection
             try:
                 self.sock.sendall(data)
                 return
@@ -148,8 +155,12 @@ class SyslogSink:
                     self.sock, self.stream = self._connect()
                 except OSError:
                     return
+                if self.closed:  # closed while connecting
+                    self.sock.close()
+                    return
 
     def close(self) -> None:
+        self.closed = True
         self.sock.close()
 
 

@@ -34,6 +34,7 @@ from time import monotonic as _monotonic
 
 from p11fast import attrs as A
 from p11fast import der
+from p11fast._codec import JSON_MAX_DEPTH, json_nesting_ok
 from p11fast.keyid import cka_id_to_key_id, is_valid_key_id, key_id_to_cka_id
 
 __all__ = [
@@ -399,7 +400,10 @@ class _ScanContext:
 
 def parse_json(body: bytes):
     """Parse a JSON document (raises ValueError)."""
-    text = bytes(body).decode("utf-8").strip(" \t\r\n")
+    body = bytes(body)
+    if not json_nesting_ok(body):
+        raise ValueError(f"arrays or objects nested deeper than {JSON_MAX_DEPTH} levels")
+    text = body.decode("utf-8").strip(" \t\r\n")
     if _make_scanner is None:  # pragma: no cover
         import json
 

@@ -22,7 +22,8 @@
  *   p11host flow   MODULE PIN WRONG_PIN KEY_ID
  *       the secrets scenario: wrong PIN, right PIN, sign, a refused sign, logout.
  *   p11host inits  MODULE N
- *       C_Initialize / slot list / C_Finalize N times; prints each rv and the present slots.
+ *       C_Initialize / slot list / C_Finalize N times; prints each rv, the present slots and
+ *       the descriptors open after the cycle.
  *   p11host abifuzz MODULE PIN KEY_ID SECONDS SEED
  *       random templates, mechanisms and parameters into the marshalling entry points; every
  *       answer must be a CKR value the function may return. Prints "calls= bad=".
@@ -414,8 +415,9 @@ static int run_inits(int n) {
         if (rv == CKR_OK) f->C_GetSlotList(CK_TRUE, slots, &present);
         CK_SESSION_HANDLE s = 0;
         CK_RV open = rv == CKR_OK ? open_session(&s) : rv;
-        printf("init=0x%lx present=%lu open=0x%lx\n", rv, rv == CKR_OK ? present : 0, open);
         if (rv == CKR_OK) f->C_Finalize(NULL);
+        printf("init=0x%lx present=%lu open=0x%lx fds=%d\n", rv, rv == CKR_OK ? present : 0, open,
+               count_dir("/proc/self/fd"));
     }
     return 0;
 }

@@ -40,6 +40,15 @@ def test_pin_mismatch_fails_before_any_request_byte(tls_server, pools):
     assert tls_server.api_requests() == []  # the credentials never left the client
 
 
+def test_pin_mismatch_names_the_certificate_the_server_presented(tls_server, tls_cert, pools):
+    wrong = hashlib.sha256(b"not the server's certificate").digest()
+    pool = pools(slot(instance(tls_server.url(), sha256_fingerprints=(wrong,))))
+    with pytest.raises(TransportError) as exc:
+        pool.call("GET", "/info")
+    presented = ":".join(f"{b:02X}" for b in tls_cert[2])
+    assert exc.value.message == f"certificate {presented} matches no sha256_fingerprints entry"
+
+
 def test_pin_of_the_public_key_is_not_a_certificate_pin(tls_server, tls_cert, pools):
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization

@@ -251,6 +251,58 @@ def test_invalid_configuration_names_file_line_and_key(tmp_path, text, expected)
     assert expected in message
 
 
+NESTINGS = {
+    "flow sequences": lambda n: "slots: " + "[" * n + "]" * n + "\n",
+    "flow mappings": lambda n: "slots: " + "{" * n + "}" * n + "\n",
+    "block sequences": lambda n: "slots:\n" + "- " * n + "x\n",
+    "block mappings": lambda n: "slots:\n" + "".join(" " * i + "a:\n" for i in range(n)),
+}
+
+
+@pytest.mark.parametrize("nesting", NESTINGS)
+def test_nesting_deeper_than_the_bound_is_refused_with_file_and_line(tmp_path, nesting):
+    # 100,000 levels crashed the composer's recursion; block mappings need a line per level.
+    depth = 1000 if nesting == "block mappings" else 100_000
+    message = error_of(tmp_path, "log_level: Info\n" + NESTINGS[nesting](depth))
+    line = {"block sequences": 3, "block mappings": 3 + config.MAX_NESTING}.get(nesting, 2)
+    where, _, problem = message.partition(" invalid YAML: ")
+    assert where == f"{tmp_path / 'p11fast.conf'}:{line}:"
+    # PyYAML's own libyaml may stop first, at its limit of 1000, with its own words
+    assert problem in (f"nested deeper than {config.MAX_NESTING} levels",
+                       "exceeded maximum nesting depth")
+
+
+def test_nesting_up_to_the_bound_is_composed(tmp_path):
+    # The top-level mapping is one level: slots' list nests one less than the bound.
+    message = error_of(tmp_path, NESTINGS["flow sequences"](config.MAX_NESTING - 1))
+    assert "slots[0]: expected a mapping" in message
+
+
+def test_a_password_no_nethsm_passphrase_can_be_is_refused(tmp_path, monkeypatch):
+    literal = MINIMAL.replace("      username: operator", f"      username: operator\n"
+                                                            f"      password: {'p' * 201}")
+    assert error_of(tmp_path, literal).endswith(
+        ":5: slots[0].operator.password: longer than 200 bytes (no NetHSM passphrase is)")
+    monkeypatch.setenv("LONG_PASSWORD", "é" * 101)  # 202 bytes
+    from_env = MINIMAL.replace("      username: operator",
+                               "      username: operator\n      password: env:LONG_PASSWORD")
+    assert error_of(tmp_path, from_env).endswith(
+        ":5: slots[0].operator.password: longer than 200 bytes (no NetHSM passphrase is)")
+
+
+def test_the_longest_password_and_username_a_nethsm_has_are_accepted(tmp_path):
+    text = MINIMAL.replace("      username: operator",
+                           f"      username: {'u' * 128}\n      password: {'p' * 200}")
+    operator = load_text(tmp_path, text).slots[0].operator
+    assert (len(operator.username), len(operator.password)) == (128, 200)
+
+
+def test_a_username_no_nethsm_user_id_can_be_is_refused(tmp_path):
+    text = MINIMAL.replace("username: operator", f"username: {'u' * 129}")
+    assert error_of(tmp_path, text).endswith(
+        ":4: slots[0].operator.username: longer than 128 bytes (no NetHSM user ID is)")
+
+
 def test_duplicate_slot_labels_are_rejected(tmp_path):
     text = MINIMAL + MINIMAL.replace("slots:\n", "")
     assert "label 'LocalHSM' is used by two slots" in error_of(tmp_path, text)

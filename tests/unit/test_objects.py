@@ -460,6 +460,36 @@ def test_parse_json():
             parse_json(bad)
 
 
+# Python's JSON scanner recurses once per level; a host that raised its recursion limit (or a
+# Python whose C recursion limit is high) on a thread with a small stack crashed on this.
+DEEP_JSON_HOST = """
+import sys, threading
+from p11fast.objects import parse_json
+sys.setrecursionlimit(1_000_000)
+threading.stack_size(512 * 1024)
+def run():
+    try:
+        parse_json(b"[" * 200_000 + b"]" * 200_000)
+    except ValueError as e:
+        print(e)
+thread = threading.Thread(target=run)
+thread.start()
+thread.join()
+"""
+
+
+def test_json_nested_beyond_the_bound_is_refused_before_parsing():
+    done = subprocess.run([sys.executable, "-c", DEEP_JSON_HOST], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "arrays or objects nested deeper than 256 levels"
+
+
+def test_json_nested_up_to_the_bound_and_brackets_in_strings_are_parsed():
+    assert parse_json(b"[" * 256 + b"]" * 256) is not None
+    assert parse_json(b'{"a": "' + b"[" * 1000 + b'\\""}') == {"a": "[" * 1000 + '"'}
+
+
 def test_import_is_light():
     code = ("import sys; import p11fast.objects; "
             "print(' '.join(m for m in ('json', 're', 'logging', 'threading', 'dataclasses', "

@@ -3,6 +3,8 @@
 import pytest
 import yaml
 
+from p11fast.config import MAX_NESTING
+
 _yamlnodes = pytest.importorskip("p11fast._yamlnodes")
 
 # Plain scalars around every boundary of PyYAML's implicit resolvers.
@@ -40,7 +42,7 @@ def _pyyaml(text):
 
 
 def _same(text):
-    assert _plain(_yamlnodes.compose(text)) == _plain(_pyyaml(text))
+    assert _plain(_yamlnodes.compose(text, MAX_NESTING)) == _plain(_pyyaml(text))
 
 
 @pytest.mark.parametrize("scalar", [w for line in SCALARS for w in line.split(" ") if w])
@@ -87,7 +89,7 @@ def test_errors_name_the_same_line_and_problem(text):
         _pyyaml(text)
     mark = ref.value.problem_mark or ref.value.context_mark
     with pytest.raises(_yamlnodes.YamlError) as got:
-        _yamlnodes.compose(text)
+        _yamlnodes.compose(text, MAX_NESTING)
     assert (got.value.line, got.value.problem) == (mark.line + 1, ref.value.problem)
 
 
@@ -95,4 +97,4 @@ def test_bytes_that_are_not_utf8_are_an_error():
     with pytest.raises(yaml.YAMLError):
         _pyyaml(b"a: \xff\xfe\n")
     with pytest.raises(_yamlnodes.YamlError):
-        _yamlnodes.compose(b"a: \xff\xfe\n")
+        _yamlnodes.compose(b"a: \xff\xfe\n", MAX_NESTING)
