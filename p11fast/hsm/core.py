@@ -211,6 +211,9 @@ class Hsm:
 
     # --- users --------------------------------------------------------------------------
     def user(self, user_id: str) -> UserRecord:
+        # A lock while the request waited for its body: the device is not Operational any
+        # more, which is what the answer must say (412), not that the user is unknown.
+        self.data_key()
         try:
             return self.users[user_id]
         except KeyError:
@@ -242,6 +245,7 @@ class Hsm:
 
     # --- keys ---------------------------------------------------------------------------
     def key(self, namespace: str, key_id: str) -> KeyRecord:
+        self.data_key()  # locked meanwhile: 412, as in user()
         try:
             return self.keys[(namespace, key_id)]
         except KeyError:

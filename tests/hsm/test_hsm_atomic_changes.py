@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from hsm_client import ADMIN, Client, HeldRequest
+from hsm_client import ADMIN, OPERATOR, Client, HeldRequest
 
 from p11fast.hsm.testing import HsmProcess, running_hsm
 
@@ -95,3 +95,13 @@ def test_a_key_generated_while_its_namespace_is_deleted_is_not_created(hsm) -> N
     assert client.get("/keys", auth=team).json() == []
     client = restarted(hsm)
     assert client.get("/keys", auth=team).json() == []
+
+
+def test_a_signature_whose_body_arrives_after_a_lock_is_412_not_an_unknown_key(hsm) -> None:
+    client = Client(hsm)
+    assert client.post("/keys/generate", json={**EC_KEY, "id": "signer"}, auth=ADMIN).ok
+    sign = as_json({"mode": "ECDSA", "message": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="})
+    held = HeldRequest(hsm, "POST", "/keys/signer/sign", sign, OPERATOR)
+    assert client.post("/lock", auth=ADMIN).status_code == 204
+    # A cluster client fails a 412 over to another member; a 404 would end the call.
+    assert held.finish() == 412
