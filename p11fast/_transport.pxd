@@ -33,7 +33,8 @@
 # without one (server closed it, idle age, failure) while the instance is up. A caller never waits
 # for that: if it needs a connection while one is being set up in the background, it opens its
 # own when the cap allows, and waits like any caller only when it does not. Without threads
-# everything stays on the calling thread.
+# everything stays on the calling thread. The thread runs while a live pool exists: closing the
+# last one (C_Finalize) and the process's exit join it (see "Thread lifetime" in _transport.pyx).
 #
 # Fork: the module registers pthread_atfork handlers; in a forked child every pool is closed
 # (TP_ERR_CLOSED) and its inherited sockets are closed without any TLS close_notify, so the

@@ -13,6 +13,8 @@
  *       initialises, signs, then forks N children one after another; each child either calls
  *       C_Initialize again and signs, or (noreinit) makes calls without re-initialising. Prints
  *       the child results and the parent's thread and descriptor counts before and after.
+ *   p11host quick  MODULE finalize|exit
+ *       C_Initialize, then C_Finalize at once (finalize) or none (exit); returns 0.
  *   p11host mixed  MODULE PIN KEY_ID THREADS SECONDS
  *       THREADS threads mix sign, find, get attribute, open/close session, login/logout;
  *       samples RSS and fd count at 1/3 and at the end of the run.
@@ -523,6 +525,10 @@ int main(int argc, char **argv) {
     const char *mode = argv[1];
     load_module(argv[2]);
     if (strcmp(mode, "inits") == 0) return run_inits(atoi(argv[3]));
+    if (strcmp(mode, "quick") == 0 && argc == 4) {
+        if (initialize() != CKR_OK) return 2;
+        return strcmp(argv[3], "finalize") == 0 && f->C_Finalize(NULL) != CKR_OK ? 3 : 0;
+    }
     pin = argv[3];
     CK_RV rv = initialize();
     if (rv != CKR_OK) { fprintf(stderr, "C_Initialize 0x%lx\n", rv); return 2; }
