@@ -8,9 +8,15 @@ cdef extern from *:
     static atomic_int p11f_initialized;
     static inline int p11f_is_initialized(void) { return atomic_load(&p11f_initialized); }
     static inline void p11f_set_initialized(int v) { atomic_store(&p11f_initialized, v); }
+    /* A forked child of an initialised parent that has not called C_Initialize yet. */
+    static atomic_int p11f_forked;
+    static inline int p11f_is_forked(void) { return atomic_load(&p11f_forked); }
+    static inline void p11f_set_forked(int v) { atomic_store(&p11f_forked, v); }
     """
     bint p11f_is_initialized() nogil
     void p11f_set_initialized(int v) nogil
+    bint p11f_is_forked() nogil
+    void p11f_set_forked(int v) nogil
 
 cdef slot_t g_slots[MAX_SLOTS]
 cdef int g_nslots = 0

@@ -102,5 +102,9 @@ cdef void fill_table(CK_FUNCTION_LIST_3_0 *t) noexcept:
 
 fill_table(&g_table)
 function_table = PyCapsule_New(<void *>&g_table, b"p11fast._abi.function_table", NULL)
-after_fork_child = PyCapsule_New(<void *>reset_after_fork, b"p11fast._abi.after_fork_child", NULL)
 seed_presence = PyCapsule_New(<void *>seed_presence_from_light, b"p11fast._abi.seed_presence", NULL)
+
+# A forked child starts uninitialised in every host, Python or not: the C state inside fork()
+# (any thread may hold its locks then), the Python state once the child's interpreter is usable.
+pthread_atfork(NULL, NULL, reset_after_fork)
+os.register_at_fork(after_in_child=forget_state_after_fork)

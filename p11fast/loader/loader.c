@@ -37,7 +37,6 @@
 
 #define ABI_MODULE "p11fast._abi"
 #define TABLE_CAPSULE ABI_MODULE ".function_table"
-#define FORK_CAPSULE ABI_MODULE ".after_fork_child"
 #define SEED_CAPSULE ABI_MODULE ".seed_presence"
 
 /* ------------------------------------------------------------------ logging */
@@ -127,23 +126,43 @@ static _Atomic(CK_FUNCTION_LIST_3_0 *) abi;
  * GIL. */
 static CK_FUNCTION_LIST_3_0 *abi_imported;
 static void (*abi_seed_presence)(int slot, int present, double checked_at);
-static void (*_Atomic abi_after_fork_child)(void);
 
 /* Serialises getting Python ready. Held only while no GIL can be involved (starting our own
  * interpreter, or looking at the host's), so it never nests with the GIL the other way round. */
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static enum { PY_ABSENT, PY_READY, PY_BROKEN } python_state; /* under start_lock */
 
-/* ------------------------------------------------------------------ fork, for our own interpreter */
+/* ------------------------------------------------------------------ fork */
 
-/* Taking the GIL in prepare means no thread holds it mid-fork, so the child's single thread can
- * take it; PyOS_BeforeFork/AfterFork_* are what os.fork() does around fork() (import lock,
- * os.register_at_fork hooks, thread-state cleanup in the child). start_lock is taken first so
- * a child never inherits it locked. A thread that already holds the GIL is Python code
- * forking on our interpreter (os.fork, subprocess): Python does its own part then, and the
- * handlers stay out of the way. */
-static PyGILState_STATE fork_gil;
-static int fork_from_python;
+/* start_lock is never inherited locked, whatever the host: registered when this library is
+ * loaded, in a Python host too (a thread of it may be in C_Initialize when another forks). It
+ * is held only briefly and never while waiting for the GIL or another lock, so taking it last
+ * in prepare (handlers registered earlier run later) cannot deadlock. */
+static void lock_start(void)
+{
+    pthread_mutex_lock(&start_lock);
+}
+
+static void unlock_start(void)
+{
+    pthread_mutex_unlock(&start_lock);
+}
+
+__attribute__((constructor)) static void guard_start_lock(void)
+{
+    pthread_atfork(lock_start, unlock_start, unlock_start);
+}
+
+/* For our own interpreter only (a Python host's forks are its interpreter's business: os.fork
+ * does all of this itself, and a host thread holding the GIL may be waiting for the forking
+ * one). Taking the GIL in prepare means no thread holds it mid-fork, so the child's single
+ * thread can take it; PyOS_BeforeFork/AfterFork_* are what os.fork() does around fork() (import
+ * lock, os.register_at_fork hooks — the ABI's among them — thread-state cleanup in the child).
+ * A thread that already holds the GIL is Python code forking on our interpreter (os.fork,
+ * subprocess): Python does its own part then, and the handlers stay out of the way. Per thread:
+ * two threads may fork at once. */
+static __thread PyGILState_STATE fork_gil;
+static __thread int fork_takes_gil;
 /* The interpreter is ours: the fork handlers are installed once the ABI is imported (and only
  * once: concurrent first C_Initialize calls can all reach that point, since an import may let
  * go of the GIL). */
@@ -152,9 +171,8 @@ static pthread_once_t fork_handlers_once = PTHREAD_ONCE_INIT;
 
 static void before_fork(void)
 {
-    pthread_mutex_lock(&start_lock);
-    fork_from_python = py.PyGILState_Check();
-    if (fork_from_python)
+    fork_takes_gil = !py.PyGILState_Check();
+    if (!fork_takes_gil)
         return;
     fork_gil = py.PyGILState_Ensure();
     py.PyOS_BeforeFork();
@@ -162,28 +180,24 @@ static void before_fork(void)
 
 static void after_fork_in_parent(void)
 {
-    if (!fork_from_python) {
-        py.PyOS_AfterFork_Parent();
-        py.PyGILState_Release(fork_gil);
-    }
-    pthread_mutex_unlock(&start_lock);
+    if (!fork_takes_gil)
+        return;
+    py.PyOS_AfterFork_Parent();
+    py.PyGILState_Release(fork_gil);
 }
 
 /* In the child this thread's state must outlive the GIL release: PyOS_AfterFork_Child deleted
  * every other thread state, and CPython 3.11 aborts when it has to create one for an
  * interpreter left with none (it reuses the initial thread state, still marked initialised).
  * So the GIL is released with PyEval_SaveThread, not PyGILState_Release, and this thread
- * state stays as the child's main one. */
+ * state stays as the child's main one. The ABI's own handlers have reset its C state by now
+ * (registered before these); PyOS_AfterFork_Child runs its Python hook. */
 static void after_fork_in_child(void)
 {
-    if (!fork_from_python) {
-        void (*reset)(void) = atomic_load(&abi_after_fork_child);
-        py.PyOS_AfterFork_Child();
-        if (reset)
-            reset();
-        py.PyEval_SaveThread();
-    }
-    pthread_mutex_unlock(&start_lock);
+    if (!fork_takes_gil)
+        return;
+    py.PyOS_AfterFork_Child();
+    py.PyEval_SaveThread();
 }
 
 static void install_fork_handlers(void)
@@ -555,18 +569,14 @@ static CK_FUNCTION_LIST_3_0 *load_abi(CK_RV *rv)
                                     : "cannot import p11fast._abi (is p11fast installed into "
                                       "this Python?)");
         } else {
-            void (*reset)(void) = (void (*)(void))capsule(module, "after_fork_child", FORK_CAPSULE);
-            if (!reset)
-                py.PyErr_Clear(); /* optional: an ABI without fork state needs no reset */
-            atomic_store(&abi_after_fork_child, reset);
             *(void **)&abi_seed_presence = capsule(module, "seed_presence", SEED_CAPSULE);
             if (!abi_seed_presence)
                 py.PyErr_Clear();
             abi_imported = table;
             /* Registered after the ABI's own modules registered theirs: prepare handlers run
              * in reverse order, so the GIL is taken before the transport's locks (the order a
-             * Python thread closing a pool takes them), and in the child the transport lets go
-             * of its locks before the ABI reset closes its pools. */
+             * Python thread closing a pool takes them), and in the child the transport and the
+             * ABI have let go of their locks before Python's own after-fork code runs. */
             if (started_here)
                 pthread_once(&fork_handlers_once, install_fork_handlers);
         }
