@@ -314,6 +314,18 @@ cdef void reset_after_fork() noexcept nogil:
         g_slots[i].pool = NULL
 
 
+cdef void take_own_interpreter() noexcept:
+    """Called by the loader, under the GIL, when the interpreter is the one it started: nothing
+    but this module runs in it, so the module owns what a Python host would (sys.stdout and
+    sys.stderr, with no lock a fork could leave held)."""
+    try:
+        from p11fast import log
+
+        log.own_stdio()
+    except BaseException as exc:
+        rv_for(exc, b"C_Initialize")
+
+
 def forget_state_after_fork():
     """os.register_at_fork hook: runs once the child's interpreter is consistent (after
     os.fork's PyOS_AfterFork_Child, or the loader's, which runs the same hooks)."""

@@ -172,13 +172,17 @@ cdef CK_RV rv_for(exc, const char *where) noexcept:
     try:
         message = f"{where.decode()}: {exc}" if str(exc) else f"{where.decode()}: {type(exc).__name__}"
         if _state is not None:
-            if rv == CKR_GENERAL_ERROR:
-                _state.log.error(message)
-            else:
-                _state.log.warn(message)
+            log = _state.log
         else:
-            import sys
-            sys.stderr.write(f"p11fast: {message}\n")
+            # Not sys.stderr: its buffer has a lock, which a thread writing there at fork()
+            # leaves held in the child, where the next line would wait for it forever.
+            from p11fast.log import stderr_logger
+
+            log = stderr_logger()
+        if rv == CKR_GENERAL_ERROR:
+            log.error(message)
+        else:
+            log.warn(message)
     except BaseException:
         pass
     return rv

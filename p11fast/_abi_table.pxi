@@ -103,6 +103,7 @@ cdef void fill_table(CK_FUNCTION_LIST_3_0 *t) noexcept:
 fill_table(&g_table)
 function_table = PyCapsule_New(<void *>&g_table, b"p11fast._abi.function_table", NULL)
 seed_presence = PyCapsule_New(<void *>seed_presence_from_light, b"p11fast._abi.seed_presence", NULL)
+own_interpreter = PyCapsule_New(<void *>take_own_interpreter, b"p11fast._abi.own_interpreter", NULL)
 
 # A forked child starts uninitialised in every host, Python or not: the C state inside fork()
 # (any thread may hold its locks then), the Python state once the child's interpreter is usable.

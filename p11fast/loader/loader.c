@@ -37,6 +37,7 @@
 
 #define ABI_MODULE "p11fast._abi"
 #define TABLE_CAPSULE ABI_MODULE ".function_table"
+#define OWN_CAPSULE ABI_MODULE ".own_interpreter"
 #define SEED_CAPSULE ABI_MODULE ".seed_presence"
 
 /* ------------------------------------------------------------------ logging */
@@ -556,6 +557,22 @@ static PyObject *import_abi(void)
     return py.PyImport_ImportModule(ABI_MODULE);
 }
 
+/* The interpreter is ours, so nothing but the ABI runs in it: the ABI takes over what a Python
+ * host would own (the own_interpreter capsule, optional), and the fork handlers are installed.
+ * Registered after the ABI's own modules registered theirs: prepare handlers run in reverse
+ * order, so the GIL is taken before the transport's locks (the order a Python thread closing a
+ * pool takes them), and in the child the transport and the ABI have let go of their locks
+ * before Python's own after-fork code runs. */
+static void own_interpreter(PyObject *module)
+{
+    void (*take)(void) = (void (*)(void))capsule(module, "own_interpreter", OWN_CAPSULE);
+    if (take)
+        take();
+    else
+        py.PyErr_Clear();
+    pthread_once(&fork_handlers_once, install_fork_handlers);
+}
+
 /* Imports the ABI under the GIL, which also serialises concurrent first calls. */
 static CK_FUNCTION_LIST_3_0 *load_abi(CK_RV *rv)
 {
@@ -573,12 +590,8 @@ static CK_FUNCTION_LIST_3_0 *load_abi(CK_RV *rv)
             if (!abi_seed_presence)
                 py.PyErr_Clear();
             abi_imported = table;
-            /* Registered after the ABI's own modules registered theirs: prepare handlers run
-             * in reverse order, so the GIL is taken before the transport's locks (the order a
-             * Python thread closing a pool takes them), and in the child the transport and the
-             * ABI have let go of their locks before Python's own after-fork code runs. */
             if (started_here)
-                pthread_once(&fork_handlers_once, install_fork_handlers);
+                own_interpreter(module);
         }
         if (module)
             py.Py_DecRef(module);

@@ -14,6 +14,11 @@
  *       C_Initialize again and signs, or (noreinit) makes calls without re-initialising. Prints
  *       the child results and the parent's thread and descriptor counts before and after.
  *       LOGGERS threads sign and have a C_SignInit refused (one log line each) meanwhile.
+ *   p11host forkfail MODULE PIN KEY_ID N BAD_CONFIG THREADS
+ *       never initialised: THREADS threads call C_Initialize with the configuration file
+ *       BAD_CONFIG (pReserved), which fails with a log line, while N children are forked one
+ *       after another; each child's C_Initialize with BAD_CONFIG must fail too (not hang), and
+ *       then it initialises with the environment's configuration and signs.
  *   p11host quick  MODULE finalize|exit
  *       C_Initialize, then C_Finalize at once (finalize) or none (exit); returns 0.
  *   p11host mixed  MODULE PIN KEY_ID THREADS SECONDS
@@ -56,10 +61,15 @@ static void load_module(const char *path) {
     if (!get || get(&f) != CKR_OK) { fprintf(stderr, "no function list\n"); exit(2); }
 }
 
-static CK_RV initialize(void) {
+static CK_RV initialize_with(const char *config) {
     CK_C_INITIALIZE_ARGS args = {0};
     args.flags = CKF_OS_LOCKING_OK;
+    args.pReserved = (void *)config;
     return f->C_Initialize(&args);
+}
+
+static CK_RV initialize(void) {
+    return initialize_with(NULL);
 }
 
 static CK_RV open_session(CK_SESSION_HANDLE *s) {
@@ -319,6 +329,40 @@ static int run_fork(int forks, int reinit, int loggers) {
     return 0;
 }
 
+/* ------------------------------------------------------------------ forkfail */
+
+static const char *g_bad_config;
+
+static void *failing_init_worker(void *arg) {
+    struct counts *c = arg;
+    while (!g_stop) {
+        count(c, initialize_with(g_bad_config), 0);
+        usleep(LOGGER_PAUSE_US);
+    }
+    return NULL;
+}
+
+static int child_after_failures(void) {
+    if (initialize_with(g_bad_config) == CKR_OK) return 30;
+    return child_reinit();
+}
+
+static int run_forkfail(int forks, int threads) {
+    pthread_t th[MAX_THREADS];
+    int ok = 0;
+    for (int i = 0; i < threads; i++) pthread_create(&th[i], NULL, failing_init_worker, &g_counts[i]);
+    usleep(100000); /* the threads are failing (and logging) before the first fork */
+    for (int i = 0; i < forks; i++) {
+        pid_t pid = fork();
+        if (pid == 0) _exit(child_after_failures());
+        ok += child_succeeded(pid, i);
+    }
+    g_stop = 1;
+    for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
+    printf("forks=%d children_ok=%d children_failed=%d\n", forks, ok, forks - ok);
+    report(g_counts, threads);
+    return 0;
+}
 
 /* ------------------------------------------------------------------ mixed */
 
@@ -567,6 +611,12 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "quick") == 0 && argc == 4) {
         if (initialize() != CKR_OK) return 2;
         return strcmp(argv[3], "finalize") == 0 && f->C_Finalize(NULL) != CKR_OK ? 3 : 0;
+    }
+    if (strcmp(mode, "forkfail") == 0 && argc == 8) {
+        pin = argv[3];
+        key_id = argv[4];
+        g_bad_config = argv[6];
+        return run_forkfail(atoi(argv[5]), atoi(argv[7]));
     }
     pin = argv[3];
     CK_RV rv = initialize();

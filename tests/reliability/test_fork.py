@@ -19,6 +19,7 @@ from tests.reliability.conftest import KEY_ID, PIN, cluster, report, run_host, w
 
 FORKS = 100
 HERE = os.path.dirname(os.path.abspath(__file__))
+BAD_CONFIG = "/nonexistent/p11fast-fork-test.conf"
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +72,22 @@ def test_children_that_do_not_initialise_get_not_initialized_and_can_initialise_
     assert stderr.count("C_SignInit: refused") > 0
 
 
+def test_children_forked_while_threads_log_failed_initialisations_do_not_hang(
+    module_path, host, hsm_config
+):
+    # The parent never initialises: its threads' C_Initialize fails on a missing configuration
+    # file and writes a line to stderr each time. A child forked while one of them was writing
+    # inherited whatever lock that write held; its own failing C_Initialize writes the same line.
+    result, stdout, stderr = run_forks(
+        host, module_path, hsm_config,
+        "forkfail", module_path, PIN, KEY_ID, str(FORKS), BAD_CONFIG, "2",
+    )  # fmt: skip
+    assert result["children_ok"] == FORKS, stderr[-3000:]
+    loggers = report(stdout, "attempted")
+    assert loggers["failed"] == loggers["attempted"] > FORKS  # every one failed, as it should
+    assert stderr.count(BAD_CONFIG) >= loggers["attempted"]
+
+
 def fork_python(module_path, config, client, start, loggers):
     done = subprocess.run(
         [sys.executable, os.path.join(HERE, "fork_host.py"), module_path, PIN, KEY_ID, client,
@@ -96,3 +113,11 @@ def test_python_host_children_get_not_initialized_then_initialise_again_and_sign
     if loggers != "0":
         assert result["signed"] > 0
         assert stderr.count("C_SignInit: refused") >= result["refused"] > 0
+
+
+def test_python_host_children_forked_while_threads_log_failed_initialisations_do_not_hang(
+    module_path, hsm_config
+):
+    result, stderr = fork_python(module_path, hsm_config, "ctypes", "fork", "fail2")
+    assert result["children_ok"] == FORKS, (result, stderr[-3000:])
+    assert result["failed_inits"] > FORKS
