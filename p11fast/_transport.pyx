@@ -731,8 +731,8 @@ cdef void _pool_close(tp_pool *pool) noexcept nogil:
     cdef bint last
     if pool.forked:
         # A forked child's inherited pool, already off the registry (tp_after_fork_child). g_lock
-        # must not be taken: the loader's atfork child handler, which drops the ABI's pools, runs
-        # before ours and g_lock is still held by _atfork_prepare then.
+        # must not be taken: the pool may be dropped from another atfork child handler, before
+        # ours released what _atfork_prepare took.
         tp_store(&pool.closed, 1)
         _pool_unref(pool)
         return
@@ -1896,8 +1896,8 @@ cdef void tp_after_fork_child() noexcept nogil:
     cdef tp_conn *c
     cdef tp_light *h
     cdef int i
-    # The locks our prepare handler took are released first, whichever handler runs first: the
-    # ABI's reset (from the loader's handler) closes pools, which takes g_lock.
+    # The locks our prepare handler took are released first (once: the ABI's reset, from its
+    # own handler, calls this again).
     if _atfork_release():
         pthread_cond_init(&g_probe_cond, NULL)  # its waiter (the probe thread) is gone
     pool = g_registry
@@ -1954,9 +1954,8 @@ cdef void _atfork_prepare() noexcept nogil:
 
 
 cdef bint _atfork_release() noexcept nogil:
-    # Idempotent: in a child, tp_after_fork_child may run first (child handlers run in
-    # registration order, and the loader registers its own — which resets the ABI, which drops
-    # its pools — before or after ours depending on when the ABI was imported).
+    # Idempotent: in a child, tp_after_fork_child may run more than once (ours, then the
+    # ABI's reset, which calls it too).
     global g_fork_locked
     cdef tp_pool *pool = g_registry
     cdef int i
