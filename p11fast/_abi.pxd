@@ -16,8 +16,6 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_cond_init(pthread_cond_t *c, const void *attr)
     int pthread_cond_broadcast(pthread_cond_t *c)
     int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const void *abstime)
-    int pthread_atfork(void (*prepare)() noexcept nogil, void (*parent)() noexcept nogil,
-                       void (*child)() noexcept nogil)
 
 # Limits of the fixed tables. Handles carry a generation in their upper bits, so a stale
 # handle of a closed session never reaches the session that reuses its slot.

@@ -287,11 +287,11 @@ cdef void finalize_state() noexcept:
 
 
 cdef void reset_after_fork() noexcept nogil:
-    """pthread_atfork child handler, in every host: a forked child inherits locks that may be
-    held and connections the parent still uses. It starts from nothing, as if C_Finalize had
-    run, and must call C_Initialize (a C_Finalize before that ends the inherited initialisation,
-    CKR_OK). C only: the interpreter is not consistent yet (os.fork runs PyOS_AfterFork_Child
-    after this); the Python state goes in forget_state_after_fork."""
+    """pthread_atfork child handler (the loader registers it), in every host: a forked child
+    inherits locks that may be held and connections the parent still uses. It starts from
+    nothing, as if C_Finalize had run, and must call C_Initialize (a C_Finalize before that ends
+    the inherited initialisation, CKR_OK). C only: the interpreter may not be consistent yet
+    (os.fork runs PyOS_AfterFork_Child after this). Idempotent."""
     global g_sessions, g_objects, g_nfree_objects
     cdef int i
     tp_after_fork_child()
@@ -328,8 +328,10 @@ cdef void take_own_interpreter() noexcept:
 
 def forget_state_after_fork():
     """os.register_at_fork hook: runs once the child's interpreter is consistent (after
-    os.fork's PyOS_AfterFork_Child, or the loader's, which runs the same hooks)."""
+    os.fork's PyOS_AfterFork_Child, or the loader's, which runs the same hooks). The C reset
+    comes first, whichever child handler ran before: dropping the state closes its pools."""
     global _state
+    reset_after_fork()
     _state = None
 
 

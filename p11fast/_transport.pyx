@@ -57,7 +57,9 @@ Decisions worth knowing (see also the header of _transport.pxd):
   pool (C_Finalize) and the process's exit (an atexit handler, registered after OpenSSL's so it
   runs first) stop it, aborting a set-up or probe in progress at its next step (within a
   second). It must not be inside libcurl or OpenSSL while OpenSSL's exit handler frees their
-  global state: that crashed processes exiting right after C_Initialize.
+  global state: that crashed processes exiting right after C_Initialize. Nor at fork(): OpenSSL
+  (3.x) has no fork handlers, and a lock of its held by the thread stays held in the child. So
+  the fork prepare handler stops it the same way, and the parent starts it again.
 - TLS: system CAs by default; `cacert` replaces them (CURLOPT_CAINFO); `sha256_fingerprints`
   replaces chain and hostname verification by a comparison of the leaf certificate's DER SHA-256
   (Nitrokey's semantics, not an SPKI pin) inside the handshake; `danger_insecure_cert` verifies
@@ -298,13 +300,16 @@ cdef int g_bg_stop                    # atomic: it is asked to end (_bg_stop joi
 cdef int g_bg_kick_lost               # a kick came while it was ending: _bg_stop starts another
 cdef pthread_mutex_t g_bg_join_lock   # serialises _bg_stop; the thread itself never takes it
 cdef int g_fork_locked                # our prepare handler holds g_lock and instance locks
+cdef bint g_fork_halted               # it ended the background thread (the parent restarts it)
 cdef CURLM *g_probe_multi
 cdef tp_light *g_light                # handles of p11f_transport_open, until released
 cdef bint g_init_ok                   # _global_init succeeded (written once, under tp_once)
+cdef bint g_forward_wanted            # the loader asks to run our fork handlers from its own
+cdef bint g_forwarded                 # it does (decided once, under tp_once)
 
 
 cdef void _global_init_once() noexcept nogil:
-    global g_init_ok
+    global g_init_ok, g_forwarded
     pthread_mutex_init(&g_lock, NULL)
     pthread_mutex_init(&g_bg_join_lock, NULL)
     pthread_cond_init(&g_probe_cond, NULL)
@@ -313,7 +318,9 @@ cdef void _global_init_once() noexcept nogil:
     # Registered after curl_global_init made OpenSSL register its own cleanup: exit handlers run
     # in reverse order, so the background thread is gone before OpenSSL frees what it uses.
     atexit(_at_exit)
-    pthread_atfork(_atfork_prepare, _atfork_parent, _atfork_child)
+    g_forwarded = g_forward_wanted
+    if not g_forwarded:
+        pthread_atfork(_atfork_prepare, _atfork_parent, _atfork_child)
     g_init_ok = True
 
 
@@ -1079,23 +1086,20 @@ cdef void _bg_kick() noexcept nogil:
     pthread_mutex_unlock(&g_lock)
 
 
-cdef void _bg_stop(bint for_good) noexcept nogil:
-    """Ends the background thread and returns once it is gone: when the last pool closes
-    (C_Finalize) and at process exit (for_good: none starts again, down instances are re-checked
-    inline). A set-up or probe in progress is aborted (_bg_abort: at its next step, within a
-    second). Never called by the thread itself."""
-    global g_probe_started, g_probe_failed, g_probe_multi, g_bg_kick_lost
+cdef bint _bg_halt(bint always) noexcept nogil:
+    """Under g_bg_join_lock: ends the background thread and returns once it is gone, always or
+    only when no live pool is left. A set-up or probe in progress is aborted (_bg_abort: at its
+    next step, within a second). No thread starts again until _bg_resume (kicks meanwhile are
+    noted). True when one was running. Never called by the thread itself."""
+    global g_probe_started, g_probe_multi
     cdef pthread_t tid
     cdef bint joining
-    cdef bint restart = False
-    pthread_mutex_lock(&g_bg_join_lock)
     pthread_mutex_lock(&g_lock)
-    if for_good:
-        g_probe_failed = 1
-    joining = g_probe_started and (for_good or g_registry == NULL)
+    joining = g_probe_started and (always or g_registry == NULL)
+    if joining or always:
+        tp_store(&g_bg_stop, 1)
     if joining:
         tid = g_bg_thread
-        tp_store(&g_bg_stop, 1)
         pthread_cond_signal(&g_probe_cond)
         curl_multi_wakeup(g_probe_multi)  # the thread frees it only after seeing g_bg_stop
     pthread_mutex_unlock(&g_lock)
@@ -1104,14 +1108,35 @@ cdef void _bg_stop(bint for_good) noexcept nogil:
         pthread_mutex_lock(&g_lock)
         g_probe_started = 0
         g_probe_multi = NULL
-        tp_store(&g_bg_stop, 0)
-        # A pool created meanwhile asked for the thread and was turned away.
-        restart = g_bg_kick_lost and g_registry != NULL
-        g_bg_kick_lost = 0
         pthread_mutex_unlock(&g_lock)
-    pthread_mutex_unlock(&g_bg_join_lock)
+    return joining
+
+
+cdef void _bg_resume(bint restart) noexcept nogil:
+    """Under g_bg_join_lock, after _bg_halt: threads may start again. One does now when
+    `restart` or a kick was turned away meanwhile, and a live pool is left to serve."""
+    global g_bg_kick_lost
+    pthread_mutex_lock(&g_lock)
+    tp_store(&g_bg_stop, 0)
+    restart = (restart or g_bg_kick_lost) and g_registry != NULL
+    g_bg_kick_lost = 0
+    pthread_mutex_unlock(&g_lock)
     if restart:
         _bg_kick()
+
+
+cdef void _bg_stop(bint for_good) noexcept nogil:
+    """The background thread ends: when the last pool closes (C_Finalize), and at process exit
+    (for_good: none starts again, down instances are re-checked inline)."""
+    global g_probe_failed
+    pthread_mutex_lock(&g_bg_join_lock)
+    if for_good:
+        pthread_mutex_lock(&g_lock)
+        g_probe_failed = 1
+        pthread_mutex_unlock(&g_lock)
+    _bg_halt(for_good)
+    _bg_resume(False)
+    pthread_mutex_unlock(&g_bg_join_lock)
 
 
 cdef void _at_exit() noexcept nogil:
@@ -1175,7 +1200,9 @@ cdef void _setup(tp_instance *inst) noexcept nogil:
         if rc == CURLE_OK:
             c.last_used_ms = tp_now_ms()
             tp_count(&pool.n_background_setups)
-        c.setup_rc = rc
+        # Aborted (the thread was stopped) is no failure of the instance: a caller waiting for
+        # this handle connects it itself.
+        c.setup_rc = CURLE_OK if rc == CURLE_ABORTED_BY_CALLBACK else rc
         _give_back(inst, c, False)
         if rc != CURLE_OK:
             break  # the next request finds out why and marks the instance down
@@ -1929,7 +1956,7 @@ cdef void tp_after_fork_child() noexcept nogil:
             h.pool = NULL
         h = h.next
     # The background thread does not exist here; its multi handle is abandoned like the
-    # handles. A _bg_stop of the parent may have held its lock: it has nothing to join here.
+    # handles. Our prepare handler holds its lock: there is nothing to join here.
     g_probe_multi = NULL
     g_probe_failed = 0
     g_probe_started = 0
@@ -1939,11 +1966,16 @@ cdef void tp_after_fork_child() noexcept nogil:
 
 
 cdef void _atfork_prepare() noexcept nogil:
-    # Take every lock the transport has, so none is held by a thread that will not exist in
-    # the child, and the lists they guard are consistent when the child walks them.
-    global g_fork_locked
+    # The background thread ends first: inside libcurl or OpenSSL it may hold their locks
+    # (OpenSSL's random generator's, say), which a child's own connections would then wait for
+    # forever. The parent starts it again. Then take every lock the transport has, so none is
+    # held by a thread that will not exist in the child, and the lists they guard are consistent
+    # when the child walks them.
+    global g_fork_locked, g_fork_halted
     cdef tp_pool *pool
     cdef int i
+    pthread_mutex_lock(&g_bg_join_lock)
+    g_fork_halted = _bg_halt(True)
     pthread_mutex_lock(&g_lock)
     pool = g_registry
     while pool != NULL:
@@ -1972,6 +2004,8 @@ cdef bint _atfork_release() noexcept nogil:
 
 cdef void _atfork_parent() noexcept nogil:
     _atfork_release()
+    _bg_resume(g_fork_halted)
+    pthread_mutex_unlock(&g_bg_join_lock)
 
 
 cdef void _atfork_child() noexcept nogil:
@@ -1985,10 +2019,30 @@ cdef void _atfork_child() noexcept nogil:
 
 cdef extern from *:
     """
+    static int tp_light_init(void);
     static void *tp_light_open(const unsigned char *spec, size_t len, int threads_allowed);
     static int tp_light_get(void *handle, const char *path, long *status);
     static void tp_light_release(void *handle);
+    static void tp_fork_prepare(void);
+    static void tp_fork_parent(void);
+    static void tp_fork_child(void);
 
+    __attribute__((visibility("default")))
+    int p11f_transport_init(void) {
+        return tp_light_init();
+    }
+    __attribute__((visibility("default")))
+    void p11f_transport_fork_prepare(void) {
+        tp_fork_prepare();
+    }
+    __attribute__((visibility("default")))
+    void p11f_transport_fork_parent(void) {
+        tp_fork_parent();
+    }
+    __attribute__((visibility("default")))
+    void p11f_transport_fork_child(void) {
+        tp_fork_child();
+    }
     __attribute__((visibility("default")))
     void *p11f_transport_open(const unsigned char *spec, size_t len, int threads_allowed) {
         return tp_light_open(spec, len, threads_allowed);
@@ -2002,6 +2056,26 @@ cdef extern from *:
         tp_light_release(handle);
     }
     """
+
+
+cdef int _light_init "tp_light_init"() noexcept nogil:
+    global g_forward_wanted
+    g_forward_wanted = True  # only read if the process-wide set-up has not run yet
+    if not _global_init():
+        return -1
+    return 1 if g_forwarded else 0
+
+
+cdef void _fork_prepare "tp_fork_prepare"() noexcept nogil:
+    _atfork_prepare()
+
+
+cdef void _fork_parent "tp_fork_parent"() noexcept nogil:
+    _atfork_parent()
+
+
+cdef void _fork_child "tp_fork_child"() noexcept nogil:
+    _atfork_child()
 
 
 cdef void *_light_open "tp_light_open"(const unsigned char *spec, size_t n,

@@ -1,14 +1,14 @@
 /* Test scaffolding: a stand-in for p11fast._abi with the loader contract of
- * docs/architecture.md — a CK_FUNCTION_LIST_3_0 in the capsule "p11fast._abi.function_table".
+ * docs/architecture.md — a CK_FUNCTION_LIST_3_0 in the capsule "p11fast._abi.function_table"
+ * and a void (*)(void) in "p11fast._abi.after_fork_child".
  *
  * C_Initialize/C_Finalize keep the standard's initialised state; C_GetInfo needs the GIL (it
  * asks Python for os.getpid()), so a host can tell that Python works on its thread or in its
- * forked child; its own pthread_atfork child handler forgets the initialisation, as the real
- * ABI does. Every other function answers CKR_FUNCTION_NOT_SUPPORTED.
+ * forked child; after_fork_child forgets the initialisation, as the real ABI does. Every other
+ * function answers CKR_FUNCTION_NOT_SUPPORTED.
  */
 #include <Python.h>
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -87,10 +87,12 @@ PyMODINIT_FUNC PyInit__abi(void)
     table.C_Finalize = fake_finalize;
     table.C_GetInfo = fake_get_info;
     if (PyModule_AddObject(m, "function_table",
-                           PyCapsule_New(&table, "p11fast._abi.function_table", NULL)) < 0) {
+                           PyCapsule_New(&table, "p11fast._abi.function_table", NULL)) < 0 ||
+        PyModule_AddObject(m, "after_fork_child",
+                           PyCapsule_New((void *)fake_after_fork_child,
+                                         "p11fast._abi.after_fork_child", NULL)) < 0) {
         Py_DECREF(m);
         return NULL;
     }
-    pthread_atfork(NULL, NULL, fake_after_fork_child);
     return m;
 }

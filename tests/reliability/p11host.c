@@ -19,6 +19,10 @@
  *       BAD_CONFIG (pReserved), which fails with a log line, while N children are forked one
  *       after another; each child's C_Initialize with BAD_CONFIG must fail too (not hang), and
  *       then it initialises with the environment's configuration and signs.
+ *   p11host initfork MODULE N
+ *       N times: C_Initialize and fork at once, while the module's thread sets its connections
+ *       up; the child initialises and lists the present slots (its own TLS connection), the
+ *       parent finalises. Prints "forks= children_ok= children_failed=".
  *   p11host quick  MODULE finalize|exit
  *       C_Initialize, then C_Finalize at once (finalize) or none (exit); returns 0.
  *   p11host mixed  MODULE PIN KEY_ID THREADS SECONDS
@@ -329,6 +333,29 @@ static int run_fork(int forks, int reinit, int loggers) {
     return 0;
 }
 
+/* ------------------------------------------------------------------ initfork */
+
+static int child_lists_slots(void) {
+    CK_SLOT_ID slots[4];
+    CK_ULONG n = 4;
+    if (initialize() != CKR_OK) return 40;
+    if (f->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK || n != 1) return 41;
+    return f->C_Finalize(NULL) == CKR_OK ? 0 : 42;
+}
+
+static int run_initfork(int forks) {
+    int ok = 0;
+    for (int i = 0; i < forks; i++) {
+        if (initialize() != CKR_OK) { fprintf(stderr, "C_Initialize\n"); return 2; }
+        pid_t pid = fork();
+        if (pid == 0) _exit(child_lists_slots());
+        ok += child_succeeded(pid, i);
+        f->C_Finalize(NULL);
+    }
+    printf("forks=%d children_ok=%d children_failed=%d\n", forks, ok, forks - ok);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ forkfail */
 
 static const char *g_bad_config;
@@ -608,6 +635,7 @@ int main(int argc, char **argv) {
     const char *mode = argv[1];
     load_module(argv[2]);
     if (strcmp(mode, "inits") == 0) return run_inits(atoi(argv[3]));
+    if (strcmp(mode, "initfork") == 0 && argc == 4) return run_initfork(atoi(argv[3]));
     if (strcmp(mode, "quick") == 0 && argc == 4) {
         if (initialize() != CKR_OK) return 2;
         return strcmp(argv[3], "finalize") == 0 && f->C_Finalize(NULL) != CKR_OK ? 3 : 0;

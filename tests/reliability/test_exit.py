@@ -1,25 +1,21 @@
 """Exit right after C_Initialize: the transport's background thread is still connecting (inside
 libcurl and OpenSSL) when the process ends. C_Finalize must join it, and an exit without
 C_Finalize must not let OpenSSL's exit handler free what the thread is using. Such exits used
-to crash (31 of 40 runs in the report); each scenario runs RUNS times, PARALLEL processes at a
-time, enough to catch a crash that happens once in 40 runs."""
+to crash (31 of 40 runs in the report); each scenario runs 100 times, 4 processes at a time,
+enough to catch a crash that happens once in 40 runs."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from p11fast import snapshot
 from tests.hosts import host_env
-from tests.reliability.conftest import cluster, write_config
+from tests.reliability.conftest import cluster, failures, write_config
 
-RUNS = 100
-PARALLEL = 4
 INSTANCES = 4
 
 PYTHON_HOST = """
@@ -44,18 +40,6 @@ def urls(hsm) -> list[str]:
 @pytest.fixture
 def config(hsm, tmp_path):
     return write_config(tmp_path / "c.conf", urls(hsm), hsm.fingerprint)
-
-
-def failures(command: Callable[[int], list[str]], env: dict[str, str]) -> str:
-    """Runs command(i) for i in range(RUNS): "" when all exit with 0, else how many did not and
-    their exit codes (negative: the signal that killed it)."""
-
-    def run(i: int) -> int:
-        return subprocess.run(command(i), env=env, capture_output=True, timeout=60).returncode
-
-    with ThreadPoolExecutor(PARALLEL) as pool:
-        failed = [code for code in pool.map(run, range(RUNS)) if code != 0]
-    return f"{len(failed)} of {RUNS} runs failed: {failed}" if failed else ""
 
 
 def test_a_c_host_that_finalizes_right_after_initializing_never_crashes(module_path, host, config):
