@@ -34,6 +34,7 @@ from p11fast._transport cimport (
     TP_ERR_CLOSED, TP_ERR_CONNECT, TP_ERR_NOMEM, TP_ERR_TIMEOUT, TP_ERR_TLS, tp_instance_url, tp_pool,
 )
 
+import os
 import sys
 
 from p11fast._transport import basic_auth, pool_spec

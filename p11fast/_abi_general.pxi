@@ -103,6 +103,7 @@ cdef CK_RV C_Initialize(CK_VOID_PTR pInitArgs) noexcept nogil:
     if p11f_is_initialized():
         pthread_mutex_unlock(&p11f_init_lock)
         return CKR_CRYPTOKI_ALREADY_INITIALIZED
+    p11f_set_forked(0)
     if g_sessions != NULL:
         # A session a C_OpenSession racing with the last C_Finalize left behind: none survives.
         for i in range(g_sessions_used):
@@ -251,12 +252,17 @@ cdef object current_auth(int slot_index, bint admin):
 cdef CK_RV C_Finalize(CK_VOID_PTR pReserved) noexcept nogil:
     global g_nfree_objects
     cdef int i
+    cdef CK_RV rv
     if pReserved != NULL:
         return CKR_ARGUMENTS_BAD
     pthread_mutex_lock(&p11f_init_lock)
     if not p11f_is_initialized():
+        # A forked child ending what it inherited (python-pkcs11's lib.reinitialize() does
+        # this): nothing is left to release, reset_after_fork dropped it.
+        rv = CKR_OK if p11f_is_forked() else CKR_CRYPTOKI_NOT_INITIALIZED
+        p11f_set_forked(0)
         pthread_mutex_unlock(&p11f_init_lock)
-        return CKR_CRYPTOKI_NOT_INITIALIZED
+        return rv
     p11f_set_initialized(0)
     pthread_mutex_lock(&g_lock)
     pthread_cond_broadcast(&g_event)
@@ -307,11 +313,16 @@ cdef void finalize_state() noexcept:
 
 
 cdef void reset_after_fork() noexcept nogil:
-    """A forked child inherits locks that may be held and connections the parent still uses:
-    start from nothing, as if C_Finalize had run, and let the child call C_Initialize."""
+    """pthread_atfork child handler (the loader registers it), in every host: a forked child
+    inherits locks that may be held and connections the parent still uses. It starts from
+    nothing, as if C_Finalize had run, and must call C_Initialize (a C_Finalize before that ends
+    the inherited initialisation, CKR_OK). C only: the interpreter may not be consistent yet
+    (os.fork runs PyOS_AfterFork_Child after this). Idempotent."""
     global g_sessions, g_objects, g_nfree_objects
     cdef int i
     tp_after_fork_child()
+    # A child that neither finalised nor initialised passes the inherited state on.
+    p11f_set_forked(p11f_is_initialized() or p11f_is_forked())
     p11f_set_initialized(0)
     pthread_mutex_init(&p11f_init_lock, NULL)
     pthread_mutex_init(&g_lock, NULL)
@@ -327,12 +338,26 @@ cdef void reset_after_fork() noexcept nogil:
     for i in range(MAX_SLOTS):
         pthread_mutex_init(&g_slots[i].lock, NULL)
         g_slots[i].pool = NULL
-    with gil:
-        forget_state()
 
 
-cdef void forget_state() noexcept:
+cdef void take_own_interpreter() noexcept:
+    """Called by the loader, under the GIL, when the interpreter is the one it started: nothing
+    but this module runs in it, so the module owns what a Python host would (sys.stdout and
+    sys.stderr, with no lock a fork could leave held)."""
+    try:
+        from p11fast import log
+
+        log.own_stdio()
+    except BaseException as exc:
+        rv_for(exc, b"C_Initialize")
+
+
+def forget_state_after_fork():
+    """os.register_at_fork hook: runs once the child's interpreter is consistent (after
+    os.fork's PyOS_AfterFork_Child, or the loader's, which runs the same hooks). The C reset
+    comes first, whichever child handler ran before: dropping the state closes its pools."""
     global _state
+    reset_after_fork()
     _state = None
 
 

@@ -8,9 +8,15 @@ cdef extern from *:
     static atomic_int p11f_initialized;
     static inline int p11f_is_initialized(void) { return atomic_load(&p11f_initialized); }
     static inline void p11f_set_initialized(int v) { atomic_store(&p11f_initialized, v); }
+    /* A forked child of an initialised parent that has not called C_Initialize yet. */
+    static atomic_int p11f_forked;
+    static inline int p11f_is_forked(void) { return atomic_load(&p11f_forked); }
+    static inline void p11f_set_forked(int v) { atomic_store(&p11f_forked, v); }
     """
     bint p11f_is_initialized() nogil
     void p11f_set_initialized(int v) nogil
+    bint p11f_is_forked() nogil
+    void p11f_set_forked(int v) nogil
 
 cdef slot_t g_slots[MAX_SLOTS]
 cdef int g_nslots = 0
@@ -175,13 +181,17 @@ cdef CK_RV rv_for(exc, const char *where) noexcept:
     try:
         message = f"{where.decode()}: {exc}" if str(exc) else f"{where.decode()}: {type(exc).__name__}"
         if _state is not None:
-            if rv == CKR_GENERAL_ERROR:
-                _state.log.error(message)
-            else:
-                _state.log.warn(message)
+            log = _state.log
         else:
-            import sys
-            sys.stderr.write(f"p11fast: {message}\n")
+            # Not sys.stderr: its buffer has a lock, which a thread writing there at fork()
+            # leaves held in the child, where the next line would wait for it forever.
+            from p11fast.log import stderr_logger
+
+            log = stderr_logger()
+        if rv == CKR_GENERAL_ERROR:
+            log.error(message)
+        else:
+            log.warn(message)
     except BaseException:
         pass
     return rv

@@ -82,6 +82,9 @@ cdef extern from "curl/curl.h" nogil:
         CURLOPT_SSL_CTX_DATA
         CURLOPT_PRIVATE
         CURLOPT_CONNECT_ONLY
+        CURLOPT_NOPROGRESS
+        CURLOPT_XFERINFOFUNCTION
+        CURLOPT_XFERINFODATA
 
     enum:
         CURL_HTTP_VERSION_1_1
@@ -145,4 +148,5 @@ cdef extern from "curl/multi.h" nogil:
     CURLMcode curl_multi_poll(CURLM *multi, void *extra_fds, unsigned int extra_nfds,
                               int timeout_ms, int *numfds)
     CURLMcode curl_multi_wakeup(CURLM *multi)
+    CURLMcode curl_multi_cleanup(CURLM *multi)
     CURLMsg *curl_multi_info_read(CURLM *multi, int *msgs_in_queue)

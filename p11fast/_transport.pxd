@@ -50,20 +50,31 @@
 # without one (server closed it, idle age, failure) while the instance is up. A caller never waits
 # for that: if it needs a connection while one is being set up in the background, it opens its
 # own when the cap allows, and waits like any caller only when it does not. Without threads
-# everything stays on the calling thread.
+# everything stays on the calling thread. The thread runs while a live pool exists: closing the
+# last one (C_Finalize) and the process's exit join it (see "Thread lifetime" in _transport.pyx).
 #
-# Fork: the module registers pthread_atfork handlers; in a forked child every pool is closed
-# (TP_ERR_CLOSED) and its inherited sockets are closed without any TLS close_notify, so the
-# parent's connections stay intact. tp_after_fork_child() does the same and is idempotent, so
-# calling it again from the ABI's own after-fork hook is harmless.
+# Fork: the module registers pthread_atfork handlers (or the loader runs them from its own, see
+# p11f_transport_init below); the background thread is stopped before fork() (it must not hold
+# an OpenSSL lock the child inherits) and started again in the parent; in a forked child every
+# pool is closed (TP_ERR_CLOSED) and its inherited sockets are closed without any TLS
+# close_notify, so the parent's connections stay intact. tp_after_fork_child() does the same and
+# is idempotent, so calling it again from the ABI's own after-fork hook is harmless.
 #
 # Light mode: the C loader answers C_GetSlotList/C_GetSlotInfo/C_GetTokenInfo without starting
 # Python (`pkcs11-tool -L` fast), but token presence needs one live GET /health/ready through this
 # transport, and the connection it opens should serve the rest of the process if Python starts
-# later. So the extension exports three C functions, callable with libpython loaded but not
-# initialised (they touch no Python object; process-wide state is set up by whichever comes
-# first, them or the module's import, and the import never resets it):
+# later. So the extension exports C functions callable with libpython loaded (initialised or
+# not: they touch no Python object; process-wide state is set up by whichever comes first, them
+# or the module's import, and the import never resets it):
 #
+#   int p11f_transport_init(void)
+#       The process-wide set-up alone (libcurl, the exit handler), for the loader, which then
+#       runs the transport's fork handling from its own pthread_atfork handlers: 1. 0 when the
+#       module's import came first and registered its own handlers (the loader must not run
+#       them as well); -1 when libcurl cannot start.
+#   void p11f_transport_fork_prepare(void), p11f_transport_fork_parent(void),
+#        p11f_transport_fork_child(void)
+#       The transport's fork handlers, for the loader to call from its own when init said 1.
 #   void *p11f_transport_open(const unsigned char *spec, size_t len, int threads_allowed)
 #       Builds a pool from a pool_spec() blob, exactly as Pool() does (with threads_allowed,
 #       the background thread starts connecting it at once), and parks it. Returns an opaque

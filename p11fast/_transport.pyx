@@ -59,6 +59,13 @@ Decisions worth knowing (see also the header of _transport.pxd):
   CREATE_OS_THREADS / disable_threads), a request first re-checks up to 3 down instances inline
   (1 s timeout, each instance at most once a second), so one call sends at most
   retries.count + instances + 3 requests (Nitrokey's formula, plus one failover per instance).
+- Thread lifetime: the background thread is joined, never left running: closing the last live
+  pool (C_Finalize) and the process's exit (an atexit handler, registered after OpenSSL's so it
+  runs first) stop it, aborting a set-up or probe in progress at its next step (within a
+  second). It must not be inside libcurl or OpenSSL while OpenSSL's exit handler frees their
+  global state: that crashed processes exiting right after C_Initialize. Nor at fork(): OpenSSL
+  (3.x) has no fork handlers, and a lock of its held by the thread stays held in the child. So
+  the fork prepare handler stops it the same way, and the parent starts it again.
 - TLS: system CAs by default; `cacert` replaces them (CURLOPT_CAINFO); `sha256_fingerprints`
   replaces chain and hostname verification by a comparison of the leaf certificate's DER SHA-256
   (Nitrokey's semantics, not an SPKI pin) inside the handshake; `danger_insecure_cert` verifies
@@ -109,7 +116,7 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_cond_destroy(pthread_cond_t *c)
     int pthread_create(pthread_t *t, const void *attr, void *(*start)(void *) noexcept nogil,
                        void *arg)
-    int pthread_detach(pthread_t t)
+    int pthread_join(pthread_t t, void **result)
     int pthread_atfork(void (*prepare)() noexcept nogil, void (*parent)() noexcept nogil,
                        void (*child)() noexcept nogil)
 
@@ -121,6 +128,9 @@ cdef extern from "<poll.h>" nogil:
     enum: POLLIN
     enum: POLLOUT
     int poll(pollfd *fds, unsigned long nfds, int timeout)
+
+cdef extern from "<stdlib.h>" nogil:
+    int atexit(void (*handler)() noexcept nogil)
 
 cdef extern from "<strings.h>" nogil:
     int strncasecmp(const char *a, const char *b, size_t n)
@@ -301,20 +311,34 @@ cdef pthread_mutex_t g_lock
 cdef pthread_cond_t g_probe_cond      # the probe thread sleeps on it while nothing is down
 cdef tp_pool *g_registry
 cdef int g_probe_started
-cdef int g_probe_failed               # pthread_create failed: fall back to inline checks
+cdef int g_probe_failed               # no thread (pthread_create failed, or the process is
+                                      # exiting): fall back to inline checks
+cdef pthread_t g_bg_thread            # the background thread while g_probe_started
+cdef int g_bg_stop                    # atomic: it is asked to end (_bg_stop joins it)
+cdef int g_bg_kick_lost               # a kick came while it was ending: _bg_stop starts another
+cdef pthread_mutex_t g_bg_join_lock   # serialises _bg_stop; the thread itself never takes it
 cdef int g_fork_locked                # our prepare handler holds g_lock and instance locks
+cdef bint g_fork_halted               # it ended the background thread (the parent restarts it)
 cdef CURLM *g_probe_multi
 cdef tp_light *g_light                # handles of p11f_transport_open, until released
 cdef bint g_init_ok                   # _global_init succeeded (written once, under tp_once)
+cdef bint g_forward_wanted            # the loader asks to run our fork handlers from its own
+cdef bint g_forwarded                 # it does (decided once, under tp_once)
 
 
 cdef void _global_init_once() noexcept nogil:
-    global g_init_ok
+    global g_init_ok, g_forwarded
     pthread_mutex_init(&g_lock, NULL)
+    pthread_mutex_init(&g_bg_join_lock, NULL)
     pthread_cond_init(&g_probe_cond, NULL)
     if curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK:
         return
-    pthread_atfork(_atfork_prepare, _atfork_parent, _atfork_child)
+    # Registered after curl_global_init made OpenSSL register its own cleanup: exit handlers run
+    # in reverse order, so the background thread is gone before OpenSSL frees what it uses.
+    atexit(_at_exit)
+    g_forwarded = g_forward_wanted
+    if not g_forwarded:
+        pthread_atfork(_atfork_prepare, _atfork_parent, _atfork_child)
     g_init_ok = True
 
 
@@ -745,10 +769,11 @@ cdef void _pool_close(tp_pool *pool) noexcept nogil:
     global g_registry
     cdef int i
     cdef tp_light *h
+    cdef bint last
     if pool.forked:
         # A forked child's inherited pool, already off the registry (tp_after_fork_child). g_lock
-        # must not be taken: the loader's atfork child handler, which drops the ABI's pools, runs
-        # before ours and g_lock is still held by _atfork_prepare then.
+        # must not be taken: the pool may be dropped from another atfork child handler, before
+        # ours released what _atfork_prepare took.
         tp_store(&pool.closed, 1)
         _pool_unref(pool)
         return
@@ -768,10 +793,15 @@ cdef void _pool_close(tp_pool *pool) noexcept nogil:
         if h.pool == pool:
             h.pool = NULL
         h = h.next
+    last = g_registry == NULL and g_probe_started
     pthread_mutex_unlock(&g_lock)
     for i in range(pool.ninstances):
         _wake_waiters(&pool.instances[i])
     _pool_unref(pool)
+    if last:
+        # No pool left to serve (C_Finalize): the thread ends, joined, not left running into
+        # the process's exit.
+        _bg_stop(False)
 
 
 cdef void _pool_register(tp_pool *pool) noexcept nogil:
@@ -1012,7 +1042,7 @@ cdef int _probe_setup(tp_conn *c) noexcept nogil:
     rc |= curl_easy_setopt(c.easy, CURLOPT_WRITEFUNCTION, _discard)
     # A health check must not leave a second idle connection per instance behind.
     rc |= curl_easy_setopt(c.easy, CURLOPT_FORBID_REUSE, <long>1)
-    return rc
+    return rc | _abortable(c)
 
 
 cdef tp_conn *_probe_conn(tp_instance *inst) noexcept nogil:
@@ -1071,16 +1101,36 @@ cdef void _inline_checks(tp_pool *pool) noexcept nogil:
         tp_store(&inst.probing, 0)
 
 
+cdef int _abortable(tp_conn *c) noexcept nogil:
+    """What the background thread does with c ends when it is asked to stop (_bg_abort)."""
+    cdef int rc = 0
+    rc |= curl_easy_setopt(c.easy, CURLOPT_NOPROGRESS, <long>0)
+    rc |= curl_easy_setopt(c.easy, CURLOPT_XFERINFOFUNCTION, _bg_abort)
+    rc |= curl_easy_setopt(c.easy, CURLOPT_XFERINFODATA, <void *>c)
+    return rc
+
+
+cdef int _bg_abort(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                   curl_off_t ulnow) noexcept nogil:
+    # libcurl calls this each time it works on the transfer, at least once a second: a
+    # background set-up (a framed handle's connect) or probe ends there when the thread is
+    # asked to stop. A caller's own connect (bg_setup 0) never does.
+    cdef tp_conn *c = <tp_conn *>clientp
+    return (c.bg_setup or c == c.inst.probe) and tp_load(&g_bg_stop)
+
+
 cdef void _bg_kick() noexcept nogil:
     """An instance went down or wants a connection set up: wake the background thread, starting
-    it on first use."""
-    global g_probe_multi, g_probe_started, g_probe_failed
-    cdef pthread_t tid
+    it on first use. Only live pools need it: with none registered nothing starts."""
+    global g_probe_multi, g_probe_started, g_probe_failed, g_bg_kick_lost
     pthread_mutex_lock(&g_lock)
-    if not g_probe_started and not g_probe_failed:
+    if tp_load(&g_bg_stop):
+        g_bg_kick_lost = 1
+        pthread_mutex_unlock(&g_lock)
+        return
+    if not g_probe_started and not g_probe_failed and g_registry != NULL:
         g_probe_multi = curl_multi_init()
-        if g_probe_multi != NULL and pthread_create(&tid, NULL, _bg_main, NULL) == 0:
-            pthread_detach(tid)
+        if g_probe_multi != NULL and pthread_create(&g_bg_thread, NULL, _bg_main, NULL) == 0:
             g_probe_started = 1
         else:
             g_probe_failed = 1
@@ -1088,6 +1138,65 @@ cdef void _bg_kick() noexcept nogil:
     if g_probe_started:
         curl_multi_wakeup(g_probe_multi)  # in case it is polling probe sockets
     pthread_mutex_unlock(&g_lock)
+
+
+cdef bint _bg_halt(bint always) noexcept nogil:
+    """Under g_bg_join_lock: ends the background thread and returns once it is gone, always or
+    only when no live pool is left. A set-up or probe in progress is aborted (_bg_abort: at its
+    next step, within a second). No thread starts again until _bg_resume (kicks meanwhile are
+    noted). True when one was running. Never called by the thread itself."""
+    global g_probe_started, g_probe_multi
+    cdef pthread_t tid
+    cdef bint joining
+    pthread_mutex_lock(&g_lock)
+    joining = g_probe_started and (always or g_registry == NULL)
+    if joining or always:
+        tp_store(&g_bg_stop, 1)
+    if joining:
+        tid = g_bg_thread
+        pthread_cond_signal(&g_probe_cond)
+        curl_multi_wakeup(g_probe_multi)  # the thread frees it only after seeing g_bg_stop
+    pthread_mutex_unlock(&g_lock)
+    if joining:
+        pthread_join(tid, NULL)
+        pthread_mutex_lock(&g_lock)
+        g_probe_started = 0
+        g_probe_multi = NULL
+        pthread_mutex_unlock(&g_lock)
+    return joining
+
+
+cdef void _bg_resume(bint restart) noexcept nogil:
+    """Under g_bg_join_lock, after _bg_halt: threads may start again. One does now when
+    `restart` or a kick was turned away meanwhile, and a live pool is left to serve."""
+    global g_bg_kick_lost
+    pthread_mutex_lock(&g_lock)
+    tp_store(&g_bg_stop, 0)
+    restart = (restart or g_bg_kick_lost) and g_registry != NULL
+    g_bg_kick_lost = 0
+    pthread_mutex_unlock(&g_lock)
+    if restart:
+        _bg_kick()
+
+
+cdef void _bg_stop(bint for_good) noexcept nogil:
+    """The background thread ends: when the last pool closes (C_Finalize), and at process exit
+    (for_good: none starts again, down instances are re-checked inline)."""
+    global g_probe_failed
+    pthread_mutex_lock(&g_bg_join_lock)
+    if for_good:
+        pthread_mutex_lock(&g_lock)
+        g_probe_failed = 1
+        pthread_mutex_unlock(&g_lock)
+    _bg_halt(for_good)
+    _bg_resume(False)
+    pthread_mutex_unlock(&g_bg_join_lock)
+
+
+cdef void _at_exit() noexcept nogil:
+    # The process exits with pools still open (no C_Finalize): the thread must not be inside
+    # libcurl or OpenSSL while OpenSSL's own exit handler frees their state.
+    _bg_stop(True)
 
 
 # ---------------------------------------------------------------- background connection set-up
@@ -1124,7 +1233,7 @@ cdef void _setup(tp_instance *inst) noexcept nogil:
     cdef tp_conn *c
     cdef tp_conn *prev
     cdef CURLcode rc
-    while tp_load(&inst.up) and not tp_load(&pool.closed):
+    while tp_load(&inst.up) and not tp_load(&pool.closed) and not tp_load(&g_bg_stop):
         pthread_mutex_lock(&inst.lock)
         prev = NULL
         c = inst.free_list[CONN_FRAMED]
@@ -1145,7 +1254,9 @@ cdef void _setup(tp_instance *inst) noexcept nogil:
         if rc == CURLE_OK:
             c.last_used_ms = tp_now_ms()
             tp_count(&pool.n_background_setups)
-        c.setup_rc = rc
+        # Aborted (the thread was stopped) is no failure of the instance: a caller waiting for
+        # this handle connects it itself.
+        c.setup_rc = CURLE_OK if rc == CURLE_ABORTED_BY_CALLBACK else rc
         _give_back(inst, c, False)
         if rc != CURLE_OK:
             break  # the next request finds out why and marks the instance down
@@ -1194,7 +1305,12 @@ cdef void *_bg_main(void *arg) noexcept nogil:
     cdef tp_pool *pool
     pthread_mutex_lock(&g_lock)
     while True:
-        inst = _setup_claim()
+        if tp_load(&g_bg_stop):
+            if active == 0:
+                break
+            inst = NULL  # ending: no new work; the probes in flight end (aborted) first
+        else:
+            inst = _setup_claim()
         if inst != NULL:
             pool = inst.pool
             pthread_mutex_unlock(&g_lock)
@@ -1202,7 +1318,8 @@ cdef void *_bg_main(void *arg) noexcept nogil:
             _pool_unref(pool)
             pthread_mutex_lock(&g_lock)
             continue
-        active += _probe_scan(multi, &pending)
+        if not tp_load(&g_bg_stop):
+            active += _probe_scan(multi, &pending)
         if active == 0 and pending == 0:
             pthread_cond_wait(&g_probe_cond, &g_lock)
             continue
@@ -1221,8 +1338,11 @@ cdef void *_bg_main(void *arg) noexcept nogil:
                 _pool_unref(c.inst.pool)
             msg = curl_multi_info_read(multi, &left)
         # Waits for probe sockets, or sleeps when only not-yet-due instances are down.
-        curl_multi_poll(multi, NULL, 0, 250, NULL)
+        if active or not tp_load(&g_bg_stop):
+            curl_multi_poll(multi, NULL, 0, 250, NULL)
         pthread_mutex_lock(&g_lock)
+    pthread_mutex_unlock(&g_lock)
+    curl_multi_cleanup(multi)
     return NULL
 
 
@@ -1242,7 +1362,7 @@ cdef int _fr_setup(tp_conn *c) noexcept nogil:
     cdef int rc = 0
     rc |= curl_easy_setopt(c.easy, CURLOPT_CONNECT_ONLY, <long>1)
     rc |= curl_easy_setopt(c.easy, CURLOPT_URL, <const char *>c.url)
-    return rc
+    return rc | _abortable(c)
 
 
 cdef void _fr_close(tp_conn *c) noexcept nogil:
@@ -2011,15 +2131,15 @@ cdef void _forget_fds(tp_conn *c) noexcept nogil:
 cdef void tp_after_fork_child() noexcept nogil:
     # Runs in the child's only thread: from our pthread_atfork child handler, and again when the
     # ABI's after-fork hook calls it (then the registry is already empty).
-    global g_registry, g_probe_multi, g_probe_failed, g_probe_started
+    global g_registry, g_probe_multi, g_probe_failed, g_probe_started, g_bg_stop, g_bg_kick_lost
     cdef tp_pool *pool
     cdef tp_pool *nxt
     cdef tp_instance *inst
     cdef tp_conn *c
     cdef tp_light *h
     cdef int i
-    # The locks our prepare handler took are released first, whichever handler runs first: the
-    # ABI's reset (from the loader's handler) closes pools, which takes g_lock.
+    # The locks our prepare handler took are released first (once: the ABI's reset, from its
+    # own handler, calls this again).
     if _atfork_release():
         pthread_cond_init(&g_probe_cond, NULL)  # its waiter (the probe thread) is gone
     pool = g_registry
@@ -2050,18 +2170,27 @@ cdef void tp_after_fork_child() noexcept nogil:
         if h.adopted:
             h.pool = NULL
         h = h.next
-    # The probe thread does not exist here; its multi handle is abandoned like the handles.
+    # The background thread does not exist here; its multi handle is abandoned like the
+    # handles. Our prepare handler holds its lock: there is nothing to join here.
     g_probe_multi = NULL
     g_probe_failed = 0
     g_probe_started = 0
+    g_bg_stop = 0
+    g_bg_kick_lost = 0
+    pthread_mutex_init(&g_bg_join_lock, NULL)
 
 
 cdef void _atfork_prepare() noexcept nogil:
-    # Take every lock the transport has, so none is held by a thread that will not exist in
-    # the child, and the lists they guard are consistent when the child walks them.
-    global g_fork_locked
+    # The background thread ends first: inside libcurl or OpenSSL it may hold their locks
+    # (OpenSSL's random generator's, say), which a child's own connections would then wait for
+    # forever. The parent starts it again. Then take every lock the transport has, so none is
+    # held by a thread that will not exist in the child, and the lists they guard are consistent
+    # when the child walks them.
+    global g_fork_locked, g_fork_halted
     cdef tp_pool *pool
     cdef int i
+    pthread_mutex_lock(&g_bg_join_lock)
+    g_fork_halted = _bg_halt(True)
     pthread_mutex_lock(&g_lock)
     pool = g_registry
     while pool != NULL:
@@ -2072,9 +2201,8 @@ cdef void _atfork_prepare() noexcept nogil:
 
 
 cdef bint _atfork_release() noexcept nogil:
-    # Idempotent: in a child, tp_after_fork_child may run first (child handlers run in
-    # registration order, and the loader registers its own — which resets the ABI, which drops
-    # its pools — before or after ours depending on when the ABI was imported).
+    # Idempotent: in a child, tp_after_fork_child may run more than once (ours, then the
+    # ABI's reset, which calls it too).
     global g_fork_locked
     cdef tp_pool *pool = g_registry
     cdef int i
@@ -2091,6 +2219,8 @@ cdef bint _atfork_release() noexcept nogil:
 
 cdef void _atfork_parent() noexcept nogil:
     _atfork_release()
+    _bg_resume(g_fork_halted)
+    pthread_mutex_unlock(&g_bg_join_lock)
 
 
 cdef void _atfork_child() noexcept nogil:
@@ -2104,11 +2234,31 @@ cdef void _atfork_child() noexcept nogil:
 
 cdef extern from *:
     """
+    static int tp_light_init(void);
     static void *tp_light_open(const unsigned char *spec, size_t len, int threads_allowed);
     static int tp_light_get(void *handle, const char *path, long *status, char *why,
                             size_t why_size);
     static void tp_light_release(void *handle);
+    static void tp_fork_prepare(void);
+    static void tp_fork_parent(void);
+    static void tp_fork_child(void);
 
+    __attribute__((visibility("default")))
+    int p11f_transport_init(void) {
+        return tp_light_init();
+    }
+    __attribute__((visibility("default")))
+    void p11f_transport_fork_prepare(void) {
+        tp_fork_prepare();
+    }
+    __attribute__((visibility("default")))
+    void p11f_transport_fork_parent(void) {
+        tp_fork_parent();
+    }
+    __attribute__((visibility("default")))
+    void p11f_transport_fork_child(void) {
+        tp_fork_child();
+    }
     __attribute__((visibility("default")))
     void *p11f_transport_open(const unsigned char *spec, size_t len, int threads_allowed) {
         return tp_light_open(spec, len, threads_allowed);
@@ -2123,6 +2273,26 @@ cdef extern from *:
         tp_light_release(handle);
     }
     """
+
+
+cdef int _light_init "tp_light_init"() noexcept nogil:
+    global g_forward_wanted
+    g_forward_wanted = True  # only read if the process-wide set-up has not run yet
+    if not _global_init():
+        return -1
+    return 1 if g_forwarded else 0
+
+
+cdef void _fork_prepare "tp_fork_prepare"() noexcept nogil:
+    _atfork_prepare()
+
+
+cdef void _fork_parent "tp_fork_parent"() noexcept nogil:
+    _atfork_parent()
+
+
+cdef void _fork_child "tp_fork_child"() noexcept nogil:
+    _atfork_child()
 
 
 cdef void *_light_open "tp_light_open"(const unsigned char *spec, size_t n,

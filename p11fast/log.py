@@ -269,6 +269,48 @@ def _hostname() -> str:
     return os.uname().nodename
 
 
+class FdStream:
+    """A text stream writing each string with one `os.write` loop, under no lock.
+
+    sys.stdout and sys.stderr of the interpreter the loader starts in a host without Python.
+    An io stream's buffer has a lock that a writing thread holds while the GIL is released for
+    the write; a fork() at that moment leaves it held in the child for good (CPython resets no
+    io lock after fork), and the child's next line there waits forever.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def write(self, text: str) -> int:
+        data = text.encode("utf-8", "backslashreplace")
+        try:
+            while data:
+                data = data[os.write(self.fd, data) :]
+        except OSError:
+            pass  # as StreamSink: a closed stream must not fail the caller
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def isatty(self) -> bool:
+        return os.isatty(self.fd)
+
+    def writable(self) -> bool:
+        return True
+
+
+def own_stdio() -> None:
+    """The loader's own interpreter: sys.stdout and sys.stderr become FdStreams."""
+    import sys
+
+    sys.stdout = FdStream(1)
+    sys.stderr = FdStream(2)
+
+
 def stderr_logger(level: int = WARN) -> Logger:
     """What to log to before a configuration is loaded (and when it cannot be)."""
     return Logger(level, [StreamSink(2, os.getpid(), owned=False)])

@@ -28,8 +28,9 @@
  * Python removes the mark at C_Finalize, and the one after it is light again. Only timing
  * depends on the mark: both paths give the same answers.
  *
- * Fork: a child starts with light mode off and calls C_Initialize like any child; the
- * transport's own fork handler abandons the inherited pools.
+ * Fork: a child starts with light mode off (light_after_fork_child, from the loader's fork
+ * handler) and calls C_Initialize like any child; the transport's fork handling abandons the
+ * inherited pools.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -50,12 +51,8 @@
 #define TP_OK 0
 #define WHY_SIZE 256
 
-/* The transport's entry points for the light mode (p11fast/_transport.pyx). */
-static struct {
-    void *(*open)(const unsigned char *spec, size_t len, int threads_allowed);
-    int (*get)(void *pool, const char *path, long *status, char *why, size_t why_size);
-    void (*release)(void *pool);
-} transport;
+/* The transport's entry points (loader.c), once light mode is entered. */
+static const struct transport_api *transport;
 
 struct presence {
     int known, present;
@@ -74,13 +71,12 @@ static CK_C_INITIALIZE_ARGS saved_args;
 static int saved_args_given;
 static char *saved_reserved;
 static char full_mark[PATH_MAX + 40]; /* <snapshot>.full, or "" */
-static pthread_once_t fork_handler_once = PTHREAD_ONCE_INIT;
 /* Promoted in C_Initialize because of the mark, and no call has needed Python since. */
 _Atomic int early_unconfirmed;
 /* A presence check found a token absent, and the ABI has not been told why. */
 static int absence_untold;
 
-static void after_fork_in_child(void)
+void light_after_fork_child(void)
 {
     /* The parent's state belongs to the parent: dropped, not freed (another thread of the
      * parent may have been changing it), and the lock made anew. */
@@ -93,33 +89,11 @@ static void after_fork_in_child(void)
     memset(&snap, 0, sizeof snap);
 }
 
-static void install_fork_handler(void)
-{
-    pthread_atfork(NULL, NULL, after_fork_in_child);
-}
-
-static int load_transport(const char *dir)
-{
-    char path[PATH_MAX + 64];
-    void *handle;
-    if (transport.open)
-        return 1;
-    snprintf(path, sizeof path, "%s/_transport%s", dir, P11FAST_PY_EXT_SUFFIX);
-    if (!(handle = dlopen(path, RTLD_NOW)))
-        return 0;
-    *(void **)&transport.get = dlsym(handle, "p11f_transport_get");
-    *(void **)&transport.release = dlsym(handle, "p11f_transport_release");
-    if (!transport.get || !transport.release)
-        return 0;
-    *(void **)&transport.open = dlsym(handle, "p11f_transport_open");
-    return transport.open != NULL;
-}
-
 static void drop_light_state(void)
 {
     for (CK_ULONG i = 0; pools && i < snap.nslots; i++)
         if (pools[i])
-            transport.release(pools[i]);
+            transport->release(pools[i]);
     free(pools);
     free(presence);
     free(saved_reserved);
@@ -150,7 +124,7 @@ static int enter(const CK_C_INITIALIZE_ARGS *args)
     if (!acceptable(args) || !libpython_loaded_idle() || !package_dir(dir, sizeof dir) ||
         !snapshot_load(&snap, dir, reserved))
         return 0;
-    if (!load_transport(dir) ||
+    if (!(transport = transport_api()) ||
         !(pools = calloc(snap.nslots, sizeof *pools)) ||
         !(presence = calloc(snap.nslots, sizeof *presence)) ||
         (reserved && !(saved_reserved = strdup(reserved)))) {
@@ -161,7 +135,7 @@ static int enter(const CK_C_INITIALIZE_ARGS *args)
     threads = !(args && (args->flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS)) &&
               !snap.disable_threads;
     for (CK_ULONG i = 0; i < snap.nslots; i++)
-        if (!(pools[i] = transport.open(snap.slots[i].spec, snap.slots[i].spec_len, threads))) {
+        if (!(pools[i] = transport->open(snap.slots[i].spec, snap.slots[i].spec_len, threads))) {
             drop_light_state();
             return 0;
         }
@@ -171,7 +145,6 @@ static int enter(const CK_C_INITIALIZE_ARGS *args)
         saved_args.pReserved = saved_reserved;
     }
     snprintf(full_mark, sizeof full_mark, "%s.full", snap.path);
-    pthread_once(&fork_handler_once, install_fork_handler);
     light_on = 1;
     return 1;
 }
@@ -190,15 +163,12 @@ static void set_full_mark(int on)
  * still on. */
 static CK_FUNCTION_LIST_3_0 *promote_locked(CK_RV *rv)
 {
-    CK_FUNCTION_LIST_3_0 *table = python_abi(rv);
-    if (table) {
-        *rv = table->C_Initialize(saved_args_given ? &saved_args : NULL);
-        if (*rv != CKR_OK) {
-            say("cannot go on from the light mode: the module's C_Initialize returned 0x%lx",
-                (unsigned long)*rv);
-            table = NULL;
-            *rv = CKR_GENERAL_ERROR;
-        }
+    CK_FUNCTION_LIST_3_0 *table = initialize_abi(saved_args_given ? &saved_args : NULL, rv);
+    if (table && *rv != CKR_OK) {
+        say("cannot go on from the light mode: the module's C_Initialize returned 0x%lx",
+            (unsigned long)*rv);
+        table = NULL;
+        *rv = CKR_GENERAL_ERROR;
     }
     if (table) {
         /* What the application saw stays what it saw, for C_WaitForSlotEvent. */
@@ -284,8 +254,8 @@ static int present(CK_ULONG slot)
     long long now = now_ns();
     long status = 0;
     if (!p->known || now - p->at_ns >= PRESENCE_TTL_NS) {
-        p->present = transport.get(pools[slot], "/health/ready", &status, p->why,
-                                   sizeof p->why) == TP_OK &&
+        p->present = transport->get(pools[slot], "/health/ready", &status, p->why,
+                                    sizeof p->why) == TP_OK &&
                      status == 200;
         p->status = status;
         p->known = 1;

@@ -37,6 +37,7 @@
 
 #define ABI_MODULE "p11fast._abi"
 #define TABLE_CAPSULE ABI_MODULE ".function_table"
+#define OWN_CAPSULE ABI_MODULE ".own_interpreter"
 #define FORK_CAPSULE ABI_MODULE ".after_fork_child"
 #define SEED_CAPSULE ABI_MODULE ".seed_presence"
 
@@ -128,44 +129,68 @@ static _Atomic(CK_FUNCTION_LIST_3_0 *) abi;
 static CK_FUNCTION_LIST_3_0 *abi_imported;
 static void (*abi_seed_presence)(int slot, int present, double checked_at, long status,
                                   const char *why);
-static void (*_Atomic abi_after_fork_child)(void);
 
 /* Serialises getting Python ready. Held only while no GIL can be involved (starting our own
  * interpreter, or looking at the host's), so it never nests with the GIL the other way round. */
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static enum { PY_ABSENT, PY_READY, PY_BROKEN } python_state; /* under start_lock */
 
-/* ------------------------------------------------------------------ fork, for our own interpreter */
+/* ------------------------------------------------------------------ fork */
 
-/* Taking the GIL in prepare means no thread holds it mid-fork, so the child's single thread can
- * take it; PyOS_BeforeFork/AfterFork_* are what os.fork() does around fork() (import lock,
- * os.register_at_fork hooks, thread-state cleanup in the child). start_lock is taken first so
- * a child never inherits it locked. A thread that already holds the GIL is Python code
- * forking on our interpreter (os.fork, subprocess): Python does its own part then, and the
- * handlers stay out of the way. */
-static PyGILState_STATE fork_gil;
-static int fork_from_python;
-/* The interpreter is ours: the fork handlers are installed once the ABI is imported (and only
- * once: concurrent first C_Initialize calls can all reach that point, since an import may let
- * go of the GIL). */
+/* The process's fork handling for everything the module holds, registered once, when this
+ * library is loaded, in every host: start_lock; for the interpreter the loader starts, init_gate
+ * and the GIL; the transport's locks and thread (when it leaves them to us: transport_api);
+ * light mode's state and the ABI's reset in the child. One set in a fixed order, and nothing
+ * registered later: glibc before 2.34 holds its own lock from the first prepare handler to the
+ * last child handler and takes it to register one, so a later registration under a lock a
+ * prepare handler waits for (the GIL during an import, say) would deadlock with a concurrent
+ * fork.
+ *
+ * The order is start_lock, init_gate, GIL, transport. No thread waits for an earlier one while
+ * it holds a later one: once an interpreter runs, start_lock is held briefly and never while
+ * waiting for anything; init_gate is taken before the GIL (initialize_abi); the transport
+ * never waits for the GIL. Whatever start_lock covers (starting Python, loading the transport)
+ * is never half done in a child.
+ *
+ * The GIL, for our own interpreter only (a Python host's forks are its interpreter's business:
+ * os.fork does all of this itself, and a host thread holding the GIL may be waiting for the
+ * forking one). Taking it in prepare means no thread holds it mid-fork, so the child's single
+ * thread can take it; PyOS_BeforeFork/AfterFork_* are what os.fork() does around fork() (import
+ * lock, os.register_at_fork hooks — the ABI's among them — thread-state cleanup in the child).
+ * init_gate first: a fork waits for a first initialisation in progress (initialize_abi), whose
+ * imports hold module locks a child would otherwise inherit held. A thread that already holds
+ * the GIL is Python code forking on our interpreter (os.fork, subprocess): Python does its own
+ * part then. */
+static PyGILState_STATE fork_gil;  /* these three under start_lock, from prepare to child/parent */
+static int fork_takes_gil;
+static const struct transport_api *fork_transport;
+static pthread_mutex_t init_gate = PTHREAD_MUTEX_INITIALIZER;
+/* Our own interpreter runs (set under start_lock once started). */
 static int started_here;
-static pthread_once_t fork_handlers_once = PTHREAD_ONCE_INIT;
+static _Atomic(const struct transport_api *) forwarded_transport;
+static void (*_Atomic abi_after_fork_child)(void);
 
 static void before_fork(void)
 {
     pthread_mutex_lock(&start_lock);
-    fork_from_python = py.PyGILState_Check();
-    if (fork_from_python)
-        return;
-    fork_gil = py.PyGILState_Ensure();
-    py.PyOS_BeforeFork();
+    fork_takes_gil = started_here && !py.PyGILState_Check();
+    if (fork_takes_gil) {
+        pthread_mutex_lock(&init_gate);
+        fork_gil = py.PyGILState_Ensure();
+        py.PyOS_BeforeFork();
+    }
+    if ((fork_transport = atomic_load(&forwarded_transport)))
+        fork_transport->fork_prepare();
 }
 
 static void after_fork_in_parent(void)
 {
-    if (!fork_from_python) {
+    if (fork_transport)
+        fork_transport->fork_parent();
+    if (fork_takes_gil) {
         py.PyOS_AfterFork_Parent();
         py.PyGILState_Release(fork_gil);
+        pthread_mutex_unlock(&init_gate);
     }
     pthread_mutex_unlock(&start_lock);
 }
@@ -174,20 +199,25 @@ static void after_fork_in_parent(void)
  * every other thread state, and CPython 3.11 aborts when it has to create one for an
  * interpreter left with none (it reuses the initial thread state, still marked initialised).
  * So the GIL is released with PyEval_SaveThread, not PyGILState_Release, and this thread
- * state stays as the child's main one. */
+ * state stays as the child's main one. The transport and the ABI are reset before Python's own
+ * after-fork code runs (it runs the ABI's hook, which drops its pools). */
 static void after_fork_in_child(void)
 {
-    if (!fork_from_python) {
-        void (*reset)(void) = atomic_load(&abi_after_fork_child);
+    void (*reset)(void) = atomic_load(&abi_after_fork_child);
+    if (fork_transport)
+        fork_transport->fork_child();
+    light_after_fork_child();
+    if (reset)
+        reset();
+    if (fork_takes_gil) {
         py.PyOS_AfterFork_Child();
-        if (reset)
-            reset();
         py.PyEval_SaveThread();
+        pthread_mutex_unlock(&init_gate);
     }
     pthread_mutex_unlock(&start_lock);
 }
 
-static void install_fork_handlers(void)
+__attribute__((constructor)) static void install_fork_handlers(void)
 {
     pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
 }
@@ -543,6 +573,17 @@ static PyObject *import_abi(void)
     return py.PyImport_ImportModule(ABI_MODULE);
 }
 
+/* The interpreter is ours, so nothing but the ABI runs in it: the ABI takes over what a Python
+ * host would own (the own_interpreter capsule, optional). */
+static void own_interpreter(PyObject *module)
+{
+    void (*take)(void) = (void (*)(void))capsule(module, "own_interpreter", OWN_CAPSULE);
+    if (take)
+        take();
+    else
+        py.PyErr_Clear();
+}
+
 /* Imports the ABI under the GIL, which also serialises concurrent first calls. */
 static CK_FUNCTION_LIST_3_0 *load_abi(CK_RV *rv)
 {
@@ -556,20 +597,17 @@ static CK_FUNCTION_LIST_3_0 *load_abi(CK_RV *rv)
                                     : "cannot import p11fast._abi (is p11fast installed into "
                                       "this Python?)");
         } else {
-            void (*reset)(void) = (void (*)(void))capsule(module, "after_fork_child", FORK_CAPSULE);
-            if (!reset)
-                py.PyErr_Clear(); /* optional: an ABI without fork state needs no reset */
-            atomic_store(&abi_after_fork_child, reset);
             *(void **)&abi_seed_presence = capsule(module, "seed_presence", SEED_CAPSULE);
             if (!abi_seed_presence)
                 py.PyErr_Clear();
+            /* optional: an ABI without fork state needs no reset */
+            void (*reset)(void) = (void (*)(void))capsule(module, "after_fork_child", FORK_CAPSULE);
+            if (!reset)
+                py.PyErr_Clear();
+            atomic_store(&abi_after_fork_child, reset);
             abi_imported = table;
-            /* Registered after the ABI's own modules registered theirs: prepare handlers run
-             * in reverse order, so the GIL is taken before the transport's locks (the order a
-             * Python thread closing a pool takes them), and in the child the transport lets go
-             * of its locks before the ABI reset closes its pools. */
             if (started_here)
-                pthread_once(&fork_handlers_once, install_fork_handlers);
+                own_interpreter(module);
         }
         if (module)
             py.Py_DecRef(module);
@@ -580,10 +618,65 @@ static CK_FUNCTION_LIST_3_0 *load_abi(CK_RV *rv)
     return table;
 }
 
-CK_FUNCTION_LIST_3_0 *python_abi(CK_RV *rv)
+CK_FUNCTION_LIST_3_0 *initialize_abi(CK_VOID_PTR args, CK_RV *rv)
 {
-    *rv = start_python();
-    return *rv == CKR_OK ? load_abi(rv) : NULL;
+    CK_FUNCTION_LIST_3_0 *table = NULL;
+    if ((*rv = start_python()) != CKR_OK)
+        return NULL;
+    /* Before the ABI's import would (when it cannot be, that import fails and says why): its
+     * fork handling is then ours. */
+    transport_api();
+    if (started_here)
+        pthread_mutex_lock(&init_gate);
+    if ((table = load_abi(rv)))
+        *rv = table->C_Initialize(args);
+    if (started_here)
+        pthread_mutex_unlock(&init_gate);
+    return table;
+}
+
+/* Under start_lock (a fork never sees it half done: a dlopen in progress, OpenSSL's own set-up
+ * running). */
+static const struct transport_api *load_transport_locked(void)
+{
+    static struct transport_api api;
+    char dir[PATH_MAX], path[PATH_MAX + 64];
+    void *handle;
+    int forwarded;
+    if (!package_dir(dir, sizeof dir))
+        return NULL;
+    snprintf(path, sizeof path, "%s/_transport%s", dir, P11FAST_PY_EXT_SUFFIX);
+    if (!(handle = dlopen(path, RTLD_NOW)))
+        return NULL;
+#define TRANSPORT_SYMBOL(field, name) \
+    if (!(*(void **)&api.field = dlsym(handle, name)))    \
+        return NULL;
+    TRANSPORT_SYMBOL(init, "p11f_transport_init")
+    TRANSPORT_SYMBOL(open, "p11f_transport_open")
+    TRANSPORT_SYMBOL(get, "p11f_transport_get")
+    TRANSPORT_SYMBOL(release, "p11f_transport_release")
+    TRANSPORT_SYMBOL(fork_prepare, "p11f_transport_fork_prepare")
+    TRANSPORT_SYMBOL(fork_parent, "p11f_transport_fork_parent")
+    TRANSPORT_SYMBOL(fork_child, "p11f_transport_fork_child")
+#undef TRANSPORT_SYMBOL
+    if ((forwarded = api.init()) < 0)
+        return NULL;
+    if (forwarded)
+        atomic_store(&forwarded_transport, &api);
+    return &api;
+}
+
+const struct transport_api *transport_api(void)
+{
+    static const struct transport_api *loaded;
+    static int tried;
+    pthread_mutex_lock(&start_lock);
+    if (!tried) {
+        loaded = load_transport_locked();
+        tried = 1;
+    }
+    pthread_mutex_unlock(&start_lock);
+    return loaded;
 }
 
 void publish_abi(CK_FUNCTION_LIST_3_0 *table)
@@ -639,9 +732,10 @@ EXPORT CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
     if (!table) {
         if (light_initialize(pInitArgs, &rv))
             return rv;
-        if (!(table = python_abi(&rv)))
-            return rv;
-        publish_abi(table);
+        /* Published whatever C_Initialize answered: it is the ABI's to answer from now on. */
+        if ((table = initialize_abi(pInitArgs, &rv)))
+            publish_abi(table);
+        return rv;
     }
     return table->C_Initialize(pInitArgs);
 }

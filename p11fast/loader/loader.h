@@ -3,6 +3,7 @@
 #define P11FAST_LOADER_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 
 #include "pkcs11.h"
 
@@ -16,9 +17,25 @@ int package_dir(char *out, unsigned long size);
  * interpreter running in the process: what light mode needs. 0 otherwise, without a word. */
 int libpython_loaded_idle(void);
 
-/* Python started (or the host's adopted) and p11fast._abi imported: its table, or NULL with
- * *rv set and the reason logged. The table is not published: see publish_abi. */
-CK_FUNCTION_LIST_3_0 *python_abi(CK_RV *rv);
+/* Python started (or the host's adopted), p11fast._abi imported and its C_Initialize called
+ * with args: its table with *rv = what that returned, or NULL with *rv set and the reason
+ * logged. A fork waits for this in a process whose interpreter the loader starts. The table is
+ * not published: see publish_abi. */
+CK_FUNCTION_LIST_3_0 *initialize_abi(CK_VOID_PTR args, CK_RV *rv);
+
+/* The transport extension beside this library (p11fast/_transport.pxd), loaded once libpython
+ * is, its process-wide set-up done and its fork handling left to the loader's handlers: its C
+ * entry points, or NULL when it cannot be loaded. */
+struct transport_api {
+    int (*init)(void);
+    void *(*open)(const unsigned char *spec, size_t len, int threads_allowed);
+    int (*get)(void *pool, const char *path, long *status, char *why, size_t why_size);
+    void (*release)(void *pool);
+    void (*fork_prepare)(void);
+    void (*fork_parent)(void);
+    void (*fork_child)(void);
+};
+const struct transport_api *transport_api(void);
 
 /* Hands a presence answer light mode gave over to the ABI (after its C_Initialize), with the
  * HTTP status (0: no answer) and the transport's `why` (p11f_transport_get), from which the
@@ -37,6 +54,9 @@ int light_get_slot_list(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULON
                         CK_RV *rv);
 int light_get_slot_info(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo, CK_RV *rv);
 int light_get_token_info(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo, CK_RV *rv);
+
+/* In a forked child, from the loader's fork handler: light mode's state is the parent's. */
+void light_after_fork_child(void);
 
 /* Light mode on: start Python, initialise the ABI as the application initialised us, publish
  * it, and return its table. Light mode off: the published table, if any. NULL with *rv set

@@ -16,7 +16,11 @@ from p11fast.hsm.testing import OPERATOR_PASSPHRASE
 from tests.packaging.conftest import KEY_LABEL, ROOT, build_host
 
 MESSAGE = "signed through the installed wheel"
-LIGHT_ENTRY_POINTS = ["p11f_transport_open", "p11f_transport_get", "p11f_transport_release"]
+# what _transport exports for the loader (light mode, set-up, fork handling: _transport.pxd)
+LOADER_ENTRY_POINTS = [
+    "p11f_transport_init", "p11f_transport_open", "p11f_transport_get", "p11f_transport_release",
+    "p11f_transport_fork_prepare", "p11f_transport_fork_parent", "p11f_transport_fork_child",
+]  # fmt: skip
 
 
 def verify(public_key, raw: bytes, message: bytes) -> None:
@@ -76,9 +80,8 @@ def test_extensions_need_nothing_but_libc_and_export_only_their_init(installed):
         assert not foreign, (name, foreign[:5])
         exported = re.findall(r" [TDB] (\w+)", dynsym)
         module = name.split(".")[0]
-        # _transport also exports the loader's light-mode entry points (see _transport.pxd)
-        light = LIGHT_ENTRY_POINTS if module == "_transport" else []
-        assert sorted(exported) == sorted([f"PyInit_{module}", *light]), (name, exported)
+        loader = LOADER_ENTRY_POINTS if module == "_transport" else []
+        assert sorted(exported) == sorted([f"PyInit_{module}", *loader]), (name, exported)
 
 
 def test_c_host_with_an_empty_environment_signs(installed, hsm, public_key, tmp_path):

@@ -11,7 +11,8 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pytest
@@ -159,6 +160,20 @@ def run_host(host: str, config: str, *args: str, timeout: float = 120, env=None)
         text=True,
         timeout=timeout,
     )
+
+
+def failures(
+    command: Callable[[int], list[str]], env: dict[str, str], runs: int = 100, parallel: int = 4
+) -> str:
+    """Runs command(i) for i in range(runs), `parallel` processes at a time: "" when all exit
+    with 0, else how many did not and their exit codes (negative: the signal that killed it)."""
+
+    def run(i: int) -> int:
+        return subprocess.run(command(i), env=env, capture_output=True, timeout=120).returncode
+
+    with ThreadPoolExecutor(parallel) as pool:
+        failed = [code for code in pool.map(run, range(runs)) if code != 0]
+    return f"{len(failed)} of {runs} runs failed: {failed}" if failed else ""
 
 
 def fields(line: str) -> dict[str, int]:

@@ -12,10 +12,22 @@
  *       reads commands from stdin, one per line, and answers each with one line:
  *       "sign N" -> "attempted= ok= failed= max_ms= last_rv=0x..";  "login PIN" / "logout" ->
  *       "rv=0x..";  "quit". Used when the test changes the world between calls.
- *   p11host fork   MODULE PIN KEY_ID N reinit|noreinit
+ *   p11host fork   MODULE PIN KEY_ID N reinit|noreinit [LOGGERS]
  *       initialises, signs, then forks N children one after another; each child either calls
  *       C_Initialize again and signs, or (noreinit) makes calls without re-initialising. Prints
  *       the child results and the parent's thread and descriptor counts before and after.
+ *       LOGGERS threads sign and have a C_SignInit refused (one log line each) meanwhile.
+ *   p11host forkfail MODULE PIN KEY_ID N BAD_CONFIG THREADS
+ *       never initialised: THREADS threads call C_Initialize with the configuration file
+ *       BAD_CONFIG (pReserved), which fails with a log line, while N children are forked one
+ *       after another; each child's C_Initialize with BAD_CONFIG must fail too (not hang), and
+ *       then it initialises with the environment's configuration and signs.
+ *   p11host initfork MODULE N
+ *       N times: C_Initialize and fork at once, while the module's thread sets its connections
+ *       up; the child initialises and lists the present slots (its own TLS connection), the
+ *       parent finalises. Prints "forks= children_ok= children_failed=".
+ *   p11host quick  MODULE finalize|exit
+ *       C_Initialize, then C_Finalize at once (finalize) or none (exit); returns 0.
  *   p11host mixed  MODULE PIN KEY_ID THREADS SECONDS
  *       THREADS threads mix sign, find, get attribute, open/close session, login/logout;
  *       samples RSS and fd count at 1/3 and at the end of the run.
@@ -57,10 +69,15 @@ static void load_module(const char *path) {
     if (!get || get(&f) != CKR_OK) { fprintf(stderr, "no function list\n"); exit(2); }
 }
 
-static CK_RV initialize(void) {
+static CK_RV initialize_with(const char *config) {
     CK_C_INITIALIZE_ARGS args = {0};
     args.flags = CKF_OS_LOCKING_OK;
+    args.pReserved = (void *)config;
     return f->C_Initialize(&args);
+}
+
+static CK_RV initialize(void) {
+    return initialize_with(NULL);
 }
 
 static CK_RV open_session(CK_SESSION_HANDLE *s) {
@@ -264,47 +281,142 @@ static int child_reinit(void) {
 }
 
 static int child_noreinit(CK_SESSION_HANDLE inherited, CK_OBJECT_HANDLE key) {
-    /* Without C_Initialize the child is not initialised: every call says so, none hangs. */
+    /* Without C_Initialize the child is not initialised: every call says so, none hangs ... */
     CK_SLOT_ID slots[4];
     CK_ULONG n = 4;
     if (sign_once(inherited, key) != CKR_CRYPTOKI_NOT_INITIALIZED) return 20;
     if (f->C_GetSlotList(CK_FALSE, slots, &n) != CKR_CRYPTOKI_NOT_INITIALIZED) return 21;
-    if (f->C_Finalize(NULL) != CKR_CRYPTOKI_NOT_INITIALIZED) return 22;
+    /* ... but C_Finalize, which ends what it inherited (finalize-then-initialise hosts), once. */
+    if (f->C_Finalize(NULL) != CKR_OK) return 22;
+    if (f->C_Finalize(NULL) != CKR_CRYPTOKI_NOT_INITIALIZED) return 24;
     /* ... and it can still initialise and work afterwards. */
     return child_reinit() ? 23 : 0;
 }
 
-static int run_fork(int forks, int reinit) {
+/* Waits for the child, at most 20 s (a hang is a failure, not a stuck test); 1 if it exited 0. */
+static int child_succeeded(pid_t pid, int i) {
+    int status = 0;
+    double deadline = now() + 20;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (now() > deadline) { kill(pid, 9); waitpid(pid, &status, 0); break; }
+        usleep(1000);
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 1;
+    fprintf(stderr, "child %d: status 0x%x\n", i, status);
+    return 0;
+}
+
+static volatile int g_stop;
+static int g_loggers_ready;
+/* Between two log lines of a logging thread: often enough that forks land in the middle of
+ * one, without taking the CPU the children need. */
+#define LOGGER_PAUSE_US 500
+
+/* Signs, and has a C_SignInit refused (a mechanism the EC key lacks: one log line), until
+ * g_stop. The counts are the thread's own. */
+static void *logger_worker(void *arg) {
+    struct counts *c = arg;
     CK_SESSION_HANDLE s;
     CK_OBJECT_HANDLE key;
+    CK_MECHANISM rsa = {CKM_SHA256_RSA_PKCS, NULL, 0};
+    ready(&s, &key);
+    count(c, sign_once(s, key), 0);
+    __atomic_add_fetch(&g_loggers_ready, 1, __ATOMIC_RELEASE);
+    while (!g_stop) {
+        count(c, sign_once(s, key), 0);
+        if (f->C_SignInit(s, &rsa, key) == CKR_OK) count(c, CKR_GENERAL_ERROR, 0);
+        usleep(LOGGER_PAUSE_US);
+    }
+    f->C_CloseSession(s);
+    return NULL;
+}
+
+static int run_fork(int forks, int reinit, int loggers) {
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE key;
+    pthread_t th[MAX_THREADS];
     ready(&s, &key);
     /* Warm up: connections open, and a down instance (if the slot has one) starts the probe
      * thread, so the counts below include every thread the module makes. */
     for (int i = 0; i < 4; i++)
         if (sign_once(s, key) != CKR_OK) { fprintf(stderr, "parent sign\n"); return 3; }
+    for (int i = 0; i < loggers; i++) pthread_create(&th[i], NULL, logger_worker, &g_counts[i]);
+    /* Counted once the loggers have their sessions and connections. */
+    while (__atomic_load_n(&g_loggers_ready, __ATOMIC_ACQUIRE) < loggers) usleep(1000);
     int threads0 = count_dir("/proc/self/task"), fds0 = count_dir("/proc/self/fd");
-    int ok = 0, failed = 0, parent_ok = 0;
+    int ok = 0, parent_ok = 0;
     for (int i = 0; i < forks; i++) {
         pid_t pid = fork();
         if (pid == 0) _exit(reinit ? child_reinit() : child_noreinit(s, key));
-        int status = 0;
-        /* Bounded: a child that hangs is a failure, not a stuck test. */
-        double deadline = now() + 20;
-        while (waitpid(pid, &status, WNOHANG) == 0) {
-            if (now() > deadline) { kill(pid, 9); waitpid(pid, &status, 0); break; }
-            usleep(1000);
-        }
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) ok++;
-        else {
-            failed++;
-            fprintf(stderr, "child %d: status 0x%x\n", i, status);
-        }
+        ok += child_succeeded(pid, i);
         if (sign_once(s, key) == CKR_OK) parent_ok++;
     }
+    int threads1 = count_dir("/proc/self/task"), fds1 = count_dir("/proc/self/fd");
+    g_stop = 1;
+    for (int i = 0; i < loggers; i++) pthread_join(th[i], NULL);
     printf("forks=%d children_ok=%d children_failed=%d parent_ok=%d threads_before=%d threads_after=%d "
-           "fds_before=%d fds_after=%d\n", forks, ok, failed, parent_ok, threads0,
-           count_dir("/proc/self/task"), fds0, count_dir("/proc/self/fd"));
+           "fds_before=%d fds_after=%d\n", forks, ok, forks - ok, parent_ok, threads0, threads1,
+           fds0, fds1);
+    report(g_counts, loggers);
     f->C_Finalize(NULL);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ initfork */
+
+static int child_lists_slots(void) {
+    CK_SLOT_ID slots[4];
+    CK_ULONG n = 4;
+    if (initialize() != CKR_OK) return 40;
+    if (f->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK || n != 1) return 41;
+    return f->C_Finalize(NULL) == CKR_OK ? 0 : 42;
+}
+
+static int run_initfork(int forks) {
+    int ok = 0;
+    for (int i = 0; i < forks; i++) {
+        if (initialize() != CKR_OK) { fprintf(stderr, "C_Initialize\n"); return 2; }
+        pid_t pid = fork();
+        if (pid == 0) _exit(child_lists_slots());
+        ok += child_succeeded(pid, i);
+        f->C_Finalize(NULL);
+    }
+    printf("forks=%d children_ok=%d children_failed=%d\n", forks, ok, forks - ok);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ forkfail */
+
+static const char *g_bad_config;
+
+static void *failing_init_worker(void *arg) {
+    struct counts *c = arg;
+    while (!g_stop) {
+        count(c, initialize_with(g_bad_config), 0);
+        usleep(LOGGER_PAUSE_US);
+    }
+    return NULL;
+}
+
+static int child_after_failures(void) {
+    if (initialize_with(g_bad_config) == CKR_OK) return 30;
+    return child_reinit();
+}
+
+static int run_forkfail(int forks, int threads) {
+    pthread_t th[MAX_THREADS];
+    int ok = 0;
+    for (int i = 0; i < threads; i++) pthread_create(&th[i], NULL, failing_init_worker, &g_counts[i]);
+    usleep(100000); /* the threads are failing (and logging) before the first fork */
+    for (int i = 0; i < forks; i++) {
+        pid_t pid = fork();
+        if (pid == 0) _exit(child_after_failures());
+        ok += child_succeeded(pid, i);
+    }
+    g_stop = 1;
+    for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
+    printf("forks=%d children_ok=%d children_failed=%d\n", forks, ok, forks - ok);
+    report(g_counts, threads);
     return 0;
 }
 
@@ -553,6 +665,17 @@ int main(int argc, char **argv) {
     const char *mode = argv[1];
     load_module(argv[2]);
     if (strcmp(mode, "inits") == 0) return run_inits(atoi(argv[3]));
+    if (strcmp(mode, "initfork") == 0 && argc == 4) return run_initfork(atoi(argv[3]));
+    if (strcmp(mode, "quick") == 0 && argc == 4) {
+        if (initialize() != CKR_OK) return 2;
+        return strcmp(argv[3], "finalize") == 0 && f->C_Finalize(NULL) != CKR_OK ? 3 : 0;
+    }
+    if (strcmp(mode, "forkfail") == 0 && argc == 8) {
+        pin = argv[3];
+        key_id = argv[4];
+        g_bad_config = argv[6];
+        return run_forkfail(atoi(argv[5]), atoi(argv[7]));
+    }
     pin = argv[3];
     CK_RV rv = initialize();
     if (rv != CKR_OK) { fprintf(stderr, "C_Initialize 0x%lx\n", rv); return 2; }
@@ -565,7 +688,8 @@ int main(int argc, char **argv) {
         return run_load();
     }
     if (strcmp(mode, "script") == 0) return run_script();
-    if (strcmp(mode, "fork") == 0 && argc == 7) return run_fork(atoi(argv[5]), strcmp(argv[6], "reinit") == 0);
+    if (strcmp(mode, "fork") == 0 && (argc == 7 || argc == 8))
+        return run_fork(atoi(argv[5]), strcmp(argv[6], "reinit") == 0, argc == 8 ? atoi(argv[7]) : 0);
     if (strcmp(mode, "mixed") == 0 && argc == 7) {
         g_threads = atoi(argv[5]);
         g_seconds = atoi(argv[6]);

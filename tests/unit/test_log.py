@@ -155,3 +155,31 @@ def test_pin_registered_at_login_is_redacted():
 def test_stderr_logger_before_configuration(capfd):
     log.stderr_logger().error("no configuration file found")
     assert "ERROR no configuration file found" in capfd.readouterr().err
+
+
+def test_a_child_forked_while_a_thread_is_blocked_writing_to_an_fd_stream_can_still_write():
+    # The loader's own interpreter writes sys.stderr through FdStream: an io stream's buffer
+    # lock, held by the blocked writer at fork, would stay held in the child for good.
+    import os
+    import threading
+    import time
+
+    read_end, write_end = os.pipe()
+    stream = log.FdStream(write_end)
+    threading.Thread(target=stream.write, args=("x" * 1_000_000,), daemon=True).start()
+    time.sleep(0.2)  # the writer fills the pipe (nobody reads) and blocks in write()
+    pid = os.fork()
+    if pid == 0:
+        os.set_blocking(write_end, False)  # a full pipe: the child's write fails, not waits
+        stream.write("from the child\n")
+        stream.flush()
+        os._exit(0)
+    deadline = time.monotonic() + 10
+    while not os.waitpid(pid, os.WNOHANG)[0]:
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the child waited for a lock its parent's writer held")
+        time.sleep(0.01)
+    os.close(read_end)  # ends the parent's blocked writer (EPIPE, which FdStream swallows)
+    os.close(write_end)
