@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from p11fast.hsm import csr
 from p11fast.hsm.core import Caller, Hsm, usable_by
 from p11fast.hsm.errors import (
     BadRequest,
@@ -27,6 +28,7 @@ from p11fast.hsm.routing import (
     MAX_JSON_BODY,
     OPERATIONAL,
     OPERATOR,
+    PEM,
     Rule,
     created,
     endpoint,
@@ -56,7 +58,12 @@ CERT_TYPES = (
     "application/octet-stream",
 )
 MAX_CERT = 1 << 20
+# A KeyID never ends in '*': such a path is the prefix listing. One path string for all
+# methods of the key, so they form one resource.
+KEY_PATH = "/keys/{KeyID:[^/]*[^/*]}"
 READ = Rule(OPERATIONAL, ADMIN_OR_OPERATOR)
+READ_PEM = Rule(OPERATIONAL, ADMIN_OR_OPERATOR, provides=(PEM,))
+READ_CERT = Rule(OPERATIONAL, ADMIN_OR_OPERATOR, provides=CERT_TYPES)
 WRITE = Rule(OPERATIONAL, ADMIN)
 USE = Rule(OPERATIONAL, OPERATOR)
 
@@ -107,26 +114,19 @@ class KeysApi:
         ]
         return [{"id": key_id} for key_id in sorted(ids)]
 
-    # A KeyID never ends in '*': such a path is the prefix listing below.
-    @endpoint("GET", "/keys/{KeyID:[^/]*[^/*]}", READ)
+    @endpoint("GET", KEY_PATH, READ)
     async def get_key(self, request: web.Request, caller: Caller) -> web.Response:
         return json_response(key_json(self.hsm.key(caller.namespace, _key_id(request))))
 
-    @endpoint("GET", "/keys/{KeyID}/public.pem", READ)
+    @endpoint("GET", "/keys/{KeyID}/public.pem", READ_PEM)
     async def public_pem(self, request: web.Request, caller: Caller) -> web.Response:
         record = self.hsm.key(caller.namespace, _key_id(request))
         return pem_response(self.hsm.material(record).public_pem())
 
-    @endpoint("POST", "/keys/{KeyID}/csr.pem", READ)
+    @endpoint("POST", "/keys/{KeyID}/csr.pem", READ_PEM)
     async def csr(self, request: web.Request, caller: Caller) -> web.Response:
         record = self.hsm.key(caller.namespace, _key_id(request))
-        body = await json_body(request)
-        dn = {n: body.string(n, False) for n in DN_FIELDS}
-        dn["commonName"] = body.string("commonName")
-        alt_names = body.strings("subjectAltNames", False)
-        body.done()
-        if alt_names is not None:
-            dn["subjectAltNames"] = alt_names
+        dn = csr.read_dn(await json_body(request))
         material = self.hsm.material(record)
         return pem_response(await in_thread(material.csr_pem, dn))
 
@@ -156,7 +156,7 @@ class KeysApi:
         await self._import(request, caller, key_id)
         return created("keys", key_id)
 
-    @endpoint("PUT", "/keys/{KeyID}", WRITE)
+    @endpoint("PUT", KEY_PATH, WRITE)
     async def import_at(self, request: web.Request, caller: Caller) -> web.Response:
         key_id = _key_id(request)
         self._check_free(caller.namespace, key_id)
@@ -183,7 +183,7 @@ class KeysApi:
             raise Conflict(f"key {key_id} already exists")
 
     # --- changes ------------------------------------------------------------------------
-    @endpoint("DELETE", "/keys/{KeyID}", WRITE)
+    @endpoint("DELETE", KEY_PATH, WRITE)
     async def delete(self, request: web.Request, caller: Caller) -> web.Response:
         self.hsm.delete_key(caller.namespace, _key_id(request))
         return no_content()
@@ -229,7 +229,7 @@ class KeysApi:
         return no_content()
 
     # --- certificates -------------------------------------------------------------------
-    @endpoint("GET", "/keys/{KeyID}/cert", READ)
+    @endpoint("GET", "/keys/{KeyID}/cert", READ_CERT)
     async def get_cert(self, request: web.Request, caller: Caller) -> web.Response:
         record = self.hsm.key(caller.namespace, _key_id(request))
         if record.cert is None:
@@ -312,16 +312,6 @@ class KeysApi:
         if mechanism not in record.mechanisms:
             raise BadRequest(f"the key does not allow mechanism {mechanism}")
         return record, self.hsm.material(record)
-
-
-DN_FIELDS = (
-    "countryName",
-    "stateOrProvinceName",
-    "localityName",
-    "organizationName",
-    "organizationalUnitName",
-    "emailAddress",
-)
 
 
 def _mechanisms(body: Body) -> list[str]:

@@ -16,12 +16,15 @@ from aiohttp import web
 
 from p11fast.hsm import tls
 from p11fast.hsm.api_keys import KeysApi
+from p11fast.hsm.api_platform import Platform, PlatformApi
 from p11fast.hsm.api_system import UNIMPLEMENTED, SystemApi, not_implemented
+from p11fast.hsm.api_tls import TlsApi
 from p11fast.hsm.api_users import NamespacesApi, UsersApi
 from p11fast.hsm.auth import Authenticator
 from p11fast.hsm.core import Hsm
+from p11fast.hsm.dispatch import build_resources
 from p11fast.hsm.errors import ApiError
-from p11fast.hsm.routing import API_PREFIX, guard
+from p11fast.hsm.routing import API_PREFIX
 
 log = logging.getLogger("p11fast.hsm")
 
@@ -29,10 +32,14 @@ FLUSH_INTERVAL = 2.0
 MAX_REQUEST = 256 << 20  # a restore upload; JSON bodies have their own 1 MiB limit
 
 
-def error_response(status: int, message: str) -> web.Response:
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
     if status == 304:
         return web.Response(status=304)
-    headers = {"WWW-Authenticate": 'Basic realm="NetHSM"'} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="NetHSM"'
     return web.Response(
         status=status,
         body=json.dumps({"message": message}).encode(),
@@ -47,7 +54,7 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.message)
+        return error_response(exc.status, exc.message, exc.headers())
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -58,17 +65,23 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return error_response(500, "internal error")
 
 
-def build_app(hsm: Hsm) -> web.Application:
+def build_app(hsm: Hsm, platform: Platform) -> web.Application:
     authenticator = Authenticator(hsm)
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_REQUEST)
-    apis = [KeysApi(hsm), UsersApi(hsm), NamespacesApi(hsm), SystemApi(hsm, authenticator)]
-    for api in apis:
-        for _, method in inspect.getmembers(api, inspect.ismethod):
-            for verb, path, rule in getattr(method, "routes", ()):
-                handler = guard(lambda: hsm.state, authenticator.authenticate, rule, method)
-                app.router.add_route(verb, API_PREFIX + path, handler)
-    for verb, path in UNIMPLEMENTED:
-        app.router.add_route(verb, API_PREFIX + path, not_implemented)
+    apis = [
+        KeysApi(hsm), UsersApi(hsm), NamespacesApi(hsm), SystemApi(hsm, authenticator),
+        TlsApi(hsm, platform.reload_tls), PlatformApi(hsm, platform),
+    ]  # fmt: skip
+    routes = [
+        (verb, path, rule, method)
+        for api in apis
+        for _, method in inspect.getmembers(api, inspect.ismethod)
+        for verb, path, rule in getattr(method, "routes", ())
+    ]
+    routes += [(verb, path, rule, not_implemented) for verb, path, rule in UNIMPLEMENTED]
+    resources = build_resources(routes, lambda: hsm.state, authenticator.authenticate)
+    for path, resource in resources.items():
+        app.router.add_route("*", API_PREFIX + path, resource)
     return app
 
 
@@ -88,9 +101,15 @@ async def serve(state_dir: str, host: str, port: int, use_tls: bool) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(build_app(hsm), access_log=None, handle_signals=False)
-    await runner.setup()
     context = tls.server_context(state_dir) if use_tls else None
+
+    def reload_tls() -> None:
+        if context is not None:
+            tls.load_into(context, state_dir)
+
+    platform = Platform(stop=stop.set, reload_tls=reload_tls)
+    runner = web.AppRunner(build_app(hsm, platform), access_log=None, handle_signals=False)
+    await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=context, backlog=1024)
     await site.start()
     flusher = asyncio.create_task(_flush_periodically(hsm))

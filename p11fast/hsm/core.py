@@ -7,6 +7,8 @@ cached per (namespace, id) and dropped whenever that key changes.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -105,6 +107,22 @@ class Hsm:
         self.users_generation += 1
         self.state = State.LOCKED
 
+    def reboot(self) -> None:
+        """As after a power cycle: Locked, or Operational again with unattended boot."""
+        self.lock()
+        self._boot()
+
+    def factory_reset(self) -> None:
+        """Keys, users, namespaces, configuration and the unattended-boot key are erased;
+        the HSM is Unprovisioned. The store is wiped in one transaction first, so a crash
+        afterwards still comes back Unprovisioned."""
+        self.lock()
+        self.store.wipe()
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.machine_key_path)
+        self.namespaces = set()
+        self.state = State.UNPROVISIONED
+
     def device_id(self) -> str:
         return (self.store.meta_get("device_id") or b"UNKNOWN").decode()
 
@@ -158,6 +176,14 @@ class Hsm:
         with self.store.transaction():
             self.store.meta_set("backup_salt", salt)
             self.store.meta_set("backup_key", sealed)
+
+    def setting(self, name: str, default: dict) -> dict:
+        """A JSON configuration value (network, logging) kept with the HSM's configuration."""
+        raw = self.store.meta_get(f"setting:{name}")
+        return default if raw is None else json.loads(raw)
+
+    def set_setting(self, name: str, value: dict) -> None:
+        self.store.meta_set(f"setting:{name}", json.dumps(value).encode())
 
     def data_key(self) -> bytes:
         if self._data_key is None:

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from p11fast.hsm.core import Caller, State
-from p11fast.hsm.errors import BadRequest, Forbidden, PayloadTooLarge, PreconditionFailed
+from p11fast.hsm.errors import BadRequest, PayloadTooLarge
 from p11fast.hsm.validate import Body, parse_json
 
 API_PREFIX = "/api/v1"
@@ -24,6 +24,9 @@ OPERATIONAL = (State.OPERATIONAL,)
 ADMIN = ("Administrator",)
 OPERATOR = ("Operator",)
 ADMIN_OR_OPERATOR = ("Administrator", "Operator")
+JSON = "application/json"
+PEM = "application/x-pem-file"
+OCTETS = "application/octet-stream"
 
 Handler = Callable[[web.Request, Caller | None], Awaitable[web.StreamResponse]]
 
@@ -33,6 +36,8 @@ class Rule:
     states: tuple[State, ...]
     roles: tuple[str, ...] = ()  # empty: public
     root_only: bool = False  # x-annotation-caller-namespace: Root
+    provides: tuple[str, ...] = (JSON,)  # media types an Accept header may ask for
+    public_in: tuple[State, ...] = ()  # states in which no authentication is asked
 
 
 def endpoint(method: str, path: str, rule: Rule) -> Callable[[Handler], Handler]:
@@ -43,23 +48,6 @@ def endpoint(method: str, path: str, rule: Rule) -> Callable[[Handler], Handler]
         return handler
 
     return mark
-
-
-def guard(hsm_state: Callable[[], State], authenticate: Any, rule: Rule, handler: Handler):
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        if hsm_state() not in rule.states:
-            wanted = " or ".join(s.value for s in rule.states)
-            raise PreconditionFailed(f"NetHSM is not {wanted}")
-        caller = None
-        if rule.roles:
-            caller = await authenticate(request.headers.get("Authorization"))
-            if caller.role not in rule.roles:
-                raise Forbidden(f"this needs the role {' or '.join(rule.roles)}")
-            if rule.root_only and caller.namespace:
-                raise Forbidden("not allowed for users in a namespace")
-        return await handler(request, caller)
-
-    return guarded
 
 
 async def read_body(request: web.Request, limit: int = MAX_JSON_BODY) -> bytes:
@@ -100,7 +88,7 @@ def json_response(data: Any, status: int = 200, headers: dict | None = None) -> 
     return web.Response(
         body=json.dumps(data).encode(),
         status=status,
-        content_type="application/json",
+        content_type=JSON,
         headers=headers,
     )
 
@@ -116,7 +104,7 @@ def created(kind: str, resource_id: str) -> web.Response:
 
 
 def pem_response(data: bytes) -> web.Response:
-    return web.Response(body=data, content_type="application/x-pem-file")
+    return web.Response(body=data, content_type=PEM)
 
 
 async def in_thread(func: Callable[..., Any], *args: Any) -> Any:

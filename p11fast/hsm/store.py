@@ -173,6 +173,12 @@ class Store:
             db.execute("DELETE FROM namespaces WHERE id = ?", (namespace,))
             db.execute("DELETE FROM keys WHERE namespace = ?", (namespace,))
 
+    def wipe(self) -> None:
+        """Factory reset: every table emptied in one transaction."""
+        with self.transaction() as db:
+            for table in ("keys", "users", "namespaces", "meta"):
+                db.execute(f"DELETE FROM {table}")
+
     def replace_contents(
         self,
         keys: list[KeyRecord],

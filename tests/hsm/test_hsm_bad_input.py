@@ -101,9 +101,6 @@ def test_missing_things_are_404(client: Client) -> None:
     response = client.get("/no/such/endpoint")
     assert response.status_code == 404
     error_message(response)
-    response = client.request("PATCH", "/keys")
-    assert response.status_code == 405
-    error_message(response)
 
 
 def test_authentication_and_roles(client: Client, ec_key: str) -> None:
@@ -171,7 +168,7 @@ def test_tag_already_present_is_304(client: Client, ec_key: str) -> None:
 
 
 def test_unimplemented_endpoints_say_so(client: Client) -> None:
-    response = client.post("/system/reboot", auth=ADMIN)
+    response = client.get("/cluster/members", auth=ADMIN)
     assert response.status_code == 501
     error_message(response)
 
@@ -180,3 +177,4 @@ def test_server_still_serves(client: Client, ec_key: str) -> None:
     response = client.post(f"/keys/{ec_key}/sign", json=sign_body(), auth=OPERATOR)
     assert response.status_code == 200
     assert client.get(f"/keys/{ec_key}", auth=OPERATOR).json()["operations"] >= 1
+
