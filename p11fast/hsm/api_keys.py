@@ -61,6 +61,7 @@ MAX_CERT = 1 << 20
 # A KeyID never ends in '*': such a path is the prefix listing. One path string for all
 # methods of the key, so they form one resource.
 KEY_PATH = "/keys/{KeyID:[^/]*[^/*]}"
+PRIVATE_FIELDS = ("primeP", "primeQ", "publicExponent", "data")
 READ = Rule(OPERATIONAL, ADMIN_OR_OPERATOR)
 READ_PEM = Rule(OPERATIONAL, ADMIN_OR_OPERATOR, provides=(PEM,))
 READ_CERT = Rule(OPERATIONAL, ADMIN_OR_OPERATOR, provides=CERT_TYPES)
@@ -169,7 +170,7 @@ class KeysApi:
         else:
             args = await json_body(request)
             key_type = args.enum("type", KEY_TYPES)
-            private = args.raw_obj("private")
+            private = _private_fields(args)
             material = await in_thread(KeyMaterial.from_json, key_type, private)
         mechanisms = _mechanisms(args)
         tags = _restriction_tags(args)
@@ -238,14 +239,14 @@ class KeysApi:
 
     @endpoint("PUT", "/keys/{KeyID}/cert", WRITE)
     async def put_cert(self, request: web.Request, caller: Caller) -> web.Response:
-        record = self.hsm.key(caller.namespace, _key_id(request))
-        if request.content_type not in CERT_TYPES:
+        # keyfender checks the content type first (webmachine's known_content_type; no header
+        # is 415), then that the key exists; it stores the bytes as they come, even none.
+        if "Content-Type" not in request.headers or request.content_type not in CERT_TYPES:
             raise UnsupportedMediaType(f"content type must be one of {', '.join(CERT_TYPES)}")
+        record = self.hsm.key(caller.namespace, _key_id(request))
         if record.cert is not None:
             raise Conflict("a certificate is already stored for this key")
         data = await read_body(request, MAX_CERT)
-        if not data:
-            raise BadRequest("certificate is empty")
         record.cert, record.cert_type = data, request.content_type
         self.hsm.save_key(record)
         return no_content(201)
@@ -320,6 +321,15 @@ def _mechanisms(body: Body) -> list[str]:
         if mechanism not in ALL_MECHANISMS:
             raise BadRequest(f"unknown mechanism {mechanism[:64]!r}")
     return mechanisms
+
+
+def _private_fields(body: Body) -> dict:
+    """The `private` object of a JSON import: keyfender decodes it strictly (every field a
+    string, no others) before looking at the key type (keyfender `src/keyfender/json.ml`)."""
+    private = body.obj("private")
+    fields = {name: private.string(name, False) for name in PRIVATE_FIELDS}
+    private.done()
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def _restriction_tags(body: Body) -> list[str]:

@@ -132,7 +132,8 @@ class Hsm:
         try:
             data_key = wrapped.unwrap(current)
         except vault.SealError as exc:
-            raise BadRequest("current unlock passphrase is wrong") from exc
+            # keyfender answers 403 to a wrong current passphrase (hsm.ml, check_unlock_passphrase)
+            raise Forbidden("current unlock passphrase is wrong") from exc
         self.store.meta_set("unlock_wrapped", vault.WrappedKey.wrap(new, data_key).to_bytes())
 
     @property
@@ -168,9 +169,9 @@ class Hsm:
         if self.store.meta_get("backup_key") is not None:
             salt, key = self.backup_key()
             if derive_backup_key(current, salt) != key:
-                raise BadRequest("current backup passphrase is wrong")
-        elif current:
-            raise BadRequest("no backup passphrase is set: currentPassphrase must be empty")
+                raise Forbidden("current backup passphrase is wrong")
+        elif current:  # keyfender: 403 as for a wrong one (hsm.ml, check_backup_passphrase)
+            raise Forbidden("no backup passphrase is set: currentPassphrase must be empty")
         salt = os.urandom(vault.SALT_SIZE)
         sealed = vault.seal(self.data_key(), derive_backup_key(new, salt), BACKUP_KEY_AAD)
         with self.store.transaction():

@@ -24,7 +24,7 @@ def check_id(value: str, what: str = "ID") -> str:
 def split_user_id(user_id: str) -> tuple[str, str]:
     """`ns~name` → (ns, name); a root user has namespace ''."""
     if len(user_id) > 128:
-        raise BadRequest("user ID is longer than 128 characters")
+        raise BadRequest("invalid user ID: longer than 128 characters")
     namespace, sep, name = user_id.rpartition("~")
     if sep:
         check_id(namespace, "namespace")
@@ -74,9 +74,6 @@ class Body:
     def obj(self, name: str, required: bool = True, nullable: bool = False) -> Body | None:
         value = self._get(name, dict, required, nullable)
         return None if value is None else Body(value, f"{self._where}.{name}")
-
-    def raw_obj(self, name: str, required: bool = True) -> dict | None:
-        return self._get(name, dict, required)
 
     def strings(self, name: str, required: bool = True) -> list[str] | None:
         value = self._get(name, list, required)

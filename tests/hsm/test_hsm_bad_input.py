@@ -7,6 +7,7 @@ import base64
 import time
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from hsm_client import ADMIN, OPERATOR, Client, error_message
 
 GENERATE_EC = {"mechanisms": ["ECDSA_Signature"], "type": "EC_P256"}
@@ -178,3 +179,64 @@ def test_server_still_serves(client: Client, ec_key: str) -> None:
     assert response.status_code == 200
     assert client.get(f"/keys/{ec_key}", auth=OPERATOR).json()["operations"] >= 1
 
+
+def test_generate_with_an_empty_id_gets_a_generated_id(client: Client) -> None:
+    # keyfender reads "" as "no id given" (src/keyfender/json.ml, decode_generate_key_req),
+    # although the spec's KeyId has minLength 1
+    response = client.post("/keys/generate", json={**GENERATE_EC, "id": ""}, auth=ADMIN)
+    assert response.status_code == 201
+    assert len(response.json()["id"]) == 20
+
+
+def test_rsa_import_with_a_wrongly_typed_private_field_is_400(client: Client) -> None:
+    private = rsa.generate_private_key(65537, 1024).private_numbers()
+    fields = {
+        "primeP": b64_int(private.p),
+        "primeQ": b64_int(private.q),
+        "publicExponent": b64_int(private.public_numbers.e),
+    }
+    body = {"mechanisms": ["RSA_Signature_PKCS1"], "type": "RSA"}
+    for bad in ({"data": 5}, {"data": None}, {"extra": "AQAB"}, {"primeP": ["AQ=="]}):
+        request = {**body, "private": {**fields, **bad}}
+        response = client.put("/keys/badrsa", json=request, auth=ADMIN)
+        assert response.status_code == 400, bad
+        error_message(response)
+    response = client.put("/keys/goodrsa", json={**body, "private": fields}, auth=ADMIN)
+    assert response.status_code == 204
+
+
+def b64_int(value: int) -> str:
+    return base64.b64encode(value.to_bytes((value.bit_length() + 7) // 8, "big")).decode()
+
+
+def test_root_administrator_deletes_users_of_a_deleted_namespace(client: Client) -> None:
+    user = {"realName": "Boss", "role": "Administrator", "passphrase": "boss-passphrase"}
+    assert client.put("/users/gone~boss", json=user, auth=ADMIN).status_code == 201
+    assert client.put("/namespaces/gone", auth=ADMIN).status_code == 204
+    # while the namespace exists, its users are its own administrators' business
+    assert client.delete("/users/gone~boss", auth=ADMIN).status_code == 403
+    assert client.delete("/namespaces/gone", auth=ADMIN).status_code == 204
+    assert client.delete("/users/gone~boss", auth=ADMIN).status_code == 204
+    assert client.get("/users/gone~boss", auth=ADMIN).status_code == 404
+
+
+def test_a_wrong_current_passphrase_is_403(client: Client) -> None:
+    # keyfender answers Forbidden (src/keyfender/hsm.ml, check_unlock_passphrase and
+    # check_backup_passphrase); with no backup passphrase set, the current one must be empty
+    body = {"currentPassphrase": "not-the-unlock-passphrase", "newPassphrase": "x" * 12}
+    response = client.put("/config/unlock-passphrase", json=body, auth=ADMIN)
+    assert response.status_code == 403
+    error_message(response)
+    body = {"currentPassphrase": "there-is-none-yet", "newPassphrase": "x" * 12}
+    response = client.put("/config/backup-passphrase", json=body, auth=ADMIN)
+    assert response.status_code == 403
+
+
+def test_an_operator_reads_only_its_own_user(client: Client) -> None:
+    # keyfender's role_operator_get_self (src/keyfender/endpoint.ml)
+    assert client.get("/users/operator", auth=OPERATOR).status_code == 200
+    assert client.get("/users/operator/tags", auth=OPERATOR).status_code == 200
+    for path in ("/users/admin", "/users/admin/tags", "/users/nobody"):
+        response = client.get(path, auth=OPERATOR)
+        assert response.status_code == 403, path
+        error_message(response)
