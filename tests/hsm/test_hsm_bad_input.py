@@ -240,3 +240,24 @@ def test_an_operator_reads_only_its_own_user(client: Client) -> None:
         response = client.get(path, auth=OPERATOR)
         assert response.status_code == 403, path
         error_message(response)
+
+
+def test_key_certificate_content_type_comes_first_and_any_bytes_are_stored(client: Client) -> None:
+    # keyfender: known_content_type before resource_exists (no header is 415), and
+    # Key.set_cert stores the bytes as they are (src/keyfender/handler_keys.ml, hsm.ml)
+    response = client.put("/keys/no-such-key/cert", data=b"x", auth=ADMIN)
+    assert response.status_code == 415
+    key = client.post("/keys/generate", json=GENERATE_EC, auth=ADMIN).json()["id"]
+    octets = {"Content-Type": "application/octet-stream"}
+    assert client.put(f"/keys/{key}/cert", data=b"", headers=octets, auth=ADMIN).status_code == 201
+    response = client.get(f"/keys/{key}/cert", auth=ADMIN)
+    assert (response.status_code, response.content) == (200, b"")
+
+
+def test_a_tag_of_a_user_who_is_no_operator_does_not_exist(client: Client) -> None:
+    # keyfender: only operators carry tags (hsm.ml User.add_tag: 400); deleting one from
+    # anyone else finds no such tag (handler_users.ml resource_exists: 404)
+    assert client.put("/users/admin/tags/blue", auth=ADMIN).status_code == 400
+    response = client.delete("/users/admin/tags/blue", auth=ADMIN)
+    assert response.status_code == 404
+    error_message(response)
