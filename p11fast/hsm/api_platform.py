@@ -24,7 +24,7 @@ from p11fast.hsm.errors import BadRequest, PreconditionFailed
 from p11fast.hsm.routing import (
     ADMIN,
     ANY_STATE,
-    OPERATIONAL,
+    ROOT_ADMIN,
     Rule,
     endpoint,
     in_thread,
@@ -34,7 +34,6 @@ from p11fast.hsm.routing import (
 )
 from p11fast.hsm.validate import Body
 
-ROOT_ADMIN = Rule(OPERATIONAL, ADMIN, root_only=True)
 # Shutdown needs an Administrator only while Operational (keyfender handler_system.ml).
 SHUTDOWN = Rule(ANY_STATE, ADMIN, root_only=True, public_in=(State.LOCKED, State.UNPROVISIONED))
 DIAGNOSE = Rule(ANY_STATE, ADMIN, public_in=(State.LOCKED, State.UNPROVISIONED))

@@ -15,11 +15,11 @@ from p11fast.hsm.core import Caller, Hsm, State
 from p11fast.hsm.errors import BadRequest, Forbidden, NotImplementedYet, PreconditionFailed
 from p11fast.hsm.keys import b64encode
 from p11fast.hsm.routing import (
-    ADMIN,
     ANY_STATE,
     OCTETS,
     OPERATIONAL,
     OPERATOR,
+    ROOT_ADMIN,
     Rule,
     endpoint,
     in_thread,
@@ -34,7 +34,6 @@ from p11fast.hsm.validate import Body, parse_json
 SOFTWARE_VERSION = "0.1.0"
 MAX_BACKUP = 256 << 20
 PUBLIC = Rule(ANY_STATE)
-ROOT_ADMIN = Rule(OPERATIONAL, ADMIN, root_only=True)
 BACKUP = Rule(OPERATIONAL, ("Backup",), root_only=True, provides=(OCTETS,))
 
 # Clustering (etcd) is not implemented: these answer 501, after the state, authentication

@@ -14,6 +14,7 @@ from p11fast.hsm.routing import (
     ADMIN,
     OPERATIONAL,
     PEM,
+    ROOT_ADMIN,
     Rule,
     endpoint,
     in_thread,
@@ -23,7 +24,6 @@ from p11fast.hsm.routing import (
     read_body,
 )
 
-ROOT_ADMIN = Rule(OPERATIONAL, ADMIN, root_only=True)
 ROOT_ADMIN_PEM = Rule(OPERATIONAL, ADMIN, root_only=True, provides=(PEM,))
 CLUSTER_CA = "cluster_ca"  # meta entry: travels with the configuration, like on NetHSM
 

@@ -40,6 +40,9 @@ class Rule:
     public_in: tuple[State, ...] = ()  # states in which no authentication is asked
 
 
+ROOT_ADMIN = Rule(OPERATIONAL, ADMIN, root_only=True)
+
+
 def endpoint(method: str, path: str, rule: Rule) -> Callable[[Handler], Handler]:
     """Mark an Api method as the handler of METHOD /api/v1PATH."""
 
