@@ -64,9 +64,10 @@ class Platform:
 
 
 class PlatformApi:
-    def __init__(self, hsm: Hsm, platform: Platform) -> None:
+    def __init__(self, hsm: Hsm, platform: Platform, lifecycle: asyncio.Lock) -> None:
         self.hsm = hsm
         self.platform = platform
+        self._lifecycle = lifecycle  # shared with SystemApi: one whole-HSM change at a time
 
     @endpoint("GET", "/health/diagnose", DIAGNOSE)
     async def diagnose(self, request: web.Request, caller: Caller | None) -> web.Response:
@@ -99,7 +100,8 @@ class PlatformApi:
     # --- power ----------------------------------------------------------------------------
     @endpoint("POST", "/system/reboot", ROOT_ADMIN)
     async def reboot(self, request: web.Request, caller: Caller) -> web.Response:
-        self.hsm.reboot()
+        async with self._lifecycle:
+            self.hsm.reboot()
         return no_content()
 
     @endpoint("POST", "/system/shutdown", SHUTDOWN)
@@ -110,14 +112,17 @@ class PlatformApi:
 
     @endpoint("POST", "/system/factory-reset", ROOT_ADMIN)
     async def factory_reset(self, request: web.Request, caller: Caller) -> web.Response:
-        await in_thread(self._erase)
+        async with self._lifecycle:
+            # On the event loop: no request's write can fall between the wipe and the state
+            # change and survive the reset.
+            self.hsm.factory_reset()
+            await in_thread(self._new_identity)
         self.platform.reload_tls()
         return no_content()
 
-    def _erase(self) -> None:
-        self.hsm.factory_reset()
-        # A new device identity: a new TLS key, as NetHSM makes at its first boot. The
-        # p11fast.conf written by `init` describes users that no longer exist.
+    def _new_identity(self) -> None:
+        # A new TLS key, as NetHSM makes at its first boot. The p11fast.conf written by
+        # `init` describes users that no longer exist.
         tls.create(self.hsm.state_dir)
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(self.hsm.state_dir, CONFIG_FILE))

@@ -55,12 +55,14 @@ async def not_implemented(request: web.Request, caller: Caller | None) -> web.Re
 
 
 class SystemApi:
-    def __init__(self, hsm: Hsm, authenticator: Authenticator) -> None:
+    def __init__(self, hsm: Hsm, authenticator: Authenticator, lifecycle: asyncio.Lock) -> None:
         self.hsm = hsm
         self.auth = authenticator
         self.started = time.monotonic()
-        # provision, unlock and restore change the whole HSM: one at a time
-        self._lifecycle = asyncio.Lock()
+        # Provision, unlock, restore and factory reset change the whole HSM, and a passphrase
+        # change writes the unlock or backup configuration after seconds of scrypt in a
+        # thread: one at a time.
+        self._lifecycle = lifecycle
         self._unlock_throttle = Throttle()  # NetHSM's delay after a wrong unlock passphrase
 
     # --- health and information ---------------------------------------------------------
@@ -154,7 +156,8 @@ class SystemApi:
         new = body.passphrase("newPassphrase")
         current = body.string("currentPassphrase")
         body.done()
-        await in_thread(self.hsm.set_unlock_passphrase, current, new)
+        async with self._lifecycle:
+            await in_thread(self.hsm.set_unlock_passphrase, current, new)
         return no_content()
 
     @endpoint("GET", "/config/unattended-boot", ROOT_ADMIN)
@@ -175,7 +178,8 @@ class SystemApi:
         new = body.passphrase("newPassphrase")
         current = body.string("currentPassphrase")
         body.done()
-        await in_thread(self.hsm.set_backup_passphrase, current, new)
+        async with self._lifecycle:
+            await in_thread(self.hsm.set_backup_passphrase, current, new)
         return no_content()
 
     @endpoint("GET", "/config/time", ROOT_ADMIN)

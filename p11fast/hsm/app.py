@@ -73,9 +73,11 @@ def build_app(hsm: Hsm, connections: Listener, platform: Platform) -> web.Applic
         middlewares=[connections.middleware, error_middleware], client_max_size=MAX_REQUEST
     )
     app[BODY_TIMEOUT] = connections.limits.body_timeout
+    lifecycle = asyncio.Lock()
     apis = [
-        KeysApi(hsm), UsersApi(hsm), NamespacesApi(hsm), SystemApi(hsm, authenticator),
-        TlsApi(hsm, platform.reload_tls), PlatformApi(hsm, platform),
+        KeysApi(hsm), UsersApi(hsm), NamespacesApi(hsm),
+        SystemApi(hsm, authenticator, lifecycle), TlsApi(hsm, platform.reload_tls),
+        PlatformApi(hsm, platform, lifecycle),
     ]  # fmt: skip
     routes = [
         (verb, path, rule, method)

@@ -4,8 +4,10 @@ driven through Nitrokey's `nethsm` SDK against a software HSM running as a proce
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import ssl
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -217,6 +219,23 @@ def test_factory_reset_erases_everything_durably(device: Device) -> None:
     assert admin.list_keys() == []
     assert admin.list_users() == ["admin"]
     assert admin.get_config_logging().log_level == LogLevel.INFO
+
+
+def test_factory_reset_during_an_unlock_passphrase_change_leaves_nothing_of_it(
+    device: Device,
+) -> None:
+    body = {"currentPassphrase": UNLOCK, "newPassphrase": "changed-unlock-pass"}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        change = pool.submit(
+            requests.put, device.hsm.url + "/config/unlock-passphrase", json=body,
+            auth=("admin", ADMIN_PW), verify=False, timeout=60,
+        )  # fmt: skip
+        time.sleep(0.3)  # the change is checking the current passphrase (scrypt, ~1 s)
+        device.admin.factory_reset()
+        assert change.result().status_code == 204
+    device.hsm.kill()
+    device.hsm.start()
+    assert device.public.get_state() == State.UNPROVISIONED
 
 
 def test_factory_reset_keeps_the_device_id(device: Device) -> None:
