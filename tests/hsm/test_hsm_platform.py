@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from keyfender_backup import certificates, open_backup
 from nethsm import (
     Authentication,
     Ipv6Config,
@@ -131,6 +132,18 @@ def test_certificate_for_the_tls_key_is_installed_and_served(device: Device) -> 
     # a certificate for some other key is refused
     with pytest.raises(NetHSMError, match="invalid certificate"):
         device.admin.set_certificate(pem(ca_cert))
+
+
+def test_a_backup_carries_the_whole_tls_certificate_chain(device: Device) -> None:
+    ca_key, ca_cert = make_ca()
+    cert = sign_csr(device.admin.csr(common_name="hsm.example"), ca_key, ca_cert)
+    device.admin.set_certificate(pem(cert, ca_cert))
+    device.admin.set_backup_passphrase("backup-pass", "")
+    device.admin.add_user("Backup", Role.BACKUP, "backup-user-pass", "backup1")
+    data = connect(device.hsm, Authentication("backup1", "backup-user-pass")).backup()
+    chain = open_backup(data, "backup-pass", UNLOCK).clear["certificate"]
+    der = serialization.Encoding.DER
+    assert certificates(chain) == [cert.public_bytes(der), ca_cert.public_bytes(der)]
 
 
 def test_cluster_ca_is_absent_until_set(device: Device) -> None:
