@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from p11fast.hsm import csr
 from p11fast.hsm.core import Caller, Hsm, usable_by
 from p11fast.hsm.errors import (
     BadRequest,
@@ -27,6 +28,7 @@ from p11fast.hsm.routing import (
     MAX_JSON_BODY,
     OPERATIONAL,
     OPERATOR,
+    PEM,
     Rule,
     created,
     endpoint,
@@ -56,7 +58,13 @@ CERT_TYPES = (
     "application/octet-stream",
 )
 MAX_CERT = 1 << 20
+# A KeyID never ends in '*': such a path is the prefix listing. One path string for all
+# methods of the key, so they form one resource.
+KEY_PATH = "/keys/{KeyID:[^/]*[^/*]}"
+PRIVATE_FIELDS = ("primeP", "primeQ", "publicExponent", "data")
 READ = Rule(OPERATIONAL, ADMIN_OR_OPERATOR)
+READ_PEM = Rule(OPERATIONAL, ADMIN_OR_OPERATOR, provides=(PEM,))
+READ_CERT = Rule(OPERATIONAL, ADMIN_OR_OPERATOR, provides=CERT_TYPES)
 WRITE = Rule(OPERATIONAL, ADMIN)
 USE = Rule(OPERATIONAL, OPERATOR)
 
@@ -107,26 +115,19 @@ class KeysApi:
         ]
         return [{"id": key_id} for key_id in sorted(ids)]
 
-    # A KeyID never ends in '*': such a path is the prefix listing below.
-    @endpoint("GET", "/keys/{KeyID:[^/]*[^/*]}", READ)
+    @endpoint("GET", KEY_PATH, READ)
     async def get_key(self, request: web.Request, caller: Caller) -> web.Response:
         return json_response(key_json(self.hsm.key(caller.namespace, _key_id(request))))
 
-    @endpoint("GET", "/keys/{KeyID}/public.pem", READ)
+    @endpoint("GET", "/keys/{KeyID}/public.pem", READ_PEM)
     async def public_pem(self, request: web.Request, caller: Caller) -> web.Response:
         record = self.hsm.key(caller.namespace, _key_id(request))
         return pem_response(self.hsm.material(record).public_pem())
 
-    @endpoint("POST", "/keys/{KeyID}/csr.pem", READ)
+    @endpoint("POST", "/keys/{KeyID}/csr.pem", READ_PEM)
     async def csr(self, request: web.Request, caller: Caller) -> web.Response:
         record = self.hsm.key(caller.namespace, _key_id(request))
-        body = await json_body(request)
-        dn = {n: body.string(n, False) for n in DN_FIELDS}
-        dn["commonName"] = body.string("commonName")
-        alt_names = body.strings("subjectAltNames", False)
-        body.done()
-        if alt_names is not None:
-            dn["subjectAltNames"] = alt_names
+        dn = csr.read_dn(await json_body(request))
         material = self.hsm.material(record)
         return pem_response(await in_thread(material.csr_pem, dn))
 
@@ -156,7 +157,7 @@ class KeysApi:
         await self._import(request, caller, key_id)
         return created("keys", key_id)
 
-    @endpoint("PUT", "/keys/{KeyID}", WRITE)
+    @endpoint("PUT", KEY_PATH, WRITE)
     async def import_at(self, request: web.Request, caller: Caller) -> web.Response:
         key_id = _key_id(request)
         self._check_free(caller.namespace, key_id)
@@ -169,7 +170,7 @@ class KeysApi:
         else:
             args = await json_body(request)
             key_type = args.enum("type", KEY_TYPES)
-            private = args.raw_obj("private")
+            private = _private_fields(args)
             material = await in_thread(KeyMaterial.from_json, key_type, private)
         mechanisms = _mechanisms(args)
         tags = _restriction_tags(args)
@@ -183,7 +184,7 @@ class KeysApi:
             raise Conflict(f"key {key_id} already exists")
 
     # --- changes ------------------------------------------------------------------------
-    @endpoint("DELETE", "/keys/{KeyID}", WRITE)
+    @endpoint("DELETE", KEY_PATH, WRITE)
     async def delete(self, request: web.Request, caller: Caller) -> web.Response:
         self.hsm.delete_key(caller.namespace, _key_id(request))
         return no_content()
@@ -225,7 +226,7 @@ class KeysApi:
         return no_content()
 
     # --- certificates -------------------------------------------------------------------
-    @endpoint("GET", "/keys/{KeyID}/cert", READ)
+    @endpoint("GET", "/keys/{KeyID}/cert", READ_CERT)
     async def get_cert(self, request: web.Request, caller: Caller) -> web.Response:
         record = self.hsm.key(caller.namespace, _key_id(request))
         if record.cert is None:
@@ -234,14 +235,13 @@ class KeysApi:
 
     @endpoint("PUT", "/keys/{KeyID}/cert", WRITE)
     async def put_cert(self, request: web.Request, caller: Caller) -> web.Response:
-        key_id = _key_id(request)
-        record = self.hsm.key(caller.namespace, key_id)
-        if request.content_type not in CERT_TYPES:
+        # keyfender checks the content type first (webmachine's known_content_type; no header
+        # is 415), then that the key exists; it stores the bytes as they come, even none.
+        if "Content-Type" not in request.headers or request.content_type not in CERT_TYPES:
             raise UnsupportedMediaType(f"content type must be one of {', '.join(CERT_TYPES)}")
-        _check_no_cert(record)
+        key_id = _key_id(request)
+        _check_no_cert(self.hsm.key(caller.namespace, key_id))
         data = await read_body(request, MAX_CERT)
-        if not data:
-            raise BadRequest("certificate is empty")
 
         def attach(current: KeyRecord) -> dict:
             _check_no_cert(current)  # checked again: another upload may have won meanwhile
@@ -315,16 +315,6 @@ class KeysApi:
         return record, self.hsm.material(record)
 
 
-DN_FIELDS = (
-    "countryName",
-    "stateOrProvinceName",
-    "localityName",
-    "organizationName",
-    "organizationalUnitName",
-    "emailAddress",
-)
-
-
 def _check_no_cert(record: KeyRecord) -> None:
     if record.cert is not None:
         raise Conflict("a certificate is already stored for this key")
@@ -336,6 +326,15 @@ def _mechanisms(body: Body) -> list[str]:
         if mechanism not in ALL_MECHANISMS:
             raise BadRequest(f"unknown mechanism {mechanism[:64]!r}")
     return mechanisms
+
+
+def _private_fields(body: Body) -> dict:
+    """The `private` object of a JSON import: keyfender decodes it strictly (every field a
+    string, no others) before looking at the key type (keyfender `src/keyfender/json.ml`)."""
+    private = body.obj("private")
+    fields = {name: private.string(name, False) for name in PRIVATE_FIELDS}
+    private.done()
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def _restriction_tags(body: Body) -> list[str]:

@@ -15,17 +15,17 @@ from p11fast.hsm.core import Caller, Hsm, State
 from p11fast.hsm.errors import BadRequest, Forbidden, NotImplementedYet, PreconditionFailed
 from p11fast.hsm.keys import b64encode
 from p11fast.hsm.routing import (
-    ADMIN,
     ANY_STATE,
+    OCTETS,
     OPERATIONAL,
     OPERATOR,
+    ROOT_ADMIN,
     Rule,
     endpoint,
     in_thread,
     json_body,
     json_response,
     no_content,
-    pem_response,
     read_body,
     read_form,
 )
@@ -35,47 +35,34 @@ from p11fast.hsm.validate import Body, parse_json
 SOFTWARE_VERSION = "0.1.0"
 MAX_BACKUP = 256 << 20
 PUBLIC = Rule(ANY_STATE)
-ROOT_ADMIN = Rule(OPERATIONAL, ADMIN, root_only=True)
+BACKUP = Rule(OPERATIONAL, ("Backup",), root_only=True, provides=(OCTETS,))
 
-# Spec endpoints a software HSM has no use for (cluster, network, firmware, TLS key rotation).
+# Clustering (etcd) is not implemented: these answer 501, after the state, authentication
+# and role checks the real device makes for them (annotations of the NetHSM spec).
 UNIMPLEMENTED = (
-    ("GET", "/health/diagnose"),
-    ("POST", "/cluster/force-new"),
-    ("POST", "/cluster/join"),
-    ("GET", "/cluster/members"),
-    ("POST", "/cluster/members"),
-    ("POST", "/cluster/members/{MemberID}/promote"),
-    ("PUT", "/cluster/members/{MemberID}"),
-    ("DELETE", "/cluster/members/{MemberID}"),
-    ("PUT", "/config/tls/cert.pem"),
-    ("POST", "/config/tls/csr.pem"),
-    ("POST", "/config/tls/generate"),
-    ("GET", "/config/tls/cluster-ca.pem"),
-    ("PUT", "/config/tls/cluster-ca.pem"),
-    ("GET", "/config/network"),
-    ("PUT", "/config/network"),
-    ("GET", "/config/logging"),
-    ("PUT", "/config/logging"),
-    ("POST", "/system/reboot"),
-    ("POST", "/system/shutdown"),
-    ("POST", "/system/factory-reset"),
-    ("POST", "/system/update"),
-    ("POST", "/system/commit-update"),
-    ("POST", "/system/cancel-update"),
-)
+    ("POST", "/cluster/force-new", Rule(())),  # only in the Failed state, never reached here
+    ("POST", "/cluster/join", ROOT_ADMIN),
+    ("GET", "/cluster/members", ROOT_ADMIN),
+    ("POST", "/cluster/members", ROOT_ADMIN),
+    ("POST", "/cluster/members/{MemberID}/promote", ROOT_ADMIN),
+    ("PUT", "/cluster/members/{MemberID}", ROOT_ADMIN),
+    ("DELETE", "/cluster/members/{MemberID}", ROOT_ADMIN),
+)  # fmt: skip
 
 
-async def not_implemented(request: web.Request) -> web.Response:
+async def not_implemented(request: web.Request, caller: Caller | None) -> web.Response:
     raise NotImplementedYet(f"{request.method} {request.path} is not implemented by p11fast")
 
 
 class SystemApi:
-    def __init__(self, hsm: Hsm, authenticator: Authenticator) -> None:
+    def __init__(self, hsm: Hsm, authenticator: Authenticator, lifecycle: asyncio.Lock) -> None:
         self.hsm = hsm
         self.auth = authenticator
         self.started = time.monotonic()
-        # provision, unlock and restore change the whole HSM: one at a time
-        self._lifecycle = asyncio.Lock()
+        # Provision, unlock, restore and factory reset change the whole HSM, and a passphrase
+        # change writes the unlock or backup configuration after seconds of scrypt in a
+        # thread: one at a time.
+        self._lifecycle = lifecycle
         self._unlock_throttle = Throttle()  # NetHSM's delay after a wrong unlock passphrase
 
     # --- health and information ---------------------------------------------------------
@@ -169,7 +156,8 @@ class SystemApi:
         new = body.passphrase("newPassphrase")
         current = body.string("currentPassphrase")
         body.done()
-        await in_thread(self.hsm.set_unlock_passphrase, current, new)
+        async with self._lifecycle:
+            await in_thread(self.hsm.set_unlock_passphrase, current, new)
         return no_content()
 
     @endpoint("GET", "/config/unattended-boot", ROOT_ADMIN)
@@ -190,16 +178,9 @@ class SystemApi:
         new = body.passphrase("newPassphrase")
         current = body.string("currentPassphrase")
         body.done()
-        await in_thread(self.hsm.set_backup_passphrase, current, new)
+        async with self._lifecycle:
+            await in_thread(self.hsm.set_backup_passphrase, current, new)
         return no_content()
-
-    @endpoint("GET", "/config/tls/public.pem", ROOT_ADMIN)
-    async def tls_public(self, request: web.Request, caller: Caller) -> web.Response:
-        return pem_response(tls.public_key_pem(self.hsm.state_dir))
-
-    @endpoint("GET", "/config/tls/cert.pem", ROOT_ADMIN)
-    async def tls_cert(self, request: web.Request, caller: Caller) -> web.Response:
-        return pem_response(tls.certificate_pem(self.hsm.state_dir))
 
     @endpoint("GET", "/config/time", ROOT_ADMIN)
     async def get_time(self, request: web.Request, caller: Caller) -> web.Response:
@@ -215,7 +196,7 @@ class SystemApi:
         return no_content()
 
     # --- backup and restore -------------------------------------------------------------
-    @endpoint("POST", "/system/backup", Rule(OPERATIONAL, ("Backup",), root_only=True))
+    @endpoint("POST", "/system/backup", BACKUP)
     async def backup(self, request: web.Request, caller: Caller) -> web.Response:
         state_dir = self.hsm.state_dir
         tls_cert, tls_key = tls.certificate_pem(state_dir), tls.private_key_pem(state_dir)

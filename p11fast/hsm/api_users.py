@@ -11,6 +11,7 @@ from p11fast.hsm.routing import (
     ADMIN,
     ADMIN_OR_OPERATOR,
     OPERATIONAL,
+    ROOT_ADMIN,
     Rule,
     created,
     endpoint,
@@ -23,7 +24,6 @@ from p11fast.hsm.store import UserRecord
 from p11fast.hsm.validate import adding_tag, check_id, removing_tag, split_user_id
 
 ADMIN_RULE = Rule(OPERATIONAL, ADMIN)
-ROOT_ADMIN = Rule(OPERATIONAL, ADMIN, root_only=True)
 READ = Rule(OPERATIONAL, ADMIN_OR_OPERATOR)
 
 
@@ -82,7 +82,7 @@ class UsersApi:
 
     @endpoint("GET", "/users/{UserID}", READ)
     async def get_user(self, request: web.Request, caller: Caller) -> web.Response:
-        user = self._target(request, caller, allow_root=True)
+        user = self._readable(request, caller)
         return json_response({"realName": user.real_name, "role": user.role})
 
     @endpoint("DELETE", "/users/{UserID}", ADMIN_RULE)
@@ -107,7 +107,7 @@ class UsersApi:
 
     @endpoint("GET", "/users/{UserID}/tags", READ)
     async def get_tags(self, request: web.Request, caller: Caller) -> web.Response:
-        return json_response(self._target(request, caller, allow_root=True).tags)
+        return json_response(self._readable(request, caller).tags)
 
     @endpoint("PUT", "/users/{UserID}/tags/{Tag}", ADMIN_RULE)
     async def add_tag(self, request: web.Request, caller: Caller) -> web.Response:
@@ -117,7 +117,9 @@ class UsersApi:
 
     @endpoint("DELETE", "/users/{UserID}/tags/{Tag}", ADMIN_RULE)
     async def delete_tag(self, request: web.Request, caller: Caller) -> web.Response:
-        user = self._operator(request, caller)
+        # Only operators carry tags: for anyone else the tag does not exist, 404 as in
+        # keyfender (handler_users.ml, handler_tags_tag resource_exists).
+        user = self._target(request, caller, allow_root=False)
         self.hsm.update_user(user.user_id, removing_tag(request.match_info["Tag"]))
         return no_content()
 
@@ -127,10 +129,21 @@ class UsersApi:
             raise BadRequest("tags can only be given to operators")
         return user
 
+    def _readable(self, request: web.Request, caller: Caller) -> UserRecord:
+        """Administrators read the users they reach; an operator only itself (keyfender
+        endpoint.ml role_operator_get_self, handler_users.ml)."""
+        if caller.role != "Administrator" and request.match_info["UserID"] != caller.user_id:
+            raise Forbidden("operators may only read their own user")
+        return self._target(request, caller, allow_root=True)
+
     def _target(self, request: web.Request, caller: Caller, allow_root: bool) -> UserRecord:
+        """keyfender's target_same_namespace (src/keyfender/endpoint.ml): the caller's own
+        namespace; a root caller also reaches users of namespaces that do not exist (any
+        more), and with `allow_root` users of every namespace."""
         user_id = request.match_info["UserID"]
         namespace, _ = split_user_id(user_id)
-        if namespace != caller.namespace and not (allow_root and not caller.namespace):
+        root_reach = allow_root or namespace not in self.hsm.namespaces
+        if namespace != caller.namespace and not (root_reach and not caller.namespace):
             raise Forbidden("user is in another namespace")
         return self.hsm.user(user_id)
 

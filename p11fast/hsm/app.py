@@ -16,13 +16,16 @@ from aiohttp import web
 
 from p11fast.hsm import tls
 from p11fast.hsm.api_keys import KeysApi
+from p11fast.hsm.api_platform import Platform, PlatformApi
 from p11fast.hsm.api_system import UNIMPLEMENTED, SystemApi, not_implemented
+from p11fast.hsm.api_tls import TlsApi
 from p11fast.hsm.api_users import NamespacesApi, UsersApi
 from p11fast.hsm.auth import Authenticator
 from p11fast.hsm.core import Hsm
+from p11fast.hsm.dispatch import build_resources
 from p11fast.hsm.errors import ApiError
 from p11fast.hsm.listener import Limits, Listener
-from p11fast.hsm.routing import API_PREFIX, BODY_TIMEOUT, guard
+from p11fast.hsm.routing import API_PREFIX, BODY_TIMEOUT
 
 log = logging.getLogger("p11fast.hsm")
 
@@ -31,10 +34,14 @@ MAX_REQUEST = 256 << 20  # a restore upload; JSON bodies have their own 1 MiB li
 KEEPALIVE_TIMEOUT = 75.0  # idle authenticated connections (aiohttp's run_app default)
 
 
-def error_response(status: int, message: str) -> web.Response:
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
     if status == 304:
         return web.Response(status=304)
-    headers = {"WWW-Authenticate": 'Basic realm="NetHSM"'} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="NetHSM"'
     return web.Response(
         status=status,
         body=json.dumps({"message": message}).encode(),
@@ -49,7 +56,7 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.message)
+        return error_response(exc.status, exc.message, exc.headers())
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -60,20 +67,28 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return error_response(500, "internal error")
 
 
-def build_app(hsm: Hsm, connections: Listener) -> web.Application:
+def build_app(hsm: Hsm, connections: Listener, platform: Platform) -> web.Application:
     authenticator = Authenticator(hsm, on_verified=connections.trust)
     app = web.Application(
         middlewares=[connections.middleware, error_middleware], client_max_size=MAX_REQUEST
     )
     app[BODY_TIMEOUT] = connections.limits.body_timeout
-    apis = [KeysApi(hsm), UsersApi(hsm), NamespacesApi(hsm), SystemApi(hsm, authenticator)]
-    for api in apis:
-        for _, method in inspect.getmembers(api, inspect.ismethod):
-            for verb, path, rule in getattr(method, "routes", ()):
-                handler = guard(lambda: hsm.state, authenticator.authenticate, rule, method)
-                app.router.add_route(verb, API_PREFIX + path, handler)
-    for verb, path in UNIMPLEMENTED:
-        app.router.add_route(verb, API_PREFIX + path, not_implemented)
+    lifecycle = asyncio.Lock()
+    apis = [
+        KeysApi(hsm), UsersApi(hsm), NamespacesApi(hsm),
+        SystemApi(hsm, authenticator, lifecycle), TlsApi(hsm, platform.reload_tls),
+        PlatformApi(hsm, platform, lifecycle),
+    ]  # fmt: skip
+    routes = [
+        (verb, path, rule, method)
+        for api in apis
+        for _, method in inspect.getmembers(api, inspect.ismethod)
+        for verb, path, rule in getattr(method, "routes", ())
+    ]
+    routes += [(verb, path, rule, not_implemented) for verb, path, rule in UNIMPLEMENTED]
+    resources = build_resources(routes, lambda: hsm.state, authenticator.authenticate)
+    for path, resource in resources.items():
+        app.router.add_route("*", API_PREFIX + path, resource)
     return app
 
 
@@ -93,9 +108,18 @@ async def serve(state_dir: str, host: str, port: int, use_tls: bool, limits: Lim
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    listener = Listener(limits, tls.server_context(state_dir) if use_tls else None)
+    # One context: the listener's handshakes use it, and a new TLS key or certificate is
+    # loaded into it, so connections accepted afterwards see the new one.
+    context = tls.server_context(state_dir) if use_tls else None
+
+    def reload_tls() -> None:
+        if context is not None:
+            tls.load_into(context, state_dir)
+
+    listener = Listener(limits, context)
+    platform = Platform(stop=stop.set, reload_tls=reload_tls)
     runner = web.AppRunner(
-        build_app(hsm, listener),
+        build_app(hsm, listener, platform),
         access_log=None,
         handle_signals=False,
         keepalive_timeout=KEEPALIVE_TIMEOUT,

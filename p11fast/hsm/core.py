@@ -9,6 +9,8 @@ key changes.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import secrets
 from collections.abc import Callable
@@ -31,6 +33,8 @@ BACKUP_KEY_AAD = b"backup-key"
 # Set while a restore's entries wait for an unlock: "1" if they seal the backup passphrase
 # (format 1), "0" if they hold it clear (format 0).
 STAGED_CONFIG_SEALED = "staged_config_sealed"
+# What a NetHSM's hardware gives it: kept through a factory reset.
+IDENTITY = ("device_id", "config_store_key")
 
 
 class State(str, Enum):
@@ -124,17 +128,34 @@ class Hsm:
         self.users_generation += 1
         self.state = State.LOCKED
 
+    def reboot(self) -> None:
+        """As after a power cycle: Locked, or Operational again with unattended boot."""
+        self.lock()
+        self._boot()
+
+    def factory_reset(self) -> None:
+        """Keys, users, namespaces, configuration and the unattended-boot key are erased; the
+        HSM is Unprovisioned. The device ID and config store key stay, as a NetHSM's hardware
+        keeps them. The store is wiped in one transaction first, so a
+        crash afterwards still comes back Unprovisioned."""
+        self.lock()
+        self.store.wipe(keep=IDENTITY)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.machine_key_path)
+        self.namespaces = set()
+        self.state = State.UNPROVISIONED
+
     def device_id(self) -> str:
         return (self.store.meta_get("device_id") or b"UNKNOWN").decode()
 
     def _identity(self) -> dict[str, bytes]:
         """This HSM's device ID and config store key (a NetHSM's hardware gives it these),
         made by the first provision or restore."""
-        identity = {
+        made = {
             "device_id": secrets.token_hex(5).upper().encode(),
             "config_store_key": os.urandom(vault.KEY_SIZE),
         }
-        return {name: self.store.meta_get(name) or made for name, made in identity.items()}
+        return {name: self.store.meta_get(name) or made[name] for name in IDENTITY}
 
     def _unlock_material(self) -> tuple[bytes, bytes]:
         """(unlock salt, locked domain key)."""
@@ -146,7 +167,8 @@ class Hsm:
         try:
             data_key = vault.unlock_domain_key(locked, current, salt)
         except vault.SealError as exc:
-            raise BadRequest("current unlock passphrase is wrong") from exc
+            # keyfender answers 403 to a wrong current passphrase (hsm.ml, check_unlock_passphrase)
+            raise Forbidden("current unlock passphrase is wrong") from exc
         self.store.meta_update(_unlock_meta(data_key, new))
 
     @property
@@ -182,12 +204,20 @@ class Hsm:
         if self.store.meta_get("backup_key") is not None:
             salt, key = self.backup_key()
             if vault.passphrase_key(current, salt) != key:
-                raise BadRequest("current backup passphrase is wrong")
-        elif current:
-            raise BadRequest("no backup passphrase is set: currentPassphrase must be empty")
+                raise Forbidden("current backup passphrase is wrong")
+        elif current:  # keyfender: 403 as for a wrong one (hsm.ml, check_backup_passphrase)
+            raise Forbidden("no backup passphrase is set: currentPassphrase must be empty")
         salt = os.urandom(vault.SALT_SIZE)
         sealed = vault.seal(self.data_key(), vault.passphrase_key(new, salt), BACKUP_KEY_AAD)
         self.store.meta_update({"backup_salt": salt, "backup_key": sealed})
+
+    def setting(self, name: str, default: dict) -> dict:
+        """A JSON configuration value (network, logging) kept with the HSM's configuration."""
+        raw = self.store.meta_get(f"setting:{name}")
+        return default if raw is None else json.loads(raw)
+
+    def set_setting(self, name: str, value: dict) -> None:
+        self.store.meta_set(f"setting:{name}", json.dumps(value).encode())
 
     def data_key(self) -> bytes:
         if self._data_key is None:

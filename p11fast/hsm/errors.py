@@ -11,6 +11,9 @@ class ApiError(Exception):
         super().__init__(message)
         self.message = message
 
+    def headers(self) -> dict[str, str]:
+        return {}
+
 
 class NotModified(ApiError):
     status = 304
@@ -30,6 +33,18 @@ class Forbidden(ApiError):
 
 class NotFound(ApiError):
     status = 404
+
+
+class MethodNotAllowed(ApiError):
+    status = 405
+
+    def __init__(self, allowed: list[str]) -> None:
+        super().__init__(f"method not allowed here; allowed: {', '.join(allowed)}")
+        self.allowed = allowed
+
+    def headers(self) -> dict[str, str]:
+        # webmachine's v3b10 joins the resource's methods without spaces
+        return {"Allow": ",".join(self.allowed)}
 
 
 class NotAcceptable(ApiError):

@@ -9,17 +9,15 @@ import base64
 import binascii
 import hashlib
 import hmac
-import ipaddress
 import os
 from dataclasses import dataclass, field
 
-from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.x509.oid import NameOID
 
+from p11fast.hsm import csr
 from p11fast.hsm.errors import BadRequest
 
 # Key type -> (curve, the hash whose digest ECDSA signs). The NetHSM takes a digest of exactly
@@ -201,17 +199,7 @@ class KeyMaterial:
     def csr_pem(self, dn: dict) -> bytes:
         if self.type == "Generic":
             raise BadRequest("Generic keys cannot sign a CSR")
-        builder = x509.CertificateSigningRequestBuilder().subject_name(_subject(dn))
-        alt_names = dn.get("subjectAltNames", [dn["commonName"]])
-        if alt_names:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([_general_name(n) for n in alt_names]), critical=False
-            )
-        try:
-            csr = builder.sign(self.private, _csr_hash(self.type))
-        except ValueError as exc:
-            raise BadRequest(f"cannot build CSR: {exc}") from exc
-        return csr.public_bytes(serialization.Encoding.PEM)
+        return csr.csr_pem(self.private, dn)
 
     # --- operations ---------------------------------------------------------------------
     def sign(self, mode: str, message: bytes) -> bytes:
@@ -366,43 +354,6 @@ def _field(obj: dict, name: str) -> str:
     if not isinstance(value, str):
         raise BadRequest(f"private.{name} is required")
     return value
-
-
-def _subject(dn: dict) -> x509.Name:
-    oids = {
-        "countryName": NameOID.COUNTRY_NAME,
-        "stateOrProvinceName": NameOID.STATE_OR_PROVINCE_NAME,
-        "localityName": NameOID.LOCALITY_NAME,
-        "organizationName": NameOID.ORGANIZATION_NAME,
-        "organizationalUnitName": NameOID.ORGANIZATIONAL_UNIT_NAME,
-        "commonName": NameOID.COMMON_NAME,
-        "emailAddress": NameOID.EMAIL_ADDRESS,
-    }
-    try:
-        return x509.Name(
-            [x509.NameAttribute(oid, dn[name]) for name, oid in oids.items() if dn.get(name)]
-        )
-    except ValueError as exc:
-        raise BadRequest(f"invalid distinguished name: {exc}") from exc
-
-
-def _general_name(name: str) -> x509.GeneralName:
-    if name.startswith("IP:"):
-        try:
-            return x509.IPAddress(ipaddress.ip_address(name[3:]))
-        except ValueError as exc:
-            raise BadRequest(f"invalid IP address in subjectAltNames: {name}") from exc
-    return x509.DNSName(name)
-
-
-def _csr_hash(key_type: str) -> hashes.HashAlgorithm | None:
-    if key_type == "Curve25519":
-        return None
-    if key_type in ("EC_P384", "BrainpoolP384"):
-        return hashes.SHA384()
-    if key_type in ("EC_P521", "BrainpoolP512"):
-        return hashes.SHA512()
-    return hashes.SHA256()
 
 
 def b64encode(data: bytes) -> str:

@@ -176,10 +176,12 @@ def local_entries(
     key. That copy is sealed under the device's own key, which only its hardware has: ours
     is a random key nobody keeps, so a NetHSM finds it unreadable and writes its own, as
     for a backup from another device (keyfender `System.restore`)."""
-    cert_der = x509.load_pem_x509_certificate(tls_cert).public_bytes(serialization.Encoding.DER)
+    chain = x509.load_pem_x509_certificates(tls_cert)
+    ders = [cert.public_bytes(serialization.Encoding.DER) for cert in chain]
     values = {
         "unlock-salt": unlock_salt,
-        "certificate": len(cert_der).to_bytes(4, "big") + cert_der,
+        # the chain, server certificate first, each DER after its length (config_store.ml)
+        "certificate": b"".join(len(der).to_bytes(4, "big") + der for der in ders),
         "private-key": tls_key,
     }
     entries = {

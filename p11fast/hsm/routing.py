@@ -13,13 +13,7 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from p11fast.hsm.core import Caller, State
-from p11fast.hsm.errors import (
-    BadRequest,
-    Forbidden,
-    PayloadTooLarge,
-    PreconditionFailed,
-    RequestTimeout,
-)
+from p11fast.hsm.errors import BadRequest, PayloadTooLarge, RequestTimeout
 from p11fast.hsm.validate import Body, parse_json
 
 API_PREFIX = "/api/v1"
@@ -34,6 +28,9 @@ OPERATIONAL = (State.OPERATIONAL,)
 ADMIN = ("Administrator",)
 OPERATOR = ("Operator",)
 ADMIN_OR_OPERATOR = ("Administrator", "Operator")
+JSON = "application/json"
+PEM = "application/x-pem-file"
+OCTETS = "application/octet-stream"
 
 Handler = Callable[[web.Request, Caller | None], Awaitable[web.StreamResponse]]
 
@@ -43,6 +40,11 @@ class Rule:
     states: tuple[State, ...]
     roles: tuple[str, ...] = ()  # empty: public
     root_only: bool = False  # x-annotation-caller-namespace: Root
+    provides: tuple[str, ...] = (JSON,)  # media types an Accept header may ask for
+    public_in: tuple[State, ...] = ()  # states in which no authentication is asked
+
+
+ROOT_ADMIN = Rule(OPERATIONAL, ADMIN, root_only=True)
 
 
 def endpoint(method: str, path: str, rule: Rule) -> Callable[[Handler], Handler]:
@@ -55,26 +57,9 @@ def endpoint(method: str, path: str, rule: Rule) -> Callable[[Handler], Handler]
     return mark
 
 
-def guard(hsm_state: Callable[[], State], authenticate: Any, rule: Rule, handler: Handler):
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        if hsm_state() not in rule.states:
-            wanted = " or ".join(s.value for s in rule.states)
-            raise PreconditionFailed(f"NetHSM is not {wanted}")
-        caller = None
-        if rule.roles:
-            caller = await authenticate(request)
-            if caller.role not in rule.roles:
-                raise Forbidden(f"this needs the role {' or '.join(rule.roles)}")
-            if rule.root_only and caller.namespace:
-                raise Forbidden("not allowed for users in a namespace")
-        return await handler(request, caller)
-
-    return guarded
-
-
 async def read_body(request: web.Request, limit: int = MAX_JSON_BODY) -> bytes:
     _check_length(request, limit)
-    return await _in_time(request, _read_at_most(request.content.read, limit, 0))
+    return await in_time(request, _read_at_most(request.content.read, limit, 0))
 
 
 async def _read_at_most(read: Callable[[int], Awaitable[bytes]], limit: int, before: int) -> bytes:
@@ -96,7 +81,7 @@ def _check_length(request: web.Request, limit: int) -> None:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")
 
 
-async def _in_time(request: web.Request, reading: Awaitable[T]) -> T:
+async def in_time(request: web.Request, reading: Awaitable[T]) -> T:
     """`reading` (of the request body), 408 if it takes longer than the server allows."""
     try:
         return await asyncio.wait_for(reading, request.config_dict.get(BODY_TIMEOUT))
@@ -111,7 +96,7 @@ async def json_body(request: web.Request) -> Body:
 async def read_form(request: web.Request, names: tuple[str, ...], limit: int) -> dict[str, bytes]:
     """The named parts of a multipart/form-data body; all of them must be present."""
     _check_length(request, limit)
-    parts = await _in_time(request, _read_parts(request, names, limit))
+    parts = await in_time(request, _read_parts(request, names, limit))
     missing = [name for name in names if name not in parts]
     if missing:
         raise BadRequest(f"missing form parts: {', '.join(missing)}")
@@ -136,7 +121,7 @@ def json_response(data: Any, status: int = 200, headers: dict | None = None) -> 
     return web.Response(
         body=json.dumps(data).encode(),
         status=status,
-        content_type="application/json",
+        content_type=JSON,
         headers=headers,
     )
 
@@ -152,7 +137,7 @@ def created(kind: str, resource_id: str) -> web.Response:
 
 
 def pem_response(data: bytes) -> web.Response:
-    return web.Response(body=data, content_type="application/x-pem-file")
+    return web.Response(body=data, content_type=PEM)
 
 
 async def in_thread(func: Callable[..., Any], *args: Any) -> Any:

@@ -200,6 +200,14 @@ class Store:
             db.executemany("INSERT INTO staged VALUES (?, ?)", list(entries.items()))
             _change_meta(db, meta)
 
+    def wipe(self, keep: tuple[str, ...]) -> None:
+        """Factory reset: every table emptied in one transaction, but the meta values named
+        in `keep`."""
+        with self.transaction() as db:
+            _clear_contents(db)
+            marks = ",".join("?" * len(keep))
+            db.execute(f"DELETE FROM meta WHERE name NOT IN ({marks})", keep)
+
     def replace_contents(
         self,
         keys: list[KeyRecord],

@@ -32,7 +32,7 @@ def check_id(value: str, what: str = "ID") -> str:
 def split_user_id(user_id: str) -> tuple[str, str]:
     """`ns~name` → (ns, name); a root user has namespace ''."""
     if len(user_id) > 128:
-        raise BadRequest("user ID is longer than 128 characters")
+        raise BadRequest("invalid user ID: longer than 128 characters")
     namespace, sep, name = user_id.rpartition("~")
     if sep:
         check_id(namespace, "namespace")
@@ -73,30 +73,31 @@ class Body:
         self._where = where
         self._seen: set[str] = set()
 
-    def _get(self, name: str, kind: type | tuple[type, ...], required: bool) -> Any:
+    def _get(
+        self, name: str, kind: type | tuple[type, ...], required: bool, nullable: bool = False
+    ) -> Any:
         self._seen.add(name)
         if name not in self._value:
             if required:
                 raise BadRequest(f"{self._where}.{name} is required")
             return None
         value = self._value[name]
+        if value is None and nullable:
+            return None
         # bool is an int subclass; JSON true is never a valid integer here
         if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
             raise BadRequest(f"{self._where}.{name} has the wrong type")
         return value
 
-    def string(self, name: str, required: bool = True) -> str | None:
-        return self._get(name, str, required)
+    def string(self, name: str, required: bool = True, nullable: bool = False) -> str | None:
+        return self._get(name, str, required, nullable)
 
     def integer(self, name: str, required: bool = True) -> int | None:
         return self._get(name, int, required)
 
-    def obj(self, name: str, required: bool = True) -> Body | None:
-        value = self._get(name, dict, required)
+    def obj(self, name: str, required: bool = True, nullable: bool = False) -> Body | None:
+        value = self._get(name, dict, required, nullable)
         return None if value is None else Body(value, f"{self._where}.{name}")
-
-    def raw_obj(self, name: str, required: bool = True) -> dict | None:
-        return self._get(name, dict, required)
 
     def strings(self, name: str, required: bool = True) -> list[str] | None:
         value = self._get(name, list, required)

@@ -33,7 +33,8 @@ class OpenBackup:
     config_store_key: bytes
     locked_domain_key: bytes
     entries: dict[str, bytes]  # as in the file: store values still sealed
-    clear: dict[str, bytes]  # store, backup-passphrase and unlock-salt values in clear
+    # store, backup-passphrase, unlock-salt and (format 1) certificate values in clear
+    clear: dict[str, bytes]
 
 
 def open_backup(data: bytes, backup_passphrase: str, unlock_passphrase: str) -> OpenBackup:
@@ -43,13 +44,15 @@ def open_backup(data: bytes, backup_passphrase: str, unlock_passphrase: str) -> 
     if backup.version == 0:
         unlock_salt = entries["/config/unlock-salt"]
     else:
-        name = f"/local/{device_id}/config/unlock-salt"
-        unlock_salt = _open(backup.backup_config_store_key, entries[name], name)
+        unlock_salt = _local(backup.backup_config_store_key, entries, device_id, "unlock-salt")
     unlock_key = hashlib.scrypt(
         unlock_passphrase.encode(), salt=unlock_salt, n=16384, r=8, p=16, maxmem=2**27, dklen=32
     )
     domain_key = _open(unlock_key, backup.domain_key, "passphrase")
     clear = {"unlock-salt": unlock_salt}
+    if backup.version > 0:
+        cert_chain = _local(backup.backup_config_store_key, entries, device_id, "certificate")
+        clear["certificate"] = cert_chain
     for name, value in entries.items():
         for prefix, store in STORES.items():
             sealed = backup.version > 0 or not prefix.startswith("/config/")
@@ -69,6 +72,23 @@ def open_backup(data: bytes, backup_passphrase: str, unlock_passphrase: str) -> 
 def record(value: bytes) -> dict:
     """A yojson record: its strings are raw bytes, so read as Latin-1."""
     return json.loads(value.decode("latin-1"))
+
+
+def certificates(chain: bytes) -> list[bytes]:
+    """A configuration store's `certificate` value: each DER certificate, server first,
+    after its 4-byte big-endian length (keyfender `config_store.ml`)."""
+    ders = []
+    while chain:
+        length = int.from_bytes(chain[:4], "big")
+        ders.append(chain[4 : 4 + length])
+        chain = chain[4 + length :]
+    return ders
+
+
+def _local(config_store_key: bytes, entries: dict[str, bytes], device_id: str, name: str) -> bytes:
+    """A device's early configuration value, sealed under its config store key."""
+    path = f"/local/{device_id}/config/{name}"
+    return _open(config_store_key, entries[path], path)
 
 
 def _open(key: bytes, blob: bytes, aad: str) -> bytes:

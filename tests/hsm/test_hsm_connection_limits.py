@@ -64,3 +64,18 @@ def test_a_request_body_that_does_not_arrive_in_time_gets_408(tmp_path) -> None:
         answer = sock.recv(65536)
         sock.close()
         assert answer.startswith(b"HTTP/1.1 408 ")
+
+
+def test_an_update_image_that_does_not_arrive_in_time_gets_408(tmp_path) -> None:
+    with running_hsm(tmp_path / "hsm", init=True, serve_args=("--body-timeout", "1")) as hsm:
+        sock = tls_socket(hsm)
+        sock.sendall(
+            b"POST /api/v1/system/update HTTP/1.1\r\nHost: hsm\r\n"
+            + f"Authorization: {basic(ADMIN)}\r\n".encode()
+            + b"Content-Type: application/octet-stream\r\nContent-Length: 4096\r\n\r\n"
+            + b"_NETHSM_UPDATE_\x00"
+        )
+        sock.settimeout(20)
+        answer = sock.recv(65536)
+        sock.close()
+        assert answer.startswith(b"HTTP/1.1 408 ")

@@ -290,6 +290,22 @@ def test_certificate_label_move_tags(sdk: Clients) -> None:
         sdk.admin.get_key_certificate("moved-key")
 
 
+def test_key_csr_with_non_ascii_names(sdk: Clients) -> None:
+    key_id = sdk.admin.generate_key(KeyType.EC_P256, [KeyMechanism.ECDSA_SIGNATURE], 256)
+    csr_pem = sdk.admin.key_csr(
+        key_id, common_name="bücher.example", organization="Müller GmbH", locality="Köln"
+    )
+    csr = x509.load_pem_x509_csr(csr_pem.encode())
+    assert csr.is_signature_valid
+    assert csr.subject.rfc4514_string() == "CN=bücher.example,O=Müller GmbH,L=Köln"
+    # a DNS name is ASCII on the wire: the common name goes into the SAN as an IDNA A-label
+    san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["xn--bcher-kva.example"]
+    # an e-mail address is an IA5String: a non-ASCII one is a bad request, not a crash
+    with pytest.raises(NetHSMError, match="400"):
+        sdk.admin.key_csr(key_id, common_name="a", email_address="jörg@example.com")
+
+
 def test_tag_restrictions(sdk: Clients) -> None:
     key_id = sdk.admin.generate_key(KeyType.EC_P256, [KeyMechanism.ECDSA_SIGNATURE], 256)
     sdk.admin.add_key_tag(key_id, "vault")
