@@ -157,15 +157,16 @@ cdef CK_RV policy_check_mechanism(const char *where, CK_MECHANISM_TYPE m) noexce
 
 
 cdef CK_RV rv_for(exc, const char *where) noexcept:
-    """The error template: an exception from the cold path becomes its CKR and one log line."""
-    from p11fast.errors import P11Error
-    from p11fast._transport import TransportError
+    """The error template: an exception from the cold path becomes its CKR and one log line.
+    `where` is the C_* function (or what it was doing for one): no answer from the HSM means
+    what p11fast.errors.from_transport says for that function."""
+    from p11fast.errors import P11Error, TransportError, from_transport
 
     cdef CK_RV rv = CKR_GENERAL_ERROR
+    if isinstance(exc, TransportError):
+        exc = from_transport(exc, where.decode())
     if isinstance(exc, P11Error):
         rv = exc.ckr
-    elif isinstance(exc, TransportError):
-        rv = CKR_DEVICE_ERROR
     elif isinstance(exc, MemoryError):
         rv = CKR_HOST_MEMORY
     if not p11f_is_initialized() and strcmp(where, b"C_Initialize") != 0:

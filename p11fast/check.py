@@ -13,9 +13,9 @@ from urllib.parse import quote
 
 from p11fast import config as config_module
 from p11fast import uri
-from p11fast._transport import ERR_TLS, Pool, TransportError, basic_auth
+from p11fast._transport import ERR_TLS, Pool, basic_auth
 from p11fast.config import RetryConfig
-from p11fast.errors import ConfigError
+from p11fast.errors import ConfigError, TransportError
 from p11fast.objects import parse_json
 
 DEFAULT_TIMEOUT = 10.0
