@@ -31,30 +31,6 @@ cdef pthread_mutex_t g_lock
 cdef pthread_cond_t g_event
 cdef bint g_threads_allowed = True
 
-# NetHSM key mechanisms, in a fixed order: bit i of object_t.nethsm_mechs is entry i.
-NETHSM_MECHANISMS = (
-    "RSA_Decryption_RAW", "RSA_Decryption_PKCS1", "RSA_Decryption_OAEP_MD5",
-    "RSA_Decryption_OAEP_SHA1", "RSA_Decryption_OAEP_SHA224", "RSA_Decryption_OAEP_SHA256",
-    "RSA_Decryption_OAEP_SHA384", "RSA_Decryption_OAEP_SHA512", "RSA_Signature_PKCS1",
-    "RSA_Signature_PSS_MD5", "RSA_Signature_PSS_SHA1", "RSA_Signature_PSS_SHA224",
-    "RSA_Signature_PSS_SHA256", "RSA_Signature_PSS_SHA384", "RSA_Signature_PSS_SHA512",
-    "EdDSA_Signature", "ECDSA_Signature", "BIP340_Signature", "AES_Encryption_CBC",
-    "AES_Decryption_CBC",
-)
-cdef enum:
-    NM_RSA_DECRYPTION_RAW = 1 << 0
-    NM_RSA_DECRYPTION_PKCS1 = 1 << 1
-    NM_RSA_DECRYPTION_OAEP_MD5 = 1 << 2
-    NM_AES_ENCRYPTION_CBC = 1 << 18
-    NM_AES_DECRYPTION_CBC = 1 << 19
-    NM_RSA_SIGNATURE_PKCS1 = 1 << 8
-    NM_RSA_SIGNATURE_PSS_MD5 = 1 << 9
-    NM_RSA_DECRYPTION_OAEP_ANY = 0x3F << 2   # OAEP over any of the six hashes
-    NM_RSA_SIGNATURE_PSS_ANY = 0x3F << 9     # PSS over any of the six hashes
-    NM_EDDSA_SIGNATURE = 1 << 15
-    NM_ECDSA_SIGNATURE = 1 << 16
-
-
 class ModuleState:
     """What the cold path keeps between calls: config, logger, per-slot pools and inventories.
 
@@ -117,7 +93,7 @@ cdef int g_nallowed = -1
 cdef void set_mechanism_policy(policy) except *:
     """Called by C_Initialize: the configuration's allowed mechanisms into g_allowed_mechs."""
     global g_nallowed
-    from p11fast import attrs
+    from p11fast.mechanisms import BY_NAME
 
     g_nallowed = -1
     if policy.allowed_mechanisms is None:
@@ -126,7 +102,7 @@ cdef void set_mechanism_policy(policy) except *:
     if len(names) > MAX_POLICY_MECHANISMS:
         raise ValueError(f"policy.allowed_mechanisms: at most {MAX_POLICY_MECHANISMS} names")
     for i, name in enumerate(names):
-        g_allowed_mechs[i] = getattr(attrs, name)
+        g_allowed_mechs[i] = BY_NAME[name].type
     g_nallowed = len(names)
 
 

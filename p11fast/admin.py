@@ -30,6 +30,7 @@ from binascii import b2a_base64
 
 from p11fast import attrs as A
 from p11fast import der, errors
+from p11fast import mechanisms as M
 from p11fast.errors import (
     AttributeTypeInvalid,
     AttributeValueInvalid,
@@ -42,27 +43,10 @@ from p11fast.errors import (
     UserNotLoggedIn,
 )
 from p11fast.keyid import cka_id_to_key_id, is_reserved, is_valid_key_id
-from p11fast.objects import MECHANISMS_FOR, parse_json
+from p11fast.objects import parse_json
 
 KNOWN_ATTRIBUTES = frozenset(v for k, v in vars(A).items() if k.startswith("CKA_"))
-
-RSA_BITS = (1024, 8192)
-AES_LENGTHS = (16, 24, 32)
-GENERIC_BITS = (128, 8192)  # a NetHSM's Generic keys (keyfender `generate_generic`)
-F4 = 65537
-
-# (mechanism) -> (CKK of the key, NetHSM key type or None when the template decides)
-_GENERATORS = {
-    A.CKM_RSA_PKCS_KEY_PAIR_GEN: (A.CKK_RSA, "RSA"),
-    A.CKM_EC_KEY_PAIR_GEN: (A.CKK_EC, None),
-    A.CKM_EC_EDWARDS_KEY_PAIR_GEN: (A.CKK_EC_EDWARDS, "Curve25519"),
-    # Not a generation mechanism in the standard, but GnuTLS's `p11tool --generate-privkey
-    # ed25519` asks for it and nethsm-pkcs11 generates with it (mechanism.rs: EdDsa's key type).
-    A.CKM_EDDSA: (A.CKK_EC_EDWARDS, "Curve25519"),
-    A.CKM_AES_KEY_GEN: (A.CKK_AES, "Generic"),
-    A.CKM_GENERIC_SECRET_KEY_GEN: (A.CKK_GENERIC_SECRET, "Generic"),
-}
-_FAMILY = {"RSA": "RSA_", "Curve25519": "EdDSA_", "Generic": "AES_"}  # else ECDSA_
+F4 = 65537  # the one public exponent the HSM generates RSA keys with
 
 
 # --- reading templates ------------------------------------------------------------------------
@@ -211,13 +195,18 @@ def _cka_id(*templates: dict) -> bytes | None:
 def _mechanisms(key_type: str, sign: bool | None, decrypt: bool | None,
                 encrypt: bool | None) -> list[str]:
     """NetHSM mechanisms for the usages asked for (None = not mentioned)."""
-    family = _FAMILY.get(key_type, "ECDSA_")
-    usable = [m for m, ckms in MECHANISMS_FOR.items() if ckms and m.startswith(family)]
     if sign is None and decrypt is None and encrypt is None:
-        return usable
-    wanted = [m for m in usable
-              if (sign and ("_Signature" in m or (family == "AES_" and "_Encryption_" in m)))
-              or (decrypt and "_Decryption_" in m) or (encrypt and "_Encryption_" in m)]
+        return M.usable(key_type)
+    operations = set()
+    if sign:
+        # A secret key signs CMACs, which are AES-CBC encryption on the HSM.
+        operations.add(M.ENCRYPT if M.family(key_type) == M.GENERIC else M.SIGN)
+    if decrypt:
+        operations.add(M.DECRYPT)
+    if encrypt:
+        operations.add(M.ENCRYPT)
+    wanted = [name for name in M.usable(key_type)
+              if M.NETHSM_BY_NAME[name].operation in operations]
     if not wanted:
         raise TemplateInconsistent(f"the template allows no operation a {key_type} key supports")
     return wanted
@@ -230,11 +219,11 @@ def _any(*values: bool | None) -> bool | None:
 
 
 def _generator(mechanism: int, has_parameter: bool) -> tuple[int, str | None]:
-    if mechanism not in _GENERATORS:
+    if mechanism not in M.GENERATORS:
         raise MechanismInvalid(f"mechanism 0x{mechanism:x} does not generate keys here")
     if has_parameter:
         raise MechanismParamInvalid("key generation mechanisms take no parameter")
-    return _GENERATORS[mechanism]
+    return M.GENERATORS[mechanism]
 
 
 def key_pair_spec(mechanism: int, has_parameter: bool, pub: dict, priv: dict) -> KeySpec:
@@ -270,8 +259,9 @@ def _rsa_bits(pub: dict, priv: dict) -> int:
         bits = ulong(priv, A.CKA_MODULUS_BITS)
     if bits is None:
         raise TemplateIncomplete("RSA key generation needs CKA_MODULUS_BITS")
-    if not RSA_BITS[0] <= bits <= RSA_BITS[1]:
-        raise KeySizeRange(f"RSA keys are {RSA_BITS[0]} to {RSA_BITS[1]} bits, not {bits}")
+    low, high = M.RSA_BITS
+    if not low <= bits <= high:
+        raise KeySizeRange(f"RSA keys are {low} to {high} bits, not {bits}")
     exponent = pub.get(A.CKA_PUBLIC_EXPONENT)
     if exponent is not None and int.from_bytes(exponent, "big") != F4:
         raise AttributeValueInvalid("the HSM generates RSA keys with public exponent 65537 only")
@@ -309,9 +299,9 @@ def secret_key_spec(mechanism: int, has_parameter: bool, t: dict) -> KeySpec:
 
 
 def _check_secret_length(ckk: int, nbytes: int) -> None:
-    if ckk == A.CKK_AES and nbytes not in AES_LENGTHS:
+    if ckk == A.CKK_AES and nbytes not in M.AES_LENGTHS:
         raise KeySizeRange(f"AES keys are 16, 24 or 32 bytes, not {nbytes}")
-    low, high = GENERIC_BITS[0] // 8, GENERIC_BITS[1] // 8
+    low, high = M.GENERIC_BITS[0] // 8, M.GENERIC_BITS[1] // 8
     if not low <= nbytes <= high:
         raise KeySizeRange(f"secret keys on the HSM are {low} to {high} bytes, not {nbytes}")
 

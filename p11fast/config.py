@@ -14,8 +14,9 @@ import os
 import stat
 
 from p11fast.errors import ConfigError
+from p11fast.mechanisms import NAMES as MECHANISM_NAMES
 from p11fast.pins import PIN_MAX_BYTES, USERNAME_MAX_BYTES
-from p11fast.policy import MECHANISMS, PolicyConfig, Record
+from p11fast.policy import PolicyConfig, Record
 
 ENV_CONFIG_FILE = "P11FAST_CONFIG_FILE"
 ENV_NITROKEY_CONFIG_FILE = "P11NETHSM_CONFIG_FILE"
@@ -424,7 +425,7 @@ class _Walker:
         names = []
         for i, item in enumerate(self.sequence(node, key)):
             name = self.string(item, f"{key}[{i}]")
-            if name not in MECHANISMS:
+            if name not in MECHANISM_NAMES:
                 raise self.error(item, f"{key}[{i}]", f"{name} is not a mechanism p11fast has")
             names.append(name)
         return frozenset(names)

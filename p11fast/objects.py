@@ -20,8 +20,9 @@ Decisions worth knowing (details at the definitions):
   been fetched (empty before and without one). Certificates are fetched lazily: a search whose
   template pins ``CKA_CLASS`` to a key class (and does not ask for ``CKA_SUBJECT``) costs no
   certificate request.
-* Mechanisms that PKCS#11 cannot express (``RSA_Signature_PSS_MD5``, ``RSA_Decryption_OAEP_MD5``
-  — there is no MGF1-MD5 — and ``BIP340_Signature``) map to nothing and set no capability flag.
+* What a key can do (``CKA_ALLOWED_MECHANISMS``, ``CKA_SIGN`` ...) comes from its NetHSM
+  mechanisms through :mod:`p11fast.mechanisms`; mechanisms PKCS#11 cannot express
+  (``RSA_Signature_PSS_MD5``, ``RSA_Decryption_OAEP_MD5``, ``BIP340_Signature``) give nothing.
 
 Import cost matters (this module is on the way to the first signature): no ``json`` (the
 ``_json`` C scanner is used directly), no ``re``, ``logging``, ``threading``, ``dataclasses`` or
@@ -34,54 +35,11 @@ from time import monotonic as _monotonic
 
 from p11fast import attrs as A
 from p11fast import der
+from p11fast import mechanisms as M
 from p11fast._codec import JSON_MAX_DEPTH, json_nesting_ok
 from p11fast.keyid import cka_id_to_key_id, is_valid_key_id, key_id_to_cka_id
 
-__all__ = [
-    "MECHANISMS_FOR", "SIGN_MECHANISMS", "DECRYPT_MECHANISMS", "ENCRYPT_MECHANISMS",
-    "KeyDataError", "P11Object", "Inventory", "build_objects",
-]
-
-# --- NetHSM mechanism -> PKCS#11 mechanisms ---------------------------------------------------
-
-_RSA_PKCS_SIGN = (
-    A.CKM_RSA_PKCS, A.CKM_SHA1_RSA_PKCS, A.CKM_SHA224_RSA_PKCS, A.CKM_SHA256_RSA_PKCS,
-    A.CKM_SHA384_RSA_PKCS, A.CKM_SHA512_RSA_PKCS,
-)
-_AES_BOTH = (A.CKM_AES_CBC, A.CKM_AES_CBC_PAD, A.CKM_AES_ECB)
-
-#: NetHSM key mechanism -> the PKCS#11 mechanisms it enables on the key (what the ABI offers in
-#: C_GetMechanismList and what CKA_ALLOWED_MECHANISMS lists). Hash-and-sign mechanisms hash
-#: locally; CKM_AES_ECB and CMAC are built on the HSM's CBC.
-MECHANISMS_FOR: dict[str, tuple[int, ...]] = {
-    "RSA_Decryption_RAW": (A.CKM_RSA_X_509,),
-    "RSA_Decryption_PKCS1": (A.CKM_RSA_PKCS,),
-    "RSA_Decryption_OAEP_MD5": (),  # PKCS#11 has no MGF1 with MD5
-    "RSA_Decryption_OAEP_SHA1": (A.CKM_RSA_PKCS_OAEP,),
-    "RSA_Decryption_OAEP_SHA224": (A.CKM_RSA_PKCS_OAEP,),
-    "RSA_Decryption_OAEP_SHA256": (A.CKM_RSA_PKCS_OAEP,),
-    "RSA_Decryption_OAEP_SHA384": (A.CKM_RSA_PKCS_OAEP,),
-    "RSA_Decryption_OAEP_SHA512": (A.CKM_RSA_PKCS_OAEP,),
-    "RSA_Signature_PKCS1": _RSA_PKCS_SIGN,
-    "RSA_Signature_PSS_MD5": (),  # PKCS#11 has no MGF1 with MD5
-    "RSA_Signature_PSS_SHA1": (A.CKM_RSA_PKCS_PSS, A.CKM_SHA1_RSA_PKCS_PSS),
-    "RSA_Signature_PSS_SHA224": (A.CKM_RSA_PKCS_PSS, A.CKM_SHA224_RSA_PKCS_PSS),
-    "RSA_Signature_PSS_SHA256": (A.CKM_RSA_PKCS_PSS, A.CKM_SHA256_RSA_PKCS_PSS),
-    "RSA_Signature_PSS_SHA384": (A.CKM_RSA_PKCS_PSS, A.CKM_SHA384_RSA_PKCS_PSS),
-    "RSA_Signature_PSS_SHA512": (A.CKM_RSA_PKCS_PSS, A.CKM_SHA512_RSA_PKCS_PSS),
-    "EdDSA_Signature": (A.CKM_EDDSA,),
-    "ECDSA_Signature": (
-        A.CKM_ECDSA, A.CKM_ECDSA_SHA1, A.CKM_ECDSA_SHA224, A.CKM_ECDSA_SHA256,
-        A.CKM_ECDSA_SHA384, A.CKM_ECDSA_SHA512,
-    ),
-    "BIP340_Signature": (),  # no PKCS#11 mechanism
-    "AES_Encryption_CBC": (*_AES_BOTH, A.CKM_AES_CMAC, A.CKM_AES_CMAC_GENERAL),
-    "AES_Decryption_CBC": _AES_BOTH,
-}
-
-SIGN_MECHANISMS = frozenset(m for m in MECHANISMS_FOR if "_Signature" in m)
-DECRYPT_MECHANISMS = frozenset(m for m in MECHANISMS_FOR if "_Decryption_" in m)
-ENCRYPT_MECHANISMS = frozenset(m for m in MECHANISMS_FOR if "_Encryption_" in m)
+__all__ = ["KeyDataError", "P11Object", "Inventory", "build_objects"]
 
 _EC_TYPES = frozenset(
     ("EC_P256", "EC_P384", "EC_P521", "EC_P256K1", "BrainpoolP256", "BrainpoolP384",
@@ -199,15 +157,10 @@ def build_objects(key_id: str, data: dict, cert: bytes | None = None,
     label_b = label.encode("utf-8") if isinstance(label, str) and label else key_id.encode()
     cka_id = key_id_to_cka_id(key_id)
 
-    allowed: list[int] = []
-    for m in sorted(mechanisms):
-        for ckm in MECHANISMS_FOR.get(m, ()):
-            if ckm not in allowed:
-                allowed.append(ckm)
-    allowed.sort()
-    can_sign = any(MECHANISMS_FOR.get(m) for m in mechanisms & SIGN_MECHANISMS)
-    can_decrypt = any(MECHANISMS_FOR.get(m) for m in mechanisms & DECRYPT_MECHANISMS)
-    can_encrypt = any(MECHANISMS_FOR.get(m) for m in mechanisms & ENCRYPT_MECHANISMS)
+    allowed = M.allowed_mechanisms(mechanisms)
+    can_sign = M.serves(mechanisms, M.SIGN)
+    can_decrypt = M.serves(mechanisms, M.DECRYPT)
+    can_encrypt = M.serves(mechanisms, M.ENCRYPT)
 
     fields = None
     if cert is not None:
@@ -324,7 +277,8 @@ def build_objects(key_id: str, data: dict, cert: bytes | None = None,
         # A Generic key is an AES key when it holds AES mechanisms, unless its length is known
         # not to be one: a NetHSM generates Generic keys of 16 to 1024 bytes and requires a
         # mechanism (AES, the only one there is) even for those.
-        is_aes = any(m.startswith("AES_") for m in mechanisms) and value_len in (None, 16, 24, 32)
+        is_aes = (any(m.startswith("AES_") for m in mechanisms)
+                  and value_len in (None, *M.AES_LENGTHS))
         sec = key_common(A.CKO_SECRET_KEY, A.CKK_AES if is_aes else A.CKK_GENERIC_SECRET,
                          "secret")
         can_encrypt, can_decrypt = can_encrypt and is_aes, can_decrypt and is_aes

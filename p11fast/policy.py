@@ -2,7 +2,8 @@
 
 The `policy:` section of the configuration becomes a `PolicyConfig`; the ABI calls the
 `check_*` functions before acting, and a refusal is a typed error whose message names the
-policy setting, so the log line says why.
+policy setting, so the log line says why. The mechanism policy is checked by the ABI itself
+(`policy_check_mechanism` in _abi_state.pxi), without the GIL, on every C_*Init.
 
 This module also holds `Record`, the frozen-record base of every configuration class: it is
 the leaf that config.py builds on.
@@ -10,7 +11,7 @@ the leaf that config.py builds on.
 
 from __future__ import annotations
 
-from p11fast.errors import AttributeValueInvalid, MechanismInvalid, TemplateInconsistent
+from p11fast.errors import AttributeValueInvalid, TemplateInconsistent
 
 
 class Record:
@@ -55,55 +56,12 @@ class Record:
         return type(self)(**{**vars(self), **changes})
 
 
-# The mechanisms p11fast implements; a policy naming anything else is a typo to report.
-MECHANISMS = frozenset(
-    {
-        "CKM_RSA_PKCS_KEY_PAIR_GEN",
-        "CKM_RSA_PKCS",
-        "CKM_RSA_X_509",
-        "CKM_RSA_PKCS_OAEP",
-        "CKM_RSA_PKCS_PSS",
-        "CKM_SHA1_RSA_PKCS",
-        "CKM_SHA224_RSA_PKCS",
-        "CKM_SHA256_RSA_PKCS",
-        "CKM_SHA384_RSA_PKCS",
-        "CKM_SHA512_RSA_PKCS",
-        "CKM_SHA1_RSA_PKCS_PSS",
-        "CKM_SHA224_RSA_PKCS_PSS",
-        "CKM_SHA256_RSA_PKCS_PSS",
-        "CKM_SHA384_RSA_PKCS_PSS",
-        "CKM_SHA512_RSA_PKCS_PSS",
-        "CKM_EC_KEY_PAIR_GEN",
-        "CKM_ECDSA",
-        "CKM_ECDSA_SHA1",
-        "CKM_ECDSA_SHA224",
-        "CKM_ECDSA_SHA256",
-        "CKM_ECDSA_SHA384",
-        "CKM_ECDSA_SHA512",
-        "CKM_EC_EDWARDS_KEY_PAIR_GEN",
-        "CKM_EDDSA",
-        "CKM_AES_KEY_GEN",
-        "CKM_AES_CBC",
-        "CKM_AES_CBC_PAD",
-        "CKM_AES_ECB",
-        "CKM_AES_CMAC",
-        "CKM_AES_CMAC_GENERAL",
-        "CKM_GENERIC_SECRET_KEY_GEN",
-        "CKM_SHA_1",
-        "CKM_SHA224",
-        "CKM_SHA256",
-        "CKM_SHA384",
-        "CKM_SHA512",
-    }
-)
-
-
 class PolicyConfig(Record):
     """The `policy:` section. Private and secret key material is never exported: the HSM
     cannot export it, so there is no setting for it and `CKA_EXTRACTABLE` is always false."""
 
     # None = every mechanism p11fast implements (the HSM still enforces each key's own
-    # mechanism list); otherwise only these names.
+    # mechanism list); otherwise only these names (of p11fast.mechanisms.NAMES).
     allowed_mechanisms: frozenset[str] | None = None
     # On by default, as Nitrokey's nethsm-pkcs11 imports with C_CreateObject (the
     # administrator's credentials are the gate); off for setups where every key must have been
@@ -113,13 +71,6 @@ class PolicyConfig(Record):
     allow_session_objects: bool = True
     # When on, C_DestroyObject archives a key under a hidden ID instead of deleting it.
     key_invalidation: bool = False
-
-
-def check_mechanism(policy: PolicyConfig, mechanism: str) -> None:
-    """Refuse `mechanism` (a `CKM_*` name) unless the policy allows it."""
-    allowed = policy.allowed_mechanisms
-    if allowed is not None and mechanism not in allowed:
-        raise MechanismInvalid(f"policy: {mechanism} is not in policy.allowed_mechanisms")
 
 
 def check_key_import(policy: PolicyConfig) -> None:

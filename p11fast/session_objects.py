@@ -19,9 +19,10 @@ import os
 
 from p11fast import attrs as A
 from p11fast import der
+from p11fast import mechanisms as M
 from p11fast.errors import AttributeValueInvalid, TemplateIncomplete
 from p11fast.keyid import SESSION_PREFIX
-from p11fast.objects import SIGN_MECHANISMS, P11Object
+from p11fast.objects import P11Object
 
 
 def _process_start(pid: int) -> str | None:
@@ -139,6 +140,12 @@ def _ec_point(value: bytes, key_type: str) -> bytes:
     raise AttributeValueInvalid(f"CKA_EC_POINT is no {key_type} public key")
 
 
+def _verifies(key_type: str) -> frozenset:
+    """The NetHSM mechanisms a verifying public key of ``key_type`` stands for: the ABI checks
+    a verification against them as against an HSM key's."""
+    return frozenset(M.usable(key_type, M.SIGN))
+
+
 def _public_key(attrs: dict) -> tuple[str, int, frozenset]:
     """Completes a public key's attributes; returns its NetHSM key type, size in bits and the
     NetHSM mechanisms its local use stands for (the signature ones when it verifies)."""
@@ -152,8 +159,7 @@ def _public_key(attrs: dict) -> tuple[str, int, frozenset]:
         bits = int.from_bytes(n, "big").bit_length()
         attrs.setdefault(A.CKA_MODULUS_BITS, A.ulong(bits))
         attrs.setdefault(A.CKA_PUBLIC_KEY_INFO, der.rsa_spki(n, e))
-        sign = frozenset(m for m in SIGN_MECHANISMS if m.startswith("RSA_"))
-        return "RSA", bits, sign if verify else frozenset()
+        return "RSA", bits, _verifies("RSA") if verify else frozenset()
     if ckk in (A.CKK_EC, A.CKK_EC_EDWARDS):
         params = _required(attrs, A.CKA_EC_PARAMS, "EC public key")
         point = _required(attrs, A.CKA_EC_POINT, "EC public key")
@@ -161,8 +167,7 @@ def _public_key(attrs: dict) -> tuple[str, int, frozenset]:
         if key_type is None or (key_type == "Curve25519") != (ckk == A.CKK_EC_EDWARDS):
             raise AttributeValueInvalid("CKA_EC_PARAMS names no curve of this key type")
         attrs.setdefault(A.CKA_PUBLIC_KEY_INFO, der.ec_spki(key_type, _ec_point(point, key_type)))
-        sign = frozenset(("EdDSA_Signature" if key_type == "Curve25519" else "ECDSA_Signature",))
-        return key_type, der.field_bits(key_type), sign if verify else frozenset()
+        return key_type, der.field_bits(key_type), _verifies(key_type) if verify else frozenset()
     raise AttributeValueInvalid(f"session public keys of key type 0x{ckk:x} are not supported")
 
 

@@ -19,7 +19,6 @@ from cryptography.x509.oid import NameOID
 from p11fast import attrs as A
 from p11fast import ckr, der, errors
 from p11fast.objects import (
-    MECHANISMS_FOR,
     Inventory,
     KeyDataError,
     P11Object,
@@ -219,25 +218,6 @@ def test_encodings():
     assert A.ulong_array([1, 2]) == U(1) + U(2)
     with pytest.raises(ValueError):
         A.to_ulong(b"\x01")
-
-
-def test_mechanism_table_covers_the_spec():
-    spec_mechanisms = {
-        "RSA_Decryption_RAW", "RSA_Decryption_PKCS1", "RSA_Decryption_OAEP_MD5",
-        "RSA_Decryption_OAEP_SHA1", "RSA_Decryption_OAEP_SHA224", "RSA_Decryption_OAEP_SHA256",
-        "RSA_Decryption_OAEP_SHA384", "RSA_Decryption_OAEP_SHA512", "RSA_Signature_PKCS1",
-        "RSA_Signature_PSS_MD5", "RSA_Signature_PSS_SHA1", "RSA_Signature_PSS_SHA224",
-        "RSA_Signature_PSS_SHA256", "RSA_Signature_PSS_SHA384", "RSA_Signature_PSS_SHA512",
-        "EdDSA_Signature", "ECDSA_Signature", "BIP340_Signature", "AES_Encryption_CBC",
-        "AES_Decryption_CBC",
-    }
-    assert set(MECHANISMS_FOR) == spec_mechanisms
-    assert MECHANISMS_FOR["RSA_Signature_PSS_SHA256"] == (
-        A.CKM_RSA_PKCS_PSS, A.CKM_SHA256_RSA_PKCS_PSS)
-    assert set(MECHANISMS_FOR["AES_Encryption_CBC"]) == {
-        A.CKM_AES_CBC, A.CKM_AES_CBC_PAD, A.CKM_AES_ECB, A.CKM_AES_CMAC, A.CKM_AES_CMAC_GENERAL}
-    assert MECHANISMS_FOR["RSA_Decryption_RAW"] == (A.CKM_RSA_X_509,)
-    assert MECHANISMS_FOR["BIP340_Signature"] == ()
 
 
 # --- attributes -------------------------------------------------------------------------------
