@@ -46,7 +46,7 @@ class ModuleState:
         self.finds = {}           # session handle -> list of object handles still to return
         self.presence = {}        # slot -> (monotonic time, present)
         self.reported = {}        # slot -> presence last reported by C_WaitForSlotEvent
-        self.admins = {}          # slot -> p11fast.admin.Admin, made on first use
+        self.admins = {}          # slot -> p11fast.admin.client.Admin, made on first use
         self.aliases = {}         # enable_set_attribute_value: name given -> real key ID
         self._inventories = None
         self._session_objects = None
@@ -54,7 +54,7 @@ class ModuleState:
     @property
     def inventories(self):
         if self._inventories is None:
-            from p11fast.objects import Inventory
+            from p11fast.model.inventory import Inventory
 
             made = [Inventory(make_request(i, pool), slot.label)
                     for i, (slot, pool) in enumerate(zip(self.config.slots, self.pools))]
@@ -65,7 +65,7 @@ class ModuleState:
     @property
     def session_objects(self):
         if self._session_objects is None:
-            from p11fast.session_objects import SessionObjects
+            from p11fast.model.session_objects import SessionObjects
 
             made = SessionObjects()
             if self._session_objects is None:

@@ -1,7 +1,8 @@
-"""PKCS#11 constants used by the object model, and attribute value encoding.
+"""PKCS#11 constants used by the object model and the mechanism table, and attribute value
+encoding.
 
-Every attribute value of a :class:`p11fast.objects.P11Object` is stored already encoded as the
-bytes the C ABI copies into the caller's buffer:
+Every attribute value of a :class:`p11fast.model.objects.P11Object` is stored already encoded
+as the bytes the C ABI copies into the caller's buffer:
 
 * ``CK_ULONG`` (classes, key types, lengths, mechanism types): native-endian unsigned of the
   platform's ``unsigned long`` size (8 bytes on LP64 Linux/macOS, i.e. ``struct "=Q"``),

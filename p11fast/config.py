@@ -14,9 +14,10 @@ import os
 import stat
 
 from p11fast.errors import ConfigError
+from p11fast.lean import Record
 from p11fast.mechanisms import NAMES as MECHANISM_NAMES
 from p11fast.pins import PIN_MAX_BYTES, USERNAME_MAX_BYTES
-from p11fast.policy import PolicyConfig, Record
+from p11fast.policy import PolicyConfig
 
 ENV_CONFIG_FILE = "P11FAST_CONFIG_FILE"
 ENV_NITROKEY_CONFIG_FILE = "P11NETHSM_CONFIG_FILE"

@@ -4,56 +4,12 @@ The `policy:` section of the configuration becomes a `PolicyConfig`; the ABI cal
 `check_*` functions before acting, and a refusal is a typed error whose message names the
 policy setting, so the log line says why. The mechanism policy is checked by the ABI itself
 (`policy_check_mechanism` in _abi_state.pxi), without the GIL, on every C_*Init.
-
-This module also holds `Record`, the frozen-record base of every configuration class: it is
-the leaf that config.py builds on.
 """
 
 from __future__ import annotations
 
 from p11fast.errors import AttributeValueInvalid, TemplateInconsistent
-
-
-class Record:
-    """Immutable record built from keyword arguments, with equality, hash and repr.
-
-    Stands in for `@dataclass(frozen=True)`: importing dataclasses pulls in `inspect` and
-    costs ~7 ms on the C_Initialize path, and each decorated class another ~1.5 ms.
-    Fields are the class annotations; a class attribute of the same name is the default.
-    """
-
-    def __init__(self, **values: object) -> None:
-        cls = type(self)
-        for field in cls.__annotations__:
-            if field in values:
-                value = values.pop(field)
-            elif hasattr(cls, field):
-                value = getattr(cls, field)
-            else:
-                raise TypeError(f"{cls.__name__}: missing field {field!r}")
-            object.__setattr__(self, field, value)
-        if values:
-            raise TypeError(f"{cls.__name__}: unknown fields {sorted(values)}")
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and vars(other) == vars(self)
-
-    def __hash__(self) -> int:
-        return hash(tuple(vars(self).values()))
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={value!r}" for name, value in vars(self).items())
-        return f"{type(self).__name__}({fields})"
-
-    def replace(self, **changes: object) -> Record:
-        """A copy with `changes` applied."""
-        return type(self)(**{**vars(self), **changes})
+from p11fast.lean import Record
 
 
 class PolicyConfig(Record):
