@@ -93,11 +93,11 @@ cdef int g_nallowed = -1
 cdef void set_mechanism_policy(policy) except *:
     """Called by C_Initialize: the configuration's allowed mechanisms into g_allowed_mechs."""
     global g_nallowed
-    from p11fast.mechanisms import BY_NAME
-
     g_nallowed = -1
     if policy.allowed_mechanisms is None:
         return
+    from p11fast.mechanisms import BY_NAME
+
     names = sorted(policy.allowed_mechanisms)
     if len(names) > MAX_POLICY_MECHANISMS:
         raise ValueError(f"policy.allowed_mechanisms: at most {MAX_POLICY_MECHANISMS} names")

@@ -15,7 +15,6 @@ import stat
 
 from p11fast.errors import ConfigError
 from p11fast.lean import Record
-from p11fast.mechanisms import NAMES as MECHANISM_NAMES
 from p11fast.pins import PIN_MAX_BYTES, USERNAME_MAX_BYTES
 from p11fast.policy import PolicyConfig
 
@@ -421,12 +420,16 @@ class _Walker:
             self.parsed.policy[name] = (value, self.where(value_node))
 
     def mechanisms(self, node, key: str) -> frozenset[str] | None:
+        # Imported here: C_Initialize reads the configuration before the pools start their
+        # first connection, and few configurations name mechanisms.
+        from p11fast.mechanisms import NAMES
+
         if node.tag == _STR and node.value == "all":
             return None
         names = []
         for i, item in enumerate(self.sequence(node, key)):
             name = self.string(item, f"{key}[{i}]")
-            if name not in MECHANISM_NAMES:
+            if name not in NAMES:
                 raise self.error(item, f"{key}[{i}]", f"{name} is not a mechanism p11fast has")
             names.append(name)
         return frozenset(names)
