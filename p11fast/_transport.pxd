@@ -1,6 +1,6 @@
 # The transport's contract: HTTP(S) to a slot's NetHSM instances over a libcurl connection pool.
 #
-# Extensions to the contract as first agreed (additive, nothing renamed):
+# What a result tells the caller beyond the status and body:
 #   - tp_result.attempts: how many requests this call sent (1 + retries). A POST with side
 #     effects (key generate/import) that needed more than one attempt after a response-less
 #     failure may have been executed twice; the caller decides how to reconcile.

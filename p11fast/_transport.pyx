@@ -102,6 +102,8 @@ from os import fsdecode as os_fsdecode
 from os import fsencode as os_fsencode
 from struct import Struct
 
+from p11fast.errors import TRANSPORT_FAILURES, TransportError
+
 cdef extern from "<pthread.h>" nogil:
     ctypedef unsigned long pthread_t
     ctypedef int pthread_once_t
@@ -265,7 +267,7 @@ cdef enum:
     CONNECT_TIMEOUT_MS = 5000
     # max_idle_connections unset. It caps open connections per instance, and callers beyond it
     # wait for one: on the 2-core benchmark machine 8 connections already reach nginx's ceiling
-    # with 64 threads (tests/transport/load.py, see the commit), 16 leaves room for an HSM with
+    # with 64 threads (measured with tests/transport/load.py), 16 leaves room for an HSM with
     # more parallelism and longer round trips. Nitrokey's default, the CPU count, was a problem
     # only because its callers beyond the cap reconnect instead of waiting.
     DEFAULT_CAP = 16
@@ -2395,20 +2397,7 @@ cdef void _light_release "tp_light_release"(void *handle) noexcept nogil:
 
 # ---------------------------------------------------------------- Python API
 
-class TransportError(Exception):
-    """A request got no HTTP response: error_code is one of ERR_*; never carries secrets."""
-
-    def __init__(self, error_code, instance_url, message):
-        super().__init__(error_code, instance_url, message)
-        self.error_code = error_code
-        self.instance_url = instance_url
-        self.message = message
-
-    def __str__(self):
-        name = ERROR_NAMES.get(self.error_code, str(self.error_code))
-        return f"{name} ({self.instance_url or 'no instance'}): {self.message}"
-
-
+# A request that got no HTTP response raises p11fast.errors.TransportError, error_code one of:
 OK = TP_OK
 ERR_CONNECT = TP_ERR_CONNECT
 ERR_TIMEOUT = TP_ERR_TIMEOUT
@@ -2417,13 +2406,7 @@ ERR_NOMEM = TP_ERR_NOMEM
 ERR_CLOSED = TP_ERR_CLOSED
 DEFAULT_TIMEOUT_SECONDS = DEFAULT_TIMEOUT_MS / 1000  # timeout_seconds unset (see _set_timeouts)
 DEFAULT_SLOW_TIMEOUT_SECONDS = DEFAULT_SLOW_TIMEOUT_MS / 1000
-ERROR_NAMES = {
-    TP_ERR_CONNECT: "connect",
-    TP_ERR_TIMEOUT: "timeout",
-    TP_ERR_TLS: "tls",
-    TP_ERR_NOMEM: "out of memory",
-    TP_ERR_CLOSED: "closed",
-}
+ERROR_NAMES = TRANSPORT_FAILURES
 _METHODS = {"GET": TP_GET, "POST": TP_POST, "PUT": TP_PUT, "DELETE": TP_DELETE}
 
 
