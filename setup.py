@@ -20,6 +20,7 @@ from setuptools.command.build_ext import build_ext
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import loader_build  # noqa: E402  (beside this file, not installed)
+import mechanisms_build  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 INCLUDE = os.path.join(HERE, "include")
@@ -125,6 +126,10 @@ class BuildWithLoader(build_ext):
         self.announce(" ".join(cmd), level=2)
         subprocess.check_call(cmd)
 
+
+# The ABI's mechanism tables, from p11fast/mechanisms.py; rewritten only when they change, so
+# an unchanged table recompiles nothing.
+mechanisms_build.write()
 
 setup(
     ext_modules=cythonize(

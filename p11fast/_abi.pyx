@@ -39,6 +39,7 @@ import sys
 
 from p11fast._transport import basic_auth, pool_spec
 
+include "_mechanisms.pxi"  # generated from p11fast/mechanisms.py
 include "_abi_state.pxi"
 include "_abi_general.pxi"
 include "_abi_session.pxi"

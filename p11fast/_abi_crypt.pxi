@@ -2,23 +2,7 @@
 # like signing; RSA encryption is done here with the public key (OpenSSL). The HSM has AES-CBC
 # only: CKM_AES_ECB and CMAC are built from it.
 
-cdef extern from *:
-    """
-    static const char *const p11f_decrypt_modes[] = {
-        "RAW", "PKCS1", "OAEP_MD5", "OAEP_SHA1", "OAEP_SHA224", "OAEP_SHA256", "OAEP_SHA384",
-        "OAEP_SHA512", "AES_CBC",
-    };
-    """
-    const char *const *p11f_decrypt_modes
-
-# Indexes into p11f_decrypt_modes. For RSA the index is also the bit of the key's NetHSM
-# mechanism (NETHSM_MECHANISMS starts with the RSA decryption modes in this order), and the OAEP
-# modes follow the order of the H_* hashes.
-cdef enum:
-    DMODE_RAW = 0
-    DMODE_PKCS1 = 1
-    DMODE_OAEP_MD5 = 2
-    DMODE_AES_CBC = 8
+# The HSM's decrypt and encrypt modes (DMODE_*, EMODE_*) come from p11fast/mechanisms.py.
 
 cdef enum:
     AES_BLOCK = 16
@@ -45,7 +29,7 @@ cdef CK_RV oaep_setup(op_t *op, CK_MECHANISM *m) noexcept nogil:
     if h == H_NONE or hash_of_mgf(p.mgf) != h or p.ulSourceDataLen != 0 \
             or (p.source != CKZ_DATA_SPECIFIED and p.source != 0):
         return CKR_MECHANISM_PARAM_INVALID
-    op.mode = DMODE_OAEP_MD5 + (h - H_MD5)
+    op.mode = decrypt_mode_for_hash(h)
     return CKR_OK
 
 
@@ -67,7 +51,7 @@ cdef CK_RV crypt_setup(op_t *op, CK_MECHANISM *m, object_t *key, bint encrypt) n
         else:
             op.mode = DMODE_RAW if t == CKM_RSA_X_509 else DMODE_PKCS1
         # Encryption is offered for what the key can decrypt (CKA_ENCRYPT of the public key).
-        needed = 1u << op.mode
+        needed = p11f_decrypt_mode_mechanisms[op.mode]
         op.field_len = (key.bits + 7) // 8
     elif t == CKM_AES_CBC or t == CKM_AES_CBC_PAD or t == CKM_AES_ECB:
         if key.key_type != CKK_AES:
@@ -108,7 +92,7 @@ cdef CK_RV step_size(op_t *op, bint encrypt, int step, size_t n) noexcept nogil:
             op.out_bound = op.mode != DMODE_RAW
             return CKR_OK if total == k else CKR_ENCRYPTED_DATA_LEN_RANGE
         limit = (k if op.mode == DMODE_RAW else k - 11 if op.mode == DMODE_PKCS1
-                 else k - 2 * hash_len(H_MD5 + (op.mode - DMODE_OAEP_MD5)) - 2)
+                 else k - 2 * hash_len(decrypt_mode_hash(op.mode)) - 2)
         return CKR_OK if total <= limit and limit <= k else CKR_DATA_LEN_RANGE
     if step == STEP_UPDATE:
         # Whole blocks only; CBC_PAD decryption holds the last one back: it may be the padding.
@@ -136,11 +120,11 @@ cdef CK_RV aes_cbc_request(op_t *op, const char *where, bint encrypt, const unsi
     cdef size_t got = 0
     cdef CK_RV rv
     if encrypt:
-        rv = hsm_call(op, where, b"encrypt", HTTP_ENCRYPT, b"AES_CBC", b"message", data, n, iv,
-                      b"encrypted", out, n, &got)
+        rv = hsm_call(op, where, b"encrypt", HTTP_ENCRYPT, p11f_encrypt_modes[EMODE_AES_CBC],
+                      b"message", data, n, iv, b"encrypted", out, n, &got)
     else:
-        rv = hsm_call(op, where, b"decrypt", HTTP_DECRYPT, b"AES_CBC", b"encrypted", data, n, iv,
-                      b"decrypted", out, n, &got)
+        rv = hsm_call(op, where, b"decrypt", HTTP_DECRYPT, p11f_decrypt_modes[DMODE_AES_CBC],
+                      b"encrypted", data, n, iv, b"decrypted", out, n, &got)
     if rv == CKR_OK and got != n:
         log_error(where, b"AES-CBC result of the wrong length from the HSM; bytes", got)
         rv = CKR_DEVICE_ERROR
@@ -283,7 +267,7 @@ cdef CK_RV rsa_encrypt(op_t *op, const unsigned char *data, size_t n, unsigned c
     elif op.mode == DMODE_PKCS1:
         ok = ok and EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1
     else:
-        md = <const EVP_MD *>hash_md(H_MD5 + (op.mode - DMODE_OAEP_MD5))
+        md = <const EVP_MD *>hash_md(decrypt_mode_hash(op.mode))
         ok = (ok and md != NULL and EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) == 1
               and EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md) == 1 and EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) == 1)
     ok = ok and EVP_PKEY_encrypt(ctx, out, &out_n, data, n) == 1

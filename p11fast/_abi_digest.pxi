@@ -140,7 +140,7 @@ cdef CK_RV random_bytes(int slot_index, unsigned char *out, CK_ULONG n) except *
     """POST /random allows 1024 bytes a request: ask in chunks."""
     import binascii
     from p11fast.errors import TOKEN, DeviceError, from_http
-    from p11fast.objects import parse_json
+    from p11fast.lean import parse_json
 
     request = make_request(slot_index, _state.pools[slot_index])
     cdef CK_ULONG done = 0

@@ -27,50 +27,6 @@ cdef extern from "<time.h>" nogil:
 cdef extern from "<stdlib.h>" nogil:
     void *calloc(size_t n, size_t size)
 
-# What the module does, and for which key sizes. `hw` marks work the HSM performs.
-# (mechanism, min key size, max key size, flags)
-MECHANISMS = (
-    (CKM_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_DECRYPT | CKF_ENCRYPT),
-    (CKM_RSA_X_509, 1024, 8192, CKF_HW | CKF_DECRYPT | CKF_ENCRYPT),
-    (CKM_RSA_PKCS_OAEP, 1024, 8192, CKF_HW | CKF_DECRYPT | CKF_ENCRYPT),
-    (CKM_SHA1_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
-    (CKM_SHA224_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
-    (CKM_SHA256_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
-    (CKM_SHA384_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
-    (CKM_SHA512_RSA_PKCS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
-    (CKM_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
-    (CKM_SHA1_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
-    (CKM_SHA224_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
-    (CKM_SHA256_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
-    (CKM_SHA384_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
-    (CKM_SHA512_RSA_PKCS_PSS, 1024, 8192, CKF_HW | CKF_SIGN | CKF_VERIFY),
-    (CKM_ECDSA, 256, 521, CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
-    (CKM_ECDSA_SHA1, 256, 521, CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
-    (CKM_ECDSA_SHA224, 256, 521, CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
-    (CKM_ECDSA_SHA256, 256, 521, CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
-    (CKM_ECDSA_SHA384, 256, 521, CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
-    (CKM_ECDSA_SHA512, 256, 521, CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
-    (CKM_EDDSA, 256, 256, CKF_HW | CKF_SIGN | CKF_VERIFY),
-    # AES key sizes in bytes, as PKCS#11 counts them for AES. ECB and CMAC are built on the
-    # HSM's CBC, so they are hardware mechanisms too.
-    (CKM_AES_CBC, 16, 32, CKF_HW | CKF_ENCRYPT | CKF_DECRYPT),
-    (CKM_AES_CBC_PAD, 16, 32, CKF_HW | CKF_ENCRYPT | CKF_DECRYPT),
-    (CKM_AES_ECB, 16, 32, CKF_HW | CKF_ENCRYPT | CKF_DECRYPT),
-    (CKM_AES_CMAC, 16, 32, CKF_HW | CKF_SIGN | CKF_VERIFY),
-    (CKM_AES_CMAC_GENERAL, 16, 32, CKF_HW | CKF_SIGN | CKF_VERIFY),
-    (CKM_RSA_PKCS_KEY_PAIR_GEN, 1024, 8192, CKF_HW | CKF_GENERATE_KEY_PAIR),
-    (CKM_EC_KEY_PAIR_GEN, 256, 521, CKF_HW | CKF_GENERATE_KEY_PAIR | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS),
-    (CKM_EC_EDWARDS_KEY_PAIR_GEN, 256, 256, CKF_HW | CKF_GENERATE_KEY_PAIR),
-    # AES sizes in bytes, generic secret sizes in bits (the standard's units for each)
-    (CKM_AES_KEY_GEN, 16, 32, CKF_HW | CKF_GENERATE),
-    (CKM_GENERIC_SECRET_KEY_GEN, 128, 8192, CKF_HW | CKF_GENERATE),
-    (CKM_SHA_1, 0, 0, CKF_DIGEST),
-    (CKM_SHA224, 0, 0, CKF_DIGEST),
-    (CKM_SHA256, 0, 0, CKF_DIGEST),
-    (CKM_SHA384, 0, 0, CKF_DIGEST),
-    (CKM_SHA512, 0, 0, CKF_DIGEST),
-)
-
 # How long a token-presence answer is reused: C_GetSlotInfo is called often, the HSM state rarely changes.
 PRESENCE_TTL = 1.0
 # Slots whose absent token was logged at Warn. Once per slot and process: at the default level
@@ -601,41 +557,42 @@ cdef CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanis
         return CKR_SLOT_ID_INVALID
     if pulCount == NULL:
         return CKR_ARGUMENTS_BAD
-    with gil:
-        return mechanism_list(pMechanismList, pulCount)
+    return mechanism_list(pMechanismList, pulCount)
 
 
-cdef CK_RV mechanism_list(CK_MECHANISM_TYPE_PTR out, CK_ULONG_PTR count) noexcept:
-    """What the module offers and the policy allows."""
-    offered = [row[0] for row in MECHANISMS if mechanism_allowed(row[0])]
-    cdef CK_ULONG n = len(offered)
+cdef CK_RV mechanism_list(CK_MECHANISM_TYPE_PTR out, CK_ULONG_PTR count) noexcept nogil:
+    """What the module offers (p11f_mechanism_types) and the policy allows."""
+    cdef CK_MECHANISM_TYPE offered[MECHANISM_COUNT]
+    cdef CK_ULONG n = 0
+    cdef int i
+    for i in range(MECHANISM_COUNT):
+        if mechanism_allowed(p11f_mechanism_types[i]):
+            offered[n] = p11f_mechanism_types[i]
+            n += 1
     if out == NULL:
         count[0] = n
         return CKR_OK
     if count[0] < n:
         count[0] = n
         return CKR_BUFFER_TOO_SMALL
-    for i in range(n):
-        out[i] = offered[i]
+    memcpy(out, offered, n * sizeof(CK_MECHANISM_TYPE))
     count[0] = n
     return CKR_OK
 
 
 cdef CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
                               CK_MECHANISM_INFO_PTR pInfo) noexcept nogil:
+    cdef int i
     if not p11f_is_initialized():
         return CKR_CRYPTOKI_NOT_INITIALIZED
     if slotID >= <CK_ULONG>g_nslots:
         return CKR_SLOT_ID_INVALID
     if pInfo == NULL:
         return CKR_ARGUMENTS_BAD
-    with gil:
-        for mech, low, high, flags in MECHANISMS:
-            if mech == type and mechanism_allowed(mech):
-                pInfo.ulMinKeySize = low
-                pInfo.ulMaxKeySize = high
-                pInfo.flags = flags
-                return CKR_OK
+    for i in range(MECHANISM_COUNT):
+        if p11f_mechanism_types[i] == type and mechanism_allowed(type):
+            pInfo[0] = p11f_mechanism_infos[i]
+            return CKR_OK
     return CKR_MECHANISM_INVALID
 
 

@@ -1,7 +1,8 @@
 # Object management: key generation, creating, destroying, copying and changing objects, PINs.
-# The templates are interpreted and the HSM requests sent in plain Python (p11fast.admin);
-# session objects are kept by p11fast.session_objects. This file checks arguments, holds the
-# session for the call, and keeps the handle tables in step.
+# The templates are interpreted (p11fast.admin.templates) and the HSM requests sent
+# (p11fast.admin.client) in plain Python; session objects are kept by
+# p11fast.model.session_objects. This file checks arguments, holds the session for the call,
+# and keeps the handle tables in step.
 
 cdef tuple HSM_CLASSES = (CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_SECRET_KEY, CKO_CERTIFICATE)
 # Session objects: HSM session keys and what the module holds (data objects too).
@@ -33,7 +34,7 @@ cdef CK_RV manage_session(CK_SESSION_HANDLE hSession, caller_t *c) noexcept nogi
 cdef object admin_of(int slot_index):
     admin = _state.admins.get(slot_index)
     if admin is None:
-        from p11fast.admin import Admin
+        from p11fast.admin.client import Admin
 
         request = make_request(slot_index, _state.pools[slot_index])
         slot = _state.config.slots[slot_index]
@@ -66,13 +67,13 @@ cdef void require_login(int slot_index, bint so_may) except *:
 
 cdef void require_so_for_trusted(int slot_index, dict t) except *:
     """PKCS#11 v3.0 §4.6.3/§4.8: only the SO may set CKA_TRUSTED to TRUE."""
-    from p11fast import admin
+    from p11fast.admin import templates
     from p11fast.attrs import CKA_TRUSTED
     from p11fast.errors import AttributeReadOnly
 
     cdef slot_t *slot = &g_slots[slot_index]
     cdef bint so
-    if not admin.flag(t, CKA_TRUSTED):
+    if not templates.flag(t, CKA_TRUSTED):
         return
     pthread_mutex_lock(&slot.lock)
     so = slot.login_user == CKU_SO
@@ -85,7 +86,7 @@ cdef void sweep_stale_session_keys(int slot_index) except *:
     """Once per slot: delete the session keys of processes that died without cleaning up.
     Runs at the first administrator use (SO login, first session key), not at C_Initialize,
     which must stay fast and may have no administrator credentials."""
-    from p11fast.session_objects import is_stale
+    from p11fast.model.session_keys import is_stale
 
     admin = admin_of(slot_index)
     if admin.swept:
@@ -98,7 +99,7 @@ cdef void sweep_stale_session_keys(int slot_index) except *:
 
 cdef list objects_of_key(int slot_index, str key_id):
     """The objects of an HSM key as the application sees them (session keys as session objects)."""
-    from p11fast.session_objects import as_session_object
+    from p11fast.model.session_objects import as_session_object
     from p11fast.errors import DeviceError
 
     store = _state.session_objects
@@ -114,7 +115,7 @@ cdef dict create_key(caller_t *s, spec, private):
     """Creates the key on the HSM (generated when `private` is None, else imported) and returns
     the handles of its objects by class."""
     from p11fast.policy import check_session_object
-    from p11fast.session_objects import new_session_key_id
+    from p11fast.model.session_keys import new_session_key_id
 
     require_login(s.slot, True)
     if spec.token:
@@ -178,12 +179,12 @@ cdef CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMecha
     if rv == CKR_OK:
         with gil:
             try:
-                from p11fast import admin
+                from p11fast.admin import templates
 
-                spec = admin.key_pair_spec(
+                spec = templates.key_pair_spec(
                     pMechanism.mechanism, has_parameter(pMechanism),
-                    admin.read(read_template(pPublicKeyTemplate, ulPublicKeyAttributeCount)),
-                    admin.read(read_template(pPrivateKeyTemplate, ulPrivateKeyAttributeCount)))
+                    templates.read(read_template(pPublicKeyTemplate, ulPublicKeyAttributeCount)),
+                    templates.read(read_template(pPrivateKeyTemplate, ulPrivateKeyAttributeCount)))
                 handles = create_key(s, spec, None)
                 phPublicKey[0] = handles[CKO_PUBLIC_KEY]
                 phPrivateKey[0] = handles[CKO_PRIVATE_KEY]
@@ -207,10 +208,10 @@ cdef CK_RV C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism
     if rv == CKR_OK:
         with gil:
             try:
-                from p11fast import admin
+                from p11fast.admin import templates
 
-                spec = admin.secret_key_spec(pMechanism.mechanism, has_parameter(pMechanism),
-                                             admin.read(read_template(pTemplate, ulCount)))
+                spec = templates.secret_key_spec(pMechanism.mechanism, has_parameter(pMechanism),
+                                                 templates.read(read_template(pTemplate, ulCount)))
                 phKey[0] = create_key(s, spec, None)[CKO_SECRET_KEY]
             except BaseException as exc:
                 rv = rv_for(exc, b"C_GenerateKey")
@@ -220,21 +221,21 @@ cdef CK_RV C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism
 # --- creating, copying and destroying objects ---------------------------------------------------
 
 cdef CK_OBJECT_HANDLE create_object(caller_t *s, list template) except 0:
-    from p11fast import admin
-    from p11fast import session_objects as so
+    from p11fast.admin import templates
+    from p11fast.model import session_objects as so
     from p11fast.errors import TemplateIncomplete, TemplateInconsistent
     from p11fast.policy import check_key_import, check_session_object
 
-    t = admin.read(template)
+    t = templates.read(template)
     require_so_for_trusted(s.slot, t)
-    cls = admin.ulong(t, CKA_CLASS)
+    cls = templates.ulong(t, CKA_CLASS)
     if cls is None:
         raise TemplateIncomplete("C_CreateObject needs CKA_CLASS")
     if cls in (CKO_PRIVATE_KEY, CKO_SECRET_KEY):
         check_key_import(_state.config.policy)
-        spec, private = admin.import_spec(cls, t)
+        spec, private = templates.import_spec(cls, t)
         return create_key(s, spec, private)[cls]
-    if admin.token(t):
+    if templates.token(t):
         if cls != CKO_CERTIFICATE:
             raise TemplateInconsistent(
                 f"class 0x{cls:x} as a token object: the HSM holds keys and their certificates only")
@@ -252,11 +253,11 @@ cdef CK_OBJECT_HANDLE create_object(caller_t *s, list template) except 0:
 
 cdef CK_OBJECT_HANDLE store_certificate(caller_t *s, dict t) except 0:
     """A token certificate is stored with the key of the same CKA_ID (PUT /keys/{id}/cert)."""
-    from p11fast import admin
+    from p11fast.admin import templates
 
     require_rw(s)
     aliases = _state.aliases if _state.config.enable_set_attribute_value else {}
-    key_id, cert, label = admin.certificate_target(t, aliases)
+    key_id, cert, label = templates.certificate_target(t, aliases)
     admin_of(s.slot).store_certificate(key_id, cert, label)
     _state.inventories[s.slot].invalidate(key_id)
     handles = {o.cls: register_object(s.slot, o) for o in objects_of_key(s.slot, key_id)}
@@ -351,14 +352,15 @@ cdef CK_RV C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject)
 # --- changing attributes ----------------------------------------------------------------------
 
 cdef void set_attributes(caller_t *s, CK_OBJECT_HANDLE hObject, list template) except *:
-    from p11fast import admin
+    from p11fast.admin import templates
     from p11fast.attrs import CKA_MODIFIABLE
     from p11fast.errors import ActionProhibited
 
     obj = visible_object(s.slot, hObject)
     store = _state.session_objects
     held = store.owns(obj.key_id) and not store.is_hsm_key(obj.key_id)
-    changes = admin.changes(obj.attrs, template, admin.HELD_MUTABLE if held else admin.HSM_MUTABLE)
+    changes = templates.changes(obj.attrs, template,
+                                templates.HELD_MUTABLE if held else templates.HSM_MUTABLE)
     require_so_for_trusted(s.slot, changes)
     if held and changes and obj.attrs.get(CKA_MODIFIABLE) == b"\x00":
         raise ActionProhibited("the object was created with CKA_MODIFIABLE=FALSE")
@@ -385,7 +387,7 @@ cdef void set_session_key_attributes(int slot_index, str key_id, dict changes) e
 
 
 cdef void set_token_key_attributes(int slot_index, str key_id, dict changes) except *:
-    from p11fast.admin import key_id_for
+    from p11fast.admin.templates import key_id_for
     from p11fast.attrs import CKA_ID, CKA_LABEL
 
     admin = admin_of(slot_index)
@@ -402,7 +404,7 @@ cdef void set_token_key_attributes(int slot_index, str key_id, dict changes) exc
 cdef void remember_aliases(str key_id, dict changes) except *:
     """enable_set_attribute_value (Java SunPKCS11, EJBCA): the key keeps its ID on the HSM; the
     name the application gave is remembered and mapped when it stores the key's certificate."""
-    from p11fast.admin import key_id_for
+    from p11fast.admin.templates import key_id_for
     from p11fast.attrs import CKA_ID, CKA_LABEL
 
     if CKA_ID in changes:

@@ -3,23 +3,10 @@
 
 from libc.stdio cimport snprintf
 
-cdef extern from *:
-    """
-    static const char *const p11f_sign_modes[] = {
-        "PKCS1", "PSS_MD5", "PSS_SHA1", "PSS_SHA224", "PSS_SHA256", "PSS_SHA384",
-        "PSS_SHA512", "ECDSA", "EdDSA",
-    };
-    """
-    const char *const *p11f_sign_modes
-
-# Indexes into p11f_sign_modes; the PSS modes follow the order of the H_* hashes. MODE_CMAC is
-# no HSM sign mode: CMAC is built from the HSM's AES-CBC encryption (_abi_crypt.pxi).
+# The HSM's sign modes (MODE_* into p11f_sign_modes) come from p11fast/mechanisms.py. MODE_CMAC
+# is none of them: CMAC is built from the HSM's AES-CBC encryption (_abi_crypt.pxi).
 cdef enum:
-    MODE_PKCS1 = 0
-    MODE_PSS_MD5 = 1
-    MODE_ECDSA = 7
-    MODE_EDDSA = 8
-    MODE_CMAC = 9
+    MODE_CMAC = SIGN_MODES
 
 cdef enum:
     # Largest signature the HSM returns: RSA-8192.
@@ -80,7 +67,7 @@ cdef CK_RV pss_setup(op_t *op, CK_MECHANISM *m, int required_hash) noexcept nogi
         return CKR_MECHANISM_PARAM_INVALID
     if required_hash != H_NONE and h != required_hash:
         return CKR_MECHANISM_PARAM_INVALID
-    op.mode = MODE_PSS_MD5 + (h - H_MD5)
+    op.mode = sign_mode_for_hash(h)
     op.hash = required_hash
     op.in_len = 0 if required_hash != H_NONE else hash_len(h)
     return CKR_OK
@@ -116,7 +103,7 @@ cdef CK_RV sign_setup(op_t *op, CK_MECHANISM *m, object_t *key) noexcept nogil:
         if rv != CKR_OK:
             return rv
         op.out_len = (key.bits + 7) // 8
-        needed = NM_RSA_SIGNATURE_PSS_MD5 << (op.mode - MODE_PSS_MD5)
+        needed = p11f_sign_mode_mechanisms[op.mode]
     elif t == CKM_ECDSA or t == CKM_ECDSA_SHA1 or t == CKM_ECDSA_SHA224 or t == CKM_ECDSA_SHA256 \
             or t == CKM_ECDSA_SHA384 or t == CKM_ECDSA_SHA512:
         if key.key_type != CKK_EC:
@@ -156,11 +143,11 @@ cdef CK_RV sign_setup(op_t *op, CK_MECHANISM *m, object_t *key) noexcept nogil:
 
 cdef CK_RV not_permitted(CK_MECHANISM_TYPE t, unsigned int key_mechs) noexcept nogil:
     """The code for a key that lacks the NetHSM mechanism an operation needs. When the key does
-    hold the PKCS#11 mechanism, only with other parameters (OAEP or PSS over another hash), the
-    parameters are what is refused: CKR_MECHANISM_PARAM_INVALID, with which pkcs11-tool --test
-    goes on to the next case, where CKR_KEY_FUNCTION_NOT_PERMITTED aborts it."""
-    if ((t == CKM_RSA_PKCS_OAEP and key_mechs & NM_RSA_DECRYPTION_OAEP_ANY)
-            or (t == CKM_RSA_PKCS_PSS and key_mechs & NM_RSA_SIGNATURE_PSS_ANY)):
+    hold the PKCS#11 mechanism (its CKA_ALLOWED_MECHANISMS lists t), only with other parameters
+    (OAEP or PSS over another hash), the parameters are what is refused:
+    CKR_MECHANISM_PARAM_INVALID, with which pkcs11-tool --test goes on to the next case, where
+    CKR_KEY_FUNCTION_NOT_PERMITTED aborts it."""
+    if key_mechs & nethsm_mechanisms_offering(t):
         return CKR_MECHANISM_PARAM_INVALID
     return CKR_KEY_FUNCTION_NOT_PERMITTED
 

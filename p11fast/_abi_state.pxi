@@ -37,30 +37,6 @@ cdef pthread_mutex_t g_lock
 cdef pthread_cond_t g_event
 cdef bint g_threads_allowed = True
 
-# NetHSM key mechanisms, in a fixed order: bit i of object_t.nethsm_mechs is entry i.
-NETHSM_MECHANISMS = (
-    "RSA_Decryption_RAW", "RSA_Decryption_PKCS1", "RSA_Decryption_OAEP_MD5",
-    "RSA_Decryption_OAEP_SHA1", "RSA_Decryption_OAEP_SHA224", "RSA_Decryption_OAEP_SHA256",
-    "RSA_Decryption_OAEP_SHA384", "RSA_Decryption_OAEP_SHA512", "RSA_Signature_PKCS1",
-    "RSA_Signature_PSS_MD5", "RSA_Signature_PSS_SHA1", "RSA_Signature_PSS_SHA224",
-    "RSA_Signature_PSS_SHA256", "RSA_Signature_PSS_SHA384", "RSA_Signature_PSS_SHA512",
-    "EdDSA_Signature", "ECDSA_Signature", "BIP340_Signature", "AES_Encryption_CBC",
-    "AES_Decryption_CBC",
-)
-cdef enum:
-    NM_RSA_DECRYPTION_RAW = 1 << 0
-    NM_RSA_DECRYPTION_PKCS1 = 1 << 1
-    NM_RSA_DECRYPTION_OAEP_MD5 = 1 << 2
-    NM_AES_ENCRYPTION_CBC = 1 << 18
-    NM_AES_DECRYPTION_CBC = 1 << 19
-    NM_RSA_SIGNATURE_PKCS1 = 1 << 8
-    NM_RSA_SIGNATURE_PSS_MD5 = 1 << 9
-    NM_RSA_DECRYPTION_OAEP_ANY = 0x3F << 2   # OAEP over any of the six hashes
-    NM_RSA_SIGNATURE_PSS_ANY = 0x3F << 9     # PSS over any of the six hashes
-    NM_EDDSA_SIGNATURE = 1 << 15
-    NM_ECDSA_SIGNATURE = 1 << 16
-
-
 class ModuleState:
     """What the cold path keeps between calls: config, logger, per-slot pools and inventories.
 
@@ -76,7 +52,7 @@ class ModuleState:
         self.finds = {}           # session handle -> list of object handles still to return
         self.presence = {}        # slot -> (monotonic time, present)
         self.reported = {}        # slot -> presence last reported by C_WaitForSlotEvent
-        self.admins = {}          # slot -> p11fast.admin.Admin, made on first use
+        self.admins = {}          # slot -> p11fast.admin.client.Admin, made on first use
         self.aliases = {}         # enable_set_attribute_value: name given -> real key ID
         self._inventories = None
         self._session_objects = None
@@ -84,7 +60,7 @@ class ModuleState:
     @property
     def inventories(self):
         if self._inventories is None:
-            from p11fast.objects import Inventory
+            from p11fast.model.inventory import Inventory
 
             made = [Inventory(make_request(i, pool), slot.label)
                     for i, (slot, pool) in enumerate(zip(self.config.slots, self.pools))]
@@ -95,7 +71,7 @@ class ModuleState:
     @property
     def session_objects(self):
         if self._session_objects is None:
-            from p11fast.session_objects import SessionObjects
+            from p11fast.model.session_objects import SessionObjects
 
             made = SessionObjects()
             if self._session_objects is None:
@@ -123,16 +99,16 @@ cdef int g_nallowed = -1
 cdef void set_mechanism_policy(policy) except *:
     """Called by C_Initialize: the configuration's allowed mechanisms into g_allowed_mechs."""
     global g_nallowed
-    from p11fast import attrs
-
     g_nallowed = -1
     if policy.allowed_mechanisms is None:
         return
+    from p11fast.mechanisms import BY_NAME
+
     names = sorted(policy.allowed_mechanisms)
     if len(names) > MAX_POLICY_MECHANISMS:
         raise ValueError(f"policy.allowed_mechanisms: at most {MAX_POLICY_MECHANISMS} names")
     for i, name in enumerate(names):
-        g_allowed_mechs[i] = getattr(attrs, name)
+        g_allowed_mechs[i] = BY_NAME[name].type
     g_nallowed = len(names)
 
 
@@ -163,15 +139,16 @@ cdef CK_RV policy_check_mechanism(const char *where, CK_MECHANISM_TYPE m) noexce
 
 
 cdef CK_RV rv_for(exc, const char *where) noexcept:
-    """The error template: an exception from the cold path becomes its CKR and one log line."""
-    from p11fast.errors import P11Error
-    from p11fast._transport import TransportError
+    """The error template: an exception from the cold path becomes its CKR and one log line.
+    `where` is the C_* function (or what it was doing for one): no answer from the HSM means
+    what p11fast.errors.from_transport says for that function."""
+    from p11fast.errors import P11Error, TransportError, from_transport
 
     cdef CK_RV rv = CKR_GENERAL_ERROR
+    if isinstance(exc, TransportError):
+        exc = from_transport(exc, where.decode())
     if isinstance(exc, P11Error):
         rv = exc.ckr
-    elif isinstance(exc, TransportError):
-        rv = CKR_DEVICE_ERROR
     elif isinstance(exc, MemoryError):
         rv = CKR_HOST_MEMORY
     if not p11f_is_initialized() and strcmp(where, b"C_Initialize") != 0:

@@ -54,7 +54,7 @@ cdef CK_RV pkey_verify(op_t *op, const unsigned char *msg, size_t n, const unsig
                 ok = (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1
                       and EVP_PKEY_verify(ctx, sig, sig_len, msg, n) == 1)
             else:
-                h = H_MD5 + (op.mode - MODE_PSS_MD5)
+                h = sign_mode_hash(op.mode)  # PSS
                 md = <const EVP_MD *>hash_md(h)
                 ok = (md != NULL and EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) == 1
                       and EVP_PKEY_CTX_set_signature_md(ctx, md) == 1

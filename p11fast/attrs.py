@@ -1,7 +1,8 @@
-"""PKCS#11 constants used by the object model, and attribute value encoding.
+"""PKCS#11 constants used by the object model and the mechanism table, and attribute value
+encoding.
 
-Every attribute value of a :class:`p11fast.objects.P11Object` is stored already encoded as the
-bytes the C ABI copies into the caller's buffer:
+Every attribute value of a :class:`p11fast.model.objects.P11Object` is stored already encoded
+as the bytes the C ABI copies into the caller's buffer:
 
 * ``CK_ULONG`` (classes, key types, lengths, mechanism types): native-endian unsigned of the
   platform's ``unsigned long`` size (8 bytes on LP64 Linux/macOS, i.e. ``struct "=Q"``),
@@ -48,6 +49,19 @@ def bbool(v: bool) -> bytes:
 
 CK_UNAVAILABLE_INFORMATION = (1 << (8 * ULONG_SIZE)) - 1  # ~0UL
 CKF_ARRAY_ATTRIBUTE = 0x40000000
+
+# Mechanism flags (CK_MECHANISM_INFO.flags)
+CKF_HW = 0x1
+CKF_ENCRYPT = 0x100
+CKF_DECRYPT = 0x200
+CKF_DIGEST = 0x400
+CKF_SIGN = 0x800
+CKF_VERIFY = 0x2000
+CKF_GENERATE = 0x8000
+CKF_GENERATE_KEY_PAIR = 0x10000
+CKF_EC_F_P = 0x100000
+CKF_EC_NAMEDCURVE = 0x800000
+CKF_EC_UNCOMPRESS = 0x1000000
 
 # Object classes
 CKO_DATA = 0x0

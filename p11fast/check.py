@@ -13,10 +13,10 @@ from urllib.parse import quote
 
 from p11fast import config as config_module
 from p11fast import uri
-from p11fast._transport import ERR_TLS, Pool, TransportError, basic_auth
+from p11fast._transport import ERR_TLS, Pool, basic_auth
 from p11fast.config import RetryConfig
-from p11fast.errors import ConfigError
-from p11fast.objects import parse_json
+from p11fast.errors import ConfigError, TransportError
+from p11fast.lean import parse_json
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -199,7 +199,7 @@ def print_object_uris(report: Report, slot, token: str) -> None:
     view, through the module's own object model, so IDs and labels are the module's)."""
     from p11fast import attrs
     from p11fast.errors import P11Error
-    from p11fast.objects import Inventory
+    from p11fast.model.inventory import Inventory
 
     operator = slot.operator
     if operator is None or operator.password is None:

@@ -14,8 +14,9 @@ import os
 import stat
 
 from p11fast.errors import ConfigError
+from p11fast.lean import Record
 from p11fast.pins import PIN_MAX_BYTES, USERNAME_MAX_BYTES
-from p11fast.policy import MECHANISMS, PolicyConfig, Record
+from p11fast.policy import PolicyConfig
 
 ENV_CONFIG_FILE = "P11FAST_CONFIG_FILE"
 ENV_NITROKEY_CONFIG_FILE = "P11NETHSM_CONFIG_FILE"
@@ -419,12 +420,16 @@ class _Walker:
             self.parsed.policy[name] = (value, self.where(value_node))
 
     def mechanisms(self, node, key: str) -> frozenset[str] | None:
+        # Imported here: C_Initialize reads the configuration before the pools start their
+        # first connection, and few configurations name mechanisms.
+        from p11fast.mechanisms import NAMES
+
         if node.tag == _STR and node.value == "all":
             return None
         names = []
         for i, item in enumerate(self.sequence(node, key)):
             name = self.string(item, f"{key}[{i}]")
-            if name not in MECHANISMS:
+            if name not in NAMES:
                 raise self.error(item, f"{key}[{i}]", f"{name} is not a mechanism p11fast has")
             names.append(name)
         return frozenset(names)

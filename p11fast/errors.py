@@ -3,7 +3,8 @@
 Every exception carries the `CKR_*` its PKCS#11 function returns (`ckr`); the ABI returns
 `exc.ckr` and logs `str(exc)`, so the code and the log line come from the same object.
 `from_http` and `from_transport` are the only mappings from HSM status codes and network
-failures to exceptions; nothing else in the module interprets HTTP statuses.
+failures to exceptions; nothing else in the module interprets HTTP statuses. The compiled
+paths have `ckr_for_http` (_abi_state.pxi) for statuses, tested to agree with `from_http`.
 """
 
 from __future__ import annotations
@@ -208,22 +209,69 @@ def _http_class(status: int, context: str) -> type[P11Error]:
     return DeviceError  # 5xx and anything the API does not define
 
 
-# Network failures after the transport's retries. The session stays valid and the next call may
-# reach another instance, so operations get CKR_DEVICE_ERROR (allowed for every session
-# function). Questions about the token itself (C_GetTokenInfo, C_OpenSession) get
-# CKR_TOKEN_NOT_PRESENT, matching the slot view: no reachable instance means no token.
-TIMEOUT = "timeout"
-CONNECT = "connect"  # refused, unreachable, DNS
-TLS = "tls"  # handshake failed or certificate/pin mismatch
-PROTOCOL = "protocol"  # the peer does not speak HTTP as expected
-TRANSPORT_FAILURES = frozenset({TIMEOUT, CONNECT, TLS, PROTOCOL})
+class TransportError(Exception):
+    """A request got no HTTP answer, after the transport's retries and failover.
+
+    The transport's Python surface (`p11fast._transport.Pool`) raises it: `error_code` is one of
+    the transport's failure codes (below), `instance_url` the instance tried last (None: none),
+    `message` the reason libcurl gave. Never carries secrets. Not a P11Error: what it means for
+    the caller depends on the PKCS#11 function (`from_transport`).
+    """
+
+    def __init__(self, error_code: int, instance_url: str | None, message: str) -> None:
+        super().__init__(error_code, instance_url, message)
+        self.error_code = error_code
+        self.instance_url = instance_url
+        self.message = message
+
+    @property
+    def failure(self) -> str:
+        """The failure's name: connect, timeout, tls, out of memory, closed."""
+        return TRANSPORT_FAILURES.get(self.error_code, str(self.error_code))
+
+    def __str__(self) -> str:
+        return f"{self.failure} ({self.instance_url or 'no instance'}): {self.message}"
 
 
-def from_transport(failure: str, context: str, message: str, instance: str) -> P11Error:
-    """The exception for a request to `instance` that got no HTTP answer."""
-    if failure not in TRANSPORT_FAILURES:
-        raise ValueError(f"unknown transport failure {failure!r}")
-    if context not in CONTEXTS:
-        raise ValueError(f"unknown request context {context!r}")
-    cls = TokenNotPresent if context == TOKEN else DeviceError
-    return cls(f"{instance}: {failure} during {context}: {message}")
+# The transport's failure codes, the TP_ERR_* of p11fast/transport/capi.h (its ERR_* in Python;
+# tests/unit/test_errors.py checks both agree), and their names.
+CONNECT_FAILED = 1  # no instance could be reached (refused, unreachable, DNS)
+TIMED_OUT = 2
+TLS_FAILED = 3  # handshake failed, or the certificate or pin did not match
+OUT_OF_MEMORY = 4
+POOL_CLOSED = 5  # C_Finalize closed the pool, or the process forked
+TRANSPORT_FAILURES = {
+    CONNECT_FAILED: "connect",
+    TIMED_OUT: "timeout",
+    TLS_FAILED: "tls",
+    OUT_OF_MEMORY: "out of memory",
+    POOL_CLOSED: "closed",
+}
+
+# What no reachable instance means depends on the PKCS#11 function (v3.0 §5.1): a function that
+# uses the token without a session handle asks about the token, and no reachable instance is no
+# token (CKR_TOKEN_NOT_PRESENT, as the slot list shows it). A function with a session handle
+# keeps its session, since the next call may reach another instance, and gets
+# CKR_DEVICE_ERROR: §5.1.7 says such functions never return CKR_TOKEN_NOT_PRESENT. Functions
+# that use no token may return neither (§5.1.3): CKR_FUNCTION_FAILED.
+_TOKEN_FUNCTIONS = frozenset((
+    "C_GetTokenInfo", "C_GetMechanismList", "C_GetMechanismInfo", "C_InitToken",
+    "C_OpenSession", "C_CloseAllSessions",
+))
+_TOKENLESS_FUNCTIONS = frozenset((
+    "C_Initialize", "C_Finalize", "C_GetInfo", "C_GetFunctionList", "C_GetSlotList",
+    "C_GetSlotInfo", "C_WaitForSlotEvent", "C_GetInterfaceList", "C_GetInterface",
+))
+
+
+def from_transport(exc: TransportError, function: str) -> P11Error:
+    """The exception for a request of PKCS#11 function `function` (a `C_*` name; anything else
+    is taken for work done for a session) that got no HTTP answer."""
+    text = f"{exc.instance_url or 'no instance'}: no answer ({exc.failure}): {exc.message}"
+    if exc.error_code == OUT_OF_MEMORY:
+        return HostMemory(text)
+    if function in _TOKEN_FUNCTIONS:
+        return TokenNotPresent(text)
+    if function in _TOKENLESS_FUNCTIONS:
+        return FunctionFailed(text)
+    return DeviceError(text)

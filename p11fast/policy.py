@@ -2,100 +2,14 @@
 
 The `policy:` section of the configuration becomes a `PolicyConfig`; the ABI calls the
 `check_*` functions before acting, and a refusal is a typed error whose message names the
-policy setting, so the log line says why.
-
-This module also holds `Record`, the frozen-record base of every configuration class: it is
-the leaf that config.py builds on.
+policy setting, so the log line says why. The mechanism policy is checked by the ABI itself
+(`policy_check_mechanism` in _abi_state.pxi), without the GIL, on every C_*Init.
 """
 
 from __future__ import annotations
 
-from p11fast.errors import AttributeValueInvalid, MechanismInvalid, TemplateInconsistent
-
-
-class Record:
-    """Immutable record built from keyword arguments, with equality, hash and repr.
-
-    Stands in for `@dataclass(frozen=True)`: importing dataclasses pulls in `inspect` and
-    costs ~7 ms on the C_Initialize path, and each decorated class another ~1.5 ms.
-    Fields are the class annotations; a class attribute of the same name is the default.
-    """
-
-    def __init__(self, **values: object) -> None:
-        cls = type(self)
-        for field in cls.__annotations__:
-            if field in values:
-                value = values.pop(field)
-            elif hasattr(cls, field):
-                value = getattr(cls, field)
-            else:
-                raise TypeError(f"{cls.__name__}: missing field {field!r}")
-            object.__setattr__(self, field, value)
-        if values:
-            raise TypeError(f"{cls.__name__}: unknown fields {sorted(values)}")
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and vars(other) == vars(self)
-
-    def __hash__(self) -> int:
-        return hash(tuple(vars(self).values()))
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={value!r}" for name, value in vars(self).items())
-        return f"{type(self).__name__}({fields})"
-
-    def replace(self, **changes: object) -> Record:
-        """A copy with `changes` applied."""
-        return type(self)(**{**vars(self), **changes})
-
-
-# The mechanisms p11fast implements; a policy naming anything else is a typo to report.
-MECHANISMS = frozenset(
-    {
-        "CKM_RSA_PKCS_KEY_PAIR_GEN",
-        "CKM_RSA_PKCS",
-        "CKM_RSA_X_509",
-        "CKM_RSA_PKCS_OAEP",
-        "CKM_RSA_PKCS_PSS",
-        "CKM_SHA1_RSA_PKCS",
-        "CKM_SHA224_RSA_PKCS",
-        "CKM_SHA256_RSA_PKCS",
-        "CKM_SHA384_RSA_PKCS",
-        "CKM_SHA512_RSA_PKCS",
-        "CKM_SHA1_RSA_PKCS_PSS",
-        "CKM_SHA224_RSA_PKCS_PSS",
-        "CKM_SHA256_RSA_PKCS_PSS",
-        "CKM_SHA384_RSA_PKCS_PSS",
-        "CKM_SHA512_RSA_PKCS_PSS",
-        "CKM_EC_KEY_PAIR_GEN",
-        "CKM_ECDSA",
-        "CKM_ECDSA_SHA1",
-        "CKM_ECDSA_SHA224",
-        "CKM_ECDSA_SHA256",
-        "CKM_ECDSA_SHA384",
-        "CKM_ECDSA_SHA512",
-        "CKM_EC_EDWARDS_KEY_PAIR_GEN",
-        "CKM_EDDSA",
-        "CKM_AES_KEY_GEN",
-        "CKM_AES_CBC",
-        "CKM_AES_CBC_PAD",
-        "CKM_AES_ECB",
-        "CKM_AES_CMAC",
-        "CKM_AES_CMAC_GENERAL",
-        "CKM_GENERIC_SECRET_KEY_GEN",
-        "CKM_SHA_1",
-        "CKM_SHA224",
-        "CKM_SHA256",
-        "CKM_SHA384",
-        "CKM_SHA512",
-    }
-)
+from p11fast.errors import AttributeValueInvalid, TemplateInconsistent
+from p11fast.lean import Record
 
 
 class PolicyConfig(Record):
@@ -103,7 +17,7 @@ class PolicyConfig(Record):
     cannot export it, so there is no setting for it and `CKA_EXTRACTABLE` is always false."""
 
     # None = every mechanism p11fast implements (the HSM still enforces each key's own
-    # mechanism list); otherwise only these names.
+    # mechanism list); otherwise only these names (of p11fast.mechanisms.NAMES).
     allowed_mechanisms: frozenset[str] | None = None
     # On by default, as Nitrokey's nethsm-pkcs11 imports with C_CreateObject (the
     # administrator's credentials are the gate); off for setups where every key must have been
@@ -113,13 +27,6 @@ class PolicyConfig(Record):
     allow_session_objects: bool = True
     # When on, C_DestroyObject archives a key under a hidden ID instead of deleting it.
     key_invalidation: bool = False
-
-
-def check_mechanism(policy: PolicyConfig, mechanism: str) -> None:
-    """Refuse `mechanism` (a `CKM_*` name) unless the policy allows it."""
-    allowed = policy.allowed_mechanisms
-    if allowed is not None and mechanism not in allowed:
-        raise MechanismInvalid(f"policy: {mechanism} is not in policy.allowed_mechanisms")
 
 
 def check_key_import(policy: PolicyConfig) -> None:

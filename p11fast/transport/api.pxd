@@ -1,6 +1,7 @@
 # api: the Python surface of p11fast._transport — Pool (a slot's pool: call, stats, close),
-# pool_spec (spec), basic_auth, TransportError and the ERR_* codes — and the
-# module's import, which sets the process up (lifetime) unless light mode already did.
+# pool_spec (spec), basic_auth and the ERR_* codes of the p11fast.errors.TransportError it
+# raises — and the module's import, which sets the process up (lifetime) unless light mode
+# already did.
 #
 # Contract:
 #   Pool(slot_config, threads_allowed=True) adopts a parked pool (park) built from the same

@@ -2,21 +2,9 @@
 
 from os import fsdecode as os_fsdecode
 
+from p11fast.errors import TRANSPORT_FAILURES, TransportError
 
-class TransportError(Exception):
-    """A request got no HTTP response: error_code is one of ERR_*; never carries secrets."""
-
-    def __init__(self, error_code, instance_url, message):
-        super().__init__(error_code, instance_url, message)
-        self.error_code = error_code
-        self.instance_url = instance_url
-        self.message = message
-
-    def __str__(self):
-        name = ERROR_NAMES.get(self.error_code, str(self.error_code))
-        return f"{name} ({self.instance_url or 'no instance'}): {self.message}"
-
-
+# A request that got no HTTP response raises p11fast.errors.TransportError, error_code one of:
 OK = TP_OK
 ERR_CONNECT = TP_ERR_CONNECT
 ERR_TIMEOUT = TP_ERR_TIMEOUT
@@ -25,13 +13,7 @@ ERR_NOMEM = TP_ERR_NOMEM
 ERR_CLOSED = TP_ERR_CLOSED
 DEFAULT_TIMEOUT_SECONDS = DEFAULT_TIMEOUT_MS / 1000  # timeout_seconds unset (spec.pxd)
 DEFAULT_SLOW_TIMEOUT_SECONDS = DEFAULT_SLOW_TIMEOUT_MS / 1000
-ERROR_NAMES = {
-    TP_ERR_CONNECT: "connect",
-    TP_ERR_TIMEOUT: "timeout",
-    TP_ERR_TLS: "tls",
-    TP_ERR_NOMEM: "out of memory",
-    TP_ERR_CLOSED: "closed",
-}
+ERROR_NAMES = TRANSPORT_FAILURES
 _METHODS = {"GET": TP_GET, "POST": TP_POST, "PUT": TP_PUT, "DELETE": TP_DELETE}
 
 

@@ -44,7 +44,7 @@ cdef enum:
     CONNECT_TIMEOUT_MS = 5000
     # max_idle_connections unset. It caps open connections per instance, and callers beyond it
     # wait for one: on the 2-core benchmark machine 8 connections already reach nginx's ceiling
-    # with 64 threads (tests/transport/load.py, see the commit), 16 leaves room for an HSM with
+    # with 64 threads (measured with tests/transport/load.py), 16 leaves room for an HSM with
     # more parallelism and longer round trips. Nitrokey's default, the CPU count, was a problem
     # only because its callers beyond the cap reconnect instead of waiting.
     DEFAULT_CAP = 16

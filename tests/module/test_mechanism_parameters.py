@@ -61,6 +61,18 @@ def test_pss_with_a_hash_the_key_lacks_is_a_parameter_error(module_path, login_c
     ])  # fmt: skip
 
 
+def test_md5_oaep_or_pss_alone_gives_a_key_no_oaep_or_pss(module_path, login_config, api):
+    # PKCS#11 has no MGF1 over MD5, so CKA_ALLOWED_MECHANISMS lists neither mechanism: no
+    # parameter could select what the key holds.
+    import_rsa(api, "md5only", ["RSA_Decryption_OAEP_MD5", "RSA_Signature_PSS_MD5"])
+    assert_init_codes(module_path, login_config, [
+        ("decrypt", "md5only", PRIVATE, A.CKM_RSA_PKCS_OAEP, OAEP_SHA1,
+         ckr.CKR_KEY_FUNCTION_NOT_PERMITTED),
+        ("sign", "md5only", PRIVATE, A.CKM_RSA_PKCS_PSS, PSS_SHA256,
+         ckr.CKR_KEY_FUNCTION_NOT_PERMITTED),
+    ])  # fmt: skip
+
+
 def test_pkcs11_tool_test_goes_past_an_rsa_key_with_oaep_sha1_only(module_path, tmp_path):
     with running_hsm(str(tmp_path / "hsm")) as hsm:
         mechanisms = ["RSA_Signature_PKCS1", "RSA_Decryption_RAW", "RSA_Decryption_PKCS1",

@@ -111,7 +111,7 @@ print(json.dumps({"listed": listed, "signed": signed}))
 
 def test_signing_never_imports_cryptography(module_path, login_config, api):
     out = result(run_python(LOADED, login_config, module_path, OPERATOR_PIN))
-    assert "p11fast.objects" in out["signed"]
+    assert "p11fast.model.objects" in out["signed"]
     assert "cryptography" not in out["signed"]
 
 
@@ -126,9 +126,9 @@ def test_without_threads_listing_tokens_loads_no_object_model(
     config.chmod(0o600)
     out = result(run_python(LOADED, str(config), module_path, OPERATOR_PIN))
     assert "p11fast._abi" in out["listed"]
-    assert "p11fast.objects" not in out["listed"]
-    assert "p11fast.session_objects" not in out["listed"]
-    assert "p11fast.objects" in out["signed"]
+    assert "p11fast.model.objects" not in out["listed"]
+    assert "p11fast.model.session_objects" not in out["listed"]
+    assert "p11fast.model.objects" in out["signed"]
 
 
 CMS_MASTER_KEY = r"""

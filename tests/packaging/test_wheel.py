@@ -46,10 +46,16 @@ def signature(output: str) -> bytes:
     return bytes.fromhex(re.search(r"^sig ([0-9a-f]+)$", output, re.M).group(1))
 
 
-def test_wheel_holds_the_loader_extensions_and_both_packages(installed):
+def test_wheel_holds_the_loader_extensions_and_every_package(installed):
     names = zipfile.ZipFile(installed.wheel).namelist()
     for name in ("libp11fast.so", "__init__.py", "hsm/__init__.py", "hsm/app.py", "_abi.pxd"):
         assert f"p11fast/{name}" in names
+    # every subpackage: pyproject.toml lists them one by one
+    source = os.path.join(ROOT, "p11fast")
+    for folder, _, files in os.walk(source):
+        if "__init__.py" in files:
+            package = os.path.relpath(folder, ROOT)
+            assert f"{package}/__init__.py" in names, package
     for ext in ("_abi", "_transport", "_codec"):
         assert any(re.fullmatch(rf"p11fast/{ext}\.cpython-.*\.so", n) for n in names), ext
     # What other Cython code needs to cimport them: the roots include their pieces'

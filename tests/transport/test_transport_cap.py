@@ -10,10 +10,10 @@ import time
 from contextlib import contextmanager
 
 import pytest
-from p11fast._transport import TransportError
 from tp_helpers import HERE, ROOT, StallServer, instance, settle, slot, wait_for
 
 from p11fast import _transport
+from p11fast.errors import TransportError
 
 SIGN = b'{"mode":"ECDSA","message":"AAEC"}'
 

@@ -8,10 +8,10 @@ import threading
 import time
 
 import pytest
-from p11fast._transport import TransportError
 from tp_helpers import HangUpServer, StallServer, free_port, instance, slot, wait_for
 
 from p11fast import _transport
+from p11fast.errors import TransportError
 
 SIGN = "/keys/k1/sign"
 GENERATE = "/keys/generate"

@@ -4,10 +4,10 @@ import json
 import time
 
 import pytest
-from p11fast._transport import TransportError
 from tp_helpers import HangUpServer, Server, StallServer, free_port, instance, slot
 
 from p11fast import _transport
+from p11fast.errors import TransportError
 
 
 def _ports_answering(pool, n):

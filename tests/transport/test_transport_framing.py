@@ -11,10 +11,10 @@ import threading
 import time
 
 import pytest
-from p11fast._transport import TransportError
 from tp_helpers import instance, settle, slot, wait_for
 
 from p11fast import _transport
+from p11fast.errors import TransportError
 
 AUTH = b"Authorization: Basic b3BlcmF0b3I6c2VjcmV0"
 SIGN = b'{"mode":"ECDSA","message":"AAEC"}'

@@ -4,10 +4,10 @@ import json
 import threading
 
 import pytest
-from p11fast._transport import TransportError
 from tp_helpers import free_port, instance, slot, wait_for
 
 from p11fast import _transport
+from p11fast.errors import TransportError
 
 
 def test_sequential_requests_reuse_one_connection(servers, pools):

@@ -6,10 +6,10 @@ import subprocess
 import sys
 import textwrap
 
-from p11fast._transport import TransportError
 from tp_helpers import ROOT, Server, free_port, instance, slot
 
 from p11fast import _transport
+from p11fast.errors import TransportError
 
 
 def test_forked_child_gets_closed_and_parent_keeps_its_connection(

@@ -3,10 +3,10 @@
 import hashlib
 
 import pytest
-from p11fast._transport import TransportError
 from tp_helpers import instance, slot
 
 from p11fast import _transport
+from p11fast.errors import TransportError
 
 
 @pytest.fixture

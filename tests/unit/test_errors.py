@@ -1,6 +1,8 @@
-"""p11fast.errors and p11fast.ckr: CKR values, the exception hierarchy, the HTTP mapping."""
+"""p11fast.errors and p11fast.ckr: CKR values, the exception hierarchy, the HTTP and transport
+mappings."""
 
 import os
+import re
 
 import pytest
 
@@ -117,18 +119,63 @@ def test_unknown_context_is_a_programming_error():
         errors.from_http(404, "signing", "", "https://hsm1")
 
 
-TRANSPORT_MAPPING = [
-    (errors.TIMEOUT, SIGN, errors.DeviceError),
-    (errors.CONNECT, DECRYPT, errors.DeviceError),
-    (errors.TLS, LOGIN, errors.DeviceError),
-    (errors.PROTOCOL, OBJECT, errors.DeviceError),
-    (errors.CONNECT, TOKEN, errors.TokenNotPresent),
-    (errors.TIMEOUT, TOKEN, errors.TokenNotPresent),
-]
+FUNCTIONS = os.path.join(os.path.dirname(__file__), "..", "..", "include", "pkcs11f.h")
+# PKCS#11 v3.0 §5.1.3: the functions that use no token (plus 3.0's interface queries, which take
+# no slot either).
+TOKENLESS = {"C_Initialize", "C_Finalize", "C_GetInfo", "C_GetFunctionList", "C_GetSlotList",
+             "C_GetSlotInfo", "C_WaitForSlotEvent", "C_GetInterfaceList", "C_GetInterface"}
 
 
-@pytest.mark.parametrize("failure, context, cls", TRANSPORT_MAPPING)
-def test_transport_failure_in_context_maps_to_exception(failure, context, cls):
-    exc = errors.from_transport(failure, context, "connection refused", "https://hsm1")
-    assert type(exc) is cls
-    assert str(exc) == f"https://hsm1: {failure} during {context}: connection refused"
+def header_functions() -> dict[str, bool]:
+    """Every function of include/pkcs11f.h: whether it takes a session handle."""
+    with open(FUNCTIONS) as header:
+        found = re.findall(r"CK_PKCS11_FUNCTION_INFO\((C_\w+),\s*\(([^)]*)\)", header.read())
+    return {name: "CK_SESSION_HANDLE " in params for name, params in found}
+
+
+def unreachable(code=errors.CONNECT_FAILED):
+    return errors.TransportError(code, "https://hsm1:8443/api/v1", "Connection refused")
+
+
+def test_no_answer_is_device_error_with_a_session_token_not_present_without_one():
+    functions = header_functions()
+    assert len(functions) == 92  # the 68 of v2.40 and 24 of v3.0
+    for name, takes_session in functions.items():
+        if takes_session:
+            expected = ckr.CKR_DEVICE_ERROR  # the session stays: another instance may answer
+        elif name in TOKENLESS:
+            expected = ckr.CKR_FUNCTION_FAILED  # neither token code is theirs (§5.1.3)
+        else:
+            expected = ckr.CKR_TOKEN_NOT_PRESENT  # a question about the token
+        assert errors.from_transport(unreachable(), name).ckr == expected, name
+
+
+def test_work_a_function_does_for_its_session_gets_device_error():
+    assert type(errors.from_transport(unreachable(), "removing a session key")) is \
+        errors.DeviceError
+
+
+@pytest.mark.parametrize("function", ["C_Initialize", "C_OpenSession", "C_FindObjectsInit"])
+def test_the_transport_out_of_memory_is_host_memory_in_every_function(function):
+    exc = errors.from_transport(unreachable(errors.OUT_OF_MEMORY), function)
+    assert type(exc) is errors.HostMemory and exc.ckr == ckr.CKR_HOST_MEMORY
+
+
+def test_no_answer_names_instance_failure_and_reason():
+    assert str(unreachable(errors.TIMED_OUT)) == \
+        "timeout (https://hsm1:8443/api/v1): Connection refused"
+    assert str(errors.from_transport(unreachable(), "C_Login")) == \
+        "https://hsm1:8443/api/v1: no answer (connect): Connection refused"
+    assert str(errors.TransportError(errors.POOL_CLOSED, None, "pool closed")) == \
+        "closed (no instance): pool closed"
+
+
+def test_transport_failure_codes_are_the_transports():
+    from p11fast import _transport
+
+    assert errors.TRANSPORT_FAILURES == {
+        _transport.ERR_CONNECT: "connect", _transport.ERR_TIMEOUT: "timeout",
+        _transport.ERR_TLS: "tls", _transport.ERR_NOMEM: "out of memory",
+        _transport.ERR_CLOSED: "closed",
+    }
+    assert _transport.TransportError is errors.TransportError

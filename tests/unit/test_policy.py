@@ -1,16 +1,11 @@
-"""p11fast.policy: the secure defaults and what each check refuses."""
+"""p11fast.policy: the secure defaults and what each check refuses. The mechanism policy is the
+ABI's own check: tests/module/test_mechanism_table.py and test_manage.py drive it."""
 
 import pytest
 
 from p11fast import ckr
 from p11fast.errors import P11Error
-from p11fast.policy import (
-    MECHANISMS,
-    PolicyConfig,
-    check_key_import,
-    check_mechanism,
-    check_session_object,
-)
+from p11fast.policy import PolicyConfig, check_key_import, check_session_object
 
 
 def test_defaults_allow_every_mechanism_session_objects_and_import():
@@ -18,22 +13,6 @@ def test_defaults_allow_every_mechanism_session_objects_and_import():
     assert policy.allowed_mechanisms is None
     assert policy.allow_session_objects and policy.allow_key_import
     assert not policy.key_invalidation
-
-
-def test_default_policy_allows_every_known_mechanism():
-    for name in MECHANISMS:
-        check_mechanism(PolicyConfig(), name)
-
-
-def test_listed_mechanism_is_allowed():
-    check_mechanism(PolicyConfig(allowed_mechanisms=frozenset({"CKM_ECDSA"})), "CKM_ECDSA")
-
-
-def test_unlisted_mechanism_is_refused_as_mechanism_invalid_naming_the_policy():
-    policy = PolicyConfig(allowed_mechanisms=frozenset({"CKM_ECDSA"}))
-    with pytest.raises(P11Error, match="policy.allowed_mechanisms") as info:
-        check_mechanism(policy, "CKM_RSA_PKCS")
-    assert info.value.ckr == ckr.CKR_MECHANISM_INVALID
 
 
 def test_key_import_is_allowed_by_default():

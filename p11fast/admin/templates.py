@@ -1,8 +1,9 @@
-"""Object management on the HSM: templates → NetHSM requests, as the administrator.
+"""Template rules: what an application's template asks the HSM for, and what it refuses.
 
 The ABI (``_abi_manage.pxi``) reads the application's template into ``[(CKA_*, bytes)]`` and
-hands it here; this module decides what the HSM key is (type, length, mechanisms, ID, label),
-sends the request and raises typed :mod:`p11fast.errors` exceptions for everything it refuses.
+hands it here; this module decides what the HSM key is (type, length, mechanisms, ID, label)
+and raises typed :mod:`p11fast.errors` exceptions for everything it refuses. It sends nothing:
+:mod:`p11fast.admin.client` makes the requests.
 
 Decisions (docs/objects.md has the user-facing version):
 
@@ -19,8 +20,8 @@ Decisions (docs/objects.md has the user-facing version):
   instead of creating a second one. That 409 on an ID we chose, for a key of the requested
   type, is success.
 * **Label**: ``CKA_LABEL`` goes to the key's ``label`` field.
-* Only the administrator may create, change or delete keys: every request here uses the
-  administrator's credentials, and without them the error says so.
+* Only the administrator may create, change or delete keys: the client sends every request
+  with the administrator's credentials, and without them the error says so.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ import os
 from binascii import b2a_base64
 
 from p11fast import attrs as A
-from p11fast import der, errors
+from p11fast import der
+from p11fast import mechanisms as M
 from p11fast.errors import (
+    AttributeReadOnly,
     AttributeTypeInvalid,
     AttributeValueInvalid,
     CurveNotSupported,
@@ -39,30 +42,11 @@ from p11fast.errors import (
     MechanismParamInvalid,
     TemplateIncomplete,
     TemplateInconsistent,
-    UserNotLoggedIn,
 )
 from p11fast.keyid import cka_id_to_key_id, is_reserved, is_valid_key_id
-from p11fast.objects import MECHANISMS_FOR, parse_json
 
 KNOWN_ATTRIBUTES = frozenset(v for k, v in vars(A).items() if k.startswith("CKA_"))
-
-RSA_BITS = (1024, 8192)
-AES_LENGTHS = (16, 24, 32)
-GENERIC_BITS = (128, 8192)  # a NetHSM's Generic keys (keyfender `generate_generic`)
-F4 = 65537
-
-# (mechanism) -> (CKK of the key, NetHSM key type or None when the template decides)
-_GENERATORS = {
-    A.CKM_RSA_PKCS_KEY_PAIR_GEN: (A.CKK_RSA, "RSA"),
-    A.CKM_EC_KEY_PAIR_GEN: (A.CKK_EC, None),
-    A.CKM_EC_EDWARDS_KEY_PAIR_GEN: (A.CKK_EC_EDWARDS, "Curve25519"),
-    # Not a generation mechanism in the standard, but GnuTLS's `p11tool --generate-privkey
-    # ed25519` asks for it and nethsm-pkcs11 generates with it (mechanism.rs: EdDsa's key type).
-    A.CKM_EDDSA: (A.CKK_EC_EDWARDS, "Curve25519"),
-    A.CKM_AES_KEY_GEN: (A.CKK_AES, "Generic"),
-    A.CKM_GENERIC_SECRET_KEY_GEN: (A.CKK_GENERIC_SECRET, "Generic"),
-}
-_FAMILY = {"RSA": "RSA_", "Curve25519": "EdDSA_", "Generic": "AES_"}  # else ECDSA_
+F4 = 65537  # the one public exponent the HSM generates RSA keys with
 
 
 # --- reading templates ------------------------------------------------------------------------
@@ -177,6 +161,22 @@ class KeySpec:
         else:
             self.key_id, self.chosen = os.urandom(10).hex(), True
 
+    def request(self, private: dict | None = None) -> tuple[str, str, dict]:
+        """(method, path, JSON body) of the request that generates the key (``private``
+        None) or imports it with the NetHSM ``private`` object (import_spec's)."""
+        body: dict = {"type": self.key_type, "mechanisms": self.mechanisms}
+        if private is None:
+            body["id"] = self.key_id
+            if self.length is not None:
+                body["length"] = self.length
+            method, path = "POST", "/keys/generate"
+        else:
+            body["private"] = private
+            method, path = "PUT", "/keys/" + self.key_id
+        if self.label:
+            body["label"] = self.label
+        return method, path, body
+
 
 def key_id_for(cka_id: bytes) -> str:
     """The key ID of a CKA_ID the application gives (create, rename, certificate)."""
@@ -211,13 +211,18 @@ def _cka_id(*templates: dict) -> bytes | None:
 def _mechanisms(key_type: str, sign: bool | None, decrypt: bool | None,
                 encrypt: bool | None) -> list[str]:
     """NetHSM mechanisms for the usages asked for (None = not mentioned)."""
-    family = _FAMILY.get(key_type, "ECDSA_")
-    usable = [m for m, ckms in MECHANISMS_FOR.items() if ckms and m.startswith(family)]
     if sign is None and decrypt is None and encrypt is None:
-        return usable
-    wanted = [m for m in usable
-              if (sign and ("_Signature" in m or (family == "AES_" and "_Encryption_" in m)))
-              or (decrypt and "_Decryption_" in m) or (encrypt and "_Encryption_" in m)]
+        return M.usable(key_type)
+    operations = set()
+    if sign:
+        # A secret key signs CMACs, which are AES-CBC encryption on the HSM.
+        operations.add(M.ENCRYPT if M.family(key_type) == M.GENERIC else M.SIGN)
+    if decrypt:
+        operations.add(M.DECRYPT)
+    if encrypt:
+        operations.add(M.ENCRYPT)
+    wanted = [name for name in M.usable(key_type)
+              if M.NETHSM_BY_NAME[name].operation in operations]
     if not wanted:
         raise TemplateInconsistent(f"the template allows no operation a {key_type} key supports")
     return wanted
@@ -230,11 +235,11 @@ def _any(*values: bool | None) -> bool | None:
 
 
 def _generator(mechanism: int, has_parameter: bool) -> tuple[int, str | None]:
-    if mechanism not in _GENERATORS:
+    if mechanism not in M.GENERATORS:
         raise MechanismInvalid(f"mechanism 0x{mechanism:x} does not generate keys here")
     if has_parameter:
         raise MechanismParamInvalid("key generation mechanisms take no parameter")
-    return _GENERATORS[mechanism]
+    return M.GENERATORS[mechanism]
 
 
 def key_pair_spec(mechanism: int, has_parameter: bool, pub: dict, priv: dict) -> KeySpec:
@@ -270,8 +275,9 @@ def _rsa_bits(pub: dict, priv: dict) -> int:
         bits = ulong(priv, A.CKA_MODULUS_BITS)
     if bits is None:
         raise TemplateIncomplete("RSA key generation needs CKA_MODULUS_BITS")
-    if not RSA_BITS[0] <= bits <= RSA_BITS[1]:
-        raise KeySizeRange(f"RSA keys are {RSA_BITS[0]} to {RSA_BITS[1]} bits, not {bits}")
+    low, high = M.RSA_BITS
+    if not low <= bits <= high:
+        raise KeySizeRange(f"RSA keys are {low} to {high} bits, not {bits}")
     exponent = pub.get(A.CKA_PUBLIC_EXPONENT)
     if exponent is not None and int.from_bytes(exponent, "big") != F4:
         raise AttributeValueInvalid("the HSM generates RSA keys with public exponent 65537 only")
@@ -309,9 +315,9 @@ def secret_key_spec(mechanism: int, has_parameter: bool, t: dict) -> KeySpec:
 
 
 def _check_secret_length(ckk: int, nbytes: int) -> None:
-    if ckk == A.CKK_AES and nbytes not in AES_LENGTHS:
+    if ckk == A.CKK_AES and nbytes not in M.AES_LENGTHS:
         raise KeySizeRange(f"AES keys are 16, 24 or 32 bytes, not {nbytes}")
-    low, high = GENERIC_BITS[0] // 8, GENERIC_BITS[1] // 8
+    low, high = M.GENERIC_BITS[0] // 8, M.GENERIC_BITS[1] // 8
     if not low <= nbytes <= high:
         raise KeySizeRange(f"secret keys on the HSM are {low} to {high} bytes, not {nbytes}")
 
@@ -384,167 +390,6 @@ def _private_material(ckk: int, t: dict) -> tuple[str, dict]:
     return key_type, {"data": _b64(value.rjust(size, b"\x00"))}
 
 
-# --- JSON bodies without importing json (12 ms on the cold path) -------------------------------
-
-try:
-    from _json import encode_basestring_ascii as _quote
-except ImportError:  # pragma: no cover - CPython always has _json
-    from json.encoder import py_encode_basestring_ascii as _quote
-
-
-def to_json(value) -> bytes:
-    """JSON for the request bodies built here: dicts, lists, strings and ints."""
-    return _encode(value).encode("ascii")
-
-
-def _encode(value) -> str:
-    if isinstance(value, str):
-        return _quote(value)
-    if isinstance(value, bool) or value is None:
-        raise TypeError(f"not a request value: {value!r}")
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{_quote(k)}:{_encode(v)}" for k, v in value.items()) + "}"
-    return "[" + ",".join(_encode(v) for v in value) + "]"
-
-
-# --- the HSM side -----------------------------------------------------------------------------
-
-
-class Admin:
-    """Administrator requests of one slot. ``request(method, path, body, admin)`` is the
-    slot's transport (``make_request`` of the ABI)."""
-
-    def __init__(self, request, slot_label: str, log, certificate_format: str = "PEM") -> None:
-        self._request = request
-        self.slot_label = slot_label
-        self.log = log
-        self.certificate_format = certificate_format  # the slot's, as nethsm-pkcs11 has it
-        self.swept = False
-
-    def call(self, method: str, path: str, body: bytes | None = None,
-             content_type: str | None = None) -> tuple[int, bytes]:
-        try:
-            return self._request(method, path, body, True, content_type)
-        except UserNotLoggedIn:
-            raise UserNotLoggedIn(
-                f"{method} {path} needs the administrator: log in as SO (CKU_SO) or set "
-                "administrator.password in the configuration") from None
-
-    def check(self, status: int, context: str, what: str, ok=(200, 201, 204)) -> None:
-        if status not in ok:
-            raise errors.from_http(status, context, what, self.slot_label)
-
-    def create(self, spec: KeySpec, private: dict | None = None) -> None:
-        """Generates (``private`` None) or imports the key ``spec`` describes."""
-        body: dict = {"type": spec.key_type, "mechanisms": spec.mechanisms}
-        if private is None:
-            body["id"] = spec.key_id
-            if spec.length is not None:
-                body["length"] = spec.length
-            method, path = "POST", "/keys/generate"
-        else:
-            body["private"] = private
-            method, path = "PUT", "/keys/" + spec.key_id
-        if spec.label:
-            body["label"] = spec.label
-        if not spec.chosen and self.key_type(spec.key_id) is not None:
-            # Checked first, so that a 409 below can only come from this very request: the
-            # transport retries a request whose answer was lost, and the HSM may have done it.
-            raise AttributeValueInvalid(f"key ID {spec.key_id} is taken")
-        status, _ = self.call(method, path, to_json(body))
-        if status == 409 and self.key_type(spec.key_id) == spec.key_type:
-            self.log.info(f"{spec.key_id}: created by an earlier attempt of this request")
-            return
-        self.check(status, errors.CREATE, f"{method} {path} ({spec.key_type} {spec.key_id})")
-        mechanisms = ", ".join(spec.mechanisms)
-        self.log.info(f"created {spec.key_type} key {spec.key_id} with {mechanisms}")
-
-    def key_type(self, key_id: str) -> str | None:
-        status, data = self.call("GET", "/keys/" + key_id)
-        return parse_json(data).get("type") if status == 200 else None
-
-    def store_certificate(self, key_id: str, cert: bytes, label: str | None = None) -> None:
-        """Stores the certificate with its key. A certificate has its key's label on a NetHSM:
-        ``label`` (the certificate's CKA_LABEL) becomes the key's, so that the object reads back
-        as it was created and the name survives the process (Java KeyStore aliases)."""
-        if self.certificate_format == "DER":
-            body, content_type = cert, "application/octet-stream"
-        else:
-            body, content_type = der.der_to_pem(cert), "application/x-pem-file"
-        path = f"/keys/{key_id}/cert"
-        status, _ = self.call("PUT", path, body, content_type)
-        if status == 404:
-            raise TemplateInconsistent(
-                f"no key {key_id} on the HSM: it stores a certificate only with its key (CKA_ID)")
-        self.check(status, errors.CREATE, "PUT " + path)
-        if label is not None:
-            status, _ = self.call("PUT", f"/keys/{key_id}/label", to_json({"label": label}))
-            if status in (404, 405):  # a NetHSM before version 5 has no key labels
-                self.log.warn(f"certificate of {key_id} stored without its label {label!r}: "
-                                 "the HSM keeps no key labels")
-                return
-            self.check(status, errors.CREATE, f"PUT /keys/{key_id}/label")
-
-    def delete_certificate(self, key_id: str) -> None:
-        status, _ = self.call("DELETE", f"/keys/{key_id}/cert")
-        self.check(status, errors.OBJECT, f"DELETE /keys/{key_id}/cert")
-
-    def delete_key(self, key_id: str, archive: bool) -> None:
-        """Deletes the key, or with ``archive`` moves it to a hidden ID an administrator can
-        move back (``zzarchive<time>.<original ID>``, cut to 128 characters)."""
-        if archive:
-            import time
-
-            new_id = f"zzarchive{int(time.time())}.{key_id}"[:128]
-            self.move(key_id, new_id)
-            self.log.info(f"archived key {key_id} as {new_id} (policy.key_invalidation)")
-            return
-        status, _ = self.call("DELETE", "/keys/" + key_id)
-        if status == 404:
-            # Gone already: an earlier attempt of this request whose answer was lost (the
-            # transport retried it), or another client. Either way the effect asked for holds.
-            self.log.info(f"key {key_id} was already deleted")
-            return
-        self.check(status, errors.OBJECT, "DELETE /keys/" + key_id)
-        self.log.info(f"deleted key {key_id}")
-
-    def move(self, key_id: str, new_id: str) -> None:
-        status, _ = self.call("POST", f"/keys/{key_id}/move", to_json({"newId": new_id}))
-        if status == 409:
-            raise AttributeValueInvalid(f"key ID {new_id} is taken")
-        self.check(status, errors.OBJECT, f"POST /keys/{key_id}/move")
-
-    def set_label(self, key_id: str, label: str) -> None:
-        status, _ = self.call("PUT", f"/keys/{key_id}/label", to_json({"label": label}))
-        self.check(status, errors.OBJECT, f"PUT /keys/{key_id}/label")
-
-    def set_passphrase(self, username: str, passphrase: str, request=None) -> None:
-        """POST /users/{username}/passphrase; ``request`` overrides the transport (C_SetPIN
-        sends the user's own credentials)."""
-        path = f"/users/{username}/passphrase"
-        body = to_json({"passphrase": passphrase})
-        status, _ = (request or self.call)("POST", path, body)
-        if status == 400:
-            raise errors.PinInvalid(f"the HSM refused the new passphrase of {username}")
-        self.check(status, errors.OBJECT, "POST " + path)
-        self.log.info(f"changed the passphrase of {username}")
-
-    def sweep(self, is_stale) -> None:
-        """Deletes session keys that processes gone since left behind (killed before they
-        could clean up); ``is_stale(key_id)`` decides. Once per slot and module lifetime."""
-        from p11fast.keyid import SESSION_PREFIX
-
-        self.swept = True
-        status, data = self.call("GET", f"/keys/{SESSION_PREFIX}*")
-        self.check(status, errors.TOKEN, f"GET /keys/{SESSION_PREFIX}*", ok=(200,))
-        for item in parse_json(data):
-            key_id = item.get("id", "")
-            if is_stale(key_id):
-                self.delete_key(key_id, archive=False)
-
-
 # --- certificates and attribute changes -------------------------------------------------------
 
 
@@ -584,7 +429,7 @@ def changes(current: dict, template: list, mutable: frozenset) -> dict:
         if current.get(kind) == value:
             continue
         if kind not in mutable:
-            raise errors.AttributeReadOnly(f"attribute 0x{kind:x} cannot be changed")
+            raise AttributeReadOnly(f"attribute 0x{kind:x} cannot be changed")
         out[kind] = value
     if A.CKA_LABEL in out:
         _label(out)

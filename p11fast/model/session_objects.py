@@ -7,62 +7,17 @@ application while that session is open (PKCS#11 v3.0 §4.4):
   on their own, so they live here as :class:`P11Object` with a synthetic key ID (``~`` + a
   number: ``~`` never occurs in a NetHSM key ID, so these never collide with HSM objects);
 * HSM session keys — private and secret keys created on the HSM under a reserved ID
-  (``p11fastsession-<host>-<pid>-<start>-<random>``). They appear with ``CKA_TOKEN=FALSE``
-  and with the CKA_ID the application gave, and are deleted when the session closes or the
-  module finalizes. The ID names the process (host, pid and its start time) so that a later
-  module can tell keys left behind by a killed process from those of one still running.
+  (:mod:`p11fast.model.session_keys`). They appear with ``CKA_TOKEN=FALSE`` and with the
+  CKA_ID the application gave.
 """
 
 from __future__ import annotations
 
-import os
-
 from p11fast import attrs as A
 from p11fast import der
+from p11fast import mechanisms as M
 from p11fast.errors import AttributeValueInvalid, TemplateIncomplete
-from p11fast.keyid import SESSION_PREFIX
-from p11fast.objects import SIGN_MECHANISMS, P11Object
-
-
-def _process_start(pid: int) -> str | None:
-    """The start time of a process in clock ticks since boot (Linux), None if it is gone.
-
-    With the pid it identifies a process even after the pid has been reused."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces: count fields after its closing parenthesis.
-    return stat[stat.rindex(b")") + 2 :].split()[19].decode()
-
-
-def _host_tag() -> str:
-    import zlib
-
-    return f"{zlib.crc32(os.uname().nodename.encode()):08x}"
-
-
-def process_tag() -> str:
-    """``<host>-<pid>-<start>``: the part of a session key ID that names this process."""
-    pid = os.getpid()
-    return f"{_host_tag()}-{pid}-{_process_start(pid) or 0}"
-
-
-def new_session_key_id() -> str:
-    return f"{SESSION_PREFIX}-{process_tag()}-{os.urandom(6).hex()}"
-
-
-def is_stale(key_id: str) -> bool:
-    """A session key of a process of this host that no longer runs. Keys of other hosts are
-    never stale here: their processes cannot be checked from this machine."""
-    parts = key_id[len(SESSION_PREFIX) + 1 :].split("-")
-    if len(parts) != 4 or parts[0] != _host_tag() or not parts[1].isdigit():
-        return False
-    return _process_start(int(parts[1])) != parts[2] and parts[2] != "0"
-
-
-# --- module-held objects ----------------------------------------------------------------------
+from p11fast.model.objects import P11Object
 
 _COMMON = {
     A.CKA_TOKEN: A.FALSE,
@@ -139,6 +94,12 @@ def _ec_point(value: bytes, key_type: str) -> bytes:
     raise AttributeValueInvalid(f"CKA_EC_POINT is no {key_type} public key")
 
 
+def _verifies(key_type: str) -> frozenset:
+    """The NetHSM mechanisms a verifying public key of ``key_type`` stands for: the ABI checks
+    a verification against them as against an HSM key's."""
+    return frozenset(M.usable(key_type, M.SIGN))
+
+
 def _public_key(attrs: dict) -> tuple[str, int, frozenset]:
     """Completes a public key's attributes; returns its NetHSM key type, size in bits and the
     NetHSM mechanisms its local use stands for (the signature ones when it verifies)."""
@@ -152,8 +113,7 @@ def _public_key(attrs: dict) -> tuple[str, int, frozenset]:
         bits = int.from_bytes(n, "big").bit_length()
         attrs.setdefault(A.CKA_MODULUS_BITS, A.ulong(bits))
         attrs.setdefault(A.CKA_PUBLIC_KEY_INFO, der.rsa_spki(n, e))
-        sign = frozenset(m for m in SIGN_MECHANISMS if m.startswith("RSA_"))
-        return "RSA", bits, sign if verify else frozenset()
+        return "RSA", bits, _verifies("RSA") if verify else frozenset()
     if ckk in (A.CKK_EC, A.CKK_EC_EDWARDS):
         params = _required(attrs, A.CKA_EC_PARAMS, "EC public key")
         point = _required(attrs, A.CKA_EC_POINT, "EC public key")
@@ -161,8 +121,7 @@ def _public_key(attrs: dict) -> tuple[str, int, frozenset]:
         if key_type is None or (key_type == "Curve25519") != (ckk == A.CKK_EC_EDWARDS):
             raise AttributeValueInvalid("CKA_EC_PARAMS names no curve of this key type")
         attrs.setdefault(A.CKA_PUBLIC_KEY_INFO, der.ec_spki(key_type, _ec_point(point, key_type)))
-        sign = frozenset(("EdDSA_Signature" if key_type == "Curve25519" else "ECDSA_Signature",))
-        return key_type, der.field_bits(key_type), sign if verify else frozenset()
+        return key_type, der.field_bits(key_type), _verifies(key_type) if verify else frozenset()
     raise AttributeValueInvalid(f"session public keys of key type 0x{ckk:x} are not supported")
 
 
