@@ -49,6 +49,7 @@ def command(target: str, cflags: list[str], cc: list[str] | None = None) -> list
             "-shared",
             "-std=c11",
             f"-I{INCLUDE}",
+            f"-I{HERE}",  # the transport's C API by its path in the tree (p11fast/transport/capi.h)
             f"-I{python_include}",
             *defines(),
             *SOURCES,

@@ -86,7 +86,8 @@ def extension(name: str, link_args: list[str]) -> Extension:
     return Extension(
         f"p11fast.{name}",
         [f"p11fast/{name}.pyx"],
-        include_dirs=[INCLUDE],
+        # HERE: our own headers by their path in the tree (p11fast/transport/capi.h)
+        include_dirs=[INCLUDE, HERE],
         extra_compile_args=COMMON_CFLAGS + CURL_CFLAGS,
         extra_link_args=link_args,
         # build_ext relinks only when a dependency is newer: link arguments live here.

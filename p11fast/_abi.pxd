@@ -1,21 +1,13 @@
 # C-level state of the PKCS#11 ABI: handle tables and operation state.
 # Everything the sign path reads lives in these structs so that it runs without the GIL.
 
-from p11fast._pkcs11 cimport CK_FLAGS, CK_MECHANISM_TYPE, CK_OBJECT_HANDLE, CK_SESSION_HANDLE, CK_ULONG
+from p11fast._decl.pkcs11 cimport CK_FLAGS, CK_MECHANISM_TYPE, CK_OBJECT_HANDLE, CK_SESSION_HANDLE, CK_ULONG
+from p11fast._decl.posix cimport (
+    pthread_cond_broadcast, pthread_cond_init, pthread_cond_t, pthread_cond_timedwait,
+    pthread_mutex_init, pthread_mutex_lock, pthread_mutex_t, pthread_mutex_unlock,
+)
 from p11fast._codec cimport hash_ctx, wbuf
 from p11fast._transport cimport tp_pool
-
-cdef extern from "<pthread.h>" nogil:
-    ctypedef struct pthread_mutex_t:
-        pass
-    ctypedef struct pthread_cond_t:
-        pass
-    int pthread_mutex_init(pthread_mutex_t *m, const void *attr)
-    int pthread_mutex_lock(pthread_mutex_t *m)
-    int pthread_mutex_unlock(pthread_mutex_t *m)
-    int pthread_cond_init(pthread_cond_t *c, const void *attr)
-    int pthread_cond_broadcast(pthread_cond_t *c)
-    int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const void *abstime)
 
 # Limits of the fixed tables. Handles carry a generation in their upper bits, so a stale
 # handle of a closed session never reaches the session that reuses its slot.

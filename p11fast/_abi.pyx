@@ -21,14 +21,14 @@ from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memmove, memset, strcmp, strlen, strncpy
 
-from p11fast._pkcs11 cimport *
+from p11fast._decl.pkcs11 cimport *
 from p11fast._codec cimport (
     HASH_MAX_LEN, H_MD5, H_NONE, H_SHA1, H_SHA224, H_SHA256, H_SHA384, H_SHA512,
     b64_decode, digestinfo_prefix, ecdsa_der_to_raw, ecdsa_raw_to_der, hash_final, hash_free,
     hash_init, hash_len, hash_md, hash_oneshot, hash_update, json_get_string, json_unescape,
     wbuf_free, wbuf_init, wbuf_put, wbuf_put_b64, wbuf_puts,
 )
-from p11fast._openssl cimport *
+from p11fast._decl.openssl cimport *
 from p11fast._transport cimport TP_OK, TP_POST, Pool, tp_after_fork_child, tp_buf, tp_buf_free, tp_request, tp_result
 from p11fast._transport cimport (
     TP_ERR_CLOSED, TP_ERR_CONNECT, TP_ERR_NOMEM, TP_ERR_TIMEOUT, TP_ERR_TLS, tp_instance_url, tp_pool,

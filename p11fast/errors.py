@@ -233,7 +233,7 @@ class TransportError(Exception):
         return f"{self.failure} ({self.instance_url or 'no instance'}): {self.message}"
 
 
-# The transport's failure codes, the TP_ERR_* of _transport.pxd (its ERR_* in Python;
+# The transport's failure codes, the TP_ERR_* of p11fast/transport/capi.h (its ERR_* in Python;
 # tests/unit/test_errors.py checks both agree), and their names.
 CONNECT_FAILED = 1  # no instance could be reached (refused, unreachable, DNS)
 TIMED_OUT = 2

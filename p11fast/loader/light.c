@@ -48,7 +48,6 @@
 #include "snapshot.h"
 
 #define PRESENCE_TTL_NS 1000000000LL /* _abi_general.pxi: PRESENCE_TTL */
-#define TP_OK 0
 #define WHY_SIZE 256
 
 /* The transport's entry points (loader.c), once light mode is entered. */

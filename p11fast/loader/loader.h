@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "p11fast/transport/capi.h"
 #include "pkcs11.h"
 
 /* One line on stderr and in syslog. */
@@ -23,17 +24,17 @@ int libpython_loaded_idle(void);
  * not published: see publish_abi. */
 CK_FUNCTION_LIST_3_0 *initialize_abi(CK_VOID_PTR args, CK_RV *rv);
 
-/* The transport extension beside this library (p11fast/_transport.pxd), loaded once libpython
- * is, its process-wide set-up done and its fork handling left to the loader's handlers: its C
- * entry points, or NULL when it cannot be loaded. */
+/* The transport extension beside this library (p11fast/transport/capi.pxd), loaded once
+ * libpython is, its process-wide set-up done and its fork handling left to the loader's
+ * handlers: its C entry points, or NULL when it cannot be loaded. */
 struct transport_api {
-    int (*init)(void);
-    void *(*open)(const unsigned char *spec, size_t len, int threads_allowed);
-    int (*get)(void *pool, const char *path, long *status, char *why, size_t why_size);
-    void (*release)(void *pool);
-    void (*fork_prepare)(void);
-    void (*fork_parent)(void);
-    void (*fork_child)(void);
+    p11f_transport_init_fn *init;
+    p11f_transport_open_fn *open;
+    p11f_transport_get_fn *get;
+    p11f_transport_release_fn *release;
+    p11f_transport_fork_fn *fork_prepare;
+    p11f_transport_fork_fn *fork_parent;
+    p11f_transport_fork_fn *fork_child;
 };
 const struct transport_api *transport_api(void);
 

@@ -22,7 +22,7 @@ def test_curl_min_is_the_newest_libcurl_symbol_used(static_deps):
             if len(fields) >= 2 and re.fullmatch(r"[\d.]+", fields[1])
         }
     used = set()
-    for path in glob.glob(os.path.join(ROOT, "p11fast", "*.py[xi]")):
+    for path in glob.glob(os.path.join(ROOT, "p11fast", "**", "*.py[xi]"), recursive=True):
         with open(path) as f:
             used |= set(re.findall(r"\bCURL\w+", f.read()))
     newest = max((introduced[name], name) for name in used if name in introduced)

@@ -3,6 +3,7 @@ tree, used by hosts that share nothing of this test's environment."""
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import subprocess
@@ -16,7 +17,7 @@ from p11fast.hsm.testing import OPERATOR_PASSPHRASE
 from tests.packaging.conftest import KEY_LABEL, ROOT, build_host
 
 MESSAGE = "signed through the installed wheel"
-# what _transport exports for the loader (light mode, set-up, fork handling: _transport.pxd)
+# what _transport exports for the loader (light mode, set-up, fork handling: transport/capi.h)
 LOADER_ENTRY_POINTS = [
     "p11f_transport_init", "p11f_transport_open", "p11f_transport_get", "p11f_transport_release",
     "p11f_transport_fork_prepare", "p11f_transport_fork_parent", "p11f_transport_fork_child",
@@ -57,6 +58,14 @@ def test_wheel_holds_the_loader_extensions_and_every_package(installed):
             assert f"{package}/__init__.py" in names, package
     for ext in ("_abi", "_transport", "_codec"):
         assert any(re.fullmatch(rf"p11fast/{ext}\.cpython-.*\.so", n) for n in names), ext
+    # What other Cython code needs to cimport them: the roots include their pieces'
+    # declarations, which cimport _decl and name the transport's C headers.
+    declarations = [
+        os.path.relpath(path, ROOT)
+        for pattern in ("_decl/*.pxd", "transport/*.pxd", "transport/*.h", "codec/*.pxd")
+        for path in glob.glob(os.path.join(ROOT, "p11fast", pattern))
+    ]
+    assert declarations and [d for d in declarations if d not in names] == []
     assert not [n for n in names if n.endswith(".c")], "Cython output belongs in the sdist only"
     # Bytecode is the installer's to write, for the Python it installs into; tests stay home.
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]

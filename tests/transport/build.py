@@ -18,7 +18,7 @@ def build() -> None:
     ext = Extension(
         "p11fast._transport",
         ["p11fast/_transport.pyx"],
-        include_dirs=[os.path.join(ROOT, "include")],
+        include_dirs=[os.path.join(ROOT, "include"), ROOT],
         extra_compile_args=["-Wall", "-Wno-unused-function", "-fvisibility=hidden", "-O2"] + cflags,
         libraries=["curl", "ssl", "crypto"],
         extra_link_args=libs,

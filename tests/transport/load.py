@@ -24,7 +24,12 @@ def build():
     from Cython.Build import cythonize
     from setuptools import Extension, setup
 
-    ext = Extension("tp_load", [os.path.join(HERE, "tp_load.pyx")], extra_compile_args=["-O2"])
+    ext = Extension(
+        "tp_load",
+        [os.path.join(HERE, "tp_load.pyx")],
+        include_dirs=[ROOT],
+        extra_compile_args=["-O2"],
+    )
     setup(
         name="tp-load",
         ext_modules=cythonize(

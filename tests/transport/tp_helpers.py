@@ -12,14 +12,21 @@ from types import SimpleNamespace
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-SOURCES = ["p11fast/_transport.pyx", "p11fast/_transport.pxd", "p11fast/_curl.pxd"]
+SOURCES = [
+    "p11fast/_transport.pyx",
+    "p11fast/_transport.pxd",
+    "p11fast/transport/*",
+    "p11fast/_decl/*",
+]
 
 
 def ensure_built() -> None:
     import glob
 
     built = glob.glob(os.path.join(ROOT, "p11fast", "_transport.*.so"))
-    newest = max(os.path.getmtime(os.path.join(ROOT, s)) for s in SOURCES)
+    newest = max(
+        os.path.getmtime(path) for s in SOURCES for path in glob.glob(os.path.join(ROOT, s))
+    )
     if built and os.path.getmtime(built[0]) >= newest:
         return
     subprocess.check_call(

@@ -5,7 +5,7 @@
  *
  * Every input is copied into a heap block of exactly its size, and every output buffer is
  * exactly `cap` long: AddressSanitizer reports any read or write outside. Results are
- * checked against the contracts in p11fast/_codec.pxd. */
+ * checked against the contracts in p11fast/codec/*.pxd. */
 #include "_codec.c"
 
 #include <assert.h>

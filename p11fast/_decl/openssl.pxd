@@ -1,6 +1,7 @@
-# OpenSSL 3.0 declarations used by the codec and the ABI (libcrypto only).
+# OpenSSL 3.0 declarations: libcrypto for the codec and the ABI, and the few libssl and X.509
+# calls the transport's certificate pinning makes (p11fast/transport/conn.pyx).
 #
-# Only what p11fast._codec and p11fast._abi call is declared: every extra line here is an API surface
+# Only what the compiled modules call is declared: every extra line here is an API surface
 # someone has to check against the headers when OpenSSL is upgraded.
 
 cdef extern from "openssl/evp.h" nogil:
@@ -25,6 +26,8 @@ cdef extern from "openssl/evp.h" nogil:
     int EVP_DigestFinal_ex(EVP_MD_CTX *ctx, unsigned char *md, unsigned int *s)
     int EVP_Digest(const void *data, size_t count, unsigned char *md, unsigned int *size,
                    const EVP_MD *type, ENGINE *impl)
+    enum: EVP_MAX_MD_SIZE
+    const EVP_MD *EVP_sha256()
 
 
 # Public-key operations done locally: verification and RSA encryption with a public key.
@@ -50,7 +53,16 @@ cdef extern from "openssl/evp.h" nogil:
                          const unsigned char *tbs, size_t tbslen)
 
 cdef extern from "openssl/x509.h" nogil:
+    ctypedef struct X509:
+        pass
+    ctypedef struct X509_STORE_CTX:
+        pass
+    enum: X509_V_ERR_CERT_REJECTED
+
     EVP_PKEY *d2i_PUBKEY(EVP_PKEY **a, const unsigned char **pp, long length)
+    X509 *X509_STORE_CTX_get0_cert(X509_STORE_CTX *ctx)
+    void X509_STORE_CTX_set_error(X509_STORE_CTX *ctx, int err)
+    int X509_digest(const X509 *cert, const EVP_MD *md, unsigned char *out, unsigned int *len)
 
 cdef extern from "openssl/rsa.h" nogil:
     enum:
@@ -68,3 +80,14 @@ cdef extern from "openssl/crypto.h" nogil:
 
 cdef extern from "openssl/err.h" nogil:
     void ERR_clear_error()
+
+# TLS: libcurl hands the transport each connection's SSL_CTX (CURLOPT_SSL_CTX_FUNCTION).
+cdef extern from "openssl/ssl.h" nogil:
+    ctypedef struct SSL_CTX:
+        pass
+    enum: SSL_VERIFY_PEER
+
+    void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, void *callback)
+    void SSL_CTX_set_cert_verify_callback(SSL_CTX *ctx,
+                                          int (*cb)(X509_STORE_CTX *, void *) noexcept nogil,
+                                          void *arg)

@@ -1,4 +1,5 @@
-# libcurl's C API: only what p11fast._transport uses (libcurl >= 7.74, built against 7.88).
+# libcurl's C API: only what the transport (p11fast/transport/) uses (libcurl >= 7.74, built
+# against 7.88).
 #
 # curl_easy_setopt/getinfo are declared variadic on purpose: Cython then passes each argument
 # with its own C type, and libcurl's gcc type-check macros (curl/typecheck-gcc.h) verify every
