@@ -8,11 +8,12 @@ one `-L` and one `--sign` goes. Run as the `oneshot` part of run_all.py:
 Timing: every command is one process, spawned with posix_spawn (output to /dev/null) and reaped
 with wait4, so each sample has its wall time and the CPU time (user + sys) the kernel charged
 the process. The series run in turn, round after round, in a shuffled order per round (as
-cold_ab.py does): on this shared 2-core machine the load drifts over seconds, and hyperfine, which
-times one command after the other, hands each command a different stretch of that drift, so the
-ratios moved by ±20 % between runs. Interleaved, every series meets the same drift, and each round
-gives a paired ratio (p11fast ÷ SoftHSM2 of the same round), whose median is reported beside the
-ratio of the medians.
+cold_ab.py does): on this shared 2-core machine the load drifts over seconds (issue 15's two
+hyperfine runs put p11fast's `-L` at 11.3 and 8.0 ms), and hyperfine, which times one command
+after the other, hands each command a different stretch of that drift. Interleaved, every series
+meets the same drift, and each round gives a paired ratio (p11fast ÷ SoftHSM2 of the same round),
+whose median is reported beside the ratio of the medians. The CPU time is the steadier figure
+when other work competes for the cores; wall time is what the goal is about.
 
 Light mode keeps state between processes (the snapshot and its `.full` mark, p11fast/snapshot.py),
 so each series has its own XDG_CACHE_HOME: a `-L` loop never promotes, a `--sign` loop always
