@@ -87,23 +87,28 @@ static void begin(struct run *r, const char *call)
     clock_gettime(CLOCK_MONOTONIC, &r->started);
 }
 
-/* Ends a call's line: its return code first, then what begin..end added. */
-static void end(struct run *r, CK_RV rv, const char *outputs)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    put(r, " rv=0x%lx%s", rv, outputs ? outputs : "");
-    if (timing)
-        put(r, " us=%.0f", (now.tv_sec - r->started.tv_sec) * 1e6 +
-                               (now.tv_nsec - r->started.tv_nsec) / 1e3);
-    put(r, " py=%d\n", python_running());
-}
-
 /* The outputs of a call, formatted after it returned, so the timing excludes printing. */
 struct outputs {
     char text[8192];
     size_t used;
 };
+
+/* Ends a call's line: its return code, its outputs (which it empties for the next call), the
+ * time with --time, and whether an interpreter runs. */
+static void end(struct run *r, CK_RV rv, struct outputs *o)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    put(r, " rv=0x%lx%s", rv, o ? o->text : "");
+    if (o) {
+        o->used = 0;
+        o->text[0] = 0;
+    }
+    if (timing)
+        put(r, " us=%.0f", (now.tv_sec - r->started.tv_sec) * 1e6 +
+                               (now.tv_nsec - r->started.tv_nsec) / 1e3);
+    put(r, " py=%d\n", python_running());
+}
 
 static void add(struct outputs *o, const char *fmt, ...)
 {
@@ -152,7 +157,7 @@ static void step_info(struct run *r)
     rv = f->C_GetInfo(&info);
     if (rv == CKR_OK)
         add_hex(&o, "info", &info, sizeof info);
-    end(r, rv, o.text);
+    end(r, rv, &o);
 }
 
 static void step_slots(struct run *r)
@@ -164,23 +169,19 @@ static void step_slots(struct run *r)
     begin(r, "C_GetSlotList(all,NULL)");
     rv = f->C_GetSlotList(CK_FALSE, NULL, &count);
     add(&o, " count=%lu", count);
-    end(r, rv, o.text);
-    o.used = 0;
-    o.text[0] = 0;
+    end(r, rv, &o);
     count = 0;
     begin(r, "C_GetSlotList(present,NULL)");
     rv = f->C_GetSlotList(CK_TRUE, NULL, &count);
     add(&o, " count=%lu", count);
-    end(r, rv, o.text);
-    o.used = 0;
-    o.text[0] = 0;
+    end(r, rv, &o);
     count = 64;
     begin(r, "C_GetSlotList(all)");
     rv = f->C_GetSlotList(CK_FALSE, slots, &count);
     add(&o, " count=%lu", count);
     for (CK_ULONG i = 0; rv == CKR_OK && i < count; i++)
         add(&o, "%s%lu", i ? "," : " slots=", slots[i]);
-    end(r, rv, o.text);
+    end(r, rv, &o);
 }
 
 static void step_slot(struct run *r)
@@ -194,7 +195,7 @@ static void step_slot(struct run *r)
     rv = f->C_GetSlotInfo(slot, &info);
     if (rv == CKR_OK)
         add_hex(&o, "slot", &info, sizeof info);
-    end(r, rv, o.text);
+    end(r, rv, &o);
 }
 
 static void step_token(struct run *r)
@@ -208,7 +209,7 @@ static void step_token(struct run *r)
     rv = f->C_GetTokenInfo(slot, &info);
     if (rv == CKR_OK)
         add_hex(&o, "token", &info, sizeof info);
-    end(r, rv, o.text);
+    end(r, rv, &o);
 }
 
 static void step_mechs(struct run *r)
@@ -221,30 +222,26 @@ static void step_mechs(struct run *r)
     begin(r, "C_GetMechanismList(NULL)");
     rv = f->C_GetMechanismList(slot, NULL, &count);
     add(&o, " count=%lu", count);
-    end(r, rv, o.text);
-    o.used = 0;
-    o.text[0] = 0;
+    end(r, rv, &o);
     count = 256;
     begin(r, "C_GetMechanismList");
     rv = f->C_GetMechanismList(slot, mechs, &count);
     add(&o, " count=%lu", count);
     for (CK_ULONG i = 0; rv == CKR_OK && i < count; i++)
         add(&o, "%s%lx", i ? "," : " mechs=", mechs[i]);
-    end(r, rv, o.text);
+    end(r, rv, &o);
     for (CK_ULONG i = 0; rv == CKR_OK && i < count; i++) {
         CK_MECHANISM_INFO info;
         CK_RV irv;
         char name[48];
         memset(&info, 0, sizeof info);
         snprintf(name, sizeof name, "C_GetMechanismInfo(%lx)", mechs[i]);
-        o.used = 0;
-        o.text[0] = 0;
         begin(r, name);
         irv = f->C_GetMechanismInfo(slot, mechs[i], &info);
         if (irv == CKR_OK)
             add(&o, " min=%lu max=%lu flags=%lx", info.ulMinKeySize, info.ulMaxKeySize,
                 info.flags);
-        end(r, irv, o.text);
+        end(r, irv, &o);
     }
 }
 
@@ -256,7 +253,7 @@ static void step_open(struct run *r)
     begin(r, "C_OpenSession");
     rv = f->C_OpenSession(first_slot(), CKF_SERIAL_SESSION, NULL, NULL, &r->session);
     add(&o, " session=%lu", r->session);
-    end(r, rv, o.text);
+    end(r, rv, &o);
 }
 
 static void step_login(struct run *r, const char *pin)
@@ -303,7 +300,7 @@ static int step_find(struct run *r, const char *hex_id)
     add(&o, " count=%lu", count);
     for (CK_ULONG i = 0; rv == CKR_OK && i < count; i++)
         add(&o, "%s%lu", i ? "," : " handles=", found[i]);
-    end(r, rv, o.text);
+    end(r, rv, &o);
     r->key = rv == CKR_OK && count ? found[0] : CK_INVALID_HANDLE;
     begin(r, "C_FindObjectsFinal");
     rv = f->C_FindObjectsFinal(r->session);
@@ -332,12 +329,10 @@ static void step_attrs(struct run *r)
         begin(r, name);
         rv = f->C_GetAttributeValue(r->session, r->key, &a, 1);
         add(&o, " len=%ld", (long)a.ulValueLen);
-        end(r, rv, o.text);
+        end(r, rv, &o);
         if (rv != CKR_OK || a.ulValueLen == CK_UNAVAILABLE_INFORMATION ||
             a.ulValueLen > sizeof value)
             continue;
-        o.used = 0;
-        o.text[0] = 0;
         a.pValue = value;
         snprintf(name, sizeof name, "C_GetAttributeValue(%lx)", a.type);
         begin(r, name);
@@ -345,7 +340,7 @@ static void step_attrs(struct run *r)
         add(&o, " len=%ld", (long)a.ulValueLen);
         if (rv == CKR_OK)
             add_hex(&o, "value", value, a.ulValueLen);
-        end(r, rv, o.text);
+        end(r, rv, &o);
     }
 }
 
@@ -370,16 +365,14 @@ static int step_sign(struct run *r, const char *which)
     begin(r, "C_Sign(NULL)");
     rv = f->C_Sign(r->session, digest, sizeof digest, NULL, &len);
     add(&o, " len=%lu", len);
-    end(r, rv, o.text);
-    o.used = 0;
-    o.text[0] = 0;
+    end(r, rv, &o);
     len = sizeof signature;
     begin(r, "C_Sign");
     rv = f->C_Sign(r->session, digest, sizeof digest, signature, &len);
     add(&o, " len=%lu", len);
     if (rv == CKR_OK)
         add_hex(&o, "signature", signature, len);
-    end(r, rv, o.text);
+    end(r, rv, &o);
     return 1;
 }
 
