@@ -110,7 +110,9 @@ def interleaved(series: list[Series], rounds: int, warmup: int,
                 seed: int = 15) -> dict[str, list[tuple[float, float]]]:
     """Samples (wall ms, CPU ms) per "target op", the series in a shuffled order each round."""
     rng = random.Random(seed)
-    samples: dict[str, list[tuple[float, float]]] = {}
+    # Keys in the series' order, whatever order the rounds run them in: the report's order.
+    samples: dict[str, list[tuple[float, float]]] = {
+        f"{s.target.name} {op}": [] for s in series for op, _cmd in s.ops}
     for round_ in range(warmup + rounds):
         order = series[:]
         rng.shuffle(order)
@@ -120,7 +122,7 @@ def interleaved(series: list[Series], rounds: int, warmup: int,
                 if code != 0:
                     raise RuntimeError(f"{shlex.join(cmd)} exited {code} in round {round_}")
                 if round_ >= warmup:
-                    samples.setdefault(f"{s.target.name} {op}", []).append((wall, cpu))
+                    samples[f"{s.target.name} {op}"].append((wall, cpu))
     return samples
 
 
@@ -180,8 +182,11 @@ PHASES = (
     ("_imp_create_dynamic", "of which: loading extension modules", 3),
     ("__pyx_f_7p11fast_4_abi_C_Initialize", "of which: the ABI's C_Initialize (config, pools)",
      2),
-    ("__pyx_f_7p11fast_10_transport__bg_main", "the transport's thread (TLS, GET)", 0),
-    ("SSL_do_handshake", "of which: TLS handshakes", 1),
+    ("__pyx_f_7p11fast_10_transport__bg_main", "the transport's background thread", 0),
+    ("curl_easy_perform", "every curl_easy_perform: connection set-up, TLS, presence GET", 0),
+    ("SSL_CTX_new", "TLS, wherever it runs: creating an SSL_CTX (OpenSSL 3 fetches)", 0),
+    ("SSL_do_handshake", "TLS, wherever it runs: handshakes", 0),
+    ("OSSL_DECODER_CTX_new_for_pkey", "TLS: setting up a decoder for the server's key", 1),
     ("C_GetInfo", "C_GetInfo", 0),
     ("C_GetSlotList", "C_GetSlotList", 0),
     ("C_GetSlotInfo", "C_GetSlotInfo", 0),
@@ -478,9 +483,9 @@ def profile_report(p: dict) -> list[str]:
         lines += ["", f"### Shared objects, {name} (LD_DEBUG=files; relocation entries from "
                   "readelf)", "",
                   f"At start-up: {len(objs) - len(after)} objects "
-                  f"({sum(x['size'] for x in objs if not x['after_module']) / 1e6:.1f} MB); ld.so "
-                  f"statistics {o['ld_statistics']}. From the module's dlopen on: {len(after)} "
-                  f"objects, {sum(x['size'] for x in after) / 1e6:.1f} MB, "
+                  f"({sum(x['size'] for x in objs if not x['after_module']) / 1e6:.1f} MB; "
+                  f"ld.so's start-up statistics: {o['ld_statistics']}). From the module's dlopen "
+                  f"on: {len(after)} objects, {sum(x['size'] for x in after) / 1e6:.1f} MB, "
                   f"{sum(x['symbolic'] for x in after):,} symbolic and "
                   f"{sum(x['relative'] for x in after):,} relative relocations:", "",
                   "| object | size KB | symbolic relocs | relative relocs |", "|---|---|---|---|"]
