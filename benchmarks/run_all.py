@@ -13,6 +13,8 @@ ship it and times `pkcs11-tool` with it.) Parts, each runnable alone with `--onl
   softhsm  p11load -> SoftHSM2 (the local-token reference)
   wrk      wrk POSTing the module's sign request to the same nginx (the HTTP floor)
   tool     `pkcs11-tool -L` and `--sign`, one process per operation, under hyperfine
+  oneshot  `pkcs11-tool -L`, `--sign` (ECDSA, RSA, by --id) and the alternating worst case,
+           interleaved rounds against SoftHSM2, and where each millisecond goes (oneshot.py)
   profile  perf record and callgrind instruction counts of one p11load thread against nginx,
            and callgrind over one `pkcs11-tool -L` (where a cold start's instructions go)
 
@@ -41,10 +43,11 @@ import urllib.request
 from contextlib import ExitStack, contextmanager
 
 import nginx_backend
+import oneshot
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-PARTS = ("nginx", "mechs", "hsm", "softhsm", "wrk", "tool", "profile")
+PARTS = ("nginx", "mechs", "hsm", "softhsm", "wrk", "tool", "oneshot", "profile")
 SOFTHSM = "/usr/lib/softhsm/libsofthsm2.so"
 SOFTHSM_PIN = "1234"
 KEY = "bench"  # the label (and NetHSM key ID) of the P-256 key in every target
@@ -154,7 +157,8 @@ class Runner:
 @contextmanager
 def softhsm_token(directory: str):
     """A SoftHSM2 token of its own (its own token directory, so concurrent runs never share
-    one) holding an EC P-256 key labelled `bench`."""
+    one) holding the nginx backend's key types under the same labels and CKA_IDs: an EC P-256
+    key `bench` and an RSA 2048 key `benchrsa`."""
     tokens = os.path.join(directory, "tokens")
     os.makedirs(tokens)
     conf = os.path.join(directory, "softhsm2.conf")
@@ -164,9 +168,10 @@ def softhsm_token(directory: str):
     env = dict(os.environ, SOFTHSM2_CONF=conf)
     sh(["softhsm2-util", "--init-token", "--free", "--label", KEY, "--pin", SOFTHSM_PIN,
         "--so-pin", "12345678"], env=env)
-    sh(["pkcs11-tool", "--module", SOFTHSM, "--token-label", KEY, "--login", "--pin",
-        SOFTHSM_PIN, "--keypairgen", "--key-type", "EC:prime256v1", "--label", KEY,
-        "--id", "01"], env=env)
+    for key_type, label in (("EC:prime256v1", KEY), ("rsa:2048", nginx_backend.RSA_KEY)):
+        sh(["pkcs11-tool", "--module", SOFTHSM, "--token-label", KEY, "--login", "--pin",
+            SOFTHSM_PIN, "--keypairgen", "--key-type", key_type, "--label", label,
+            "--id", label.encode().hex()], env=env)
     yield env
 
 
@@ -527,6 +532,8 @@ def report(summary: dict) -> str:
             else:
                 lines.append(f"| {name} | {r['mean']:.2f} ± {r['stddev']:.2f} | "
                              f"{r['median']:.2f} | {r['min']:.2f} | {r['runs']} |")
+    if "oneshot" in s:
+        lines += oneshot.report(s["oneshot"])
     lines += ["", *goals(s)]
     if "profile" in s and "callgrind" in s["profile"]:
         cg = s["profile"]["callgrind"]
@@ -640,6 +647,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    "the release wheel's (run.sh --release-wheel builds and installs it)")
     p.add_argument("--nginx-workers", type=int, default=2)
     p.add_argument("--tool-runs", type=int, default=40, help="hyperfine --min-runs")
+    p.add_argument("--oneshot-runs", type=int, default=60,
+                   help="rounds of the oneshot part (each runs every command once)")
     p.add_argument("--out", default=os.path.join(HERE, "out"))
     p.add_argument("--write-results", metavar="FILE",
                    help="also put the tables into FILE below its generated-section marker "
@@ -678,14 +687,14 @@ def main(argv: list[str]) -> int:
     with ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="p11bench-"))
         backend = None
-        if only & {"nginx", "mechs", "wrk", "tool", "profile"}:
+        if only & {"nginx", "mechs", "wrk", "tool", "oneshot", "profile"}:
             backend = stack.enter_context(nginx_backend.nginx_backend(
                 os.path.join(tmp, "nginx"), workers=args.nginx_workers))
             say(f"## nginx backend {backend.url} ({args.nginx_workers} workers), "
                 f"config {backend.config_path}")
             nginx_env = p11fast_env(backend.config_path)
         softhsm_env = None
-        if only & {"softhsm", "tool"}:
+        if only & {"softhsm", "tool", "oneshot"}:
             softhsm_env = stack.enter_context(softhsm_token(os.path.join(tmp, "softhsm")))
         # The sweeps interleave: every thread count runs each target back to back, so a burst
         # of noise from the rest of this shared machine hits neighbours in the ratios alike.
@@ -726,6 +735,11 @@ def main(argv: list[str]) -> int:
             say("## pkcs11-tool, one process per operation")
             results["tool"] = tool_runs(runner, args.module, nginx_env, softhsm_env,
                                         args.release_module)
+        if "oneshot" in only:
+            say("## one-shot pkcs11-tool, interleaved against SoftHSM2")
+            results["oneshot"] = oneshot.run(out, args.module, args.release_module, nginx_env,
+                                             softhsm_env, SOFTHSM, SOFTHSM_PIN,
+                                             args.oneshot_runs, say)
         if "profile" in only:
             say("## profile, 1 thread → nginx")
             results["profile"] = profile(runner, args.module, backend, nginx_env)
