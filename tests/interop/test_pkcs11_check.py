@@ -43,7 +43,7 @@ def python312() -> str:
 def sources() -> list[str]:
     listed = subprocess.run(
         ["git", "ls-files", "p11fast", "include", "setup.py", "loader_build.py",
-         "mechanisms_build.py", "pyproject.toml"],
+         "mechanisms_build.py", "abi_build.py", "pyproject.toml"],
         cwd=REPO,
         capture_output=True,
         text=True,

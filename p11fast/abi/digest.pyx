@@ -1,11 +1,15 @@
 # Digests (computed locally with OpenSSL) and random numbers (from the HSM).
 
-cdef CK_RV C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism) noexcept nogil:
+from libc.string cimport memcpy
+
+from p11fast._decl.pkcs11 cimport *
+from p11fast._codec cimport H_NONE, hash_final, hash_init, hash_len, hash_update, wbuf_init
+
+
+cdef CK_RV c_digest_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism) noexcept nogil:
     cdef session_t *s
     cdef CK_RV rv = CKR_OK
     cdef int h
-    if not p11f_is_initialized():
-        return CKR_CRYPTOKI_NOT_INITIALIZED
     s = session_lock(hSession)
     if s == NULL:
         return CKR_SESSION_HANDLE_INVALID
@@ -40,9 +44,6 @@ cdef CK_RV C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
 cdef session_t *digest_session(CK_SESSION_HANDLE hSession, CK_RV *rv) noexcept nogil:
     cdef session_t *s
     rv[0] = CKR_OK
-    if not p11f_is_initialized():
-        rv[0] = CKR_CRYPTOKI_NOT_INITIALIZED
-        return NULL
     s = session_lock(hSession)
     if s == NULL:
         rv[0] = CKR_SESSION_HANDLE_INVALID
@@ -54,25 +55,13 @@ cdef session_t *digest_session(CK_SESSION_HANDLE hSession, CK_RV *rv) noexcept n
     return s
 
 
-cdef CK_RV C_Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
-                    CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen) noexcept nogil:
-    cdef CK_RV rv
+cdef CK_RV digest_end(session_t *s, const unsigned char *data, size_t n, CK_BYTE_PTR pDigest,
+                      CK_ULONG_PTR pulDigestLen) noexcept nogil:
+    """C_Digest's and C_DigestFinal's last step, under the output-buffer rule; unlocks s."""
     cdef bint done
-    cdef session_t *s = digest_session(hSession, &rv)
-    if s == NULL:
-        return rv
-    if s.digest.multipart:
-        # as C_Sign: the failing single-part call ends the multi-part operation
-        op_reset(&s.digest)
-        session_unlock(s)
-        return CKR_OPERATION_ACTIVE
-    if pulDigestLen == NULL or (pData == NULL and ulDataLen != 0):
-        op_reset(&s.digest)
-        session_unlock(s)
-        return CKR_ARGUMENTS_BAD
-    rv = output_size(&s.digest, pDigest, pulDigestLen, &done)
+    cdef CK_RV rv = output_size(&s.digest, pDigest, pulDigestLen, &done)
     if not done:
-        if (ulDataLen and hash_update(&s.digest.hctx, pData, ulDataLen) != 0) \
+        if (n and hash_update(&s.digest.hctx, data, n) != 0) \
                 or hash_final(&s.digest.hctx, pDigest) != 0:
             rv = CKR_FUNCTION_FAILED
         else:
@@ -82,7 +71,21 @@ cdef CK_RV C_Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDa
     return rv
 
 
-cdef CK_RV C_DigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) noexcept nogil:
+cdef CK_RV c_digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
+                    CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen) noexcept nogil:
+    cdef CK_RV rv
+    cdef session_t *s = digest_session(hSession, &rv)
+    if s == NULL:
+        return rv
+    if s.digest.multipart:
+        # as C_Sign: the failing single-part call ends the multi-part operation
+        return op_failed(s, &s.digest, CKR_OPERATION_ACTIVE)
+    if pulDigestLen == NULL or (pData == NULL and ulDataLen != 0):
+        return op_failed(s, &s.digest, CKR_ARGUMENTS_BAD)
+    return digest_end(s, pData, ulDataLen, pDigest, pulDigestLen)
+
+
+cdef CK_RV c_digest_update(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) noexcept nogil:
     cdef CK_RV rv
     cdef session_t *s = digest_session(hSession, &rv)
     if s == NULL:
@@ -99,7 +102,7 @@ cdef CK_RV C_DigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULON
     return rv
 
 
-cdef CK_RV C_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey) noexcept nogil:
+cdef CK_RV c_digest_key(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey) noexcept nogil:
     cdef CK_RV rv
     cdef object_t key
     cdef session_t *s = digest_session(hSession, &rv)
@@ -114,71 +117,50 @@ cdef CK_RV C_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey) noexce
     return rv
 
 
-cdef CK_RV C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest,
+cdef CK_RV c_digest_final(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest,
                          CK_ULONG_PTR pulDigestLen) noexcept nogil:
     cdef CK_RV rv
-    cdef bint done
     cdef session_t *s = digest_session(hSession, &rv)
     if s == NULL:
         return rv
     if pulDigestLen == NULL:
-        op_reset(&s.digest)
-        session_unlock(s)
+        return op_failed(s, &s.digest, CKR_ARGUMENTS_BAD)
+    return digest_end(s, NULL, 0, pDigest, pulDigestLen)
+
+
+cdef CK_RV c_generate_random_check(call_t *call, CK_SESSION_HANDLE hSession, CK_BYTE_PTR pRandomData,
+                                 CK_ULONG ulRandomLen) noexcept nogil:
+    if not session_call(call, hSession):
+        return CKR_SESSION_HANDLE_INVALID
+    if pRandomData == NULL and ulRandomLen != 0:
         return CKR_ARGUMENTS_BAD
-    rv = output_size(&s.digest, pDigest, pulDigestLen, &done)
-    if not done:
-        if hash_final(&s.digest.hctx, pDigest) != 0:
-            rv = CKR_FUNCTION_FAILED
-        else:
-            pulDigestLen[0] = s.digest.out_len
-        op_reset(&s.digest)
-    session_unlock(s)
-    return rv
+    return CKR_OK
 
 
-cdef CK_RV random_bytes(int slot_index, unsigned char *out, CK_ULONG n) except *:
+cdef CK_RV c_generate_random(call_t *call, CK_SESSION_HANDLE hSession, CK_BYTE_PTR pRandomData,
+                           CK_ULONG ulRandomLen) except *:
     """POST /random allows 1024 bytes a request: ask in chunks."""
     import binascii
     from p11fast.errors import TOKEN, DeviceError, from_http
     from p11fast.lean import parse_json
 
-    request = make_request(slot_index, _state.pools[slot_index])
+    request = make_request(call.slot, _state.pools[call.slot])
     cdef CK_ULONG done = 0
     cdef bytes chunk
-    while done < n:
-        want = min(1024, <Py_ssize_t>(n - done))
+    while done < ulRandomLen:
+        want = min(1024, <Py_ssize_t>(ulRandomLen - done))
         status, body = request("POST", "/random", b'{"length":%d}' % want)
         if status != 200:
             raise from_http(status, TOKEN, body.decode("utf-8", "replace"), "")
         chunk = binascii.a2b_base64(parse_json(body)["random"])
         if len(chunk) != want:
             raise DeviceError(f"the HSM returned {len(chunk)} random bytes instead of {want}")
-        memcpy(out + done, <const char *>chunk, want)
+        memcpy(pRandomData + done, <const char *>chunk, want)
         done += want
     return CKR_OK
 
 
-cdef CK_RV C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pRandomData,
-                            CK_ULONG ulRandomLen) noexcept nogil:
-    cdef int slot_index
-    if not p11f_is_initialized():
-        return CKR_CRYPTOKI_NOT_INITIALIZED
-    if not session_open(hSession, &slot_index):
-        return CKR_SESSION_HANDLE_INVALID
-    if pRandomData == NULL and ulRandomLen != 0:
-        return CKR_ARGUMENTS_BAD
-    if ulRandomLen == 0:
-        return CKR_OK
-    with gil:
-        try:
-            return random_bytes(slot_index, pRandomData, ulRandomLen)
-        except BaseException as exc:
-            return rv_for(exc, b"C_GenerateRandom")
-
-
-cdef CK_RV C_SeedRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed, CK_ULONG ulSeedLen) noexcept nogil:
-    if not p11f_is_initialized():
-        return CKR_CRYPTOKI_NOT_INITIALIZED
+cdef CK_RV c_seed_random(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed, CK_ULONG ulSeedLen) noexcept nogil:
     if not session_open(hSession, NULL):
         return CKR_SESSION_HANDLE_INVALID
     if pSeed == NULL and ulSeedLen != 0:
