@@ -5,11 +5,12 @@
 # application's template; the public key of an object for local work.
 #
 # Contract: every change takes g_abi.lock (never held across I/O or while waiting for the GIL)
-# and keeps, in P11FAST_DEBUG builds, checked after each: an entry is in use iff its handle is
-# non-zero, its handle names its index and generation, it holds a P11Object, and it is found
-# by its identity; the hash chains hold exactly the entries in use; the free list holds exactly
-# the freed ones. A handle, once freed, stays invalid (the generation). object_copy is the
-# nogil read (its copy's `obj` is not to be used); the others need the GIL.
+# and keeps these invariants, which P11FAST_DEBUG builds check where each change touched them
+# (objects_check): an entry in use has a non-zero handle naming its index and generation,
+# holds a P11Object and is found by its identity; a free one holds nothing; a hash chain holds
+# only entries in use of its bucket; the free list holds freed entries. A handle,
+# once freed, stays invalid (the generation). object_copy is the nogil read (its copy's `obj`
+# is not to be used); the others need the GIL.
 # uses: state, errors, mechanisms
 
 from p11fast._decl.pkcs11 cimport CK_ATTRIBUTE_PTR, CK_OBJECT_HANDLE, CK_ULONG

@@ -88,42 +88,47 @@ cdef PyObject *entry_free(unsigned int i) noexcept nogil:
     (taken)."""
     cdef PyObject *obj = g_abi.objects[i].obj
     cdef CK_ULONG generation = g_abi.objects[i].generation + 1
+    cdef unsigned int bucket = bucket_of(g_abi.objects[i].slot, g_abi.objects[i].cls,
+                                         g_abi.objects[i].key_id)
     unlink(i)
     memset(&g_abi.objects[i], 0, sizeof(object_t))
     g_abi.objects[i].generation = generation
     g_abi.free_objects[g_abi.nfree_objects] = i
     g_abi.nfree_objects += 1
+    if P11F_DEBUG:
+        objects_check(i, bucket)
     return obj
 
 
-cdef void objects_check() noexcept nogil:
-    """The table's invariants (objects.pxd), checked after each change in P11FAST_DEBUG builds;
-    the caller holds g_abi.lock. A broken one aborts: the handle table is the one map from
-    handle to object, and a wrong entry would sign with another key."""
-    cdef CK_ULONG i, used = 0, chained = 0
-    cdef unsigned int j
-    cdef object_t *e
-    for i in range(1, g_abi.nobjects):
-        e = &g_abi.objects[i]
-        if e.handle == 0:
-            continue
-        used += 1
-        if ((e.handle & INDEX_MASK) != i or (e.handle >> HANDLE_INDEX_BITS) != e.generation
-                or e.obj == NULL or find_entry(e.slot, e.cls, e.key_id) != i):
-            check_failed(b"an entry in use", i)
-    for i in range(OBJECT_BUCKETS):
-        j = g_abi.buckets[i]
-        while j:
-            e = &g_abi.objects[j]
-            chained += 1
-            if e.handle == 0 or bucket_of(e.slot, e.cls, e.key_id) != i or chained > used:
-                check_failed(b"a hash chain", j)
-            j = e.next
-    if chained != used or used + g_abi.nfree_objects != g_abi.nobjects - 1:
-        check_failed(b"the counts", used)
-    for i in range(g_abi.nfree_objects):
-        if g_abi.objects[g_abi.free_objects[i]].handle != 0:
-            check_failed(b"the free list", g_abi.free_objects[i])
+cdef void objects_check(unsigned int i, unsigned int bucket) noexcept nogil:
+    """The table's invariants (objects.pxd) where a change to entry i touched them — the entry,
+    the hash chain `bucket`, the free list's end — in P11FAST_DEBUG builds, after every change;
+    the caller holds g_abi.lock. As cheap as a lookup, so a debug build runs the whole suite. A
+    broken invariant aborts: the handle table is the one map from handle to object, and a wrong
+    entry would sign with another key."""
+    cdef object_t *e = &g_abi.objects[i]
+    cdef CK_ULONG used = g_abi.nobjects - 1 - g_abi.nfree_objects
+    cdef CK_ULONG chained = 0
+    cdef bint in_chain = False
+    cdef unsigned int j = g_abi.buckets[bucket]
+    if e.handle != 0 and ((e.handle & INDEX_MASK) != i
+                          or (e.handle >> HANDLE_INDEX_BITS) != e.generation or e.obj == NULL
+                          or find_entry(e.slot, e.cls, e.key_id) != i):
+        check_failed(b"an entry in use", i)
+    if e.handle == 0 and (e.obj != NULL or e.next != 0):
+        check_failed(b"a free entry", i)
+    while j:
+        chained += 1
+        in_chain = in_chain or j == i
+        if (g_abi.objects[j].handle == 0 or chained > used
+                or bucket_of(g_abi.objects[j].slot, g_abi.objects[j].cls,
+                             g_abi.objects[j].key_id) != bucket):
+            check_failed(b"a hash chain", j)
+        j = g_abi.objects[j].next
+    if in_chain != (e.handle != 0 and bucket_of(e.slot, e.cls, e.key_id) == bucket):
+        check_failed(b"the chain of an entry", i)
+    if g_abi.nfree_objects and g_abi.objects[g_abi.free_objects[g_abi.nfree_objects - 1]].handle:
+        check_failed(b"the free list", g_abi.free_objects[g_abi.nfree_objects - 1])
 
 
 cdef void check_failed(const char *what, CK_ULONG where) noexcept nogil:
@@ -213,7 +218,7 @@ cdef CK_OBJECT_HANDLE object_bind(int slot_index, obj) except 0:
     if not bound:
         link(index)
     if P11F_DEBUG:
-        objects_check()
+        objects_check(index, bucket_of(entry.slot, entry.cls, entry.key_id))
     pthread_mutex_unlock(&g_abi.lock)
     Py_XDECREF(old)
     return h
@@ -267,8 +272,6 @@ cdef void objects_forget(int slot_index, str key_id, tuple classes) except *:
         index = find_entry(slot_index, cls, raw)
         if index:
             released.append(taken(entry_free(index)))
-    if P11F_DEBUG:
-        objects_check()
     pthread_mutex_unlock(&g_abi.lock)
 
 
@@ -277,7 +280,7 @@ cdef void objects_rename(int slot_index, str old_id, str new_id, tuple classes) 
     ID), now bound to the new key ID; a stale entry of the new ID goes."""
     cdef bytes old_raw = old_id.encode()
     cdef bytes new_raw = new_id.encode()
-    cdef unsigned int index, clash
+    cdef unsigned int index, clash, old_bucket
     cdef list released = []
     if old_id == new_id or len(old_raw) > KEY_ID_MAX:
         return
@@ -291,12 +294,14 @@ cdef void objects_rename(int slot_index, str old_id, str new_id, tuple classes) 
         clash = find_entry(slot_index, cls, new_raw)
         if clash:
             released.append(taken(entry_free(clash)))
+        old_bucket = bucket_of(slot_index, cls, old_raw)
         unlink(index)
         memset(g_abi.objects[index].key_id, 0, KEY_ID_MAX + 1)
         memcpy(g_abi.objects[index].key_id, <const char *>new_raw, len(new_raw))
         link(index)
-    if P11F_DEBUG:
-        objects_check()
+        if P11F_DEBUG:
+            objects_check(index, old_bucket)
+            objects_check(index, bucket_of(slot_index, cls, new_raw))
     pthread_mutex_unlock(&g_abi.lock)
 
 
