@@ -41,20 +41,6 @@ cdef CK_RV c_digest_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism
     return rv
 
 
-cdef session_t *digest_session(CK_SESSION_HANDLE hSession, CK_RV *rv) noexcept nogil:
-    cdef session_t *s
-    rv[0] = CKR_OK
-    s = session_lock(hSession)
-    if s == NULL:
-        rv[0] = CKR_SESSION_HANDLE_INVALID
-        return NULL
-    if not s.digest.active:
-        session_unlock(s)
-        rv[0] = CKR_OPERATION_NOT_INITIALIZED
-        return NULL
-    return s
-
-
 cdef CK_RV digest_end(session_t *s, const unsigned char *data, size_t n, CK_BYTE_PTR pDigest,
                       CK_ULONG_PTR pulDigestLen) noexcept nogil:
     """C_Digest's and C_DigestFinal's last step, under the output-buffer rule; unlocks s."""
@@ -74,7 +60,7 @@ cdef CK_RV digest_end(session_t *s, const unsigned char *data, size_t n, CK_BYTE
 cdef CK_RV c_digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
                     CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen) noexcept nogil:
     cdef CK_RV rv
-    cdef session_t *s = digest_session(hSession, &rv)
+    cdef session_t *s = session_active(hSession, OP_DIGEST, &rv)
     if s == NULL:
         return rv
     if s.digest.multipart:
@@ -87,7 +73,7 @@ cdef CK_RV c_digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDa
 
 cdef CK_RV c_digest_update(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) noexcept nogil:
     cdef CK_RV rv
-    cdef session_t *s = digest_session(hSession, &rv)
+    cdef session_t *s = session_active(hSession, OP_DIGEST, &rv)
     if s == NULL:
         return rv
     if pPart == NULL and ulPartLen != 0:
@@ -105,7 +91,7 @@ cdef CK_RV c_digest_update(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULO
 cdef CK_RV c_digest_key(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey) noexcept nogil:
     cdef CK_RV rv
     cdef object_t key
-    cdef session_t *s = digest_session(hSession, &rv)
+    cdef session_t *s = session_active(hSession, OP_DIGEST, &rv)
     if s == NULL:
         return rv
     if not object_copy(hKey, &key) or key.slot != s.slot:
@@ -120,7 +106,7 @@ cdef CK_RV c_digest_key(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey) noexc
 cdef CK_RV c_digest_final(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest,
                          CK_ULONG_PTR pulDigestLen) noexcept nogil:
     cdef CK_RV rv
-    cdef session_t *s = digest_session(hSession, &rv)
+    cdef session_t *s = session_active(hSession, OP_DIGEST, &rv)
     if s == NULL:
         return rv
     if pulDigestLen == NULL:

@@ -15,7 +15,8 @@
 
 from p11fast._decl.pkcs11 cimport (
     CK_BYTE_PTR, CK_MECHANISM, CK_MECHANISM_PTR, CK_MECHANISM_TYPE, CK_OBJECT_HANDLE, CK_RV,
-    CK_SESSION_HANDLE, CK_ULONG, CK_ULONG_PTR,
+    CK_SESSION_HANDLE, CK_ULONG, CK_ULONG_PTR, CKR_OK, CKR_OPERATION_NOT_INITIALIZED,
+    CKR_SESSION_HANDLE_INVALID,
 )
 
 # The operations of a session that take a key.
@@ -24,6 +25,7 @@ cdef enum:
     OP_VERIFY = 1
     OP_DECRYPT = 2
     OP_ENCRYPT = 3
+    OP_DIGEST = 4     # no key: op_of and session_active only
 
 cdef enum:
     AES_BLOCK = 16
@@ -46,7 +48,34 @@ cdef int hash_of_mgf(CK_ULONG mgf) noexcept nogil
 # The one policy check of every C_*Init and key generation: CKR_MECHANISM_INVALID, logged,
 # for a mechanism the configuration does not allow.
 cdef CK_RV policy_check_mechanism(const char *where, CK_MECHANISM_TYPE m) noexcept nogil
-cdef op_t *op_of(session_t *s, int which) noexcept nogil
+
+
+cdef inline op_t *op_of(session_t *s, int which) noexcept nogil:
+    if which == OP_SIGN:
+        return &s.sign
+    if which == OP_VERIFY:
+        return &s.verify
+    if which == OP_DECRYPT:
+        return &s.decrypt
+    if which == OP_DIGEST:
+        return &s.digest
+    return &s.encrypt
+
+
+cdef inline session_t *session_active(CK_SESSION_HANDLE h, int which, CK_RV *rv) noexcept nogil:
+    """The session h, locked, with its operation `which` (OP_*) active, and CKR_OK in *rv;
+    else NULL and the CKR in *rv."""
+    cdef session_t *s = session_lock(h)
+    rv[0] = CKR_OK
+    if s == NULL:
+        rv[0] = CKR_SESSION_HANDLE_INVALID
+    elif not op_of(s, which).active:
+        session_unlock(s)
+        rv[0] = CKR_OPERATION_NOT_INITIALIZED
+        s = NULL
+    return s
+
+
 # Every C_*Init that takes a key: `which` is an OP_* of params.
 cdef CK_RV key_op_init(CK_SESSION_HANDLE hSession, int which, CK_MECHANISM_PTR pMechanism,
                        CK_OBJECT_HANDLE hKey, const char *where) noexcept nogil

@@ -239,16 +239,6 @@ cdef CK_RV policy_check_mechanism(const char *where, CK_MECHANISM_TYPE m) noexce
     return CKR_MECHANISM_INVALID
 
 
-cdef op_t *op_of(session_t *s, int which) noexcept nogil:
-    if which == OP_SIGN:
-        return &s.sign
-    if which == OP_VERIFY:
-        return &s.verify
-    if which == OP_DECRYPT:
-        return &s.decrypt
-    return &s.encrypt
-
-
 cdef CK_RV key_op_init(CK_SESSION_HANDLE hSession, int which, CK_MECHANISM_PTR pMechanism,
                        CK_OBJECT_HANDLE hKey, const char *where) noexcept nogil:
     """Every C_*Init that takes a key (sign, verify, decrypt, encrypt)."""

@@ -10,8 +10,7 @@
 
 from p11fast._decl.pkcs11 cimport (
     CK_BYTE_PTR, CK_MECHANISM_PTR, CK_OBJECT_HANDLE, CK_RV, CK_SESSION_HANDLE, CK_ULONG,
-    CK_ULONG_PTR, CKR_ARGUMENTS_BAD, CKR_OK, CKR_OPERATION_ACTIVE, CKR_OPERATION_NOT_INITIALIZED,
-    CKR_SESSION_HANDLE_INVALID,
+    CK_ULONG_PTR, CKR_ARGUMENTS_BAD, CKR_OK, CKR_OPERATION_ACTIVE,
 )
 from p11fast._codec cimport HASH_MAX_LEN
 
@@ -57,12 +56,10 @@ cdef inline CK_RV sign_end(session_t *s, const unsigned char *data, size_t n,
 
 cdef inline CK_RV c_sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
                          CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) noexcept nogil:
-    cdef session_t *s = session_lock(hSession)
+    cdef CK_RV rv
+    cdef session_t *s = session_active(hSession, OP_SIGN, &rv)
     if s == NULL:
-        return CKR_SESSION_HANDLE_INVALID
-    if not s.sign.active:
-        session_unlock(s)
-        return CKR_OPERATION_NOT_INITIALIZED
+        return rv
     if s.sign.multipart:
         # C_Sign cannot end a multi-part operation, and every failing C_Sign ends it (v3.0).
         return op_failed(s, &s.sign, CKR_OPERATION_ACTIVE)

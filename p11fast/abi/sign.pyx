@@ -130,12 +130,10 @@ cdef CK_RV sign_final_data(op_t *op, const unsigned char *data, size_t n, CK_BYT
 
 cdef CK_RV c_sign_final(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
                        CK_ULONG_PTR pulSignatureLen) noexcept nogil:
-    cdef session_t *s = session_lock(hSession)
+    cdef CK_RV rv
+    cdef session_t *s = session_active(hSession, OP_SIGN, &rv)
     if s == NULL:
-        return CKR_SESSION_HANDLE_INVALID
-    if not s.sign.active:
-        session_unlock(s)
-        return CKR_OPERATION_NOT_INITIALIZED
+        return rv
     if pulSignatureLen == NULL:
         return op_failed(s, &s.sign, CKR_ARGUMENTS_BAD)
     return sign_end(s, <const unsigned char *>s.sign.acc.data, s.sign.acc.len, pSignature,

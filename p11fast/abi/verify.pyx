@@ -50,7 +50,7 @@ cdef CK_RV pkey_verify(op_t *op, const unsigned char *msg, size_t n, const unsig
 
 
 cdef CK_RV verify_data(op_t *op, const unsigned char *data, size_t n, const unsigned char *sig,
-                        size_t sig_len) noexcept nogil:
+                       size_t sig_len) noexcept nogil:
     cdef msg_buf buf
     cdef const unsigned char *msg
     cdef size_t msg_len

@@ -17,13 +17,13 @@ from collections.abc import Iterator
 import pytest
 
 from p11fast import ckr
-from p11fast.hsm.testing import ADMIN_PASSPHRASE, ADMIN_USER, HsmProcess, running_hsm
+from p11fast.hsm.testing import HsmProcess, running_hsm
 from tests import builds
 from tests.hsm_api import HsmApi
 from tests.module import test_manage
 from tests.module.conftest import (
-    KEYS,
     OPERATOR_PIN,
+    api_with_keys,
     config_without_password,
     run_host,
     run_python,
@@ -69,10 +69,7 @@ def debug_hsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HsmProcess]:
 
 @pytest.fixture(scope="module")
 def debug_api(debug_hsm: HsmProcess) -> HsmApi:
-    client = HsmApi(debug_hsm.url, ADMIN_USER, ADMIN_PASSPHRASE)
-    for key_id, key_type, length, mechanisms in KEYS:
-        client.generate(key_type, mechanisms, key_id, length)
-    return client
+    return api_with_keys(debug_hsm)
 
 
 def test_the_hosts_here_run_the_debug_build(debug_hosts, debug_hsm):
