@@ -10,7 +10,8 @@
 # step; output_size and hsm_call run under it (the caller's). hsm_call copies the slot's
 # credentials under the slot's lock and holds no lock across the request but the session's.
 # Every function returns a CKR; a failure is logged through errors (deferred to the unlock).
-# The mechanisms' setup is private here, so C_SignInit's whole path is one piece.
+# The mechanisms' setup is private here, so C_SignInit's whole path is one piece;
+# session_active (a session with an operation active) is inline, for C_Sign.
 # uses: state, errors, sessions, objects, mechanisms
 
 from p11fast._decl.pkcs11 cimport (

@@ -5,8 +5,8 @@
 # session; the caller holds that lock for one operation step and releases it with
 # session_unlock, which writes the log lines that waited for it (errors). No lookup needs
 # g_abi.lock: the table never moves, and the handle is checked again under the session lock.
-# A session's lock is never held while waiting for the GIL. session_lock/session_unlock/op_reset
-# run on every signature: inline here.
+# A session's lock is never held while waiting for the GIL. session_lock, session_unlock,
+# op_reset and op_failed (a failed step ends its operation) run on every signature: inline here.
 # uses: state, errors
 
 from libc.stdlib cimport free
