@@ -27,8 +27,10 @@ cdef extern from "<time.h>" nogil:
 cdef extern from "<stdlib.h>" nogil:
     void *calloc(size_t n, size_t size)
 
+cdef extern from "p11fast/loader/lightmode.h":  # from p11fast/lightmode.py
+    enum: P11F_PRESENCE_TTL_NS
 # How long a token-presence answer is reused: C_GetSlotInfo is called often, the HSM state rarely changes.
-PRESENCE_TTL = 1.0
+PRESENCE_TTL = P11F_PRESENCE_TTL_NS / 1e9
 # Slots whose absent token was logged at Warn. Once per slot and process: at the default level
 # nothing else says why `pkcs11-tool -L` shows an empty slot, and more would flood a server's
 # log while the HSM is away (later absences are logged at Info).

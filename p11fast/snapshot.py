@@ -18,16 +18,19 @@ answers hold labels and flags, the transport spec holds URLs, pins and timeouts.
 
 Written only when the log level is Warn or Error and C_Initialize logged nothing, so a light
 mode that logs nothing shows the user exactly what Python would have. `P11FAST_SNAPSHOT=off`
-turns both sides off. The layout (little-endian; blob = u32 length + bytes):
+turns both sides off. The constants below come from p11fast/lightmode.py, which the loader gets
+as a generated header. The layout (little-endian; blob = u32 length + bytes):
 
-    "P11FSNAP" u32 version, sizeof CK_INFO, CK_SLOT_INFO, CK_TOKEN_INFO
+    SNAPSHOT_MAGIC u32 SNAPSHOT_VERSION, sizeof CK_INFO, CK_SLOT_INFO, CK_TOKEN_INFO
     blob key
     u32 n, n x (blob path, u8 is-regular-file, u64 dev, u64 ino, u64 size, i64 mtime_ns,
                 i64 ctime_ns)
     u32 n, n x (blob variable name, u8 non-empty)
     u8 disable_threads, CK_INFO
-    u32 n, n x (CK_SLOT_INFO, CK_TOKEN_INFO, blob transport spec)
+    u32 n (1 to MAX_SLOTS), n x (CK_SLOT_INFO, CK_TOKEN_INFO, blob transport spec)
     u32 CRC-32 of everything before it (a damaged file is not used)
+
+The whole file is at most SNAPSHOT_MAX_BYTES.
 """
 
 from __future__ import annotations
@@ -38,11 +41,20 @@ import time
 from binascii import crc32
 
 from p11fast.config import Config, file_identity
+from p11fast.lightmode import (
+    CACHE_DIR,
+    MAX_SLOTS,
+    SNAPSHOT_KEY_TAG,
+    SNAPSHOT_KEY_VARIABLES,
+    SNAPSHOT_MAGIC,
+    SNAPSHOT_MAX_BYTES,
+    SNAPSHOT_PREFIX,
+    SNAPSHOT_VERSION,
+    SWITCH,
+    SWITCH_OFF,
+)
 from p11fast.log import WARN, Logger
 
-MAGIC = b"P11FSNAP"
-VERSION = 1
-SWITCH = "P11FAST_SNAPSHOT"
 # File times come from a coarse clock: a file changed again within the same tick keeps its
 # identity. A file changed this recently is not trusted to identify its contents.
 RACY_SECONDS = 0.1
@@ -57,16 +69,14 @@ def directory() -> str | None:
         if not home:
             return None
         base = os.path.join(home, ".cache")
-    return os.path.join(base, "p11fast")
+    return os.path.join(base, CACHE_DIR)
 
 
 def key(package_dir: str, reserved: bytes | None) -> bytes:
     """The discovery inputs, as the loader builds them: what selects the file."""
-    env = os.environb
-    values = (str(os.getuid()).encode(), os.fsencode(package_dir), reserved,
-              env.get(b"P11FAST_CONFIG_FILE"), env.get(b"P11NETHSM_CONFIG_FILE"),
-              env.get(b"HOME"))  # fmt: skip
-    return b"p11fast-snapshot-%d\0" % VERSION + b"".join(
+    variables = [os.environb.get(name.encode()) for name in SNAPSHOT_KEY_VARIABLES]
+    values = [str(os.getuid()).encode(), os.fsencode(package_dir), reserved, *variables]
+    return SNAPSHOT_KEY_TAG + b"\0" + b"".join(
         b"-\0" if value is None else b"=" + value + b"\0" for value in values
     )
 
@@ -74,18 +84,18 @@ def key(package_dir: str, reserved: bytes | None) -> bytes:
 def file_name(key: bytes) -> str:
     """CRC-32 of the key, which the loader computes the same way (the key inside the file is
     compared in full, so a collision costs only a rewrite)."""
-    return f"slots-{crc32(key):08x}"
+    return f"{SNAPSHOT_PREFIX}{crc32(key):08x}"
 
 
 def wanted(config: Config, log: Logger) -> bool:
-    return os.environ.get(SWITCH) != "off" and log.level >= WARN and log.emitted == 0
+    return os.environ.get(SWITCH) != SWITCH_OFF and log.level >= WARN and log.emitted == 0
 
 
 def write(config: Config, reserved: bytes | None, info: bytes,
           slots: list[tuple[bytes, bytes, bytes]], binaries: list[str]) -> None:  # fmt: skip
     """Records the answers and their inputs; a failure only costs the next process time."""
     where = directory()
-    if where is None or not slots:
+    if where is None or not 0 < len(slots) <= MAX_SLOTS:
         return
     package_dir = os.path.dirname(os.path.realpath(binaries[0]))
     binaries = [os.path.join(package_dir, "libp11fast.so"), *binaries]
@@ -94,6 +104,8 @@ def write(config: Config, reserved: bytes | None, info: bytes,
         return
     k = key(package_dir, reserved)
     data = _encode(config, k, examined, info, slots)
+    if len(data) > SNAPSHOT_MAX_BYTES:
+        return
     try:
         _replace(os.path.join(where, file_name(k)), data)
     except OSError:
@@ -113,7 +125,8 @@ def _blob(data: bytes) -> bytes:
 def _encode(config: Config, k: bytes, examined: list, info: bytes,
             slots: list[tuple[bytes, bytes, bytes]]) -> bytes:  # fmt: skip
     slot_size, token_size = len(slots[0][0]), len(slots[0][1])
-    out = [MAGIC, struct.pack("<IIII", VERSION, len(info), slot_size, token_size), _blob(k)]
+    sizes = struct.pack("<IIII", SNAPSHOT_VERSION, len(info), slot_size, token_size)
+    out = [SNAPSHOT_MAGIC, sizes, _blob(k)]
     out.append(struct.pack("<I", len(examined)))
     for path, identity in examined:
         out.append(_blob(os.fsencode(path)))

@@ -47,7 +47,6 @@
 #include "loader.h"
 #include "snapshot.h"
 
-#define PRESENCE_TTL_NS 1000000000LL /* _abi_general.pxi: PRESENCE_TTL */
 #define WHY_SIZE 256
 
 /* The transport's entry points (loader.c), once light mode is entered. */
@@ -143,7 +142,7 @@ static int enter(const CK_C_INITIALIZE_ARGS *args)
         saved_args = *args;
         saved_args.pReserved = saved_reserved;
     }
-    snprintf(full_mark, sizeof full_mark, "%s.full", snap.path);
+    snprintf(full_mark, sizeof full_mark, "%s" P11F_FULL_MARK_SUFFIX, snap.path);
     light_on = 1;
     return 1;
 }
@@ -252,7 +251,7 @@ static int present(CK_ULONG slot)
     struct presence *p = &presence[slot];
     long long now = now_ns();
     long status = 0;
-    if (!p->known || now - p->at_ns >= PRESENCE_TTL_NS) {
+    if (!p->known || now - p->at_ns >= P11F_PRESENCE_TTL_NS) {
         p->present = transport->get(pools[slot], "/health/ready", &status, p->why,
                                     sizeof p->why) == TP_OK &&
                      status == 200;
@@ -292,7 +291,7 @@ int light_get_info(CK_INFO_PTR pInfo, CK_RV *rv)
 int light_get_slot_list(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULONG_PTR pulCount,
                         CK_RV *rv)
 {
-    CK_SLOT_ID ids[SNAPSHOT_MAX_SLOTS];
+    CK_SLOT_ID ids[P11F_MAX_SLOTS];
     CK_ULONG n = 0;
     if (!lock_if_on())
         return 0;

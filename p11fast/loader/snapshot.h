@@ -5,9 +5,8 @@
 #include <limits.h>
 #include <stddef.h>
 
+#include "lightmode.h"
 #include "pkcs11.h"
-
-#define SNAPSHOT_MAX_SLOTS 64 /* the ABI's MAX_SLOTS */
 
 struct snapshot_slot {
     CK_SLOT_INFO slot;   /* without CKF_TOKEN_PRESENT */

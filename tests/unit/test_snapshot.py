@@ -82,7 +82,7 @@ def test_a_snapshot_is_written_0600_without_the_password(settled_config, tmp_pat
     (path,) = write(config.load(), tmp_path)
     assert path.stat().st_mode & 0o777 == 0o600
     assert b"secret-value" not in path.read_bytes()
-    assert path.read_bytes().startswith(snapshot.MAGIC)
+    assert path.read_bytes().startswith(snapshot.SNAPSHOT_MAGIC)
 
 
 def test_a_config_changed_this_instant_writes_no_snapshot(settled_config, tmp_path):
