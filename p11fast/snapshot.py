@@ -76,8 +76,10 @@ def key(package_dir: str, reserved: bytes | None) -> bytes:
     """The discovery inputs, as the loader builds them: what selects the file."""
     variables = [os.environb.get(name.encode()) for name in SNAPSHOT_KEY_VARIABLES]
     values = [str(os.getuid()).encode(), os.fsencode(package_dir), reserved, *variables]
-    return SNAPSHOT_KEY_TAG + b"\0" + b"".join(
-        b"-\0" if value is None else b"=" + value + b"\0" for value in values
+    return (
+        SNAPSHOT_KEY_TAG
+        + b"\0"
+        + b"".join(b"-\0" if value is None else b"=" + value + b"\0" for value in values)
     )
 
 
