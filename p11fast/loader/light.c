@@ -49,7 +49,7 @@
 
 #define WHY_SIZE 256
 
-/* The transport's entry points (loader.c), once light mode is entered. */
+/* The transport's entry points (transport.c), once light mode is entered. */
 static const struct transport_api *transport;
 
 struct presence {
