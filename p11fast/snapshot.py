@@ -31,6 +31,19 @@ as a generated header. The layout (little-endian; blob = u32 length + bytes):
     u32 CRC-32 of everything before it (a damaged file is not used)
 
 The whole file is at most SNAPSHOT_MAX_BYTES.
+
+Beside it, <snapshot>PRESENCE_SUFFIX shares present answers between processes (light mode's
+loader/presence.c, and the ABI through SharedPresence): a process that found a token present
+records when, and another using the same snapshot takes that answer as its own until
+PRESENCE_TTL_NS after it, instead of asking the HSM. Absent answers are never recorded (a live
+absent answer forgets a present one), so a token shown absent always has a live reason. The
+record holds no secret, only times; it is 0600, replaced whole, and used only when intact and
+naming the snapshot in use by its CRC-32 and length (another configuration, instance list or
+build makes another snapshot). Its layout (little-endian):
+
+    PRESENCE_MAGIC u32 PRESENCE_VERSION, u32 the snapshot's CRC-32, u32 its length, u32 n
+    n x i64 CLOCK_REALTIME ns when slot i was found present (0: not recorded)
+    u32 CRC-32 of everything before it
 """
 
 from __future__ import annotations
@@ -44,6 +57,10 @@ from p11fast.config import Config, file_identity
 from p11fast.lightmode import (
     CACHE_DIR,
     MAX_SLOTS,
+    PRESENCE_MAGIC,
+    PRESENCE_SUFFIX,
+    PRESENCE_TTL_NS,
+    PRESENCE_VERSION,
     SNAPSHOT_KEY_TAG,
     SNAPSHOT_KEY_VARIABLES,
     SNAPSHOT_MAGIC,
@@ -94,24 +111,82 @@ def wanted(config: Config, log: Logger) -> bool:
 
 
 def write(config: Config, reserved: bytes | None, info: bytes,
-          slots: list[tuple[bytes, bytes, bytes]], binaries: list[str]) -> None:  # fmt: skip
-    """Records the answers and their inputs; a failure only costs the next process time."""
+          slots: list[tuple[bytes, bytes, bytes]],
+          binaries: list[str]) -> SharedPresence | None:  # fmt: skip
+    """Records the answers and their inputs; a failure only costs the next process time.
+    Returns the presence record that goes with the snapshot now on disk, if one is."""
     where = directory()
     if where is None or not 0 < len(slots) <= MAX_SLOTS:
-        return
+        return None
     package_dir = os.path.dirname(os.path.realpath(binaries[0]))
     binaries = [os.path.join(package_dir, "libp11fast.so"), *binaries]
     examined = list(config.examined) + [(path, file_identity(path)) for path in binaries]
     if _racy(examined):
-        return
+        return None
     k = key(package_dir, reserved)
     data = _encode(config, k, examined, info, slots)
     if len(data) > SNAPSHOT_MAX_BYTES:
-        return
+        return None
+    path = os.path.join(where, file_name(k))
     try:
-        _replace(os.path.join(where, file_name(k)), data)
+        _replace(path, data)
     except OSError:
-        pass
+        return None
+    return SharedPresence(path, data, len(slots))
+
+
+class SharedPresence:
+    """The presence record of one snapshot (the layout above), for the ABI's slot_present."""
+
+    _HEAD = struct.Struct(f"<{len(PRESENCE_MAGIC)}sIIII")
+
+    def __init__(self, snapshot_path: str, snapshot: bytes, nslots: int) -> None:
+        self.path = snapshot_path + PRESENCE_SUFFIX
+        crc = struct.unpack_from("<I", snapshot, len(snapshot) - 4)[0]
+        self._head = self._HEAD.pack(PRESENCE_MAGIC, PRESENCE_VERSION, crc, len(snapshot), nslots)
+        self._times = struct.Struct(f"<{nslots}q")
+        self._nslots = nslots
+
+    def age(self, slot: int) -> float | None:
+        """Seconds since another process found slot's token present, if less than the TTL."""
+        times = self._load()
+        if times is None or not times[slot]:
+            return None
+        age = time.time_ns() - times[slot]
+        return age / 1e9 if 0 <= age < PRESENCE_TTL_NS else None
+
+    def note(self, slot: int, present: bool) -> None:
+        """A live answer: present is recorded as of now, absent forgets a present one."""
+        times = self._load()
+        if times is None:
+            if not present:
+                return
+            times = [0] * self._nslots
+        elif not present and not times[slot]:
+            return
+        times[slot] = time.time_ns() if present else 0
+        data = self._head + self._times.pack(*times)
+        try:
+            _replace(self.path, data + struct.pack("<I", crc32(data)))
+        except OSError:
+            pass
+
+    def _load(self) -> list[int] | None:
+        size = len(self._head) + self._times.size + 4
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None
+        with open(fd, "rb") as f:
+            st = os.fstat(fd)
+            if st.st_uid != os.getuid() or st.st_mode & 0o022 or st.st_size != size:
+                return None
+            data = f.read(size + 1)
+        if len(data) != size or not data.startswith(self._head):
+            return None
+        if struct.unpack_from("<I", data, size - 4)[0] != crc32(data[:-4]):
+            return None
+        return list(self._times.unpack_from(data, len(self._head)))
 
 
 def _racy(examined: list) -> bool:

@@ -70,8 +70,7 @@ static int make_key(struct key *k, const char *package_dir, const char *reserved
     return !k->overflow;
 }
 
-/* CRC-32 (ISO-HDLC, as zlib and Python's binascii.crc32), bit by bit: a few kB once a run. */
-static uint32_t crc32(const void *data, size_t n)
+uint32_t snapshot_crc32(const void *data, size_t n)
 {
     const unsigned char *p = data;
     uint32_t crc = 0xffffffffu;
@@ -83,9 +82,7 @@ static uint32_t crc32(const void *data, size_t n)
     return ~crc;
 }
 
-/* Ours, a regular file, writable by nobody else, of a sane size (at least a magic and a
- * checksum); read whole. */
-static unsigned char *read_file(const char *path, size_t *len)
+unsigned char *read_private_file(const char *path, size_t *len)
 {
     struct stat st;
     unsigned char *data = NULL;
@@ -252,15 +249,16 @@ int snapshot_load(struct snapshot *s, const char *package_dir, const char *reser
         return 0;
     }
     snprintf(s->path, sizeof s->path, "%s/" P11F_SNAPSHOT_PREFIX "%08lx", dir,
-             (unsigned long)crc32(k->bytes, k->len));
-    if ((s->data = read_file(s->path, &len))) {
+             (unsigned long)snapshot_crc32(k->bytes, k->len));
+    if ((s->data = read_private_file(s->path, &len))) {
         /* The last 4 bytes: CRC-32 of the rest. */
         struct cursor sum = {s->data + len - 4, s->data + len, 0};
         c.p = s->data;
         c.end = s->data + len - 4;
         c.bad = 0;
-        if (take_uint(&sum, 4) != crc32(s->data, len - 4) ||
-            !parse(s, &c, k))
+        s->crc = (uint32_t)take_uint(&sum, 4);
+        s->len = len;
+        if (s->crc != snapshot_crc32(s->data, len - 4) || !parse(s, &c, k))
             snapshot_free(s);
     }
     free(k);
