@@ -15,6 +15,7 @@
  * fresh answer for it (or when the process promotes at once, see below), else at the first
  * live check it needs. An absent token is never taken from the record: that answer is always
  * live, so the reason the ABI logs for it is live too.
+ *
  * Nothing here logs: a snapshot exists only for configurations whose C_Initialize logged
  * nothing, and what the ABI logs on these paths is below Warn — except why a token is absent,
  * which the ABI says at Warn once per slot and process (at the default level nothing else

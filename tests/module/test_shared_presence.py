@@ -20,7 +20,7 @@ import yaml
 
 from p11fast import lightmode
 from tests.hosts import host_env
-from tests.module.test_light_mode import answers, run, step, write_config
+from tests.module.test_light_mode import answers, run, snapshot_path, step, write_config
 from tests.reliability.netutil import TcpProxy
 
 TTL = lightmode.PRESENCE_TTL_NS / 1e9
@@ -59,10 +59,7 @@ def cache(tmp_path) -> str:
 
 
 def record_path(cache: str) -> str:
-    directory = os.path.join(cache, lightmode.CACHE_DIR)
-    (snapshot,) = [n for n in os.listdir(directory) if n.startswith(lightmode.SNAPSHOT_PREFIX)
-                   and "." not in n]  # fmt: skip
-    return os.path.join(directory, snapshot + lightmode.PRESENCE_SUFFIX)
+    return snapshot_path(cache) + lightmode.PRESENCE_SUFFIX
 
 
 def recorded(cache: str) -> list[int]:
@@ -213,7 +210,7 @@ def test_a_process_that_starts_python_takes_the_shared_answer_too(
     settled(light_host, module_path, config, cache)
     for _ in range(5):
         # the mark, so the next process promotes at once
-        mark = record_path(cache)[: -len(lightmode.PRESENCE_SUFFIX)] + lightmode.FULL_MARK_SUFFIX
+        mark = snapshot_path(cache) + lightmode.FULL_MARK_SUFFIX
         listing(light_host, module_path, config, cache)
         (checked_at,) = recorded(cache)
         open(mark, "w").close()
@@ -228,11 +225,27 @@ def test_a_process_that_starts_python_takes_the_shared_answer_too(
     assert recorded(cache) == [checked_at]  # taken, not asked again and written
 
 
-def test_a_full_module_listing_shares_its_answer(module_path, config, cache, proxy):
-    """pkcs11-tool through the full module (no snapshot yet) records what it found."""
-    done = subprocess.run(
-        ["pkcs11-tool", "--module", module_path, "-L"],
-        env=host_env(config, XDG_CACHE_HOME=cache), capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert recorded(cache)[0] > 0
+def test_the_light_mode_takes_what_the_full_module_recorded(
+    light_host, module_path, config, cache, proxy
+):
+    """pkcs11-tool through the full module (no snapshot yet, so Python) records what it found,
+    and a light listing within the TTL takes it: the Python writer, the C reader."""
+    for _ in range(5):
+        done = subprocess.run(
+            ["pkcs11-tool", "--module", module_path, "-L"],
+            env=host_env(config, XDG_CACHE_HOME=cache), capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        (checked_at,) = recorded(cache)
+        connections = proxy.accepted
+        light = listing(light_host, module_path, config, cache)
+        if time.time_ns() - checked_at < lightmode.PRESENCE_TTL_NS:
+            break
+        os.unlink(snapshot_path(cache))  # Python again
+        time.sleep(TTL * 1.2)
+    else:
+        pytest.fail("no two listings ran within one PRESENCE_TTL")
+    assert checked_at > 0
+    assert light["present"] == "1"
+    assert proxy.accepted == connections
