@@ -130,6 +130,9 @@ class BuildWithLoader(build_ext):
 # The ABI's mechanism tables, from p11fast/mechanisms.py; rewritten only when they change, so
 # an unchanged table recompiles nothing.
 mechanisms_build.write()
+# What light mode's C readers share with its Python writers, from p11fast/lightmode.py: the ABI
+# includes it too (MAX_SLOTS, the presence TTL).
+loader_build.write_header()
 
 setup(
     ext_modules=cythonize(

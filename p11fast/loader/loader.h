@@ -1,4 +1,6 @@
-/* What the loader's parts (loader.c: Python and the tables; light.c: light mode) share. */
+/* What the loader's parts share: loader.c (the exported functions), python.c (Python and the
+ * ABI), environment.c, fork.c, transport.c, and light mode (light.c). python.h adds what only
+ * the Python parts share. */
 #ifndef P11FAST_LOADER_H
 #define P11FAST_LOADER_H
 
