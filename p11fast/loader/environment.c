@@ -102,7 +102,7 @@ static int find_environment(struct environment *env)
     return 1;
 }
 
-void *open_libpython(const struct environment *env, int report)
+void *open_libpython(const struct environment *env, int report, int flags)
 {
     char path[PATH_MAX + 64];
     const char *forced = getenv("P11FAST_LIBPYTHON");
@@ -119,7 +119,7 @@ void *open_libpython(const struct environment *env, int report)
         candidates[count++] = P11FAST_PY_LDLIBRARY;
     }
     for (int i = 0; i < count && !handle; i++)
-        handle = dlopen(candidates[i], RTLD_NOW | RTLD_GLOBAL);
+        handle = dlopen(candidates[i], RTLD_NOW | RTLD_GLOBAL | flags);
     if (!handle && report)
         say("cannot load libpython%s (%s): install a Python %s built with --enable-shared "
             "(Debian/Ubuntu: apt install libpython%s), or set P11FAST_LIBPYTHON to its path",

@@ -2,9 +2,10 @@
  *
  * A one-shot `pkcs11-tool -L` spends most of its time starting the interpreter. When the ABI
  * left a snapshot whose inputs are all unchanged (snapshot.c, p11fast/snapshot.py), C_Initialize
- * loads libpython without starting it, loads the transport extension beside this library, and
- * opens each slot's pool from the snapshot's spec through the transport's C entry points. The
- * four functions are then answered from the snapshot, and token presence by a live
+ * opens each slot's pool from the snapshot's spec through the transport's C entry points, for
+ * which it loads libpython without starting it and the transport extension beside this library
+ * (at the first pool: a slot whose presence is recorded, below, opens none until it needs one).
+ * The four functions are then answered from the snapshot, and token presence by a live
  * GET /health/ready through that pool, as the ABI asks it (and cached as long, PRESENCE_TTL).
  *
  * Presence shared between processes: a present answer is recorded beside the snapshot
@@ -126,6 +127,10 @@ static int acceptable(const CK_C_INITIALIZE_ARGS *args)
 
 static int open_pool(CK_ULONG slot)
 {
+    /* Loaded at the first pool, not on entry: a slot whose presence another process recorded
+     * needs neither, and loading them is most of what such a listing would cost. */
+    if (!transport && !(python_idle(1) && (transport = transport_api())))
+        return 0;
     if (!pools[slot])
         pools[slot] = transport->open(snap.slots[slot].spec, snap.slots[slot].spec_len, threads);
     return pools[slot] != NULL;
@@ -137,11 +142,10 @@ static int enter(const CK_C_INITIALIZE_ARGS *args, int *early)
     char dir[PATH_MAX];
     const char *reserved = args ? (const char *)args->pReserved : NULL;
     /* A Python host gets nothing from light mode: its interpreter already runs. */
-    if (!acceptable(args) || !libpython_loaded_idle() || !package_dir(dir, sizeof dir) ||
+    if (!acceptable(args) || !python_idle(0) || !package_dir(dir, sizeof dir) ||
         !snapshot_load(&snap, dir, reserved))
         return 0;
-    if (!(transport = transport_api()) ||
-        !(pools = calloc(snap.nslots, sizeof *pools)) ||
+    if (!(pools = calloc(snap.nslots, sizeof *pools)) ||
         !(presence = calloc(snap.nslots, sizeof *presence)) ||
         (reserved && !(saved_reserved = strdup(reserved)))) {
         drop_light_state();

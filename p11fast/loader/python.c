@@ -2,7 +2,7 @@
  * (isolated, with the wheel's environment: environment.c), p11fast._abi imported and its
  * CK_FUNCTION_LIST_3_0 and hand-over functions taken from capsules, and its C_Initialize
  * called (initialize_abi). Also whether light mode can load the transport without starting
- * Python (libpython_loaded_idle). python.h has why every C-API call goes through dlsym. */
+ * Python (python_idle). python.h has why every C-API call goes through dlsym. */
 #include "python.h" /* first: Python.h sets the feature macros (_GNU_SOURCE) used below */
 
 #include <dlfcn.h>
@@ -179,7 +179,7 @@ static CK_RV start_python_locked(void)
     if (running && ((int (*)(void))running)())
         return adopt(RTLD_DEFAULT) ? CKR_OK : CKR_GENERAL_ERROR;
 
-    if (!(env = environment()) || !(handle = open_libpython(env, 1)))
+    if (!(env = environment()) || !(handle = open_libpython(env, 1, 0)))
         return CKR_GENERAL_ERROR;
     if (!resolve_core(handle))
         return CKR_GENERAL_ERROR;
@@ -331,18 +331,27 @@ void seed_presence(int slot, int present, double checked_at, long status, const 
         abi_seed_presence(slot, present, checked_at, status, why);
 }
 
-int libpython_loaded_idle(void)
+static int runs_python(void *py_is_initialized)
+{
+    return py_is_initialized && ((int (*)(void))py_is_initialized)();
+}
+
+int python_idle(int load)
 {
     const struct environment *env;
-    void *running = dlsym(RTLD_DEFAULT, "Py_IsInitialized"), *handle;
-    int (*initialized)(void);
+    void *handle = NULL;
     int idle;
-    if (running && ((int (*)(void))running)())
+    if (runs_python(dlsym(RTLD_DEFAULT, "Py_IsInitialized")))
         return 0;
     pthread_mutex_lock(&start_lock);
-    idle = python_state == PY_ABSENT && (env = environment()) &&
-           (handle = open_libpython(env, 0)) &&
-           (*(void **)&initialized = dlsym(handle, "Py_IsInitialized")) && !initialized();
+    idle = python_state == PY_ABSENT && (env = environment());
+    if (idle && (handle = open_libpython(env, 0, load ? 0 : RTLD_NOLOAD)))
+        idle = !runs_python(dlsym(handle, "Py_IsInitialized"));
+    else if (idle)
+        idle = !load;
+    /* RTLD_NOLOAD took a reference to a library someone else loaded: ours to give back. */
+    if (handle && !load)
+        dlclose(handle);
     pthread_mutex_unlock(&start_lock);
     return idle;
 }

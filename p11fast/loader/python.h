@@ -92,7 +92,8 @@ struct environment {
  * it); under start_lock. NULL (said) when this library cannot find itself. */
 const struct environment *environment(void);
 /* libpython, loaded RTLD_GLOBAL; NULL when it cannot be, said when `report`. */
-void *open_libpython(const struct environment *env, int report);
+/* flags: 0, or RTLD_NOLOAD to find it only if someone already loaded it. */
+void *open_libpython(const struct environment *env, int report, int flags);
 /* Strips the last path component in place; "/a/b" -> "/a". */
 void path_up(char *path);
 

@@ -82,7 +82,7 @@ def step(report: list[dict], name: str) -> dict:
 
 
 def answers(line: dict) -> dict:
-    return {k: v for k, v in line.items() if k not in ("step", "python")}
+    return {k: v for k, v in line.items() if k not in ("step", "python", "loaded")}
 
 
 def test_a_second_listing_runs_without_python(light_host, module_path, config, cache):

@@ -105,6 +105,24 @@ def test_a_listing_within_the_ttl_of_another_connects_to_nothing(
     assert recorded(cache) == [checked_at]  # taken, not written again
 
 
+def test_a_listing_that_takes_the_shared_answer_loads_neither_libpython_nor_the_transport(
+    light_host, module_path, config, cache
+):
+    settled(light_host, module_path, config, cache)
+    for _ in range(5):  # as above: a pair within one TTL
+        first = listing(light_host, module_path, config, cache)
+        (checked_at,) = recorded(cache)
+        second = listing(light_host, module_path, config, cache)
+        if time.time_ns() - checked_at < lightmode.PRESENCE_TTL_NS:
+            break
+        time.sleep(TTL * 1.2)
+    else:
+        pytest.fail("no two listings ran within one PRESENCE_TTL")
+    assert first["loaded"] == "libpython,transport"  # it asked the HSM live
+    assert second["loaded"] == "none"
+    assert second["present"] == "1"
+
+
 def test_after_the_ttl_a_listing_asks_the_hsm_again(light_host, module_path, config, cache, proxy):
     settled(light_host, module_path, config, cache)
     listing(light_host, module_path, config, cache)
