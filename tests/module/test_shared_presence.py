@@ -14,6 +14,7 @@ import struct
 import subprocess
 import time
 from binascii import crc32
+from dataclasses import dataclass
 
 import pytest
 import yaml
@@ -84,9 +85,17 @@ def settled(light_host, module_path, config, cache) -> None:
     time.sleep(TTL * 1.2)
 
 
-def test_a_listing_within_the_ttl_of_another_connects_to_nothing(
-    light_host, module_path, config, cache, proxy
-):
+@dataclass
+class Pair:
+    """Two listings, the second within PRESENCE_TTL of the first's live check."""
+
+    first: dict
+    second: dict
+    checked_at: int  # the first's recorded time
+    connections: int  # accepted by the proxy before the second
+
+
+def two_listings_within_the_ttl(light_host, module_path, config, cache, proxy) -> Pair:
     settled(light_host, module_path, config, cache)
     for _ in range(5):  # a pair that ran within one TTL (a loaded machine may need more)
         first = listing(light_host, module_path, config, cache)
@@ -94,33 +103,29 @@ def test_a_listing_within_the_ttl_of_another_connects_to_nothing(
         connections = proxy.accepted
         second = listing(light_host, module_path, config, cache)
         if time.time_ns() - checked_at < lightmode.PRESENCE_TTL_NS:
-            break
+            return Pair(first, second, checked_at, connections)
         time.sleep(TTL * 1.2)
-    else:
-        pytest.fail("no two listings ran within one PRESENCE_TTL")
-    assert connections > 0
-    assert proxy.accepted == connections
-    assert second["present"] == "1"
-    assert answers(second) == answers(first)
-    assert recorded(cache) == [checked_at]  # taken, not written again
+    pytest.fail("no two listings ran within one PRESENCE_TTL")
+
+
+def test_a_listing_within_the_ttl_of_another_connects_to_nothing(
+    light_host, module_path, config, cache, proxy
+):
+    pair = two_listings_within_the_ttl(light_host, module_path, config, cache, proxy)
+    assert pair.connections > 0
+    assert proxy.accepted == pair.connections
+    assert pair.second["present"] == "1"
+    assert answers(pair.second) == answers(pair.first)
+    assert recorded(cache) == [pair.checked_at]  # taken, not written again
 
 
 def test_a_listing_that_takes_the_shared_answer_loads_neither_libpython_nor_the_transport(
-    light_host, module_path, config, cache
+    light_host, module_path, config, cache, proxy
 ):
-    settled(light_host, module_path, config, cache)
-    for _ in range(5):  # as above: a pair within one TTL
-        first = listing(light_host, module_path, config, cache)
-        (checked_at,) = recorded(cache)
-        second = listing(light_host, module_path, config, cache)
-        if time.time_ns() - checked_at < lightmode.PRESENCE_TTL_NS:
-            break
-        time.sleep(TTL * 1.2)
-    else:
-        pytest.fail("no two listings ran within one PRESENCE_TTL")
-    assert first["loaded"] == "libpython,transport"  # it asked the HSM live
-    assert second["loaded"] == "none"
-    assert second["present"] == "1"
+    pair = two_listings_within_the_ttl(light_host, module_path, config, cache, proxy)
+    assert pair.first["loaded"] == "libpython,transport"  # it asked the HSM live
+    assert pair.second["loaded"] == "none"
+    assert pair.second["present"] == "1"
 
 
 def test_after_the_ttl_a_listing_asks_the_hsm_again(light_host, module_path, config, cache, proxy):
