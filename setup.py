@@ -134,6 +134,9 @@ class BuildWithLoader(build_ext):
 # recompiles nothing.
 mechanisms_build.write()
 abi_build.write()
+# What light mode's C readers share with its Python writers, from p11fast/lightmode.py: the ABI
+# includes it too (MAX_SLOTS, the presence TTL).
+loader_build.write_header()
 
 setup(
     ext_modules=cythonize(

@@ -18,16 +18,32 @@ answers hold labels and flags, the transport spec holds URLs, pins and timeouts.
 
 Written only when the log level is Warn or Error and C_Initialize logged nothing, so a light
 mode that logs nothing shows the user exactly what Python would have. `P11FAST_SNAPSHOT=off`
-turns both sides off. The layout (little-endian; blob = u32 length + bytes):
+turns both sides off. The constants below come from p11fast/lightmode.py, which the loader gets
+as a generated header. The layout (little-endian; blob = u32 length + bytes):
 
-    "P11FSNAP" u32 version, sizeof CK_INFO, CK_SLOT_INFO, CK_TOKEN_INFO
+    SNAPSHOT_MAGIC u32 SNAPSHOT_VERSION, sizeof CK_INFO, CK_SLOT_INFO, CK_TOKEN_INFO
     blob key
     u32 n, n x (blob path, u8 is-regular-file, u64 dev, u64 ino, u64 size, i64 mtime_ns,
                 i64 ctime_ns)
     u32 n, n x (blob variable name, u8 non-empty)
     u8 disable_threads, CK_INFO
-    u32 n, n x (CK_SLOT_INFO, CK_TOKEN_INFO, blob transport spec)
+    u32 n (1 to MAX_SLOTS), n x (CK_SLOT_INFO, CK_TOKEN_INFO, blob transport spec)
     u32 CRC-32 of everything before it (a damaged file is not used)
+
+The whole file is at most SNAPSHOT_MAX_BYTES.
+
+Beside it, <snapshot>PRESENCE_SUFFIX shares present answers between processes (light mode's
+loader/presence.c, and the ABI through SharedPresence): a process that found a token present
+records when, and another using the same snapshot takes that answer as its own until
+PRESENCE_TTL_NS after it, instead of asking the HSM. Absent answers are never recorded (a live
+absent answer forgets a present one), so a token shown absent always has a live reason. The
+record holds no secret, only times; it is 0600, replaced whole, and used only when intact and
+naming the snapshot in use by its CRC-32 and length (another configuration, instance list or
+build makes another snapshot). Its layout (little-endian):
+
+    PRESENCE_MAGIC u32 PRESENCE_VERSION, u32 the snapshot's CRC-32, u32 its length, u32 n
+    n x i64 CLOCK_REALTIME ns when slot i was found present (0: not recorded)
+    u32 CRC-32 of everything before it
 """
 
 from __future__ import annotations
@@ -38,11 +54,24 @@ import time
 from binascii import crc32
 
 from p11fast.config import Config, file_identity
+from p11fast.lightmode import (
+    CACHE_DIR,
+    MAX_SLOTS,
+    PRESENCE_MAGIC,
+    PRESENCE_SUFFIX,
+    PRESENCE_TTL_NS,
+    PRESENCE_VERSION,
+    SNAPSHOT_KEY_TAG,
+    SNAPSHOT_KEY_VARIABLES,
+    SNAPSHOT_MAGIC,
+    SNAPSHOT_MAX_BYTES,
+    SNAPSHOT_PREFIX,
+    SNAPSHOT_VERSION,
+    SWITCH,
+    SWITCH_OFF,
+)
 from p11fast.log import WARN, Logger
 
-MAGIC = b"P11FSNAP"
-VERSION = 1
-SWITCH = "P11FAST_SNAPSHOT"
 # File times come from a coarse clock: a file changed again within the same tick keeps its
 # identity. A file changed this recently is not trusted to identify its contents.
 RACY_SECONDS = 0.1
@@ -57,47 +86,107 @@ def directory() -> str | None:
         if not home:
             return None
         base = os.path.join(home, ".cache")
-    return os.path.join(base, "p11fast")
+    return os.path.join(base, CACHE_DIR)
 
 
 def key(package_dir: str, reserved: bytes | None) -> bytes:
     """The discovery inputs, as the loader builds them: what selects the file."""
-    env = os.environb
-    values = (str(os.getuid()).encode(), os.fsencode(package_dir), reserved,
-              env.get(b"P11FAST_CONFIG_FILE"), env.get(b"P11NETHSM_CONFIG_FILE"),
-              env.get(b"HOME"))  # fmt: skip
-    return b"p11fast-snapshot-%d\0" % VERSION + b"".join(
-        b"-\0" if value is None else b"=" + value + b"\0" for value in values
+    variables = [os.environb.get(name.encode()) for name in SNAPSHOT_KEY_VARIABLES]
+    values = [str(os.getuid()).encode(), os.fsencode(package_dir), reserved, *variables]
+    return (
+        SNAPSHOT_KEY_TAG
+        + b"\0"
+        + b"".join(b"-\0" if value is None else b"=" + value + b"\0" for value in values)
     )
 
 
 def file_name(key: bytes) -> str:
     """CRC-32 of the key, which the loader computes the same way (the key inside the file is
     compared in full, so a collision costs only a rewrite)."""
-    return f"slots-{crc32(key):08x}"
+    return f"{SNAPSHOT_PREFIX}{crc32(key):08x}"
 
 
 def wanted(config: Config, log: Logger) -> bool:
-    return os.environ.get(SWITCH) != "off" and log.level >= WARN and log.emitted == 0
+    return os.environ.get(SWITCH) != SWITCH_OFF and log.level >= WARN and log.emitted == 0
 
 
 def write(config: Config, reserved: bytes | None, info: bytes,
-          slots: list[tuple[bytes, bytes, bytes]], binaries: list[str]) -> None:  # fmt: skip
-    """Records the answers and their inputs; a failure only costs the next process time."""
+          slots: list[tuple[bytes, bytes, bytes]],
+          binaries: list[str]) -> SharedPresence | None:  # fmt: skip
+    """Records the answers and their inputs; a failure only costs the next process time.
+    Returns the presence record that goes with the snapshot now on disk, if one is."""
     where = directory()
-    if where is None or not slots:
-        return
+    if where is None or not 0 < len(slots) <= MAX_SLOTS:
+        return None
     package_dir = os.path.dirname(os.path.realpath(binaries[0]))
     binaries = [os.path.join(package_dir, "libp11fast.so"), *binaries]
     examined = list(config.examined) + [(path, file_identity(path)) for path in binaries]
     if _racy(examined):
-        return
+        return None
     k = key(package_dir, reserved)
     data = _encode(config, k, examined, info, slots)
+    if len(data) > SNAPSHOT_MAX_BYTES:
+        return None
+    path = os.path.join(where, file_name(k))
     try:
-        _replace(os.path.join(where, file_name(k)), data)
+        _replace(path, data)
     except OSError:
-        pass
+        return None
+    return SharedPresence(path, data, len(slots))
+
+
+class SharedPresence:
+    """The presence record of one snapshot (the layout above), for the ABI's slot_present."""
+
+    _HEAD = struct.Struct(f"<{len(PRESENCE_MAGIC)}sIIII")
+
+    def __init__(self, snapshot_path: str, snapshot: bytes, nslots: int) -> None:
+        self.path = snapshot_path + PRESENCE_SUFFIX
+        crc = struct.unpack_from("<I", snapshot, len(snapshot) - 4)[0]
+        self._head = self._HEAD.pack(PRESENCE_MAGIC, PRESENCE_VERSION, crc, len(snapshot), nslots)
+        self._times = struct.Struct(f"<{nslots}q")
+        self._nslots = nslots
+
+    def age(self, slot: int) -> float | None:
+        """Seconds since another process found slot's token present, if less than the TTL."""
+        times = self._load()
+        if times is None or not times[slot]:
+            return None
+        age = time.time_ns() - times[slot]
+        return age / 1e9 if 0 <= age < PRESENCE_TTL_NS else None
+
+    def note(self, slot: int, present: bool) -> None:
+        """A live answer: present is recorded as of now, absent forgets a present one."""
+        times = self._load()
+        if times is None:
+            if not present:
+                return
+            times = [0] * self._nslots
+        elif not present and not times[slot]:
+            return
+        times[slot] = time.time_ns() if present else 0
+        data = self._head + self._times.pack(*times)
+        try:
+            _replace(self.path, data + struct.pack("<I", crc32(data)))
+        except OSError:
+            pass
+
+    def _load(self) -> list[int] | None:
+        size = len(self._head) + self._times.size + 4
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None
+        with open(fd, "rb") as f:
+            st = os.fstat(fd)
+            if st.st_uid != os.getuid() or st.st_mode & 0o022 or st.st_size != size:
+                return None
+            data = f.read(size + 1)
+        if len(data) != size or not data.startswith(self._head):
+            return None
+        if struct.unpack_from("<I", data, size - 4)[0] != crc32(data[:-4]):
+            return None
+        return list(self._times.unpack_from(data, len(self._head)))
 
 
 def _racy(examined: list) -> bool:
@@ -113,7 +202,8 @@ def _blob(data: bytes) -> bytes:
 def _encode(config: Config, k: bytes, examined: list, info: bytes,
             slots: list[tuple[bytes, bytes, bytes]]) -> bytes:  # fmt: skip
     slot_size, token_size = len(slots[0][0]), len(slots[0][1])
-    out = [MAGIC, struct.pack("<IIII", VERSION, len(info), slot_size, token_size), _blob(k)]
+    sizes = struct.pack("<IIII", SNAPSHOT_VERSION, len(info), slot_size, token_size)
+    out = [SNAPSHOT_MAGIC, sizes, _blob(k)]
     out.append(struct.pack("<I", len(examined)))
     for path, identity in examined:
         out.append(_blob(os.fsencode(path)))

@@ -264,7 +264,7 @@ cdef void write_snapshot(cfg, log, const char *config_path) except *:
         slots.append(((<char *>&slot_info)[:sizeof(slot_info)],
                       (<char *>&token_info)[:sizeof(token_info)],
                       pool_spec(cfg.slots[i])))
-    snapshot.write(
+    _state.shared_presence = snapshot.write(
         cfg,
         config_path if config_path != NULL else None,
         (<char *>&info)[:sizeof(info)],

@@ -21,7 +21,7 @@ cdef void fill_slot_info(CK_SLOT_ID slotID, CK_SLOT_INFO *pInfo) except *
 cdef void fill_token_text(CK_SLOT_ID slotID, CK_TOKEN_INFO *pInfo) except *
 cdef void fill_token_numbers(CK_SLOT_ID slotID, CK_TOKEN_INFO *pInfo) noexcept nogil
 # Token present = an instance answers and is Operational (GET /health/ready is 200).
-cdef bint slot_present(int slot) except -1
+cdef bint slot_present(int slot, bint shared_ok=*) except -1
 cdef void seed_presence_from_light(int slot, int present, double checked_at, long status,
                                    const char *why) noexcept nogil
 

@@ -15,8 +15,10 @@ cdef extern from "<time.h>" nogil:
     enum: CLOCK_REALTIME
 
 
+cdef extern from "p11fast/loader/lightmode.h":  # from p11fast/lightmode.py
+    enum: P11F_PRESENCE_TTL_NS
 # How long a token-presence answer is reused: C_GetSlotInfo is called often, the HSM state rarely changes.
-PRESENCE_TTL = 1.0
+PRESENCE_TTL = P11F_PRESENCE_TTL_NS / 1e9
 # Slots whose absent token was logged at Warn. Once per slot and process: at the default level
 # nothing else says why `pkcs11-tool -L` shows an empty slot, and more would flood a server's
 # log while the HSM is away (later absences are logged at Info).
@@ -48,14 +50,21 @@ cdef void fill_info(CK_INFO *pInfo) noexcept:
     pInfo.libraryVersion.minor = 1
 
 
-cdef bint slot_present(int slot) except -1:
-    """Token present = an instance answers and is Operational (GET /health/ready is 200)."""
+cdef bint slot_present(int slot, bint shared_ok=True) except -1:
+    """Token present = an instance answers and is Operational (GET /health/ready is 200), or
+    did for another process less than PRESENCE_TTL ago (shared_ok)."""
     import time
 
     now = time.monotonic()
     cached = _state.presence.get(slot)
     if cached is not None and now - cached[0] < PRESENCE_TTL:
         return cached[1]
+    shared = _state.shared_presence
+    age = shared.age(slot) if shared is not None and shared_ok else None
+    if age is not None:  # p11fast/snapshot.py
+        _state.presence[slot] = (now - age, True)
+        _state.reported.setdefault(slot, True)
+        return True
     try:
         status, _, _ = _state.pools[slot].call("GET", "/health/ready")
         present = status == 200
@@ -66,6 +75,8 @@ cdef bint slot_present(int slot) except -1:
         report_absent(slot, 0, f"{url}: {exc.message}" if url else str(exc))
         present = False
     _state.presence[slot] = (now, present)
+    if shared is not None:
+        shared.note(slot, present)
     # The first presence the application could see is what C_WaitForSlotEvent counts from: a
     # token arriving after C_GetSlotList showed it absent is an event, not the baseline.
     _state.reported.setdefault(slot, present)
@@ -263,7 +274,7 @@ cdef int slot_event() except -2:
     cdef int i
     for i in range(g_abi.nslots):
         _state.presence.pop(i, None)
-        present = slot_present(i)
+        present = slot_present(i, False)
         before = _state.reported.get(i)
         _state.reported[i] = present
         if before is not None and before != present:

@@ -20,8 +20,9 @@ from cpython.ref cimport PyObject
 
 # Limits of the fixed tables. Handles carry a generation in their upper bits, so a stale
 # handle of a closed session never reaches the session that reuses its slot.
+cdef extern from "p11fast/loader/lightmode.h":  # from p11fast/lightmode.py
+    enum: MAX_SLOTS "P11F_MAX_SLOTS"
 cdef enum:
-    MAX_SLOTS = 64
     MAX_SESSIONS = 4096
     MAX_OBJECTS = 65536
     HANDLE_INDEX_BITS = 16

@@ -35,6 +35,7 @@ class ModuleState:
         self.finds = {}           # session handle -> list of object handles still to return
         self.presence = {}        # slot -> (monotonic time, present)
         self.reported = {}        # slot -> presence last reported by C_WaitForSlotEvent
+        self.shared_presence = None  # p11fast.snapshot.SharedPresence, with a snapshot
         self.admins = {}          # slot -> p11fast.admin.client.Admin, made on first use
         self.aliases = {}         # enable_set_attribute_value: name given -> real key ID
         self._inventories = None

@@ -2,10 +2,21 @@
  *
  * A one-shot `pkcs11-tool -L` spends most of its time starting the interpreter. When the ABI
  * left a snapshot whose inputs are all unchanged (snapshot.c, p11fast/snapshot.py), C_Initialize
- * loads libpython without starting it, loads the transport extension beside this library, and
- * opens each slot's pool from the snapshot's spec through the transport's C entry points. The
- * four functions are then answered from the snapshot, and token presence by a live
+ * opens each slot's pool from the snapshot's spec through the transport's C entry points, for
+ * which it loads libpython without starting it and the transport extension beside this library
+ * (at the first pool: a slot whose presence is recorded, below, opens none until it needs one).
+ * The four functions are then answered from the snapshot, and token presence by a live
  * GET /health/ready through that pool, as the ABI asks it (and cached as long, PRESENCE_TTL).
+ *
+ * Presence shared between processes: a present answer is recorded beside the snapshot
+ * (presence.c) and another process with the same snapshot takes it as its own for the rest of
+ * PRESENCE_TTL, so a `pkcs11-tool -L` loop asks the HSM about once a second, not once per
+ * process. A slot's pool is therefore opened (and its background thread starts connecting) only
+ * when its presence is not known from a fresh record: in C_Initialize when the record has no
+ * fresh answer for it (or when the process promotes at once, see below), else at the first
+ * live check it needs. An absent token is never taken from the record: that answer is always
+ * live, so the reason the ABI logs for it is live too.
+ *
  * Nothing here logs: a snapshot exists only for configurations whose C_Initialize logged
  * nothing, and what the ABI logs on these paths is below Warn — except why a token is absent,
  * which the ABI says at Warn once per slot and process (at the default level nothing else
@@ -47,10 +58,9 @@
 #include "loader.h"
 #include "snapshot.h"
 
-#define PRESENCE_TTL_NS 1000000000LL /* _abi_general.pxi: PRESENCE_TTL */
 #define WHY_SIZE 256
 
-/* The transport's entry points (loader.c), once light mode is entered. */
+/* The transport's entry points (transport.c), once light mode is entered. */
 static const struct transport_api *transport;
 
 struct presence {
@@ -66,6 +76,7 @@ static int light_on;
 static struct snapshot snap;
 static void **pools;
 static struct presence *presence;
+static int threads; /* the pools' threads_allowed, as the ABI decides */
 static CK_C_INITIALIZE_ARGS saved_args;
 static int saved_args_given;
 static char *saved_reserved;
@@ -114,17 +125,27 @@ static int acceptable(const CK_C_INITIALIZE_ARGS *args)
     return supplied == 0 || supplied == 4;
 }
 
-static int enter(const CK_C_INITIALIZE_ARGS *args)
+static int open_pool(CK_ULONG slot)
+{
+    /* Loaded at the first pool, not on entry: a slot whose presence another process recorded
+     * needs neither, and loading them is most of what such a listing would cost. */
+    if (!transport && !(python_idle(1) && (transport = transport_api())))
+        return 0;
+    if (!pools[slot])
+        pools[slot] = transport->open(snap.slots[slot].spec, snap.slots[slot].spec_len, threads);
+    return pools[slot] != NULL;
+}
+
+/* Light mode on; *early: the mark says this process will need Python (promote at once). */
+static int enter(const CK_C_INITIALIZE_ARGS *args, int *early)
 {
     char dir[PATH_MAX];
     const char *reserved = args ? (const char *)args->pReserved : NULL;
-    int threads;
     /* A Python host gets nothing from light mode: its interpreter already runs. */
-    if (!acceptable(args) || !libpython_loaded_idle() || !package_dir(dir, sizeof dir) ||
+    if (!acceptable(args) || !python_idle(0) || !package_dir(dir, sizeof dir) ||
         !snapshot_load(&snap, dir, reserved))
         return 0;
-    if (!(transport = transport_api()) ||
-        !(pools = calloc(snap.nslots, sizeof *pools)) ||
+    if (!(pools = calloc(snap.nslots, sizeof *pools)) ||
         !(presence = calloc(snap.nslots, sizeof *presence)) ||
         (reserved && !(saved_reserved = strdup(reserved)))) {
         drop_light_state();
@@ -133,8 +154,10 @@ static int enter(const CK_C_INITIALIZE_ARGS *args)
     /* As the ABI decides, so that its pools can take these over. */
     threads = !(args && (args->flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS)) &&
               !snap.disable_threads;
+    snprintf(full_mark, sizeof full_mark, "%s" P11F_FULL_MARK_SUFFIX, snap.path);
+    *early = access(full_mark, F_OK) == 0;
     for (CK_ULONG i = 0; i < snap.nslots; i++)
-        if (!(pools[i] = transport->open(snap.slots[i].spec, snap.slots[i].spec_len, threads))) {
+        if ((*early || presence_shared_age(&snap, i) < 0) && !open_pool(i)) {
             drop_light_state();
             return 0;
         }
@@ -143,7 +166,6 @@ static int enter(const CK_C_INITIALIZE_ARGS *args)
         saved_args = *args;
         saved_args.pReserved = saved_reserved;
     }
-    snprintf(full_mark, sizeof full_mark, "%s.full", snap.path);
     light_on = 1;
     return 1;
 }
@@ -184,15 +206,15 @@ static CK_FUNCTION_LIST_3_0 *promote_locked(CK_RV *rv)
 
 int light_initialize(CK_VOID_PTR pInitArgs, CK_RV *rv)
 {
-    int answered = 1;
+    int answered = 1, early;
     CK_RV promoted;
     pthread_mutex_lock(&light_lock);
     if (light_on) {
         *rv = CKR_CRYPTOKI_ALREADY_INITIALIZED;
-    } else if (enter(pInitArgs)) {
+    } else if (enter(pInitArgs, &early)) {
         *rv = CKR_OK;
         /* A failure here only leaves light mode on: the next call that needs Python retries. */
-        if (access(full_mark, F_OK) == 0 && promote_locked(&promoted))
+        if (early && promote_locked(&promoted))
             atomic_store(&early_unconfirmed, 1);
     } else {
         answered = 0;
@@ -246,21 +268,33 @@ static long long now_ns(void)
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* The ABI's slot_present: an instance answers GET /health/ready with 200. */
+/* The ABI's slot_present: an instance answers GET /health/ready with 200 (or did, for another
+ * process, less than PRESENCE_TTL ago). */
 static int present(CK_ULONG slot)
 {
     struct presence *p = &presence[slot];
-    long long now = now_ns();
+    long long now = now_ns(), age;
     long status = 0;
-    if (!p->known || now - p->at_ns >= PRESENCE_TTL_NS) {
-        p->present = transport->get(pools[slot], "/health/ready", &status, p->why,
+    if (p->known && now - p->at_ns < P11F_PRESENCE_TTL_NS)
+        return p->present;
+    if ((age = presence_shared_age(&snap, slot)) >= 0) {
+        p->present = 1;
+        p->status = 200;
+        p->why[0] = '\0';
+        p->at_ns = now - age;
+    } else {
+        if (!open_pool(slot))
+            snprintf(p->why, sizeof p->why, "cannot set up a connection pool for the slot");
+        p->present = pools[slot] &&
+                     transport->get(pools[slot], "/health/ready", &status, p->why,
                                     sizeof p->why) == TP_OK &&
                      status == 200;
         p->status = status;
-        p->known = 1;
         p->at_ns = now;
         absence_untold |= !p->present;
+        presence_share(&snap, slot, p->present);
     }
+    p->known = 1;
     return p->present;
 }
 
@@ -292,7 +326,7 @@ int light_get_info(CK_INFO_PTR pInfo, CK_RV *rv)
 int light_get_slot_list(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULONG_PTR pulCount,
                         CK_RV *rv)
 {
-    CK_SLOT_ID ids[SNAPSHOT_MAX_SLOTS];
+    CK_SLOT_ID ids[P11F_MAX_SLOTS];
     CK_ULONG n = 0;
     if (!lock_if_on())
         return 0;

@@ -1,4 +1,6 @@
-/* What the loader's parts (loader.c: Python and the tables; light.c: light mode) share. */
+/* What the loader's parts share: loader.c (the exported functions), python.c (Python and the
+ * ABI), environment.c, fork.c, transport.c, and light mode (light.c). python.h adds what only
+ * the Python parts share. */
 #ifndef P11FAST_LOADER_H
 #define P11FAST_LOADER_H
 
@@ -14,9 +16,11 @@ __attribute__((format(printf, 1, 2))) void say(const char *fmt, ...);
 /* The real directory of this library, which is the p11fast package's. */
 int package_dir(char *out, unsigned long size);
 
-/* libpython loaded here (RTLD_GLOBAL, so extensions' references to it resolve) and no
- * interpreter running in the process: what light mode needs. 0 otherwise, without a word. */
-int libpython_loaded_idle(void);
+/* No interpreter runs in the process, and with load, libpython is loaded here (RTLD_GLOBAL, so
+ * the transport extension's references to it resolve): what light mode needs, the second only
+ * once it opens a pool. 0 otherwise, without a word. Without load nothing is loaded: a listing
+ * answered from the snapshot and a recorded presence loads neither libpython nor the transport. */
+int python_idle(int load);
 
 /* Python started (or the host's adopted), p11fast._abi imported and its C_Initialize called
  * with args: its table with *rv = what that returned, or NULL with *rv set and the reason

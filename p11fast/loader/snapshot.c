@@ -1,6 +1,7 @@
 /* Reading and checking the slot snapshot: the counterpart of p11fast/snapshot.py, which
- * describes the layout. Everything here fails closed: a missing, foreign, malformed or stale
- * snapshot is simply not used. */
+ * describes the layout; the P11F_* constants are p11fast/lightmode.py's (lightmode.h).
+ * Everything here fails closed: a missing, foreign, malformed or stale snapshot is simply not
+ * used. */
 #define _GNU_SOURCE
 #include "snapshot.h"
 
@@ -13,9 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SNAPSHOT_VERSION 1
-#define SNAPSHOT_MAX_BYTES (1 << 20)
-
 /* ------------------------------------------------------------------ where it is */
 
 static int directory(char *out, size_t size)
@@ -23,9 +21,9 @@ static int directory(char *out, size_t size)
     const char *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     int n;
     if (cache && cache[0] == '/')
-        n = snprintf(out, size, "%s/p11fast", cache);
+        n = snprintf(out, size, "%s/" P11F_CACHE_DIR, cache);
     else if (home && *home)
-        n = snprintf(out, size, "%s/.cache/p11fast", home);
+        n = snprintf(out, size, "%s/.cache/" P11F_CACHE_DIR, home);
     else
         return 0;
     return n > 0 && (size_t)n < size;
@@ -58,7 +56,8 @@ static void key_add(struct key *k, const char *value)
 static int make_key(struct key *k, const char *package_dir, const char *reserved)
 {
     char uid[32];
-    static const char tag[] = "p11fast-snapshot-1";
+    static const char tag[] = P11F_SNAPSHOT_KEY_TAG;
+    static const char *const variables[] = P11F_SNAPSHOT_KEY_VARIABLES;
     snprintf(uid, sizeof uid, "%lu", (unsigned long)getuid());
     memcpy(k->bytes, tag, sizeof tag); /* with its NUL */
     k->len = sizeof tag;
@@ -66,14 +65,12 @@ static int make_key(struct key *k, const char *package_dir, const char *reserved
     key_add(k, uid);
     key_add(k, package_dir);
     key_add(k, reserved);
-    key_add(k, getenv("P11FAST_CONFIG_FILE"));
-    key_add(k, getenv("P11NETHSM_CONFIG_FILE"));
-    key_add(k, getenv("HOME"));
+    for (size_t i = 0; i < sizeof variables / sizeof variables[0]; i++)
+        key_add(k, getenv(variables[i]));
     return !k->overflow;
 }
 
-/* CRC-32 (ISO-HDLC, as zlib and Python's binascii.crc32), bit by bit: a few kB once a run. */
-static uint32_t crc32(const void *data, size_t n)
+uint32_t snapshot_crc32(const void *data, size_t n)
 {
     const unsigned char *p = data;
     uint32_t crc = 0xffffffffu;
@@ -85,9 +82,7 @@ static uint32_t crc32(const void *data, size_t n)
     return ~crc;
 }
 
-/* Ours, a regular file, writable by nobody else, of a sane size (at least a magic and a
- * checksum); read whole. */
-static unsigned char *read_file(const char *path, size_t *len)
+unsigned char *read_private_file(const char *path, size_t *len)
 {
     struct stat st;
     unsigned char *data = NULL;
@@ -96,7 +91,7 @@ static unsigned char *read_file(const char *path, size_t *len)
     if (fd < 0)
         return NULL;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != getuid() ||
-        (st.st_mode & 022) || st.st_size < 16 || st.st_size > SNAPSHOT_MAX_BYTES ||
+        (st.st_mode & 022) || st.st_size < 16 || st.st_size > P11F_SNAPSHOT_MAX_BYTES ||
         !(data = malloc((size_t)st.st_size)))
         goto fail;
     while (got < (size_t)st.st_size) {
@@ -205,9 +200,10 @@ static int variables_unchanged(struct cursor *c)
 
 static int parse(struct snapshot *s, struct cursor *c, const struct key *k)
 {
-    const unsigned char *magic = take(c, 8), *key, *info;
+    const unsigned char *magic = take(c, sizeof P11F_SNAPSHOT_MAGIC - 1), *key, *info;
     size_t key_len;
-    if (!magic || memcmp(magic, "P11FSNAP", 8) != 0 || take_uint(c, 4) != SNAPSHOT_VERSION ||
+    if (!magic || memcmp(magic, P11F_SNAPSHOT_MAGIC, sizeof P11F_SNAPSHOT_MAGIC - 1) != 0 ||
+        take_uint(c, 4) != P11F_SNAPSHOT_VERSION ||
         take_uint(c, 4) != sizeof(CK_INFO) || take_uint(c, 4) != sizeof(CK_SLOT_INFO) ||
         take_uint(c, 4) != sizeof(CK_TOKEN_INFO))
         return 0;
@@ -221,7 +217,7 @@ static int parse(struct snapshot *s, struct cursor *c, const struct key *k)
         return 0;
     memcpy(&s->info, info, sizeof s->info);
     s->nslots = (CK_ULONG)take_uint(c, 4);
-    if (c->bad || s->nslots == 0 || s->nslots > SNAPSHOT_MAX_SLOTS ||
+    if (c->bad || s->nslots == 0 || s->nslots > P11F_MAX_SLOTS ||
         s->nslots > (size_t)(c->end - c->p) / (sizeof(CK_SLOT_INFO) + sizeof(CK_TOKEN_INFO)) ||
         !(s->slots = calloc(s->nslots, sizeof *s->slots)))
         return 0;
@@ -240,28 +236,29 @@ static int parse(struct snapshot *s, struct cursor *c, const struct key *k)
 int snapshot_load(struct snapshot *s, const char *package_dir, const char *reserved)
 {
     char dir[PATH_MAX];
-    const char *off = getenv("P11FAST_SNAPSHOT");
+    const char *off = getenv(P11F_SWITCH);
     struct key *k;
     struct cursor c;
     size_t len;
     memset(s, 0, sizeof *s);
-    if ((off && strcmp(off, "off") == 0) || !directory(dir, sizeof dir) ||
+    if ((off && strcmp(off, P11F_SWITCH_OFF) == 0) || !directory(dir, sizeof dir) ||
         !(k = malloc(sizeof *k)))
         return 0;
     if (!make_key(k, package_dir, reserved)) {
         free(k);
         return 0;
     }
-    snprintf(s->path, sizeof s->path, "%s/slots-%08lx", dir,
-             (unsigned long)crc32(k->bytes, k->len));
-    if ((s->data = read_file(s->path, &len))) {
+    snprintf(s->path, sizeof s->path, "%s/" P11F_SNAPSHOT_PREFIX "%08lx", dir,
+             (unsigned long)snapshot_crc32(k->bytes, k->len));
+    if ((s->data = read_private_file(s->path, &len))) {
         /* The last 4 bytes: CRC-32 of the rest. */
         struct cursor sum = {s->data + len - 4, s->data + len, 0};
         c.p = s->data;
         c.end = s->data + len - 4;
         c.bad = 0;
-        if (take_uint(&sum, 4) != crc32(s->data, len - 4) ||
-            !parse(s, &c, k))
+        s->crc = (uint32_t)take_uint(&sum, 4);
+        s->len = len;
+        if (s->crc != snapshot_crc32(s->data, len - 4) || !parse(s, &c, k))
             snapshot_free(s);
     }
     free(k);

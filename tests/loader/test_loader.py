@@ -1,4 +1,4 @@
-"""The loader (p11fast/loader/loader.c) against a fake ABI, from a C host and from Python.
+"""The loader (p11fast/loader/) against a fake ABI, from a C host and from Python.
 
 The loader is compiled here with setup.py's flags, so these tests do not depend on the Cython
 parts building. The fake ABI (fake_abi.c) is a C extension named p11fast._abi with the capsules

@@ -1,6 +1,8 @@
 /* A C host for the light-mode tests: it loads the module with dlopen, as pkcs11-tool does, and
  * prints one "key=value" line per step. "python=" tells whether an interpreter runs in the
- * process (Py_IsInitialized, found through the libpython the loader loaded globally).
+ * process (Py_IsInitialized, found through the libpython the loader loaded globally);
+ * "loaded=" which of libpython and the transport extension the process has loaded at the end of
+ * a listing ("libpython,transport", one of them, or "none").
  * LIGHT_HOST_RESERVED, when set, is passed as CK_C_INITIALIZE_ARGS.pReserved.
  *
  *   light_host MODULE list            C_Initialize, C_GetInfo, the slot list, each slot's and
@@ -14,7 +16,9 @@
  *   light_host MODULE event           C_Initialize, slot 0's info; after a line on stdin,
  *                                     C_WaitForSlotEvent(CKF_DONT_BLOCK)
  */
+#define _GNU_SOURCE
 #include <dlfcn.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +34,24 @@ static int python_running(void)
 {
     int (*initialized)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "Py_IsInitialized");
     return initialized ? initialized() : 0;
+}
+
+static int note_object(struct dl_phdr_info *object, size_t size, void *found)
+{
+    (void)size;
+    if (strstr(object->dlpi_name, "/libpython"))
+        *(int *)found |= 1;
+    if (strstr(object->dlpi_name, "/_transport."))
+        *(int *)found |= 2;
+    return 0;
+}
+
+static const char *loaded(void)
+{
+    static const char *names[] = {"none", "libpython", "transport", "libpython,transport"};
+    int found = 0;
+    dl_iterate_phdr(note_object, &found);
+    return names[found];
 }
 
 static void hex(const char *name, const void *data, size_t n)
@@ -77,7 +99,7 @@ static void list(const char *step)
         }
         rv = CKR_OK;
     }
-    printf(" python=%d\n", python_running());
+    printf(" python=%d loaded=%s\n", python_running(), loaded());
 }
 
 static CK_RV sign(const char *pin, const char *key_id)

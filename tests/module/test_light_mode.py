@@ -69,12 +69,20 @@ def run(exe: str, module_path: str, config: str, cache: str, *args: str, **env: 
     return [dict(re.findall(r"(\w+)=(\S+)", line)) for line in done.stdout.splitlines()]
 
 
+def snapshot_path(cache: str) -> str:
+    """The one snapshot in cache (the presence record and the mark sit beside it)."""
+    directory = os.path.join(cache, snapshot.CACHE_DIR)
+    (name,) = [n for n in os.listdir(directory) if n.startswith(snapshot.SNAPSHOT_PREFIX)
+               and "." not in n]  # fmt: skip
+    return os.path.join(directory, name)
+
+
 def step(report: list[dict], name: str) -> dict:
     return next(line for line in report if line.get("step") == name)
 
 
 def answers(line: dict) -> dict:
-    return {k: v for k, v in line.items() if k not in ("step", "python")}
+    return {k: v for k, v in line.items() if k not in ("step", "python", "loaded")}
 
 
 def test_a_second_listing_runs_without_python(light_host, module_path, config, cache):
@@ -144,8 +152,7 @@ def test_an_info_log_level_writes_no_snapshot(light_host, module_path, hsm, tmp_
 
 def test_a_garbled_snapshot_is_not_used(light_host, module_path, config, cache):
     run(light_host, module_path, config, cache, "list")
-    (name,) = os.listdir(os.path.join(cache, "p11fast"))
-    path = os.path.join(cache, "p11fast", name)
+    path = snapshot_path(cache)
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) - 7)
     after = step(run(light_host, module_path, config, cache, "list"), "list")
@@ -155,8 +162,7 @@ def test_a_garbled_snapshot_is_not_used(light_host, module_path, config, cache):
 
 def test_a_snapshot_with_any_byte_changed_is_not_used(light_host, module_path, config, cache):
     full = answers(step(run(light_host, module_path, config, cache, "list"), "list"))
-    (name,) = os.listdir(os.path.join(cache, "p11fast"))
-    path = os.path.join(cache, "p11fast", name)
+    path = snapshot_path(cache)
     with open(path, "rb") as f:
         good = f.read()
     for offset in range(0, len(good), max(1, len(good) // 12)):
@@ -169,8 +175,7 @@ def test_a_snapshot_with_any_byte_changed_is_not_used(light_host, module_path, c
 
 def test_the_snapshot_is_private_and_holds_no_password(light_host, module_path, hsm, config, cache):
     run(light_host, module_path, config, cache, "list")
-    (name,) = os.listdir(os.path.join(cache, "p11fast"))
-    path = os.path.join(cache, "p11fast", name)
+    path = snapshot_path(cache)
     assert os.stat(path).st_mode & 0o777 == 0o600
     with open(hsm.config_path) as f:
         slot = yaml.safe_load(f)["slots"][0]

@@ -444,6 +444,24 @@ def check_unique(trees: list[Tree], others: list[str], root: Path = ROOT) -> lis
     ]
 
 
+# ---------------------------------------------------------------- the loader (plain C)
+
+LOADER = "p11fast/loader"
+
+
+def check_c_files(folder: str, root: Path = ROOT) -> list[str]:
+    """Each C file of `folder` at most MAX_LINES long and opening with the comment that says
+    what it owns."""
+    problems = []
+    for path in sorted((root / folder).glob("*.[ch]")):
+        text = path.read_text()
+        if (count := text.count("\n")) > MAX_LINES:
+            problems.append(f"{path.relative_to(root)}: {count} lines (at most {MAX_LINES})")
+        if not text.startswith("/*"):
+            problems.append(f"{path.relative_to(root)}: no header comment saying what it owns")
+    return problems
+
+
 # ---------------------------------------------------------------- the real trees
 
 
@@ -454,6 +472,18 @@ def test_the_extension_keeps_the_layout_of_pieces(tree):
 
 def test_no_name_is_defined_twice_across_the_extensions_that_will_become_one():
     assert check_unique(TREES, MERGING_WITH) == []
+
+
+def test_the_loaders_files_are_short_and_say_what_they_own():
+    assert check_c_files(LOADER) == []
+
+
+def test_a_long_or_unexplained_c_file_is_reported(tmp_path):
+    write(tmp_path, {"c/ok.c": "/* ok */\n", "c/long.c": "/* long */\n" + "\n" * MAX_LINES,
+                     "c/bare.h": "#define X 1\n"})  # fmt: skip
+    problems = check_c_files("c", tmp_path)
+    assert problems == ["c/bare.h: no header comment saying what it owns",
+                        f"c/long.c: {MAX_LINES + 1} lines (at most {MAX_LINES})"]  # fmt: skip
 
 
 # ---------------------------------------------------------------- the checks themselves

@@ -82,7 +82,7 @@ def test_a_snapshot_is_written_0600_without_the_password(settled_config, tmp_pat
     (path,) = write(config.load(), tmp_path)
     assert path.stat().st_mode & 0o777 == 0o600
     assert b"secret-value" not in path.read_bytes()
-    assert path.read_bytes().startswith(snapshot.MAGIC)
+    assert path.read_bytes().startswith(snapshot.SNAPSHOT_MAGIC)
 
 
 def test_a_config_changed_this_instant_writes_no_snapshot(settled_config, tmp_path):
@@ -100,3 +100,48 @@ def test_an_unchanged_snapshot_is_not_rewritten(settled_config, tmp_path):
 def test_the_file_name_is_the_crc32_of_the_key():
     assert snapshot.file_name(b"") == "slots-00000000"
     assert snapshot.file_name(b"123456789") == "slots-cbf43926"  # the CRC-32 check value
+
+
+# ---------------------------------------------------------------- the shared presence record
+
+
+def shared(tmp_path, data: bytes = b"snapshot-bytes", nslots: int = 2):
+    return snapshot.SharedPresence(str(tmp_path / "slots-1"), data, nslots)
+
+
+def test_write_returns_the_record_of_the_snapshot_it_wrote(settled_config, tmp_path):
+    binaries = [str(tmp_path / name) for name in BINARIES[1:]]
+    record = snapshot.write(config.load(), None, b"i" * 88, [(b"s" * 104, b"t" * 208, b"x")],
+                            binaries)  # fmt: skip
+    (path,) = (tmp_path / "cache" / "p11fast").iterdir()
+    assert record.path == str(path) + snapshot.PRESENCE_SUFFIX
+
+
+def test_a_present_answer_is_shared_for_the_ttl(tmp_path):
+    record = shared(tmp_path)
+    record.note(1, True)
+    assert shared(tmp_path).age(0) is None
+    assert 0 <= shared(tmp_path).age(1) < snapshot.PRESENCE_TTL_NS / 1e9
+    assert os.stat(record.path).st_mode & 0o777 == 0o600
+
+
+def test_an_absent_answer_is_not_shared_and_forgets_a_present_one(tmp_path):
+    record = shared(tmp_path)
+    record.note(0, False)
+    assert not os.path.exists(record.path)
+    record.note(0, True)
+    record.note(0, False)
+    assert shared(tmp_path).age(0) is None
+
+
+def test_the_record_of_another_snapshot_is_ignored(tmp_path):
+    shared(tmp_path).note(0, True)
+    assert shared(tmp_path, b"another-snapshot").age(0) is None
+    assert shared(tmp_path, nslots=3).age(0) is None
+
+
+def test_an_old_record_is_ignored(tmp_path, monkeypatch):
+    shared(tmp_path).note(0, True)
+    later = time.time_ns() + snapshot.PRESENCE_TTL_NS
+    monkeypatch.setattr(snapshot.time, "time_ns", lambda: later)
+    assert shared(tmp_path).age(0) is None

@@ -1,0 +1,53 @@
+/* The transport extension beside this library (p11fast/_transport<EXT_SUFFIX>.so), loaded
+ * without starting Python: its C entry points (p11fast/transport/capi.h) for light mode and its
+ * fork handling for fork.c. */
+#include "python.h" /* first: Python.h sets the feature macros used below */
+
+#include <dlfcn.h>
+#include <stdio.h>
+
+_Atomic(const struct transport_api *) forwarded_transport;
+
+/* Under start_lock (a fork never sees it half done: a dlopen in progress, OpenSSL's own set-up
+ * running). */
+static const struct transport_api *load_transport_locked(void)
+{
+    static struct transport_api api;
+    char dir[PATH_MAX], path[PATH_MAX + 64];
+    void *handle;
+    int forwarded;
+    if (!package_dir(dir, sizeof dir))
+        return NULL;
+    snprintf(path, sizeof path, "%s/_transport%s", dir, P11FAST_PY_EXT_SUFFIX);
+    if (!(handle = dlopen(path, RTLD_NOW)))
+        return NULL;
+#define TRANSPORT_SYMBOL(field, name) \
+    if (!(*(void **)&api.field = dlsym(handle, name)))    \
+        return NULL;
+    TRANSPORT_SYMBOL(init, "p11f_transport_init")
+    TRANSPORT_SYMBOL(open, "p11f_transport_open")
+    TRANSPORT_SYMBOL(get, "p11f_transport_get")
+    TRANSPORT_SYMBOL(release, "p11f_transport_release")
+    TRANSPORT_SYMBOL(fork_prepare, "p11f_transport_fork_prepare")
+    TRANSPORT_SYMBOL(fork_parent, "p11f_transport_fork_parent")
+    TRANSPORT_SYMBOL(fork_child, "p11f_transport_fork_child")
+#undef TRANSPORT_SYMBOL
+    if ((forwarded = api.init()) < 0)
+        return NULL;
+    if (forwarded)
+        atomic_store(&forwarded_transport, &api);
+    return &api;
+}
+
+const struct transport_api *transport_api(void)
+{
+    static const struct transport_api *loaded;
+    static int tried;
+    pthread_mutex_lock(&start_lock);
+    if (!tried) {
+        loaded = load_transport_locked();
+        tried = 1;
+    }
+    pthread_mutex_unlock(&start_lock);
+    return loaded;
+}
