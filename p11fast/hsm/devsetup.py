@@ -59,8 +59,9 @@ def initialise(options: InitOptions) -> InitResult:
 
 def write_config(options: InitOptions, fingerprint: str) -> str:
     """A p11nethsm.conf-format file pointing at this HSM (mode 0600: it holds passwords)."""
+    # The default log level (Warn): a configuration that logs in C_Initialize gets no snapshot,
+    # and every one-shot tool run would start Python (docs/architecture.md, light mode).
     config = {
-        "log_level": "Info",
         "slots": [
             {
                 "label": "p11fast-dev",

@@ -94,6 +94,17 @@ def test_a_second_listing_runs_without_python(light_host, module_path, config, c
     assert step(second, "finalize")["rv"] == "0x0"
 
 
+def test_the_configuration_the_hsm_writes_gets_listings_without_python(
+    light_host, module_path, hsm, cache
+):
+    """`p11fast hsm init`/`dev` write the configuration users start from (README)."""
+    fresh = os.stat(hsm.config_path).st_mtime + snapshot.RACY_SECONDS * 2 - time.time()
+    time.sleep(max(fresh, 0))
+    run(light_host, module_path, hsm.config_path, cache, "list")
+    second = run(light_host, module_path, hsm.config_path, cache, "list")
+    assert step(second, "list")["python"] == "0"
+
+
 def test_light_answers_are_the_modules_answers(light_host, module_path, config, cache):
     full = run(light_host, module_path, config, cache, "list", P11FAST_SNAPSHOT="off")
     run(light_host, module_path, config, cache, "list")
