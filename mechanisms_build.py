@@ -189,7 +189,12 @@ def render() -> str:
 
 def write(target: str = TARGET) -> bool:
     """Writes the .pxi if its text changed; True when it did."""
-    text = render()
+    return write_if_changed(target, render())
+
+
+def write_if_changed(target: str, text: str) -> bool:
+    """A generated file is rewritten only when its text changes: an unchanged one must not
+    make setuptools recompile what includes it. True when it was written."""
     try:
         with open(target, encoding="utf-8") as f:
             if f.read() == text:

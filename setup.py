@@ -1,7 +1,8 @@
 """Build: the C loader `p11fast/libp11fast.so` and the Cython extensions.
 
 Switches (environment variables):
-  P11FAST_DEBUG=1      -O0 -g and invariant checks (`P11FAST_DEBUG` macro)
+  P11FAST_DEBUG=1      -O0 -g and invariant checks (`P11FAST_DEBUG` macro: the ABI's object
+                       handle table checks itself after every change, p11fast/abi/objects.pxd)
   P11FAST_ANNOTATE=1   Cython HTML annotation next to each .pyx
   P11FAST_CURL_CONFIG  the curl-config to ask for libcurl's flags (default: curl-config)
   P11FAST_STATIC_DEPS  a prefix made by scripts/build-static-deps.sh: libcurl and OpenSSL are
@@ -19,7 +20,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import loader_build  # noqa: E402  (beside this file, not installed)
+import abi_build  # noqa: E402  (beside this file, not installed)
+import loader_build  # noqa: E402
 import mechanisms_build  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -82,13 +84,13 @@ else:
     YAML_LINK = ["-lyaml"]
 
 
-def extension(name: str, link_args: list[str]) -> Extension:
+def extension(name: str, link_args: list[str], cflags: tuple[str, ...] = ()) -> Extension:
     return Extension(
         f"p11fast.{name}",
         [f"p11fast/{name}.pyx"],
         # HERE: our own headers by their path in the tree (p11fast/transport/capi.h)
         include_dirs=[INCLUDE, HERE],
-        extra_compile_args=COMMON_CFLAGS + CURL_CFLAGS,
+        extra_compile_args=COMMON_CFLAGS + CURL_CFLAGS + list(cflags),
         extra_link_args=link_args,
         # build_ext relinks only when a dependency is newer: link arguments live here.
         depends=[os.path.abspath(__file__)],
@@ -127,9 +129,11 @@ class BuildWithLoader(build_ext):
         subprocess.check_call(cmd)
 
 
-# The ABI's mechanism tables, from p11fast/mechanisms.py; rewritten only when they change, so
-# an unchanged table recompiles nothing.
+# The ABI's mechanism tables, from p11fast/mechanisms.py, and its entry points and function
+# table, from include/pkcs11f.h; rewritten only when they change, so an unchanged source
+# recompiles nothing.
 mechanisms_build.write()
+abi_build.write()
 # What light mode's C readers share with its Python writers, from p11fast/lightmode.py: the ABI
 # includes it too (MAX_SLOTS, the presence TTL).
 loader_build.write_header()
@@ -139,8 +143,10 @@ setup(
         [
             extension("_codec", CRYPTO_LINK),
             extension("_transport", TRANSPORT_LINK),
-            # _abi verifies with libcrypto; it reaches libcurl only through _transport.
-            extension("_abi", CRYPTO_LINK),
+            # _abi verifies with libcrypto; it reaches libcurl only through _transport. Its
+            # function table is filled by typed assignments: a function whose signature is not
+            # pkcs11f.h's is an error, not a warning.
+            extension("_abi", CRYPTO_LINK, ("-Werror=incompatible-pointer-types",)),
             extension("_yamlnodes", YAML_LINK),
         ],
         compiler_directives={

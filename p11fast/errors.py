@@ -4,7 +4,7 @@ Every exception carries the `CKR_*` its PKCS#11 function returns (`ckr`); the AB
 `exc.ckr` and logs `str(exc)`, so the code and the log line come from the same object.
 `from_http` and `from_transport` are the only mappings from HSM status codes and network
 failures to exceptions; nothing else in the module interprets HTTP statuses. The compiled
-paths have `ckr_for_http` (_abi_state.pxi) for statuses, tested to agree with `from_http`.
+paths have `ckr_for_http` (p11fast/abi/errors.pyx) for statuses, tested to agree with `from_http`.
 """
 
 from __future__ import annotations

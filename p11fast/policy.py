@@ -3,7 +3,7 @@
 The `policy:` section of the configuration becomes a `PolicyConfig`; the ABI calls the
 `check_*` functions before acting, and a refusal is a typed error whose message names the
 policy setting, so the log line says why. The mechanism policy is checked by the ABI itself
-(`policy_check_mechanism` in _abi_state.pxi), without the GIL, on every C_*Init.
+(`policy_check_mechanism` in p11fast/abi/ops.pyx), without the GIL, on every C_*Init.
 """
 
 from __future__ import annotations

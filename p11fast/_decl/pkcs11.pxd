@@ -1,6 +1,7 @@
 # Declarations of our own PKCS#11 headers (include/pkcs11.h) for the compiled modules.
-# Only declarations live here; the function-list fields are declared as `void *` so that
-# the ABI can fill the table with its own functions without repeating every prototype.
+# Only declarations live here. The function list (CK_FUNCTION_LIST_3_0 and each function's
+# pointer type) is declared from include/pkcs11f.h by abi_build.py, in the ABI's generated
+# entry points.
 
 cdef extern from "pkcs11.h" nogil:
     ctypedef unsigned char CK_BYTE
@@ -76,6 +77,14 @@ cdef extern from "pkcs11.h" nogil:
         CK_FLAGS flags
         CK_ULONG ulDeviceError
 
+    ctypedef CK_VERSION *CK_VERSION_PTR
+    ctypedef CK_INFO *CK_INFO_PTR
+    ctypedef CK_SLOT_INFO *CK_SLOT_INFO_PTR
+    ctypedef CK_TOKEN_INFO *CK_TOKEN_INFO_PTR
+    ctypedef CK_SESSION_INFO *CK_SESSION_INFO_PTR
+    ctypedef CK_RV (*CK_NOTIFY)(CK_SESSION_HANDLE hSession, CK_NOTIFICATION event,
+                                CK_VOID_PTR pApplication) noexcept nogil
+
     ctypedef struct CK_ATTRIBUTE:
         CK_ATTRIBUTE_TYPE type
         CK_VOID_PTR pValue
@@ -120,101 +129,14 @@ cdef extern from "pkcs11.h" nogil:
         CK_UTF8CHAR *pInterfaceName
         CK_VOID_PTR pFunctionList
         CK_FLAGS flags
+    ctypedef CK_INTERFACE *CK_INTERFACE_PTR
+    ctypedef CK_INTERFACE_PTR *CK_INTERFACE_PTR_PTR
 
-    ctypedef struct CK_FUNCTION_LIST_3_0:
-        CK_VERSION version
-        void *C_Initialize
-        void *C_Finalize
-        void *C_GetInfo
-        void *C_GetFunctionList
-        void *C_GetSlotList
-        void *C_GetSlotInfo
-        void *C_GetTokenInfo
-        void *C_GetMechanismList
-        void *C_GetMechanismInfo
-        void *C_InitToken
-        void *C_InitPIN
-        void *C_SetPIN
-        void *C_OpenSession
-        void *C_CloseSession
-        void *C_CloseAllSessions
-        void *C_GetSessionInfo
-        void *C_GetOperationState
-        void *C_SetOperationState
-        void *C_Login
-        void *C_Logout
-        void *C_CreateObject
-        void *C_CopyObject
-        void *C_DestroyObject
-        void *C_GetObjectSize
-        void *C_GetAttributeValue
-        void *C_SetAttributeValue
-        void *C_FindObjectsInit
-        void *C_FindObjects
-        void *C_FindObjectsFinal
-        void *C_EncryptInit
-        void *C_Encrypt
-        void *C_EncryptUpdate
-        void *C_EncryptFinal
-        void *C_DecryptInit
-        void *C_Decrypt
-        void *C_DecryptUpdate
-        void *C_DecryptFinal
-        void *C_DigestInit
-        void *C_Digest
-        void *C_DigestUpdate
-        void *C_DigestKey
-        void *C_DigestFinal
-        void *C_SignInit
-        void *C_Sign
-        void *C_SignUpdate
-        void *C_SignFinal
-        void *C_SignRecoverInit
-        void *C_SignRecover
-        void *C_VerifyInit
-        void *C_Verify
-        void *C_VerifyUpdate
-        void *C_VerifyFinal
-        void *C_VerifyRecoverInit
-        void *C_VerifyRecover
-        void *C_DigestEncryptUpdate
-        void *C_DecryptDigestUpdate
-        void *C_SignEncryptUpdate
-        void *C_DecryptVerifyUpdate
-        void *C_GenerateKey
-        void *C_GenerateKeyPair
-        void *C_WrapKey
-        void *C_UnwrapKey
-        void *C_DeriveKey
-        void *C_SeedRandom
-        void *C_GenerateRandom
-        void *C_GetFunctionStatus
-        void *C_CancelFunction
-        void *C_WaitForSlotEvent
-        void *C_GetInterfaceList
-        void *C_GetInterface
-        void *C_LoginUser
-        void *C_SessionCancel
-        void *C_MessageEncryptInit
-        void *C_EncryptMessage
-        void *C_EncryptMessageBegin
-        void *C_EncryptMessageNext
-        void *C_MessageEncryptFinal
-        void *C_MessageDecryptInit
-        void *C_DecryptMessage
-        void *C_DecryptMessageBegin
-        void *C_DecryptMessageNext
-        void *C_MessageDecryptFinal
-        void *C_MessageSignInit
-        void *C_SignMessage
-        void *C_SignMessageBegin
-        void *C_SignMessageNext
-        void *C_MessageSignFinal
-        void *C_MessageVerifyInit
-        void *C_VerifyMessage
-        void *C_VerifyMessageBegin
-        void *C_VerifyMessageNext
-        void *C_MessageVerifyFinal
+    # The 2.40 list, opaque: only pointers to it are passed.
+    ctypedef struct CK_FUNCTION_LIST:
+        pass
+    ctypedef CK_FUNCTION_LIST *CK_FUNCTION_LIST_PTR
+    ctypedef CK_FUNCTION_LIST_PTR *CK_FUNCTION_LIST_PTR_PTR
 
     enum:
         CK_TRUE

@@ -1,9 +1,9 @@
 """Template rules: what an application's template asks the HSM for, and what it refuses.
 
-The ABI (``_abi_manage.pxi``) reads the application's template into ``[(CKA_*, bytes)]`` and
-hands it here; this module decides what the HSM key is (type, length, mechanisms, ID, label)
-and raises typed :mod:`p11fast.errors` exceptions for everything it refuses. It sends nothing:
-:mod:`p11fast.admin.client` makes the requests.
+The ABI (``p11fast/abi/manage.pyx``) reads the application's template into
+``[(CKA_*, bytes)]`` and hands it here; this module decides what the HSM key is (type, length,
+mechanisms, ID, label) and raises typed :mod:`p11fast.errors` exceptions for everything it
+refuses. It sends nothing: :mod:`p11fast.admin.client` makes the requests.
 
 Decisions (docs/objects.md has the user-facing version):
 

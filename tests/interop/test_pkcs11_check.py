@@ -8,7 +8,6 @@ larger runs and why each accepted failure cannot pass on a NetHSM."""
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 import shutil
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from p11fast.hsm.testing import ADMIN_PASSPHRASE, ADMIN_USER, running_hsm
+from tests import builds
 from tests.hsm_api import HsmApi
 from tests.interop.conftest import KEYS, OPERATOR_PIN, config_without_password, generate, host_env
 
@@ -40,30 +40,12 @@ def python312() -> str:
     pytest.fail(f"pkcs11-check needs Python {PYTHON} (pyenv install {PYTHON})")
 
 
-def sources() -> list[str]:
-    listed = subprocess.run(
-        ["git", "ls-files", "p11fast", "include", "setup.py", "loader_build.py",
-         "mechanisms_build.py", "pyproject.toml"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    return [path for path in listed if os.path.exists(REPO / path)]
-
-
-def build_key(files: list[str]) -> str:
-    digest = hashlib.sha256((HERE / "requirements-pkcs11-check.txt").read_bytes())
-    for path in files:
-        digest.update(path.encode() + b"\0" + (REPO / path).read_bytes())
-    return digest.hexdigest()[:16]
-
-
 @pytest.fixture(scope="module")
 def checker() -> tuple[str, str]:
     """(pkcs11-check executable, module path) from a Python 3.12 venv with p11fast built in it."""
-    files = sources()
-    root = REPO / "build" / f"interop-py{PYTHON}" / build_key(files)
+    files = builds.sources()
+    requirements = (HERE / "requirements-pkcs11-check.txt").read_bytes()
+    root = REPO / "build" / f"interop-py{PYTHON}" / builds.build_key(files, requirements)
     venv, src = root / "venv", root / "src"
     module = src / "p11fast" / "libp11fast.so"
     if not (root / "ready").exists():
@@ -75,9 +57,7 @@ def checker() -> tuple[str, str]:
              "aiohttp", "-r", str(HERE / "requirements-pkcs11-check.txt")],
             check=True,
         )  # fmt: skip
-        for path in files:
-            (src / path).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / path, src / path)
+        builds.copy_sources(files, src)
         subprocess.run(
             [str(venv / "bin" / "python"), "setup.py", "-q", "build_ext", "--inplace", "-j2"],
             cwd=src,

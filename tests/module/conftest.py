@@ -52,6 +52,11 @@ def hsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HsmProcess]:
 
 @pytest.fixture(scope="session")
 def api(hsm: HsmProcess) -> HsmApi:
+    return api_with_keys(hsm)
+
+
+def api_with_keys(hsm: HsmProcess) -> HsmApi:
+    """The administrator's client of hsm, once the KEYS are made."""
     client = HsmApi(hsm.url, ADMIN_USER, ADMIN_PASSPHRASE)
     for key_id, key_type, length, mechanisms in KEYS:
         client.generate(key_type, mechanisms, key_id, length)

@@ -62,7 +62,9 @@ def test_wheel_holds_the_loader_extensions_and_every_package(installed):
     # declarations, which cimport _decl and name the transport's C headers.
     declarations = [
         os.path.relpath(path, ROOT)
-        for pattern in ("_decl/*.pxd", "transport/*.pxd", "transport/*.h", "codec/*.pxd")
+        for pattern in (
+            "_decl/*.pxd", "transport/*.pxd", "transport/*.h", "codec/*.pxd", "abi/*.pxd"
+        )
         for path in glob.glob(os.path.join(ROOT, "p11fast", pattern))
     ]
     assert declarations and [d for d in declarations if d not in names] == []

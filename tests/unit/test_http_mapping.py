@@ -6,8 +6,8 @@ import pytest
 
 from p11fast import _abi, errors
 
-# The compiled contexts (HTTP_SIGN, HTTP_DECRYPT, HTTP_ENCRYPT, HTTP_OTHER in _abi_state.pxi)
-# and the Python context each stands for.
+# The compiled contexts (HTTP_SIGN, HTTP_DECRYPT, HTTP_ENCRYPT, HTTP_OTHER in
+# p11fast/abi/errors.pxd) and the Python context each stands for.
 CONTEXTS = {0: errors.SIGN, 1: errors.DECRYPT, 2: errors.ENCRYPT, 3: errors.OBJECT}
 STATUSES = [400, 401, 403, 404, 405, 406, 409, 412, 413, 415, 429, 500, 501, 502, 503, 504]
 

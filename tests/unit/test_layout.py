@@ -11,6 +11,11 @@ no cycle; the roots include every piece, in dependency order, and define nothing
 no piece leans on a cimport another piece made; no file exceeds MAX_LINES. And, since these
 extensions are to become one (`p11fast._core`), no name is defined twice across them.
 
+A piece's .pyx may include a file generated at build time (the ABI's mechanism tables and
+entry points, `p11fast/_*.pxi`): it is read as part of the piece, its names are the piece's
+exports (its generator documents them, the piece's .pxd header names it), and, being
+generated, it is not held to MAX_LINES.
+
 To hold another extension to the same rules, add its Tree to TREES (and drop its files from
 MERGING_WITH once it is made of pieces)."""
 
@@ -34,10 +39,14 @@ class Tree:
     pieces: str  # the folder of its pieces: "p11fast/transport"
 
 
-TREES = [Tree("p11fast/_transport", "p11fast/transport"), Tree("p11fast/_codec", "p11fast/codec")]
+TREES = [
+    Tree("p11fast/_transport", "p11fast/transport"),
+    Tree("p11fast/_codec", "p11fast/codec"),
+    Tree("p11fast/_abi", "p11fast/abi"),
+]
 # Sources that will share one extension with the trees but are not pieces yet: their names
 # count for the check that no name is defined twice.
-MERGING_WITH = ["p11fast/_abi.pyx", "p11fast/_abi.pxd", "p11fast/_abi_*.pxi"]
+MERGING_WITH: list[str] = []
 # Where `from p11fast._decl.X cimport *` takes its names from.
 DECL = "p11fast/_decl"
 
@@ -208,6 +217,7 @@ class Piece:
     pxd: Source | None
     uses: list[str] | None  # None: no `# uses:` line
     header: str  # the .pxd's first line
+    generated: set[str] = field(default_factory=set)  # names of the .pyx's generated includes
 
     @property
     def sources(self) -> list[Source]:
@@ -223,7 +233,7 @@ class Piece:
 
     @property
     def exported(self) -> set[str]:
-        return self.pxd.c_defs if self.pxd else set()
+        return (self.pxd.c_defs if self.pxd else set()) | self.generated
 
 
 def decl_names(root: Path, module: str) -> set[str]:
@@ -265,14 +275,26 @@ def load(tree: Tree, root: Path = ROOT) -> dict[str, Piece]:
             found = [line for line in lead if line.startswith("# uses:")]
             if len(found) == 1:
                 uses = [u.strip() for u in found[0][len("# uses:") :].split(",") if u.strip()]
-        pieces[name] = Piece(
-            name,
-            parse(pyx) if pyx.exists() else None,
-            parse(pxd) if pxd.exists() else None,
-            uses,
-            header,
-        )
+        source = parse(pyx) if pyx.exists() else None
+        generated = with_includes(source) if source else set()
+        pieces[name] = Piece(name, source, parse(pxd) if pxd.exists() else None, uses, header,
+                             generated)
     return pieces
+
+
+def with_includes(src: Source) -> set[str]:
+    """Reads the files src includes (generated at build time) into src; their names."""
+    names: set[str] = set()
+    for include in src.includes:
+        included = parse((src.path.parent / include).resolve())
+        src.c_defs |= included.c_defs
+        src.py_defs |= included.py_defs
+        src.imports |= included.imports
+        src.star_imports |= included.star_imports
+        for name, line in included.used.items():
+            src.used.setdefault(name, line)
+        names |= included.c_defs | included.py_defs
+    return names
 
 
 def owners(pieces: dict[str, Piece]) -> dict[str, str]:

@@ -1,42 +1,56 @@
 # Sessions and login. Login state belongs to the token (all sessions of the application share
 # it), as the standard says; the credentials it unlocks are the slot's auth headers.
 
-cdef CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication,
-                         CK_VOID_PTR Notify, CK_SESSION_HANDLE_PTR phSession) noexcept nogil:
-    global g_sessions_used
-    cdef int i
-    cdef session_t *s
-    cdef slot_t *slot
-    cdef bint present, so_in
-    if not p11f_is_initialized():
-        return CKR_CRYPTOKI_NOT_INITIALIZED
-    if slotID >= <CK_ULONG>g_nslots:
+from libc.string cimport memcpy
+
+from p11fast._decl.pkcs11 cimport *
+from p11fast._decl.posix cimport pthread_mutex_lock, pthread_mutex_t, pthread_mutex_unlock
+
+from p11fast._transport import basic_auth
+
+cdef extern from "<pthread.h>" nogil:
+    int pthread_mutex_trylock(pthread_mutex_t *m)
+
+
+cdef CK_RV c_open_session_check(call_t *call, CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication,
+                             CK_NOTIFY Notify, CK_SESSION_HANDLE_PTR phSession) noexcept nogil:
+    if slotID >= <CK_ULONG>g_abi.nslots:
         return CKR_SLOT_ID_INVALID
     if phSession == NULL:
         return CKR_ARGUMENTS_BAD
     if not (flags & CKF_SERIAL_SESSION):
         return CKR_SESSION_PARALLEL_NOT_SUPPORTED
-    with gil:
-        try:
-            present = slot_present(slotID)
-        except BaseException as exc:
-            return rv_for(exc, b"C_OpenSession")
-    if not present:
-        return CKR_TOKEN_NOT_PRESENT
-    slot = &g_slots[slotID]
-    # Under g_lock, as login() sets the SO: no read-only session beside an SO (v3.0 C_Login).
-    pthread_mutex_lock(&g_lock)
+    return CKR_OK
+
+
+cdef CK_RV c_open_session(call_t *call, CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication,
+                        CK_NOTIFY Notify, CK_SESSION_HANDLE_PTR phSession) except *:
+    return CKR_OK if slot_present(slotID) else CKR_TOKEN_NOT_PRESENT
+
+
+cdef CK_RV c_open_session_finish(call_t *call, CK_RV rv, CK_SLOT_ID slotID, CK_FLAGS flags,
+                               CK_VOID_PTR pApplication, CK_NOTIFY Notify,
+                               CK_SESSION_HANDLE_PTR phSession) noexcept nogil:
+    """A free entry of the session table, once the token is known to be present."""
+    cdef int i
+    cdef session_t *s
+    cdef slot_t *slot = &g_abi.slots[slotID]
+    cdef bint so_in
+    if rv != CKR_OK:
+        return rv
+    # Under g_abi.lock, as log_in sets the SO: no read-only session beside an SO (v3.0 C_Login).
+    pthread_mutex_lock(&g_abi.lock)
     pthread_mutex_lock(&slot.lock)
     so_in = slot.login_user == CKU_SO
     pthread_mutex_unlock(&slot.lock)
     if so_in and not (flags & CKF_RW_SESSION):
-        pthread_mutex_unlock(&g_lock)
+        pthread_mutex_unlock(&g_abi.lock)
         return CKR_SESSION_READ_WRITE_SO_EXISTS
     for i in range(MAX_SESSIONS):
-        s = &g_sessions[i]
-        if s.handle == 0 and i >= g_sessions_used:
+        s = &g_abi.sessions[i]
+        if s.handle == 0 and i >= g_abi.sessions_used:
             # Before the entry is locked: a fork meanwhile resets every entry that can be held.
-            g_sessions_used = i + 1
+            g_abi.sessions_used = i + 1
         if s.handle == 0 and pthread_mutex_trylock(&s.lock) == 0:
             if s.handle == 0:
                 s.generation += 1
@@ -48,35 +62,31 @@ cdef CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplica
                     slot.rw_sessions += 1
                 phSession[0] = s.handle
                 pthread_mutex_unlock(&s.lock)
-                pthread_mutex_unlock(&g_lock)
+                pthread_mutex_unlock(&g_abi.lock)
                 return CKR_OK
             pthread_mutex_unlock(&s.lock)
-    pthread_mutex_unlock(&g_lock)
+    pthread_mutex_unlock(&g_abi.lock)
     return CKR_SESSION_COUNT
-
-
-cdef extern from "<pthread.h>" nogil:
-    int pthread_mutex_trylock(pthread_mutex_t *m)
 
 
 cdef void session_close_locked(session_t *s) noexcept nogil:
     """Ends a session whose lock the caller holds. The last session closed logs the token out:
-    under g_lock, so that a session opened and logged in meanwhile stays logged in."""
-    cdef slot_t *slot = &g_slots[s.slot]
+    under g_abi.lock, so that a session opened and logged in meanwhile stays logged in."""
+    cdef slot_t *slot = &g_abi.slots[s.slot]
     session_ops_reset(s, False)
-    pthread_mutex_lock(&g_lock)
+    pthread_mutex_lock(&g_abi.lock)
     s.handle = 0
     slot.sessions -= 1
     if s.flags & CKF_RW_SESSION:
         slot.rw_sessions -= 1
     if slot.sessions == 0:
         token_logout(slot)
-    pthread_mutex_unlock(&g_lock)
+    pthread_mutex_unlock(&g_abi.lock)
 
 
 cdef void token_logout(slot_t *slot) noexcept nogil:
     """Back to the credentials of the configuration: a PIN given at C_Login is forgotten.
-    Lock order: g_lock (when the caller holds it), then the slot's lock."""
+    Lock order: g_abi.lock (when the caller holds it), then the slot's lock."""
     pthread_mutex_lock(&slot.lock)
     memcpy(slot.op_auth, slot.op_auth_config, AUTH_MAX)
     memcpy(slot.so_auth, slot.so_auth_config, AUTH_MAX)
@@ -84,17 +94,19 @@ cdef void token_logout(slot_t *slot) noexcept nogil:
     pthread_mutex_unlock(&slot.lock)
 
 
-cdef CK_RV C_CloseSession(CK_SESSION_HANDLE hSession) noexcept nogil:
-    cdef session_t *s
-    if not p11f_is_initialized():
-        return CKR_CRYPTOKI_NOT_INITIALIZED
-    if not session_open(hSession, NULL):
-        return CKR_SESSION_HANDLE_INVALID
+cdef CK_RV c_close_session_check(call_t *call, CK_SESSION_HANDLE hSession) noexcept nogil:
+    return CKR_OK if session_open(hSession, NULL) else CKR_SESSION_HANDLE_INVALID
+
+
+cdef CK_RV c_close_session(call_t *call, CK_SESSION_HANDLE hSession) except *:
     # Before the close, which may log the token out: deleting session keys may need the SO's
     # credentials. No session lock is held here: the GIL is never taken under one.
-    with gil:
-        release_session_objects(hSession, -1)
-    s = session_lock(hSession)
+    release_session_objects(hSession, -1)
+    return CKR_OK
+
+
+cdef CK_RV c_close_session_finish(call_t *call, CK_RV rv, CK_SESSION_HANDLE hSession) noexcept nogil:
+    cdef session_t *s = session_lock(hSession)
     if s == NULL:
         return CKR_SESSION_HANDLE_INVALID
     session_close_locked(s)
@@ -102,17 +114,20 @@ cdef CK_RV C_CloseSession(CK_SESSION_HANDLE hSession) noexcept nogil:
     return CKR_OK
 
 
-cdef CK_RV C_CloseAllSessions(CK_SLOT_ID slotID) noexcept nogil:
+cdef CK_RV c_close_all_sessions_check(call_t *call, CK_SLOT_ID slotID) noexcept nogil:
+    return CKR_SLOT_ID_INVALID if slotID >= <CK_ULONG>g_abi.nslots else CKR_OK
+
+
+cdef CK_RV c_close_all_sessions(call_t *call, CK_SLOT_ID slotID) except *:
+    release_session_objects(None, slotID)
+    return CKR_OK
+
+
+cdef CK_RV c_close_all_sessions_finish(call_t *call, CK_RV rv, CK_SLOT_ID slotID) noexcept nogil:
     cdef int i
     cdef session_t *s
-    if not p11f_is_initialized():
-        return CKR_CRYPTOKI_NOT_INITIALIZED
-    if slotID >= <CK_ULONG>g_nslots:
-        return CKR_SLOT_ID_INVALID
-    with gil:
-        release_session_objects(None, slotID)
-    for i in range(g_sessions_used):
-        s = &g_sessions[i]
+    for i in range(g_abi.sessions_used):
+        s = &g_abi.sessions[i]
         if s.handle == 0:
             continue
         pthread_mutex_lock(&s.lock)
@@ -122,20 +137,17 @@ cdef CK_RV C_CloseAllSessions(CK_SLOT_ID slotID) noexcept nogil:
     return CKR_OK
 
 
-cdef CK_RV C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO *pInfo) noexcept nogil:
-    cdef session_t *s
-    if not p11f_is_initialized():
-        return CKR_CRYPTOKI_NOT_INITIALIZED
-    s = session_lock(hSession)
+cdef CK_RV c_get_session_info(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo) noexcept nogil:
+    cdef session_t *s = session_lock(hSession)
     if s == NULL:
         return CKR_SESSION_HANDLE_INVALID
     if pInfo == NULL:
         session_unlock(s)
         return CKR_ARGUMENTS_BAD
-    pthread_mutex_lock(&g_slots[s.slot].lock)
+    pthread_mutex_lock(&g_abi.slots[s.slot].lock)
     pInfo.slotID = s.slot
     pInfo.state = session_state(s)
-    pthread_mutex_unlock(&g_slots[s.slot].lock)
+    pthread_mutex_unlock(&g_abi.slots[s.slot].lock)
     pInfo.flags = s.flags
     pInfo.ulDeviceError = 0
     session_unlock(s)
@@ -143,24 +155,24 @@ cdef CK_RV C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO *pInfo) 
 
 
 cdef bint ro_session_exists(int slot_index) noexcept nogil:
-    """The caller holds g_lock."""
+    """The caller holds g_abi.lock."""
     cdef int i
-    for i in range(g_sessions_used):
-        if g_sessions[i].handle != 0 and g_sessions[i].slot == slot_index \
-                and not (g_sessions[i].flags & CKF_RW_SESSION):
+    for i in range(g_abi.sessions_used):
+        if g_abi.sessions[i].handle != 0 and g_abi.sessions[i].slot == slot_index \
+                and not (g_abi.sessions[i].flags & CKF_RW_SESSION):
             return True
     return False
 
 
 cdef bint slot_has_ro_session(int slot_index) noexcept nogil:
     cdef bint found
-    pthread_mutex_lock(&g_lock)
+    pthread_mutex_lock(&g_abi.lock)
     found = ro_session_exists(slot_index)
-    pthread_mutex_unlock(&g_lock)
+    pthread_mutex_unlock(&g_abi.lock)
     return found
 
 
-cdef CK_RV login_check(int slot_index, CK_USER_TYPE user, bytes header) except *:
+cdef CK_RV check_credentials(int slot_index, CK_USER_TYPE user, bytes header) except *:
     """Checks credentials against the HSM: the operator must be able to list keys, the
     administrator to list users (only an Administrator may)."""
     from p11fast.errors import PinIncorrect, from_http
@@ -174,16 +186,15 @@ cdef CK_RV login_check(int slot_index, CK_USER_TYPE user, bytes header) except *
     raise from_http(status, "login", "", _state.config.slots[slot_index].instances[0].url)
 
 
-cdef CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin,
-                   CK_ULONG ulPinLen) noexcept nogil:
+cdef CK_RV c_login_check(call_t *call, CK_SESSION_HANDLE hSession, CK_USER_TYPE userType,
+                       CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen) noexcept nogil:
     cdef slot_t *slot
     cdef int slot_index
     cdef CK_RV rv
-    if not p11f_is_initialized():
-        return CKR_CRYPTOKI_NOT_INITIALIZED
-    if not session_open(hSession, &slot_index):
+    if not session_call(call, hSession):
         return CKR_SESSION_HANDLE_INVALID
-    slot = &g_slots[slot_index]
+    slot_index = call.slot
+    slot = &g_abi.slots[slot_index]
     if userType == CKU_CONTEXT_SPECIFIC:
         return CKR_OPERATION_NOT_INITIALIZED
     if userType != CKU_USER and userType != CKU_SO:
@@ -206,16 +217,16 @@ cdef CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHA
         return rv
     if userType == CKU_SO and slot_has_ro_session(slot_index):
         return CKR_SESSION_READ_ONLY_EXISTS
-    with gil:
-        try:
-            rv = login(slot_index, userType, pPin[:ulPinLen] if ulPinLen else b"")
-        except BaseException as exc:
-            rv = rv_for(exc, b"C_Login")
-    return rv
+    return CKR_OK
 
 
-cdef CK_RV login(int slot_index, CK_USER_TYPE user, bytes pin) except *:
-    cdef slot_t *slot = &g_slots[slot_index]
+cdef CK_RV c_login(call_t *call, CK_SESSION_HANDLE hSession, CK_USER_TYPE userType,
+                 CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen) except *:
+    return log_in(call.slot, userType, pPin[:ulPinLen] if ulPinLen else b"")
+
+
+cdef CK_RV log_in(int slot_index, CK_USER_TYPE user, bytes pin) except *:
+    cdef slot_t *slot = &g_abi.slots[slot_index]
     cdef CK_RV rv = CKR_OK
     slot_cfg = _state.config.slots[slot_index]
     user_cfg = slot_cfg.administrator if user == CKU_SO else slot_cfg.operator
@@ -234,10 +245,10 @@ cdef CK_RV login(int slot_index, CK_USER_TYPE user, bytes pin) except *:
 
     register_secret(password, user_cfg.username)
     header = basic_auth(user_cfg.username, password)  # fits AUTH_MAX (the pins import check)
-    login_check(slot_index, user, header)
-    # The checks of C_Login again, now atomic with the change: under g_lock too, so no read-only
+    check_credentials(slot_index, user, header)
+    # The checks of C_Login again, now atomic with the change: under g_abi.lock too, so no read-only
     # session opens between the check and the SO's login (C_OpenSession checks under it).
-    pthread_mutex_lock(&g_lock)
+    pthread_mutex_lock(&g_abi.lock)
     pthread_mutex_lock(&slot.lock)
     if slot.login_user != -1:
         rv = CKR_USER_ANOTHER_ALREADY_LOGGED_IN if slot.login_user != <int>user else CKR_USER_ALREADY_LOGGED_IN
@@ -247,7 +258,7 @@ cdef CK_RV login(int slot_index, CK_USER_TYPE user, bytes pin) except *:
         set_auth(&slot.so_auth[0] if user == CKU_SO else &slot.op_auth[0], header)
         slot.login_user = user
     pthread_mutex_unlock(&slot.lock)
-    pthread_mutex_unlock(&g_lock)
+    pthread_mutex_unlock(&g_abi.lock)
     if rv != CKR_OK:
         return rv
     _state.log.info(f"slot {slot_index}: logged in as {'SO' if user == CKU_SO else 'user'} ({user_cfg.username})")
@@ -256,14 +267,12 @@ cdef CK_RV login(int slot_index, CK_USER_TYPE user, bytes pin) except *:
     return CKR_OK
 
 
-cdef CK_RV C_Logout(CK_SESSION_HANDLE hSession) noexcept nogil:
+cdef CK_RV c_logout(CK_SESSION_HANDLE hSession) noexcept nogil:
     cdef slot_t *slot
     cdef int slot_index
-    if not p11f_is_initialized():
-        return CKR_CRYPTOKI_NOT_INITIALIZED
     if not session_open(hSession, &slot_index):
         return CKR_SESSION_HANDLE_INVALID
-    slot = &g_slots[slot_index]
+    slot = &g_abi.slots[slot_index]
     pthread_mutex_lock(&slot.lock)
     if slot.login_user == -1:
         pthread_mutex_unlock(&slot.lock)

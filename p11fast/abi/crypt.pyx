@@ -2,75 +2,17 @@
 # like signing; RSA encryption is done here with the public key (OpenSSL). The HSM has AES-CBC
 # only: CKM_AES_ECB and CMAC are built from it.
 
-# The HSM's decrypt and encrypt modes (DMODE_*, EMODE_*) come from p11fast/mechanisms.py.
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memmove, memset
+
+from p11fast._decl.openssl cimport *
+from p11fast._decl.pkcs11 cimport *
+from p11fast._codec cimport hash_len, hash_md, wbuf_put
 
 cdef enum:
-    AES_BLOCK = 16
-
-# The steps of an encryption or decryption.
-cdef enum:
-    STEP_SINGLE = 0     # C_Encrypt / C_Decrypt
-    STEP_UPDATE = 1
-    STEP_FINAL = 2
-
-
-cdef bint is_mac_mechanism(CK_MECHANISM_TYPE t) noexcept nogil:
-    return t == CKM_AES_CMAC or t == CKM_AES_CMAC_GENERAL
-
-
-cdef CK_RV oaep_setup(op_t *op, CK_MECHANISM *m) noexcept nogil:
-    """The HSM decrypts OAEP with MGF1 over the same hash and an empty label: accept exactly
-    those parameters. No source at all (OpenSC sends 0) with no label is that empty label too."""
-    cdef CK_RSA_PKCS_OAEP_PARAMS *p = <CK_RSA_PKCS_OAEP_PARAMS *>m.pParameter
-    cdef int h
-    if p == NULL or m.ulParameterLen != sizeof(CK_RSA_PKCS_OAEP_PARAMS):
-        return CKR_MECHANISM_PARAM_INVALID
-    h = hash_of_mechanism(p.hashAlg)
-    if h == H_NONE or hash_of_mgf(p.mgf) != h or p.ulSourceDataLen != 0 \
-            or (p.source != CKZ_DATA_SPECIFIED and p.source != 0):
-        return CKR_MECHANISM_PARAM_INVALID
-    op.mode = decrypt_mode_for_hash(h)
-    return CKR_OK
-
-
-cdef CK_RV crypt_setup(op_t *op, CK_MECHANISM *m, object_t *key, bint encrypt) noexcept nogil:
-    cdef CK_MECHANISM_TYPE t = m.mechanism
-    cdef unsigned int needed
-    cdef CK_RV rv
-    if t == CKM_RSA_X_509 or t == CKM_RSA_PKCS or t == CKM_RSA_PKCS_OAEP:
-        if key.key_type != CKK_RSA:
-            return CKR_KEY_TYPE_INCONSISTENT
-        if key.cls != (CKO_PUBLIC_KEY if encrypt else CKO_PRIVATE_KEY):
-            return CKR_KEY_FUNCTION_NOT_PERMITTED
-        if t == CKM_RSA_PKCS_OAEP:
-            rv = oaep_setup(op, m)
-            if rv != CKR_OK:
-                return rv
-        elif has_parameter(m):
-            return CKR_MECHANISM_PARAM_INVALID
-        else:
-            op.mode = DMODE_RAW if t == CKM_RSA_X_509 else DMODE_PKCS1
-        # Encryption is offered for what the key can decrypt (CKA_ENCRYPT of the public key).
-        needed = p11f_decrypt_mode_mechanisms[op.mode]
-        op.field_len = (key.bits + 7) // 8
-    elif t == CKM_AES_CBC or t == CKM_AES_CBC_PAD or t == CKM_AES_ECB:
-        if key.key_type != CKK_AES:
-            return CKR_KEY_TYPE_INCONSISTENT
-        if t == CKM_AES_ECB:
-            if has_parameter(m):
-                return CKR_MECHANISM_PARAM_INVALID
-        elif m.pParameter == NULL or m.ulParameterLen != AES_BLOCK:
-            return CKR_MECHANISM_PARAM_INVALID
-        else:
-            memcpy(op.iv, m.pParameter, AES_BLOCK)
-        op.mode = DMODE_AES_CBC
-        needed = NM_AES_ENCRYPTION_CBC if encrypt else NM_AES_DECRYPTION_CBC
-    else:
-        return CKR_MECHANISM_INVALID
-    if not (key.nethsm_mechs & needed):
-        return not_permitted(t, key.nethsm_mechs)
-    op.mech = t
-    return CKR_OK
+    # Bytes of one AES-CBC request: its JSON body (base64, a third more) stays far below the
+    # HSM's request limit (1 MiB for the software HSM).
+    AES_CHUNK = 64 * 1024
 
 
 cdef CK_RV step_size(op_t *op, bint encrypt, int step, size_t n) noexcept nogil:
@@ -107,12 +49,6 @@ cdef CK_RV step_size(op_t *op, bint encrypt, int step, size_t n) noexcept nogil:
     op.out_len = total
     op.out_bound = pad
     return CKR_OK if total % AES_BLOCK == 0 and (total or not pad) else CKR_ENCRYPTED_DATA_LEN_RANGE
-
-
-cdef enum:
-    # Bytes of one AES-CBC request: its JSON body (base64, a third more) stays far below the
-    # HSM's request limit (1 MiB for the software HSM).
-    AES_CHUNK = 64 * 1024
 
 
 cdef CK_RV aes_cbc_request(op_t *op, const char *where, bint encrypt, const unsigned char *iv,
@@ -324,8 +260,6 @@ cdef CK_RV crypt_call(CK_SESSION_HANDLE hSession, int which, int step, const uns
     cdef bint done
     cdef size_t produced = 0
     cdef CK_RV rv
-    if not p11f_is_initialized():
-        return CKR_CRYPTOKI_NOT_INITIALIZED
     s = session_lock(hSession)
     if s == NULL:
         return CKR_SESSION_HANDLE_INVALID
@@ -370,51 +304,6 @@ cdef CK_RV crypt_call(CK_SESSION_HANDLE hSession, int which, int step, const uns
                 op_reset(op)
     session_unlock(s)
     return rv
-
-
-cdef CK_RV C_EncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) noexcept nogil:
-    return key_op_init(hSession, OP_ENCRYPT, pMechanism, hKey, b"C_EncryptInit")
-
-cdef CK_RV C_Encrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pEncryptedData, CK_ULONG_PTR pulEncryptedDataLen) noexcept nogil:
-    return crypt_call(hSession, OP_ENCRYPT, STEP_SINGLE, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen)
-
-cdef CK_RV C_EncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen) noexcept nogil:
-    return crypt_call(hSession, OP_ENCRYPT, STEP_UPDATE, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
-
-cdef CK_RV C_EncryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastEncryptedPart, CK_ULONG_PTR pulLastEncryptedPartLen) noexcept nogil:
-    return crypt_call(hSession, OP_ENCRYPT, STEP_FINAL, NULL, 0, pLastEncryptedPart, pulLastEncryptedPartLen)
-
-cdef CK_RV C_DecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey) noexcept nogil:
-    return key_op_init(hSession, OP_DECRYPT, pMechanism, hKey, b"C_DecryptInit")
-
-cdef CK_RV C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData, CK_ULONG ulEncryptedDataLen, CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen) noexcept nogil:
-    return crypt_call(hSession, OP_DECRYPT, STEP_SINGLE, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen)
-
-cdef CK_RV C_DecryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen) noexcept nogil:
-    return crypt_call(hSession, OP_DECRYPT, STEP_UPDATE, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
-
-cdef CK_RV C_DecryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastPart, CK_ULONG_PTR pulLastPartLen) noexcept nogil:
-    return crypt_call(hSession, OP_DECRYPT, STEP_FINAL, NULL, 0, pLastPart, pulLastPartLen)
-
-
-# --- CMAC (RFC 4493) ---------------------------------------------------------------------------
-
-cdef CK_RV cmac_setup(op_t *op, CK_MECHANISM *m, object_t *key) noexcept nogil:
-    """CKM_AES_CMAC gives the whole block; CKM_AES_CMAC_GENERAL its first 1..16 bytes."""
-    cdef CK_MAC_GENERAL_PARAMS *length = <CK_MAC_GENERAL_PARAMS *>m.pParameter
-    if key.key_type != CKK_AES:
-        return CKR_KEY_TYPE_INCONSISTENT
-    if m.mechanism == CKM_AES_CMAC:
-        if has_parameter(m):
-            return CKR_MECHANISM_PARAM_INVALID
-        op.out_len = AES_BLOCK
-    elif (length == NULL or m.ulParameterLen != sizeof(CK_MAC_GENERAL_PARAMS)
-            or length[0] < 1 or length[0] > AES_BLOCK):
-        return CKR_MECHANISM_PARAM_INVALID
-    else:
-        op.out_len = length[0]
-    op.mode = MODE_CMAC
-    return CKR_OK
 
 
 cdef void cmac_double(unsigned char *block) noexcept nogil:

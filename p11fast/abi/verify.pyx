@@ -1,26 +1,9 @@
 # Verification: every sign mechanism, done here with the key's public half and OpenSSL (no
-# request, no login), and CMAC, which needs the HSM's AES (_abi_crypt.pxi). C_VerifyInit takes
-# the GIL once to read the public key; the rest runs without it.
+# request, no login), and CMAC, which needs the HSM's AES (crypt).
 
-
-cdef void *public_key(CK_OBJECT_HANDLE h) noexcept with gil:
-    """The key object's public key (CKA_PUBLIC_KEY_INFO) as an EVP_PKEY the caller frees; NULL,
-    logged, when it has none that OpenSSL reads."""
-    cdef EVP_PKEY *pkey = NULL
-    cdef const unsigned char *p
-    cdef bytes spki
-    try:
-        from p11fast.attrs import CKA_PUBLIC_KEY_INFO
-
-        spki = _state.objects[h].attrs.get(CKA_PUBLIC_KEY_INFO, b"")
-        p = <const unsigned char *><const char *>spki
-        pkey = d2i_PUBKEY(NULL, &p, len(spki))
-        ERR_clear_error()
-        if pkey == NULL:
-            raise ValueError(f"object {h}: no public key OpenSSL can read")
-    except BaseException as exc:
-        rv_for(exc, b"public key")
-    return pkey
+from p11fast._decl.openssl cimport *
+from p11fast._decl.pkcs11 cimport *
+from p11fast._codec cimport ecdsa_raw_to_der, hash_len, hash_md
 
 
 cdef CK_RV pkey_verify(op_t *op, const unsigned char *msg, size_t n, const unsigned char *sig,
@@ -66,8 +49,8 @@ cdef CK_RV pkey_verify(op_t *op, const unsigned char *msg, size_t n, const unsig
     return CKR_OK if ok else CKR_SIGNATURE_INVALID
 
 
-cdef CK_RV verify_final(op_t *op, const unsigned char *data, size_t n, const unsigned char *sig,
-                        size_t sig_len) noexcept nogil:
+cdef CK_RV verify_data(op_t *op, const unsigned char *data, size_t n, const unsigned char *sig,
+                       size_t sig_len) noexcept nogil:
     cdef msg_buf buf
     cdef const unsigned char *msg
     cdef size_t msg_len
@@ -96,8 +79,6 @@ cdef CK_RV verify_call(CK_SESSION_HANDLE hSession, bint single, const unsigned c
     """C_Verify (single, with the data) and C_VerifyFinal (the data given to C_VerifyUpdate)."""
     cdef session_t *s
     cdef CK_RV rv
-    if not p11f_is_initialized():
-        return CKR_CRYPTOKI_NOT_INITIALIZED
     s = session_lock(hSession)
     if s == NULL:
         return CKR_SESSION_HANDLE_INVALID
@@ -110,29 +91,10 @@ cdef CK_RV verify_call(CK_SESSION_HANDLE hSession, bint single, const unsigned c
         elif (data == NULL and n != 0) or (sig == NULL and sig_len != 0):
             rv = CKR_ARGUMENTS_BAD
         elif single:
-            rv = verify_final(&s.verify, data, n, sig, sig_len)
+            rv = verify_data(&s.verify, data, n, sig, sig_len)
         else:
-            rv = verify_final(&s.verify, <const unsigned char *>s.verify.acc.data, s.verify.acc.len,
+            rv = verify_data(&s.verify, <const unsigned char *>s.verify.acc.data, s.verify.acc.len,
                               sig, sig_len)
         op_reset(&s.verify)
     session_unlock(s)
     return rv
-
-
-cdef CK_RV C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
-                        CK_OBJECT_HANDLE hKey) noexcept nogil:
-    return key_op_init(hSession, OP_VERIFY, pMechanism, hKey, b"C_VerifyInit")
-
-
-cdef CK_RV C_Verify(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
-                    CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen) noexcept nogil:
-    return verify_call(hSession, True, pData, ulDataLen, pSignature, ulSignatureLen)
-
-
-cdef CK_RV C_VerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) noexcept nogil:
-    return op_update(hSession, OP_VERIFY, pPart, ulPartLen)
-
-
-cdef CK_RV C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
-                         CK_ULONG ulSignatureLen) noexcept nogil:
-    return verify_call(hSession, False, NULL, 0, pSignature, ulSignatureLen)

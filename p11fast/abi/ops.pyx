@@ -1,30 +1,18 @@
-# The sign path: from C_SignInit to the return of C_Sign nothing here touches a Python object
-# or the GIL (only a failure takes the GIL, to log it).
+# The operation core: which mechanism, with which parameters, on which key; starting an
+# operation with a key, feeding it, the output-buffer rule, and the one HSM request every key
+# operation on the HSM makes.
 
 from libc.stdio cimport snprintf
+from libc.string cimport memcpy, memmove, memset
 
-# The HSM's sign modes (MODE_* into p11f_sign_modes) come from p11fast/mechanisms.py. MODE_CMAC
-# is none of them: CMAC is built from the HSM's AES-CBC encryption (_abi_crypt.pxi).
-cdef enum:
-    MODE_CMAC = SIGN_MODES
-
-cdef enum:
-    # Largest signature the HSM returns: RSA-8192.
-    SIG_MAX = 1024
-    # Longest message the sign path builds locally: a SHA-512 DigestInfo.
-    MSG_MAX = 128
-    # The NetHSM signs ECDSA over exactly the digest of the curve's hash: SHA-256/384 for the
-    # 256/384-bit curves, SHA-512 for BrainpoolP512 and for P-521 (keyfender
-    # src/keyfender/hsm.ml, Key.sign), so never more than 64 bytes.
-    ECDSA_DIGEST_MAX = 64
-    # Longest EC coordinate: P-521.
-    ECDSA_FIELD_MAX = 66
-
-
-# Room for the data a signature covers when it is built locally (signed_input).
-cdef struct msg_buf:
-    unsigned char digest[HASH_MAX_LEN]
-    unsigned char msg[MSG_MAX]
+from p11fast._decl.openssl cimport EVP_PKEY, EVP_PKEY_free
+from p11fast._decl.pkcs11 cimport *
+from p11fast._decl.posix cimport pthread_mutex_lock, pthread_mutex_unlock
+from p11fast._codec cimport (
+    H_NONE, H_SHA1, H_SHA224, H_SHA256, H_SHA384, H_SHA512, b64_decode, hash_init, hash_len,
+    hash_update, json_get_string, wbuf, wbuf_free, wbuf_init, wbuf_put, wbuf_put_b64, wbuf_puts,
+)
+from p11fast._transport cimport TP_OK, TP_POST, tp_buf, tp_buf_free, tp_request, tp_result
 
 
 cdef int hash_of_mechanism(CK_MECHANISM_TYPE m) noexcept nogil:
@@ -152,24 +140,6 @@ cdef CK_RV not_permitted(CK_MECHANISM_TYPE t, unsigned int key_mechs) noexcept n
     return CKR_KEY_FUNCTION_NOT_PERMITTED
 
 
-# The operations of a session that take a key, for the code they share.
-cdef enum:
-    OP_SIGN = 0
-    OP_VERIFY = 1
-    OP_DECRYPT = 2
-    OP_ENCRYPT = 3
-
-
-cdef op_t *op_of(session_t *s, int which) noexcept nogil:
-    if which == OP_SIGN:
-        return &s.sign
-    if which == OP_VERIFY:
-        return &s.verify
-    if which == OP_DECRYPT:
-        return &s.decrypt
-    return &s.encrypt
-
-
 cdef CK_RV op_setup(int which, op_t *op, CK_MECHANISM *m, object_t *key) noexcept nogil:
     cdef bint allowed
     if which == OP_ENCRYPT or which == OP_DECRYPT:
@@ -183,6 +153,92 @@ cdef CK_RV op_setup(int which, op_t *op, CK_MECHANISM *m, object_t *key) noexcep
     return sign_setup(op, m, key)
 
 
+cdef bint is_mac_mechanism(CK_MECHANISM_TYPE t) noexcept nogil:
+    return t == CKM_AES_CMAC or t == CKM_AES_CMAC_GENERAL
+
+
+cdef CK_RV oaep_setup(op_t *op, CK_MECHANISM *m) noexcept nogil:
+    """The HSM decrypts OAEP with MGF1 over the same hash and an empty label: accept exactly
+    those parameters. No source at all (OpenSC sends 0) with no label is that empty label too."""
+    cdef CK_RSA_PKCS_OAEP_PARAMS *p = <CK_RSA_PKCS_OAEP_PARAMS *>m.pParameter
+    cdef int h
+    if p == NULL or m.ulParameterLen != sizeof(CK_RSA_PKCS_OAEP_PARAMS):
+        return CKR_MECHANISM_PARAM_INVALID
+    h = hash_of_mechanism(p.hashAlg)
+    if h == H_NONE or hash_of_mgf(p.mgf) != h or p.ulSourceDataLen != 0 \
+            or (p.source != CKZ_DATA_SPECIFIED and p.source != 0):
+        return CKR_MECHANISM_PARAM_INVALID
+    op.mode = decrypt_mode_for_hash(h)
+    return CKR_OK
+
+
+cdef CK_RV crypt_setup(op_t *op, CK_MECHANISM *m, object_t *key, bint encrypt) noexcept nogil:
+    cdef CK_MECHANISM_TYPE t = m.mechanism
+    cdef unsigned int needed
+    cdef CK_RV rv
+    if t == CKM_RSA_X_509 or t == CKM_RSA_PKCS or t == CKM_RSA_PKCS_OAEP:
+        if key.key_type != CKK_RSA:
+            return CKR_KEY_TYPE_INCONSISTENT
+        if key.cls != (CKO_PUBLIC_KEY if encrypt else CKO_PRIVATE_KEY):
+            return CKR_KEY_FUNCTION_NOT_PERMITTED
+        if t == CKM_RSA_PKCS_OAEP:
+            rv = oaep_setup(op, m)
+            if rv != CKR_OK:
+                return rv
+        elif has_parameter(m):
+            return CKR_MECHANISM_PARAM_INVALID
+        else:
+            op.mode = DMODE_RAW if t == CKM_RSA_X_509 else DMODE_PKCS1
+        # Encryption is offered for what the key can decrypt (CKA_ENCRYPT of the public key).
+        needed = p11f_decrypt_mode_mechanisms[op.mode]
+        op.field_len = (key.bits + 7) // 8
+    elif t == CKM_AES_CBC or t == CKM_AES_CBC_PAD or t == CKM_AES_ECB:
+        if key.key_type != CKK_AES:
+            return CKR_KEY_TYPE_INCONSISTENT
+        if t == CKM_AES_ECB:
+            if has_parameter(m):
+                return CKR_MECHANISM_PARAM_INVALID
+        elif m.pParameter == NULL or m.ulParameterLen != AES_BLOCK:
+            return CKR_MECHANISM_PARAM_INVALID
+        else:
+            memcpy(op.iv, m.pParameter, AES_BLOCK)
+        op.mode = DMODE_AES_CBC
+        needed = NM_AES_ENCRYPTION_CBC if encrypt else NM_AES_DECRYPTION_CBC
+    else:
+        return CKR_MECHANISM_INVALID
+    if not (key.nethsm_mechs & needed):
+        return not_permitted(t, key.nethsm_mechs)
+    op.mech = t
+    return CKR_OK
+
+
+cdef CK_RV cmac_setup(op_t *op, CK_MECHANISM *m, object_t *key) noexcept nogil:
+    """CKM_AES_CMAC gives the whole block; CKM_AES_CMAC_GENERAL its first 1..16 bytes."""
+    cdef CK_MAC_GENERAL_PARAMS *length = <CK_MAC_GENERAL_PARAMS *>m.pParameter
+    if key.key_type != CKK_AES:
+        return CKR_KEY_TYPE_INCONSISTENT
+    if m.mechanism == CKM_AES_CMAC:
+        if has_parameter(m):
+            return CKR_MECHANISM_PARAM_INVALID
+        op.out_len = AES_BLOCK
+    elif (length == NULL or m.ulParameterLen != sizeof(CK_MAC_GENERAL_PARAMS)
+            or length[0] < 1 or length[0] > AES_BLOCK):
+        return CKR_MECHANISM_PARAM_INVALID
+    else:
+        op.out_len = length[0]
+    op.mode = MODE_CMAC
+    return CKR_OK
+
+
+cdef CK_RV policy_check_mechanism(const char *where, CK_MECHANISM_TYPE m) noexcept nogil:
+    """The one policy check of every C_*Init and key generation: CKR_MECHANISM_INVALID and a
+    log line naming the policy for a mechanism the configuration does not allow."""
+    if mechanism_allowed(m):
+        return CKR_OK
+    log_error(where, b"refused by the configuration's policy.allowed_mechanisms; mechanism", m)
+    return CKR_MECHANISM_INVALID
+
+
 cdef CK_RV key_op_init(CK_SESSION_HANDLE hSession, int which, CK_MECHANISM_PTR pMechanism,
                        CK_OBJECT_HANDLE hKey, const char *where) noexcept nogil:
     """Every C_*Init that takes a key (sign, verify, decrypt, encrypt)."""
@@ -190,8 +246,6 @@ cdef CK_RV key_op_init(CK_SESSION_HANDLE hSession, int which, CK_MECHANISM_PTR p
     cdef object_t key
     cdef void *pkey = NULL
     cdef CK_RV rv
-    if not p11f_is_initialized():
-        return CKR_CRYPTOKI_NOT_INITIALIZED
     # Verification and encryption with a public key are done here, with that key read before
     # the session is locked: the GIL is never waited for under a session lock.
     if (pMechanism != NULL and (which == OP_VERIFY or which == OP_ENCRYPT)
@@ -217,7 +271,7 @@ cdef CK_RV key_op_init_locked(session_t *s, int which, CK_MECHANISM_PTR pMechani
     cdef object_t key
     cdef CK_RV rv
     cdef op_t *op = op_of(s, which)
-    cdef slot_t *slot = &g_slots[s.slot]
+    cdef slot_t *slot = &g_abi.slots[s.slot]
     if pMechanism == NULL:
         # PKCS#11 v3.0, C_EncryptInit/C_DecryptInit/C_SignInit/C_VerifyInit: pMechanism NULL_PTR
         # terminates the active operation; with none active there is nothing to terminate.
@@ -252,18 +306,13 @@ cdef CK_RV key_op_init_locked(session_t *s, int which, CK_MECHANISM_PTR pMechani
     return CKR_OK
 
 
-cdef CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
-                      CK_OBJECT_HANDLE hKey) noexcept nogil:
-    return key_op_init(hSession, OP_SIGN, pMechanism, hKey, b"C_SignInit")
-
-
 cdef CK_RV hsm_call(op_t *op, const char *where, const char *action, int context, const char *mode,
                    const char *in_field, const unsigned char *data, size_t n, const unsigned char *iv,
                    const char *out_field, unsigned char *out, size_t cap, size_t *out_n) noexcept nogil:
     """One POST /keys/{id}/{action} on the calling thread, for every key operation on the HSM:
     sends {"mode", in_field: base64 data [, "iv"]} and decodes the answer's base64 member
     out_field into out (at most cap bytes); logs a failure once, as `where`."""
-    cdef slot_t *slot = &g_slots[op.slot]
+    cdef slot_t *slot = &g_abi.slots[op.slot]
     cdef char auth[AUTH_MAX]
     cdef char path[KEY_ID_MAX + 16]
     cdef wbuf body
@@ -324,117 +373,6 @@ cdef bint copy_left_padded(unsigned char *out, size_t size, const unsigned char 
     return n != 0
 
 
-cdef CK_RV hsm_sign(op_t *op, const unsigned char *msg, size_t n, CK_BYTE_PTR out) noexcept nogil:
-    """One signature from the HSM, in PKCS#11 format: writes exactly op.out_len bytes."""
-    cdef unsigned char sig[SIG_MAX]
-    cdef size_t sig_len = 0
-    cdef CK_RV rv = hsm_call(op, b"C_Sign", b"sign", HTTP_SIGN, p11f_sign_modes[op.mode], b"message",
-                             msg, n, NULL, b"signature", sig, SIG_MAX, &sig_len)
-    if rv != CKR_OK:
-        return rv
-    if op.mode == MODE_ECDSA:
-        if ecdsa_der_to_raw(sig, sig_len, op.field_len, out) == <Py_ssize_t>op.out_len:
-            return CKR_OK
-    elif copy_left_padded(out, op.out_len, sig, sig_len):
-        return CKR_OK
-    log_error(b"C_Sign", b"malformed signature from the HSM; bytes", sig_len)
-    return CKR_DEVICE_ERROR
-
-
-cdef CK_RV sign_input(op_t *op, const unsigned char *data, size_t n, unsigned char *scratch,
-                      const unsigned char **msg, size_t *msg_len) noexcept nogil:
-    """What the HSM signs for the data (already hashed when the mechanism hashes), and so what a
-    verification checks: *msg points to the data itself or to scratch (MSG_MAX bytes)."""
-    cdef const unsigned char *prefix
-    cdef size_t prefix_len
-    msg[0] = data
-    msg_len[0] = n
-    if op.rsa_digestinfo:
-        prefix = digestinfo_prefix(op.hash, &prefix_len)
-        memcpy(scratch, prefix, prefix_len)
-        memcpy(scratch + prefix_len, data, n)
-        msg[0] = scratch
-        msg_len[0] = prefix_len + n
-        return CKR_OK
-    if op.in_len and n != op.in_len:
-        return CKR_DATA_LEN_RANGE
-    if op.mode == MODE_PKCS1 and n + 11 > op.out_len:
-        return CKR_DATA_LEN_RANGE
-    if op.mode == MODE_ECDSA:
-        msg[0] = scratch
-        return ecdsa_digest(data, n, op.field_len, op.order_bits, scratch, msg_len)
-    return CKR_OK
-
-
-cdef CK_RV ecdsa_digest(const unsigned char *data, size_t n, size_t field_len, size_t order_bits,
-                        unsigned char *out, size_t *out_len) noexcept nogil:
-    """The digest the HSM signs for ECDSA input of any length, into out: the number e that
-    ECDSA signs (FIPS 186-5 6.4.1: the leftmost order_bits bits of the input) written at the
-    length the HSM takes, min(field_len, ECDSA_DIGEST_MAX) bytes. The HSM reads those bytes as
-    a number, so it signs e itself. An e that does not fit (P-521: input longer than 64 bytes
-    whose leftmost 521 bits exceed 512) cannot be sent: CKR_DATA_LEN_RANGE."""
-    cdef unsigned char e[ECDSA_FIELD_MAX]
-    cdef size_t hsm_len = field_len if field_len < ECDSA_DIGEST_MAX else ECDSA_DIGEST_MAX
-    cdef size_t shift, i
-    if field_len > ECDSA_FIELD_MAX or not (8 * field_len - 8 < order_bits <= 8 * field_len):
-        return CKR_GENERAL_ERROR
-    memset(e, 0, field_len)
-    if 8 * n > order_bits:
-        # n >= field_len here: the first field_len bytes hold the leftmost order_bits bits,
-        # followed by 8 * field_len - order_bits (< 8) bits that go.
-        memcpy(e, data, field_len)
-        shift = 8 * field_len - order_bits
-        if shift:
-            i = field_len - 1
-            while i > 0:
-                e[i] = <unsigned char>((e[i] >> shift) | (e[i - 1] << (8 - shift)))
-                i -= 1
-            e[0] >>= shift
-    else:
-        memcpy(e + field_len - n, data, n)
-    for i in range(field_len - hsm_len):
-        if e[i]:
-            return CKR_DATA_LEN_RANGE
-    memcpy(out, e + field_len - hsm_len, hsm_len)
-    out_len[0] = hsm_len
-    return CKR_OK
-
-
-cdef CK_RV final_digest(op_t *op, const unsigned char *data, size_t n, msg_buf *buf,
-                        const unsigned char **msg, size_t *msg_len) noexcept nogil:
-    """The final data of a sign or verify operation, hashed when the mechanism hashes."""
-    msg[0] = data
-    msg_len[0] = n
-    if op.hash != H_NONE:
-        if (n and hash_update(&op.hctx, data, n) != 0) or hash_final(&op.hctx, buf.digest) != 0:
-            return CKR_FUNCTION_FAILED
-        msg[0] = buf.digest
-        msg_len[0] = hash_len(op.hash)
-    return CKR_OK
-
-
-cdef CK_RV signed_input(op_t *op, const unsigned char *data, size_t n, msg_buf *buf,
-                        const unsigned char **msg, size_t *msg_len) noexcept nogil:
-    """The final data of a sign or verify operation as the HSM signs it."""
-    cdef CK_RV rv = final_digest(op, data, n, buf, &data, &n)
-    if rv != CKR_OK:
-        return rv
-    return sign_input(op, data, n, buf.msg, msg, msg_len)
-
-
-cdef CK_RV sign_final_data(op_t *op, const unsigned char *data, size_t n, CK_BYTE_PTR out) noexcept nogil:
-    cdef msg_buf buf
-    cdef const unsigned char *msg
-    cdef size_t msg_len
-    cdef CK_RV rv
-    if op.mode == MODE_CMAC:
-        return cmac(op, data, n, out)
-    rv = signed_input(op, data, n, &buf, &msg, &msg_len)
-    if rv != CKR_OK:
-        return rv
-    return hsm_sign(op, msg, msg_len, out)
-
-
 cdef CK_RV output_size(op_t *op, CK_BYTE_PTR out, CK_ULONG_PTR out_len, bint *done) noexcept nogil:
     """The standard's output-buffer rule (PKCS#11 v3.0 §5.2), for every operation: a NULL buffer
     asks for the size and a short one gets CKR_BUFFER_TOO_SMALL with the size needed; both keep
@@ -465,46 +403,12 @@ cdef CK_RV output_size(op_t *op, CK_BYTE_PTR out, CK_ULONG_PTR out_len, bint *do
     return CKR_OK
 
 
-cdef CK_RV C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
-                  CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) noexcept nogil:
-    cdef session_t *s
-    cdef CK_RV rv
-    cdef bint done
-    if not p11f_is_initialized():
-        return CKR_CRYPTOKI_NOT_INITIALIZED
-    s = session_lock(hSession)
-    if s == NULL:
-        return CKR_SESSION_HANDLE_INVALID
-    if not s.sign.active:
-        session_unlock(s)
-        return CKR_OPERATION_NOT_INITIALIZED
-    if s.sign.multipart:
-        # C_Sign cannot end a multi-part operation, and every failing C_Sign ends it (v3.0).
-        op_reset(&s.sign)
-        session_unlock(s)
-        return CKR_OPERATION_ACTIVE
-    if pulSignatureLen == NULL or (pData == NULL and ulDataLen != 0):
-        op_reset(&s.sign)
-        session_unlock(s)
-        return CKR_ARGUMENTS_BAD
-    rv = output_size(&s.sign, pSignature, pulSignatureLen, &done)
-    if not done:
-        rv = sign_final_data(&s.sign, pData, ulDataLen, pSignature)
-        if rv == CKR_OK:
-            pulSignatureLen[0] = s.sign.out_len
-        op_reset(&s.sign)
-    session_unlock(s)
-    return rv
-
-
 cdef CK_RV op_update(CK_SESSION_HANDLE hSession, int which, CK_BYTE_PTR pPart,
                     CK_ULONG ulPartLen) noexcept nogil:
     """C_SignUpdate and C_VerifyUpdate: the data is hashed, or kept for the final step."""
     cdef session_t *s
     cdef op_t *op
     cdef CK_RV rv = CKR_OK
-    if not p11f_is_initialized():
-        return CKR_CRYPTOKI_NOT_INITIALIZED
     s = session_lock(hSession)
     if s == NULL:
         return CKR_SESSION_HANDLE_INVALID
@@ -522,36 +426,5 @@ cdef CK_RV op_update(CK_SESSION_HANDLE hSession, int which, CK_BYTE_PTR pPart,
         op.multipart = True
     elif rv != CKR_OPERATION_NOT_INITIALIZED:
         op_reset(op)
-    session_unlock(s)
-    return rv
-
-
-cdef CK_RV C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) noexcept nogil:
-    return op_update(hSession, OP_SIGN, pPart, ulPartLen)
-
-
-cdef CK_RV C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
-                       CK_ULONG_PTR pulSignatureLen) noexcept nogil:
-    cdef session_t *s
-    cdef CK_RV rv
-    cdef bint done
-    if not p11f_is_initialized():
-        return CKR_CRYPTOKI_NOT_INITIALIZED
-    s = session_lock(hSession)
-    if s == NULL:
-        return CKR_SESSION_HANDLE_INVALID
-    if not s.sign.active:
-        session_unlock(s)
-        return CKR_OPERATION_NOT_INITIALIZED
-    if pulSignatureLen == NULL:
-        op_reset(&s.sign)
-        session_unlock(s)
-        return CKR_ARGUMENTS_BAD
-    rv = output_size(&s.sign, pSignature, pulSignatureLen, &done)
-    if not done:
-        rv = sign_final_data(&s.sign, <const unsigned char *>s.sign.acc.data, s.sign.acc.len, pSignature)
-        if rv == CKR_OK:
-            pulSignatureLen[0] = s.sign.out_len
-        op_reset(&s.sign)
     session_unlock(s)
     return rv

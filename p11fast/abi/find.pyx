@@ -1,0 +1,134 @@
+# Finding objects and reading their attributes.
+
+from libc.string cimport memcpy
+
+from p11fast._decl.pkcs11 cimport *
+
+
+cdef CK_RV c_find_objects_init_check(call_t *call, CK_SESSION_HANDLE hSession,
+                                   CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) noexcept nogil:
+    if not session_call(call, hSession):
+        return CKR_SESSION_HANDLE_INVALID
+    return CKR_ARGUMENTS_BAD if pTemplate == NULL and ulCount != 0 else CKR_OK
+
+
+cdef CK_RV c_find_objects_init(call_t *call, CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
+                             CK_ULONG ulCount) except *:
+    """The one place where HSM objects and session objects meet."""
+    from p11fast.keyid import is_reserved
+
+    cdef CK_SESSION_HANDLE h = call.handle
+    cdef int slot_index = call.slot
+    template = read_template(pTemplate, ulCount)
+    # Searches of sessions closed without C_FindObjectsFinal are dropped here, so the GIL is
+    # never needed while a session lock is held.
+    for stale in [k for k in _state.finds if not session_open(k, NULL)]:
+        del _state.finds[stale]
+    if h in _state.finds:
+        return CKR_OPERATION_ACTIVE
+    inventory = _state.inventories[slot_index]
+    found = []
+    if current_auth(slot_index, False) is not None:
+        for obj in inventory.find(template):
+            # The module's own session and archived keys are not token objects.
+            if not is_reserved(obj.key_id) and user_may_see(slot_index, obj):
+                found.append(object_bind(slot_index, obj))
+    # Session objects of every session of the application (PKCS#11 v3.0 §4.4).
+    for obj in _state.session_objects.objects(slot_index, inventory):
+        if obj.matches(template) and user_may_see(slot_index, obj):
+            found.append(object_bind(slot_index, obj))
+    _state.finds[h] = found
+    return CKR_OK
+
+
+cdef CK_RV session_only(call_t *call, CK_SESSION_HANDLE hSession) noexcept nogil:
+    return CKR_OK if session_call(call, hSession) else CKR_SESSION_HANDLE_INVALID
+
+
+cdef CK_RV c_find_objects_check(call_t *call, CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phObject,
+                              CK_ULONG ulMaxObjectCount, CK_ULONG_PTR pulObjectCount) noexcept nogil:
+    if not session_call(call, hSession):
+        return CKR_SESSION_HANDLE_INVALID
+    if pulObjectCount == NULL or (phObject == NULL and ulMaxObjectCount != 0):
+        return CKR_ARGUMENTS_BAD
+    return CKR_OK
+
+
+cdef CK_RV c_find_objects(call_t *call, CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phObject,
+                        CK_ULONG ulMaxObjectCount, CK_ULONG_PTR pulObjectCount) except *:
+    cdef CK_ULONG n = 0
+    pending = _state.finds.get(hSession)
+    if pending is None:
+        return CKR_OPERATION_NOT_INITIALIZED
+    while n < ulMaxObjectCount and pending:
+        phObject[n] = pending.pop(0)
+        n += 1
+    pulObjectCount[0] = n
+    return CKR_OK
+
+
+cdef CK_RV c_find_objects_final_check(call_t *call, CK_SESSION_HANDLE hSession) noexcept nogil:
+    return session_only(call, hSession)
+
+
+cdef CK_RV c_find_objects_final(call_t *call, CK_SESSION_HANDLE hSession) except *:
+    if _state.finds.pop(hSession, None) is None:
+        return CKR_OPERATION_NOT_INITIALIZED
+    return CKR_OK
+
+
+cdef CK_RV c_get_attribute_value_check(call_t *call, CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+                                     CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) noexcept nogil:
+    if not session_call(call, hSession):
+        return CKR_SESSION_HANDLE_INVALID
+    return CKR_ARGUMENTS_BAD if pTemplate == NULL and ulCount != 0 else CKR_OK
+
+
+cdef CK_RV c_get_attribute_value(call_t *call, CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+                               CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) except *:
+    """The standard's rules for every entry: sensitive and unknown attributes get
+    CK_UNAVAILABLE_INFORMATION, a NULL pValue asks for the length, a short buffer gets
+    CK_UNAVAILABLE_INFORMATION; the other entries are still filled, and the call returns the
+    one error seen (sensitive before invalid type before buffer too small)."""
+    obj = visible_object(call.slot, hObject)
+    cdef bint sensitive = False, invalid = False, too_small = False
+    cdef bytes value
+    for i in range(ulCount):
+        kind = pTemplate[i].type
+        if kind in obj.sensitive:
+            pTemplate[i].ulValueLen = CK_UNAVAILABLE_INFORMATION
+            sensitive = True
+            continue
+        value = obj.attrs.get(kind)
+        if value is None:
+            pTemplate[i].ulValueLen = CK_UNAVAILABLE_INFORMATION
+            invalid = True
+        elif pTemplate[i].pValue == NULL:
+            pTemplate[i].ulValueLen = len(value)
+        elif pTemplate[i].ulValueLen < <CK_ULONG>len(value):
+            pTemplate[i].ulValueLen = CK_UNAVAILABLE_INFORMATION
+            too_small = True
+        else:
+            memcpy(pTemplate[i].pValue, <const char *>value, len(value))
+            pTemplate[i].ulValueLen = len(value)
+    if sensitive:
+        return CKR_ATTRIBUTE_SENSITIVE
+    if invalid:
+        return CKR_ATTRIBUTE_TYPE_INVALID
+    if too_small:
+        return CKR_BUFFER_TOO_SMALL
+    return CKR_OK
+
+
+cdef CK_RV c_get_object_size_check(call_t *call, CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+                                 CK_ULONG_PTR pulSize) noexcept nogil:
+    if not session_call(call, hSession):
+        return CKR_SESSION_HANDLE_INVALID
+    return CKR_ARGUMENTS_BAD if pulSize == NULL else CKR_OK
+
+
+cdef CK_RV c_get_object_size(call_t *call, CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+                           CK_ULONG_PTR pulSize) except *:
+    obj = visible_object(call.slot, hObject)
+    pulSize[0] = sum(len(v) for v in obj.attrs.values())
+    return CKR_OK
