@@ -110,9 +110,12 @@ def test_children_that_do_not_initialise_get_not_initialized_and_can_initialise_
     assert result["children_ok"] == FORKS, run.stderr[-3000:]
     assert result["parent_ok"] == FORKS
     assert result["threads_after"] == result["threads_before"], result
-    # Three threads signing at once may open one more connection after the count (its socket
-    # and the socket pair of libcurl's handle), not one per fork.
-    assert result["fds_before"] <= result["fds_after"] <= result["fds_before"] + 3, result
+    # A descriptor leaked per fork would be 100 more. What may differ is the pool: the count
+    # is taken once each thread signed, which they may have done one after another over one
+    # connection, and later all three sign at once: up to one more connection per thread (its
+    # socket and the socket pair of libcurl's handle). Seen on a loaded machine: +6.
+    most = result["fds_before"] + 3 * 3  # three signing threads
+    assert result["fds_before"] <= result["fds_after"] <= most, result
     loggers = report(run.stdout, "attempted")
     assert loggers["ok"] > 0 and loggers["failed"] == 0, run.stdout
     assert run.stderr.count("C_SignInit: refused") > 0
