@@ -13,7 +13,7 @@ $PY -m p11fast hsm init --state "$STATE" --port "$PORT" >/dev/null
 $PY -m p11fast hsm serve --state "$STATE" --port "$PORT" >"$STATE/hsm.log" 2>&1 &
 HSM_PID=$!
 trap 'kill $HSM_PID 2>/dev/null || true' EXIT
-for _ in $(seq 100); do grep -q "listening on" "$STATE/hsm.log" && break; sleep 0.1; done
+for _ in $(seq 100); do grep -qs "listening on" "$STATE/hsm.log" && break; sleep 0.1; done
 
 API="https://127.0.0.1:$PORT/api/v1"
 curl -sSfk -u admin:adminadmin1 -H 'Content-Type: application/json' -X POST "$API/keys/generate" \
