@@ -17,7 +17,7 @@ SWITCH = "P11FAST_SNAPSHOT"
 SWITCH_OFF = "off"
 
 SNAPSHOT_MAGIC = b"P11FSNAP"
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 # The first bytes of a snapshot's key (what selects its file): the version, so that another
 # layout never shares a file name with this one.
 SNAPSHOT_KEY_TAG = b"p11fast-snapshot-%d" % SNAPSHOT_VERSION
@@ -30,6 +30,8 @@ SNAPSHOT_PREFIX = "slots-"
 SNAPSHOT_MAX_BYTES = 1 << 20
 # The most slots a configuration may have: the ABI's table size and the reader's limit.
 MAX_SLOTS = 64
+# The most mechanisms a snapshot may list (the module offers fewer): the reader's limit.
+MAX_MECHANISMS = 256
 
 # Beside the snapshot: <snapshot>.full says the last process with this snapshot needed Python.
 FULL_MARK_SUFFIX = ".full"

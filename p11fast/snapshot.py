@@ -1,9 +1,10 @@
-"""The slot snapshot: what lets the loader answer slot and token queries without Python.
+"""The slot snapshot: what lets the loader answer slot, token and mechanism queries without Python.
 
 `pkcs11-tool -L` is one process per listing, and starting the interpreter is most of its time.
 So after a C_Initialize that wrote no log line, the ABI records here what C_GetInfo,
-C_GetSlotInfo and C_GetTokenInfo answer (token presence aside: that is asked of the HSM each
-time), each slot's transport spec, and everything those answers were derived from. In a later
+C_GetSlotInfo, C_GetTokenInfo, C_GetMechanismList and C_GetMechanismInfo answer (token presence
+aside: that is asked of the HSM each time), each slot's transport spec, and everything those
+answers were derived from. In a later
 process the loader (p11fast/loader/snapshot.c) reads it, checks that every input is unchanged,
 and answers those functions itself; the presence check goes through the real transport, loaded
 without starting Python. Any other function starts Python as before, and its pools take over the
@@ -21,13 +22,16 @@ mode that logs nothing shows the user exactly what Python would have. `P11FAST_S
 turns both sides off. The constants below come from p11fast/lightmode.py, which the loader gets
 as a generated header. The layout (little-endian; blob = u32 length + bytes):
 
-    SNAPSHOT_MAGIC u32 SNAPSHOT_VERSION, sizeof CK_INFO, CK_SLOT_INFO, CK_TOKEN_INFO
+    SNAPSHOT_MAGIC u32 SNAPSHOT_VERSION, sizeof CK_INFO, CK_SLOT_INFO, CK_TOKEN_INFO,
+        CK_MECHANISM_INFO
     blob key
     u32 n, n x (blob path, u8 is-regular-file, u64 dev, u64 ino, u64 size, i64 mtime_ns,
                 i64 ctime_ns)
     u32 n, n x (blob variable name, u8 non-empty)
     u8 disable_threads, CK_INFO
     u32 n (1 to MAX_SLOTS), n x (CK_SLOT_INFO, CK_TOKEN_INFO, blob transport spec)
+    u32 m (at most MAX_MECHANISMS), m x (u64 CK_MECHANISM_TYPE, CK_MECHANISM_INFO): the
+        mechanisms every slot offers (the policy applied), in C_GetMechanismList's order
     u32 CRC-32 of everything before it (a damaged file is not used)
 
 The whole file is at most SNAPSHOT_MAX_BYTES.
@@ -56,6 +60,7 @@ from binascii import crc32
 from p11fast.config import Config, file_identity
 from p11fast.lightmode import (
     CACHE_DIR,
+    MAX_MECHANISMS,
     MAX_SLOTS,
     PRESENCE_MAGIC,
     PRESENCE_SUFFIX,
@@ -76,6 +81,8 @@ from p11fast.log import WARN, Logger
 # identity. A file changed this recently is not trusted to identify its contents.
 RACY_SECONDS = 0.1
 _IDENTITY = struct.Struct("<BQQQqq")
+# sizeof(CK_MECHANISM_INFO): three CK_ULONG, which is C's unsigned long ("L" in native mode).
+_MECHANISM_INFO_SIZE = struct.calcsize("@3L")
 
 
 def directory() -> str | None:
@@ -111,12 +118,16 @@ def wanted(config: Config, log: Logger) -> bool:
 
 
 def write(config: Config, reserved: bytes | None, info: bytes,
-          slots: list[tuple[bytes, bytes, bytes]],
+          slots: list[tuple[bytes, bytes, bytes]], mechanisms: list[tuple[int, bytes]],
           binaries: list[str]) -> SharedPresence | None:  # fmt: skip
     """Records the answers and their inputs; a failure only costs the next process time.
-    Returns the presence record that goes with the snapshot now on disk, if one is."""
+    `mechanisms`: (CK_MECHANISM_TYPE, CK_MECHANISM_INFO's bytes) as C_GetMechanismList and
+    C_GetMechanismInfo answer. Returns the presence record that goes with the snapshot now on
+    disk, if one is."""
     where = directory()
-    if where is None or not 0 < len(slots) <= MAX_SLOTS:
+    if where is None or not 0 < len(slots) <= MAX_SLOTS or len(mechanisms) > MAX_MECHANISMS:
+        return None
+    if any(len(mechanism_info) != _MECHANISM_INFO_SIZE for _, mechanism_info in mechanisms):
         return None
     package_dir = os.path.dirname(os.path.realpath(binaries[0]))
     binaries = [os.path.join(package_dir, "libp11fast.so"), *binaries]
@@ -124,7 +135,7 @@ def write(config: Config, reserved: bytes | None, info: bytes,
     if _racy(examined):
         return None
     k = key(package_dir, reserved)
-    data = _encode(config, k, examined, info, slots)
+    data = _encode(config, k, examined, info, slots, mechanisms)
     if len(data) > SNAPSHOT_MAX_BYTES:
         return None
     path = os.path.join(where, file_name(k))
@@ -200,9 +211,11 @@ def _blob(data: bytes) -> bytes:
 
 
 def _encode(config: Config, k: bytes, examined: list, info: bytes,
-            slots: list[tuple[bytes, bytes, bytes]]) -> bytes:  # fmt: skip
+            slots: list[tuple[bytes, bytes, bytes]],
+            mechanisms: list[tuple[int, bytes]]) -> bytes:  # fmt: skip
     slot_size, token_size = len(slots[0][0]), len(slots[0][1])
-    sizes = struct.pack("<IIII", SNAPSHOT_VERSION, len(info), slot_size, token_size)
+    sizes = struct.pack("<IIIII", SNAPSHOT_VERSION, len(info), slot_size, token_size,
+                        _MECHANISM_INFO_SIZE)  # fmt: skip
     out = [SNAPSHOT_MAGIC, sizes, _blob(k)]
     out.append(struct.pack("<I", len(examined)))
     for path, identity in examined:
@@ -214,6 +227,8 @@ def _encode(config: Config, k: bytes, examined: list, info: bytes,
     out.append(bytes([config.disable_threads]) + info + struct.pack("<I", len(slots)))
     for slot_info, token_info, spec in slots:
         out.append(slot_info + token_info + _blob(spec))
+    out.append(struct.pack("<I", len(mechanisms)))
+    out.extend(struct.pack("<Q", kind) + mechanism_info for kind, mechanism_info in mechanisms)
     data = b"".join(out)
     return data + struct.pack("<I", crc32(data))
 

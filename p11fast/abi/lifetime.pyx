@@ -239,8 +239,26 @@ def forget_state_after_fork():
     _state = None
 
 
+cdef list offered_mechanisms():
+    """(type, CK_MECHANISM_INFO's bytes) of what C_GetMechanismList and C_GetMechanismInfo
+    answer for every slot, from those very functions; None if they did not answer."""
+    cdef CK_MECHANISM_TYPE types[MECHANISM_COUNT]
+    cdef CK_MECHANISM_INFO mechanism_info
+    cdef CK_ULONG n = MECHANISM_COUNT, i
+    if c_get_mechanism_list(0, types, &n) != CKR_OK:
+        return None
+    offered = []
+    for i in range(n):
+        memset(&mechanism_info, 0, sizeof(mechanism_info))
+        if c_get_mechanism_info(0, types[i], &mechanism_info) != CKR_OK:
+            return None
+        offered.append((types[i], (<char *>&mechanism_info)[:sizeof(mechanism_info)]))
+    return offered
+
+
 cdef void write_snapshot(cfg, log, const char *config_path) except *:
-    """What C_GetInfo, C_GetSlotInfo and C_GetTokenInfo answer, for the loader's light mode."""
+    """What C_GetInfo, C_GetSlotInfo, C_GetTokenInfo, C_GetMechanismList and
+    C_GetMechanismInfo answer, for the loader's light mode."""
     from p11fast import snapshot
 
     cdef CK_INFO info
@@ -248,6 +266,9 @@ cdef void write_snapshot(cfg, log, const char *config_path) except *:
     cdef CK_TOKEN_INFO token_info
     cdef int i
     if not snapshot.wanted(cfg, log):
+        return
+    mechanisms = offered_mechanisms()
+    if mechanisms is None:
         return
     # Padding included: what the stack held before (auth headers were built on it) must not
     # reach the file.
@@ -269,5 +290,6 @@ cdef void write_snapshot(cfg, log, const char *config_path) except *:
         config_path if config_path != NULL else None,
         (<char *>&info)[:sizeof(info)],
         slots,
+        mechanisms,
         [sys.modules["p11fast._abi"].__file__, sys.modules["p11fast._transport"].__file__],
     )

@@ -1,11 +1,12 @@
-/* Light mode: C_GetInfo, C_GetSlotList, C_GetSlotInfo and C_GetTokenInfo without Python.
+/* Light mode: C_GetInfo, C_GetSlotList, C_GetSlotInfo, C_GetTokenInfo, C_GetMechanismList and
+ * C_GetMechanismInfo without Python.
  *
  * A one-shot `pkcs11-tool -L` spends most of its time starting the interpreter. When the ABI
  * left a snapshot whose inputs are all unchanged (snapshot.c, p11fast/snapshot.py), C_Initialize
  * opens each slot's pool from the snapshot's spec through the transport's C entry points, for
  * which it loads libpython without starting it and the transport extension beside this library
  * (at the first pool: a slot whose presence is recorded, below, opens none until it needs one).
- * The four functions are then answered from the snapshot, and token presence by a live
+ * The six functions are then answered from the snapshot, and token presence by a live
  * GET /health/ready through that pool, as the ABI asks it (and cached as long, PRESENCE_TTL).
  *
  * Presence shared between processes: a present answer is recorded beside the snapshot
@@ -239,7 +240,7 @@ static int lock_if_on(void)
     return 0;
 }
 
-/* The ABI's argument checks of C_GetSlotInfo and C_GetTokenInfo, in its order. */
+/* The ABI's argument checks of the slot, token and mechanism queries, in its order. */
 static CK_RV check_slot(CK_SLOT_ID slotID, const void *pInfo)
 {
     if (slotID >= snap.nslots)
@@ -374,6 +375,42 @@ int light_get_token_info(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo, CK_RV *rv)
         else
             *rv = CKR_TOKEN_NOT_PRESENT;
         tell_absence_locked();
+    }
+    pthread_mutex_unlock(&light_lock);
+    return 1;
+}
+
+/* The ABI's C_GetMechanismList: no presence check, the standard's rule for a list. */
+int light_get_mechanism_list(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList,
+                             CK_ULONG_PTR pulCount, CK_RV *rv)
+{
+    if (!lock_if_on())
+        return 0;
+    if ((*rv = check_slot(slotID, pulCount)) == CKR_OK) {
+        if (pMechanismList && *pulCount < snap.nmechanisms)
+            *rv = CKR_BUFFER_TOO_SMALL;
+        else if (pMechanismList)
+            memcpy(pMechanismList, snap.mechanism_types,
+                   snap.nmechanisms * sizeof *snap.mechanism_types);
+        *pulCount = snap.nmechanisms;
+    }
+    pthread_mutex_unlock(&light_lock);
+    return 1;
+}
+
+int light_get_mechanism_info(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
+                             CK_MECHANISM_INFO_PTR pInfo, CK_RV *rv)
+{
+    if (!lock_if_on())
+        return 0;
+    if ((*rv = check_slot(slotID, pInfo)) == CKR_OK) {
+        *rv = CKR_MECHANISM_INVALID;
+        for (CK_ULONG i = 0; i < snap.nmechanisms; i++)
+            if (snap.mechanism_types[i] == type) {
+                *pInfo = snap.mechanism_infos[i];
+                *rv = CKR_OK;
+                break;
+            }
     }
     pthread_mutex_unlock(&light_lock);
     return 1;

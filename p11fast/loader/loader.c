@@ -6,7 +6,7 @@
  * here with the wheel's environment — imports p11fast._abi and takes its CK_FUNCTION_LIST_3_0
  * from a capsule. From then on a forwarded call costs one atomic load and one indirect call: no
  * GIL and no lock, the ABI takes the GIL itself when it needs Python. Before that, light mode
- * (light.c) may answer the slot and token queries of a one-shot host without Python at all.
+ * (light.c) may answer the slot, token and mechanism queries of a one-shot host without Python.
  *
  * This file owns the exported functions: C_Initialize, the trampolines (one template expanded
  * over pkcs11f.h), the function lists and interfaces, and the published ABI table they read.
@@ -127,7 +127,17 @@ LIGHT(C_GetSlotInfo, light_get_slot_info(slotID, pInfo, &rv), (slotID, pInfo))
 EXPORT CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
 LIGHT(C_GetTokenInfo, light_get_token_info(slotID, pInfo, &rv), (slotID, pInfo))
 
-/* The four functions the loader answers itself, and the five light mode may answer. For them
+EXPORT CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList,
+                                CK_ULONG_PTR pulCount)
+LIGHT(C_GetMechanismList, light_get_mechanism_list(slotID, pMechanismList, pulCount, &rv),
+      (slotID, pMechanismList, pulCount))
+
+EXPORT CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
+                                CK_MECHANISM_INFO_PTR pInfo)
+LIGHT(C_GetMechanismInfo, light_get_mechanism_info(slotID, type, pInfo, &rv),
+      (slotID, type, pInfo))
+
+/* The four functions the loader answers itself, and the seven light mode may answer. For them
  * SKIP_x expands to a leading "~," so PICK's second argument becomes the local choice (no
  * trampoline); for every other name it stays a single unknown token and PICK yields the
  * trampoline. LOCAL_x works the same way for the table entries. */
@@ -144,6 +154,8 @@ LIGHT(C_GetTokenInfo, light_get_token_info(slotID, pInfo, &rv), (slotID, pInfo))
 #define SKIP_C_GetSlotList ~,
 #define SKIP_C_GetSlotInfo ~,
 #define SKIP_C_GetTokenInfo ~,
+#define SKIP_C_GetMechanismList ~,
+#define SKIP_C_GetMechanismInfo ~,
 #define PICK(...) PICK_(__VA_ARGS__)
 #define PICK_(probe, chosen, ...) chosen
 

@@ -59,6 +59,10 @@ int light_get_slot_list(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULON
                         CK_RV *rv);
 int light_get_slot_info(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo, CK_RV *rv);
 int light_get_token_info(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo, CK_RV *rv);
+int light_get_mechanism_list(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList,
+                             CK_ULONG_PTR pulCount, CK_RV *rv);
+int light_get_mechanism_info(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
+                             CK_MECHANISM_INFO_PTR pInfo, CK_RV *rv);
 
 /* In a forked child, from the loader's fork handler: light mode's state is the parent's. */
 void light_after_fork_child(void);

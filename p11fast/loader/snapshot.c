@@ -198,6 +198,26 @@ static int variables_unchanged(struct cursor *c)
     return !c->bad;
 }
 
+static int parse_mechanisms(struct snapshot *s, struct cursor *c)
+{
+    s->nmechanisms = (CK_ULONG)take_uint(c, 4);
+    if (c->bad || s->nmechanisms > P11F_MAX_MECHANISMS ||
+        s->nmechanisms > (size_t)(c->end - c->p) / (8 + sizeof(CK_MECHANISM_INFO)))
+        return 0;
+    /* One more than needed: calloc(0) may answer NULL. */
+    if (!(s->mechanism_types = calloc(s->nmechanisms + 1, sizeof *s->mechanism_types)) ||
+        !(s->mechanism_infos = calloc(s->nmechanisms + 1, sizeof *s->mechanism_infos)))
+        return 0;
+    for (CK_ULONG i = 0; i < s->nmechanisms; i++) {
+        const unsigned char *mechanism_info;
+        s->mechanism_types[i] = (CK_MECHANISM_TYPE)take_uint(c, 8);
+        if (!(mechanism_info = take(c, sizeof(CK_MECHANISM_INFO))))
+            return 0;
+        memcpy(&s->mechanism_infos[i], mechanism_info, sizeof(CK_MECHANISM_INFO));
+    }
+    return 1;
+}
+
 static int parse(struct snapshot *s, struct cursor *c, const struct key *k)
 {
     const unsigned char *magic = take(c, sizeof P11F_SNAPSHOT_MAGIC - 1), *key, *info;
@@ -205,7 +225,8 @@ static int parse(struct snapshot *s, struct cursor *c, const struct key *k)
     if (!magic || memcmp(magic, P11F_SNAPSHOT_MAGIC, sizeof P11F_SNAPSHOT_MAGIC - 1) != 0 ||
         take_uint(c, 4) != P11F_SNAPSHOT_VERSION ||
         take_uint(c, 4) != sizeof(CK_INFO) || take_uint(c, 4) != sizeof(CK_SLOT_INFO) ||
-        take_uint(c, 4) != sizeof(CK_TOKEN_INFO))
+        take_uint(c, 4) != sizeof(CK_TOKEN_INFO) ||
+        take_uint(c, 4) != sizeof(CK_MECHANISM_INFO))
         return 0;
     key = take_blob(c, &key_len);
     if (!key || key_len != k->len || memcmp(key, k->bytes, key_len) != 0)
@@ -230,7 +251,7 @@ static int parse(struct snapshot *s, struct cursor *c, const struct key *k)
         memcpy(&s->slots[i].slot, slot, sizeof(CK_SLOT_INFO));
         memcpy(&s->slots[i].token, token, sizeof(CK_TOKEN_INFO));
     }
-    return c->p == c->end;
+    return parse_mechanisms(s, c) && c->p == c->end;
 }
 
 int snapshot_load(struct snapshot *s, const char *package_dir, const char *reserved)
@@ -267,6 +288,8 @@ int snapshot_load(struct snapshot *s, const char *package_dir, const char *reser
 
 void snapshot_free(struct snapshot *s)
 {
+    free(s->mechanism_types);
+    free(s->mechanism_infos);
     free(s->slots);
     free(s->data);
     memset(s, 0, sizeof *s);

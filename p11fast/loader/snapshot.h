@@ -26,6 +26,9 @@ struct snapshot {
     int disable_threads;
     CK_ULONG nslots;
     struct snapshot_slot *slots;
+    CK_ULONG nmechanisms;       /* offered by every slot, in C_GetMechanismList's order */
+    CK_MECHANISM_TYPE *mechanism_types;
+    CK_MECHANISM_INFO *mechanism_infos;
 };
 
 /* Loads the snapshot for these discovery inputs (package_dir: the real directory of this

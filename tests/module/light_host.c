@@ -6,7 +6,10 @@
  * LIGHT_HOST_RESERVED, when set, is passed as CK_C_INITIALIZE_ARGS.pReserved.
  *
  *   light_host MODULE list            C_Initialize, C_GetInfo, the slot list, each slot's and
- *                                     token's info (as hex of the structures), C_Finalize
+ *                                     token's info (as hex of the structures), slot 0's
+ *                                     mechanisms (each type as 8 bytes little-endian and its
+ *                                     info, as the snapshot holds them) with the list's and
+ *                                     info's error answers, C_Finalize
  *   light_host MODULE sign PIN KEY_ID list, then open a session, log in, find the EC private
  *                                     key with CKA_ID KEY_ID and sign a digest with CKM_ECDSA
  *   light_host MODULE fork            C_Initialize, fork; the child lists slots before and
@@ -61,6 +64,33 @@ static void hex(const char *name, const void *data, size_t n)
         printf("%02x", ((const unsigned char *)data)[i]);
 }
 
+static void mechanisms(void)
+{
+    CK_MECHANISM_TYPE types[256];
+    CK_MECHANISM_INFO info;
+    CK_ULONG count = 0, one = 1;
+    CK_RV rv = f->C_GetMechanismList(0, NULL, &count);
+    printf(" mechs_count_rv=0x%lx mechs_count=%lu", rv, count);
+    rv = f->C_GetMechanismList(0, types, &one);
+    printf(" mechs_short_rv=0x%lx mechs_short=%lu", rv, one);
+    printf(" mechs_slot_rv=0x%lx", f->C_GetMechanismList(64, NULL, &count));
+    printf(" mechs_null_rv=0x%lx", f->C_GetMechanismList(0, types, NULL));
+    printf(" mech_unknown_rv=0x%lx", f->C_GetMechanismInfo(0, 0x7fffffffUL, &info));
+    printf(" mech_null_rv=0x%lx", f->C_GetMechanismInfo(0, CKM_RSA_PKCS, NULL));
+    count = sizeof types / sizeof types[0];
+    rv = f->C_GetMechanismList(0, types, &count);
+    printf(" mechs_rv=0x%lx mechanisms=", rv);
+    for (CK_ULONG i = 0; rv == CKR_OK && i < count; i++) {
+        memset(&info, 0, sizeof info);
+        if (f->C_GetMechanismInfo(0, types[i], &info) != CKR_OK)
+            printf("info-failed");
+        for (int byte = 0; byte < 8; byte++)
+            printf("%02x", (unsigned)(types[i] >> (8 * byte)) & 0xff);
+        for (size_t byte = 0; byte < sizeof info; byte++)
+            printf("%02x", ((const unsigned char *)&info)[byte]);
+    }
+}
+
 static void list(const char *step)
 {
     CK_INFO info;
@@ -99,6 +129,7 @@ static void list(const char *step)
         }
         rv = CKR_OK;
     }
+    mechanisms();
     printf(" python=%d loaded=%s\n", python_running(), loaded());
 }
 

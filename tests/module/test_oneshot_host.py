@@ -156,10 +156,19 @@ def test_a_light_flow_after_a_light_flow_runs_without_an_interpreter(host):
     assert {py for _call, py in second.python()} == {"0"}, second.lines
 
 
+def test_the_mechanism_list_and_infos_after_a_listing_run_without_an_interpreter(host):
+    """`pkcs11-tool -M`: the mechanisms come from the snapshot, as the slots do."""
+    flow = ["init", "slots", "token", "mechs", "final"]
+    host.run(flow)
+    second = host.run(flow)
+    assert any(name.startswith("C_GetMechanismInfo") for name, _py in second.python())
+    assert {py for _call, py in second.python()} == {"0"}, second.lines
+    assert second.answers() == host.run(flow, full=True).answers()
+
+
 # The calls issue 15 moves into compiled code: a one-shot `pkcs11-tool --sign` after an earlier
 # one must run without starting Python. Each case is the flow up to that step.
 ONE_SHOT_STEPS = {
-    "mechanism list and info": (["mechs"], "C_GetMechanism"),
     "open session": (["open"], "C_OpenSession"),
     "login": (SESSION_STEPS, "C_Login"),
     "find by id": ([*SESSION_STEPS, f"find:{EC_ID}"], "C_FindObjects"),

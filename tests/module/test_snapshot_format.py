@@ -29,6 +29,7 @@ from tests.hosts import host_env
 from tests.module.test_light_mode import answers, run, step, write_config
 
 CKF_TOKEN_PRESENT = 1
+MECHANISM_ENTRY = 8 + 24  # CK_MECHANISM_TYPE as u64, CK_MECHANISM_INFO
 SLOT_FLAGS = slice(96, 104)  # CK_SLOT_INFO.flags: after slotDescription[64], manufacturerID[32]
 
 
@@ -93,6 +94,9 @@ def python_write(monkeypatch, module_path: str, config: str, cache: str, full: d
         flags = struct.unpack("<Q", slot[SLOT_FLAGS])[0] & ~CKF_TOKEN_PRESENT
         slot = slot[:96] + struct.pack("<Q", flags) + slot[104:]
         slots.append((slot, token, pool_spec(cfg.slots[i])))
+    raw = bytes.fromhex(full["mechanisms"])
+    mechanisms = [(struct.unpack_from("<Q", raw, at)[0], raw[at + 8 : at + MECHANISM_ENTRY])
+                  for at in range(0, len(raw), MECHANISM_ENTRY)]  # fmt: skip
     info, slots = edit(info, slots)
     package = os.path.dirname(os.path.realpath(module_path))
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
@@ -100,7 +104,7 @@ def python_write(monkeypatch, module_path: str, config: str, cache: str, full: d
         os.path.join(package, f"_abi{suffix}"),
         os.path.join(package, f"_transport{suffix}"),
     ]
-    snapshot.write(cfg, None, info, slots, binaries)
+    snapshot.write(cfg, None, info, slots, mechanisms, binaries)
     k = snapshot.key(package, None)
     path = os.path.join(snapshot.directory(), snapshot.file_name(k))
     assert os.path.exists(path)
@@ -155,8 +159,8 @@ def test_light_mode_returns_the_written_bytes_exactly(
 
 def fields(data: bytes) -> dict[str, int]:
     """Where each part of a snapshot begins (the layout in p11fast/snapshot.py)."""
-    at = {"version": 8, "sizes": 12, "key": 24}
-    p = 24 + 4 + struct.unpack_from("<I", data, 24)[0]
+    at = {"version": 8, "sizes": 12, "key": 28}
+    p = 28 + 4 + struct.unpack_from("<I", data, 28)[0]
     at["files"] = p
     n, p = struct.unpack_from("<I", data, p)[0], p + 4
     for _ in range(n):
@@ -172,6 +176,7 @@ def fields(data: bytes) -> dict[str, int]:
     at["nslots"] = p + 1 + struct.unpack_from("<I", data, 12)[0]
     at["slots"] = at["nslots"] + 4
     at["spec"] = at["slots"] + sum(struct.unpack_from("<II", data, 16))
+    at["mechanisms"] = at["spec"] + 4 + struct.unpack_from("<I", data, at["spec"])[0]
     at["crc"] = len(data) - 4
     return at
 
@@ -198,6 +203,7 @@ def alterations(data: bytes) -> dict[str, bytes]:
         "next version": u32(at["version"], 1),
         "other CK_INFO size": u32(at["sizes"], 8),
         "other CK_TOKEN_INFO size": u32(at["sizes"] + 8, -8),
+        "other CK_MECHANISM_INFO size": u32(at["sizes"] + 12, 8),
         "changed key": put(at["key"] + 4, bytes([body[at["key"] + 4] ^ 1])),
         "changed config identity": u32(at["file_identity"] + 1 + 24, 1),
         "config said absent": put(at["file_identity"], b"\0"),
@@ -206,6 +212,10 @@ def alterations(data: bytes) -> dict[str, bytes]:
         "more slots than written": u32(at["nslots"], 1),
         "over MAX_SLOTS": put(at["nslots"], struct.pack("<I", lightmode.MAX_SLOTS + 1)),
         "spec longer than the file": put(at["spec"], struct.pack("<I", spec_len + 1000)),
+        "more mechanisms than written": u32(at["mechanisms"], 1),
+        "fewer mechanisms than written": u32(at["mechanisms"], -1),
+        "over MAX_MECHANISMS": put(at["mechanisms"],
+                                   struct.pack("<I", lightmode.MAX_MECHANISMS + 1)),  # fmt: skip
         "bad checksum": body + struct.pack("<I", crc32(body) ^ 1),
     }
 
@@ -220,9 +230,10 @@ def test_an_altered_snapshot_is_refused_never_misread(
     with open(path, "rb") as f:
         good = f.read()
     at = fields(good)  # the test's reading of the layout, checked against itself
-    spec_len = struct.unpack_from("<I", good, at["spec"])[0]
+    mechanisms = struct.unpack_from("<I", good, at["mechanisms"])[0]
     assert struct.unpack_from("<I", good, at["nslots"])[0] == 1
-    assert at["spec"] + 4 + spec_len == at["crc"]
+    assert mechanisms == int(full["mechs_count"]) > 0
+    assert at["mechanisms"] + 4 + mechanisms * MECHANISM_ENTRY == at["crc"]
     assert step(run(light_host, module_path, config, cache, "list"), "init")["python"] == "0"
     for what, altered in alterations(good).items():
         with open(path, "wb") as f:
