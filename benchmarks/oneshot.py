@@ -1,5 +1,5 @@
-"""One-shot processes (issue 15): `pkcs11-tool -L`, `--sign` with ECDSA P-256 and with RSA 2048
-(login, find by `--id`, sign) and the alternating `-L`/`--sign` worst case, for p11fast (the
+"""One-shot processes (issue 15): `pkcs11-tool -L`, `-M`, `--sign` with ECDSA P-256 and with RSA
+2048 (login, find by `--id`, sign) and the alternating `-L`/`--sign` worst case, for p11fast (the
 source build, the release wheel) and SoftHSM2 in the same run; then where each millisecond of
 one `-L` and one `--sign` goes. Run as the `oneshot` part of run_all.py:
 
@@ -39,7 +39,8 @@ import nginx_backend
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 EC_ID, RSA_ID = nginx_backend.EC_KEY.encode().hex(), nginx_backend.RSA_KEY.encode().hex()
-GOALS = {"-L": 0.8, "--sign": 0.7}  # issue 15: × SoftHSM2's, for the release wheel
+# issue 15: × SoftHSM2's, for the release wheel; -M is a listing like -L (not in the issue)
+GOALS = {"-L": 0.8, "-M": 0.8, "--sign": 0.7}
 
 
 def tool_commands(module: str, pin: str, digest: str) -> dict[str, list[str]]:
@@ -50,6 +51,7 @@ def tool_commands(module: str, pin: str, digest: str) -> dict[str, list[str]]:
                 "--output-file", "/dev/null"]
 
     return {"-L": ["pkcs11-tool", "--module", module, "-L"],
+            "-M": ["pkcs11-tool", "--module", module, "-M"],
             "--sign ECDSA": sign("ECDSA", EC_ID), "--sign RSA": sign("RSA-PKCS", RSA_ID)}
 
 
@@ -148,7 +150,7 @@ def ratios(summary: dict[str, dict], reference: str = "softhsm2") -> list[dict]:
         if name == reference or not ref:
             continue
         paired = [a / b for a, b in zip(r["wall"], ref["wall"], strict=True)]
-        goal = GOALS["-L" if op.endswith("-L") else "--sign"]
+        goal = GOALS[op.split()[-1] if op.split()[-1] in GOALS else "--sign"]
         rows.append({"target": name, "op": op, "ratio": r["median"] / ref["median"],
                      "paired": statistics.median(paired),
                      "cpu_ratio": r["cpu_median"] / ref["cpu_median"], "goal": goal})
@@ -156,7 +158,7 @@ def ratios(summary: dict[str, dict], reference: str = "softhsm2") -> list[dict]:
 
 
 def split_key(key: str) -> tuple[str, str]:
-    m = re.match(r"(.*?) ((?:alternating )?(?:-L|--sign(?: ECDSA| RSA)?))$", key)
+    m = re.match(r"(.*?) ((?:alternating )?(?:-L|-M|--sign(?: ECDSA| RSA)?))$", key)
     return m.group(1), m.group(2)
 
 
