@@ -684,6 +684,16 @@ def test_each_kind_of_violation_is_reported(tmp_path, change):
     assert any(expected in p for p in problems), problems
 
 
+def test_a_local_named_like_another_pieces_function_is_no_use_of_it(tmp_path):
+    high = {
+        "pkg/demo/high.pxd": "# high: the top piece.\n# uses:\n\n"
+        "cdef int high_fn(int x) noexcept nogil\n",
+        "pkg/demo/high.pyx": "cdef int high_fn(int x) noexcept nogil:\n    cdef int low_fn = x\n"
+        "    return low_fn\n",
+    }
+    assert check_tree(DEMO, write(tmp_path, {**CLEAN, **high})) == []
+
+
 # DEMO's pieces and a second folder's, in one extension: "other/top" uses "demo/high".
 TWO_FOLDERS = Tree("pkg/_demo", ("pkg/demo", "pkg/other"))
 WITH_OTHER = {
