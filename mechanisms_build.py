@@ -84,7 +84,7 @@ def _by_hash(mechanisms, operation: str) -> str:
                       for m in rows)
     return (
         f"cdef int {operation}_mode_for_hash(int h) noexcept nogil:\n"
-        f'    """The {operation} mode over hash h (an H_* of _codec); -1 for none."""\n'
+        f'    """The {operation} mode over hash h (an H_* of codec/hash); -1 for none."""\n'
         f"{to_mode}    return -1\n\n\n"
         f"cdef int {operation}_mode_hash(int mode) noexcept nogil:\n"
         f'    """The hash a {operation} mode names; H_NONE for none."""\n'

@@ -6,7 +6,7 @@ Switches (environment variables):
   P11FAST_ANNOTATE=1   Cython HTML annotation next to each .pyx
   P11FAST_CURL_CONFIG  the curl-config to ask for libcurl's flags (default: curl-config)
   P11FAST_STATIC_DEPS  a prefix made by scripts/build-static-deps.sh: libcurl and OpenSSL are
-                       linked statically into the extensions, their symbols hidden (release
+                       linked statically into the ABI's extension, their symbols hidden (release
                        wheels); without it the system's shared libcurl and OpenSSL are used
 """
 
@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 INCLUDE = os.path.join(HERE, "include")
 DEBUG = os.environ.get("P11FAST_DEBUG") == "1"
 STATIC_DEPS = os.environ.get("P11FAST_STATIC_DEPS")
-# The newest libcurl symbol _transport uses is CURLE_SSL_CLIENTCERT (7.77.0); the others are
+# The newest libcurl symbol the transport uses is CURLE_SSL_CLIENTCERT (7.77.0); the others are
 # older (curl_multi_poll 7.66.0, CURLOPT_MAXAGE_CONN 7.65.0). tests/packaging checks this
 # against curl's symbols-in-versions.
 CURL_MIN = (7, 77, 0)
@@ -56,19 +56,19 @@ def curl_flags() -> tuple[list[str], list[str]]:
     return shlex.split(cflags), shlex.split(libs)
 
 
-def static_link_args(curl_libs: list[str]) -> tuple[list[str], list[str]]:
-    """Link arguments for the static archives of P11FAST_STATIC_DEPS: (curl's, OpenSSL's).
+def static_link_args(curl_libs: list[str]) -> list[str]:
+    """Link arguments for the static archives of P11FAST_STATIC_DEPS: libcurl, OpenSSL and the
+    system libraries they need.
 
-    --exclude-libs hides every symbol that comes from an archive, so the extensions export
-    nothing of libcurl or OpenSSL and resolve their own calls at link time: a host that has
+    --exclude-libs hides every symbol that comes from an archive, so the extension exports
+    nothing of libcurl or OpenSSL and resolves its own calls at link time: a host that has
     another libcurl or OpenSSL loaded (globally, or under the same symbol versions) cannot
     interpose on them, and nothing of ours can interpose on the host's."""
     lib = os.path.join(STATIC_DEPS, "lib")
     openssl = [os.path.join(lib, "libssl.a"), os.path.join(lib, "libcrypto.a")]
     system = [arg for arg in curl_libs if arg.startswith("-l") and arg not in ("-lssl", "-lcrypto")]
     hidden = ["-Wl,--exclude-libs,ALL"]
-    curl = [os.path.join(lib, "libcurl.a"), *openssl, *system, "-lpthread", "-ldl", *hidden]
-    return curl, [os.path.join(lib, "libcrypto.a"), "-lpthread", "-ldl", *hidden]
+    return [os.path.join(lib, "libcurl.a"), *openssl, *system, "-lpthread", "-ldl", *hidden]
 
 
 CURL_CFLAGS, CURL_LIBS = curl_flags()
@@ -76,11 +76,11 @@ COMMON_CFLAGS = ["-Wall", "-Wno-unused-function", "-fvisibility=hidden"]
 COMMON_CFLAGS += ["-O0", "-g", "-DP11FAST_DEBUG=1"] if DEBUG else ["-O2"]
 
 if STATIC_DEPS:
-    TRANSPORT_LINK, CRYPTO_LINK = static_link_args(CURL_LIBS)
+    CORE_LINK = static_link_args(CURL_LIBS)
     # libyaml's static archive from the system's development package, hidden like the others.
     YAML_LINK = ["-l:libyaml.a", "-Wl,--exclude-libs,ALL"]
 else:
-    TRANSPORT_LINK, CRYPTO_LINK = CURL_LIBS + ["-lssl", "-lcrypto"], ["-lcrypto"]
+    CORE_LINK = CURL_LIBS + ["-lssl", "-lcrypto"]
     YAML_LINK = ["-lyaml"]
 
 
@@ -141,12 +141,11 @@ loader_build.write_header()
 setup(
     ext_modules=cythonize(
         [
-            extension("_codec", CRYPTO_LINK),
-            extension("_transport", TRANSPORT_LINK),
-            # _abi verifies with libcrypto; it reaches libcurl only through _transport. Its
+            # The compiled core: the ABI, the codec and the transport in one shared object, so
+            # their calls are direct C calls and libcurl and OpenSSL are linked once. Its
             # function table is filled by typed assignments: a function whose signature is not
             # pkcs11f.h's is an error, not a warning.
-            extension("_abi", CRYPTO_LINK, ("-Werror=incompatible-pointer-types",)),
+            extension("_abi", CORE_LINK, ("-Werror=incompatible-pointer-types",)),
             extension("_yamlnodes", YAML_LINK),
         ],
         compiler_directives={

@@ -1,7 +1,7 @@
 """A zero-cost NetHSM backend: nginx answering every request the module sends with a canned body.
 
 What the module sends on the benchmark path (read from `p11fast/abi/`, `objects.py`,
-`_transport.pyx`): `GET /health/ready` (token present), `GET /health/alive` (pool probes),
+`p11fast/transport/`): `GET /health/ready` (token present), `GET /health/alive` (pool probes),
 `GET /keys` (C_Login check, listing), `GET /keys?label=` (find by label), `GET /keys/{id}`,
 `GET /keys/{id}/cert` (404: no certificate), `POST /keys/{id}/sign` and `/decrypt`. Anything
 else gets a 404 JSON error, so a new request on the hot path shows up as errors, not as silently

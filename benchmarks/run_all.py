@@ -347,11 +347,11 @@ COLD_PHASES = (
     ("light_get_slot_info", "light mode's C_GetSlotInfo: the presence check (TLS and GET)"),
     ("start_python_locked", "loading libpython and starting the interpreter"),
     ("Py_InitializeFromConfig", "of which: Py_InitializeFromConfig"),
-    ("PyImport_ImportModule", "importing the ABI: extensions, libcurl, OpenSSL initialisation"),
+    ("PyImport_ImportModule", "importing the ABI: its extension, libcurl, OpenSSL initialisation"),
     ("dlopen_doit", "of which: loading shared objects"),
     ("__pyx_f_7p11fast_4_abi_C_Initialize",
      "the ABI's C_Initialize: config, logging, pools, the object model"),
-    ("__pyx_f_7p11fast_10_transport__bg_main", "the TLS connection, on the background thread"),
+    ("__pyx_f_7p11fast_4_abi__bg_main", "the TLS connection, on the background thread"),
     ("__pyx_f_7p11fast_4_abi_C_Finalize", "C_Finalize"),
     ("__run_exit_handlers", "exit: atexit handlers (OpenSSL's cleanup) and destructors"),
 )

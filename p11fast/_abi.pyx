@@ -1,13 +1,36 @@
 # cython: language_level=3
-"""The PKCS#11 ABI: every C_* entry point of the v2.40 list and the 3.0 interface.
+"""The compiled core: the PKCS#11 ABI (every C_* entry point of the v2.40 list and the 3.0
+interface), the codec and the transport, as one extension.
 
-One extension made of pieces, each a same-named .pyx/.pxd pair in p11fast/abi/ whose .pxd
-says what the piece owns, its contract and which pieces it uses. This file includes them in
-dependency order, _abi.pxd their declarations. Where C_Sign goes: the loader calls the
-function table (entry, generated from include/pkcs11f.h), whose C_Sign checks initialisation
-and runs sign (sign.pxd): the session (sessions), the output-buffer rule (ops), what the HSM
-signs (sign) and the request on the calling thread (ops: hsm_call, through the transport).
+Made of pieces, each a same-named .pyx/.pxd pair in p11fast/codec/, p11fast/transport/ or
+p11fast/abi/ whose .pxd says what the piece owns, its contract and which pieces it uses. This
+file includes them in dependency order, _abi.pxd their declarations; every call between them
+is a C call within this one shared object. Where C_Sign goes: the loader calls the function
+table (abi/entry, generated from include/pkcs11f.h), whose C_Sign checks initialisation and
+runs sign (abi/sign.pxd): the session (abi/sessions), the output-buffer rule (abi/ops), what
+the HSM signs (abi/sign), the request body (codec/wbuf) and the request on the calling thread
+(abi/ops: hsm_call, through transport/request's tp_request).
 """
+
+include "codec/base64.pyx"
+include "codec/json.pyx"
+include "codec/ecdsa.pyx"
+include "codec/hash.pyx"
+include "codec/wbuf.pyx"
+
+include "transport/cstr.pyx"
+include "transport/conn.pyx"
+include "transport/http1.pyx"
+include "transport/transfer.pyx"
+include "transport/pool.pyx"
+include "transport/health.pyx"
+include "transport/spec.pyx"
+include "transport/park.pyx"
+include "transport/request.pyx"
+include "transport/fork.pyx"
+include "transport/lifetime.pyx"
+include "transport/capi.pyx"
+include "transport/api.pyx"
 
 include "abi/state.pyx"
 include "abi/errors.pyx"

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from p11fast import config as config_module
 from p11fast import uri
-from p11fast._transport import ERR_TLS, Pool, basic_auth
+from p11fast._abi import ERR_TLS, Pool, basic_auth
 from p11fast.config import RetryConfig
 from p11fast.errors import ConfigError, TransportError
 from p11fast.lean import parse_json

@@ -212,7 +212,7 @@ def _http_class(status: int, context: str) -> type[P11Error]:
 class TransportError(Exception):
     """A request got no HTTP answer, after the transport's retries and failover.
 
-    The transport's Python surface (`p11fast._transport.Pool`) raises it: `error_code` is one of
+    The transport's Python surface (`p11fast._abi.Pool`) raises it: `error_code` is one of
     the transport's failure codes (below), `instance_url` the instance tried last (None: none),
     `message` the reason libcurl gave. Never carries secrets. Not a P11Error: what it means for
     the caller depends on the PKCS#11 function (`from_transport`).

@@ -4,7 +4,7 @@ Everything between C_Initialize and the first signature is imported by a one-sho
 (`pkcs11-tool --sign`) every time, so what is on that path avoids imports that cost more than
 the work itself: `dataclasses` pulls in `inspect` (~7 ms, and ~1.5 ms per decorated class),
 `json` pulls in `re` (~6 ms). This module imports only the builtin `_json` at load time, and
-the compiled `_codec` when it first parses.
+the compiled core (`p11fast._abi`, for its codec) when it first parses.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class _ScanContext:
 def parse_json(body: bytes):
     """Parse a JSON document (raises ValueError). Nesting is bounded before parsing: the
     scanner recurses once per level, and a host thread's stack may be small."""
-    from p11fast._codec import JSON_MAX_DEPTH, json_nesting_ok
+    from p11fast._abi import JSON_MAX_DEPTH, json_nesting_ok
 
     body = bytes(body)
     if not json_nesting_ok(body):

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the native dependencies of a release wheel into PREFIX, as static PIC archives:
-# a minimal libcurl (HTTP/HTTPS only) on OpenSSL 3. setup.py links them into the extensions
-# with their symbols hidden when P11FAST_STATIC_DEPS=PREFIX (see "Packaging" in README.md), so
-# a host that already has its own libcurl or OpenSSL loaded can never bind our calls to them.
+# a minimal libcurl (HTTP/HTTPS only) on OpenSSL 3. setup.py links them into the ABI's
+# extension with their symbols hidden when P11FAST_STATIC_DEPS=PREFIX (see "Packaging" in
+# README.md), so a host that already has its own libcurl or OpenSSL loaded can never bind our
+# calls to them.
 #
 #   scripts/build-static-deps.sh PREFIX
 #

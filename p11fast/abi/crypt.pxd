@@ -6,7 +6,7 @@
 # Contract: nogil, no Python object; every step holds the session's lock (crypt_call) and
 # follows the output-buffer rule (ops: output_size). cmac runs under the caller's session lock
 # and writes op.out_len bytes.
-# uses: state, errors, sessions, mechanisms, ops
+# uses: state, errors, sessions, mechanisms, ops, codec/hash, codec/wbuf
 
 from p11fast._decl.pkcs11 cimport (
     CK_BYTE_PTR, CK_MECHANISM_PTR, CK_OBJECT_HANDLE, CK_RV, CK_SESSION_HANDLE, CK_ULONG,

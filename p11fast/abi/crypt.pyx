@@ -7,7 +7,6 @@ from libc.string cimport memcpy, memmove, memset
 
 from p11fast._decl.openssl cimport *
 from p11fast._decl.pkcs11 cimport *
-from p11fast._codec cimport hash_len, hash_md, wbuf_put
 
 cdef enum:
     # Bytes of one AES-CBC request: its JSON body (base64, a third more) stays far below the

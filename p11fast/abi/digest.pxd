@@ -4,7 +4,7 @@
 # Contract: the digest functions are nogil and hold the session's lock for their step;
 # generate_random is the cold path (the GIL, the transport's Python surface), its session
 # checked without the GIL first.
-# uses: state, sessions, objects, ops
+# uses: state, sessions, objects, ops, codec/hash, codec/wbuf
 
 from p11fast._decl.pkcs11 cimport (
     CK_BYTE_PTR, CK_MECHANISM_PTR, CK_OBJECT_HANDLE, CK_RV, CK_SESSION_HANDLE, CK_ULONG,

@@ -3,7 +3,6 @@
 from libc.string cimport memcpy
 
 from p11fast._decl.pkcs11 cimport *
-from p11fast._codec cimport H_NONE, hash_final, hash_init, hash_len, hash_update, wbuf_init
 
 
 cdef CK_RV c_digest_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism) noexcept nogil:

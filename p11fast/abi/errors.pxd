@@ -6,10 +6,9 @@
 # while the calling thread holds a session lock (sessions counts them in p11f_session_locks)
 # the line waits in a thread-local queue until flush_failures runs at the last unlock: the GIL
 # is never taken under a session lock. `where` and `what` must be string literals.
-# uses: state
+# uses: state, codec/json, transport/types, transport/request
 
 from p11fast._decl.pkcs11 cimport CK_RV
-from p11fast._transport cimport tp_pool, tp_result
 
 cdef extern from *:
     """

@@ -4,11 +4,6 @@ from libc.stdio cimport snprintf
 from libc.string cimport strcmp
 
 from p11fast._decl.pkcs11 cimport *
-from p11fast._codec cimport json_get_string, json_unescape
-from p11fast._transport cimport (
-    TP_ERR_CLOSED, TP_ERR_CONNECT, TP_ERR_NOMEM, TP_ERR_TIMEOUT, TP_ERR_TLS, TP_OK, tp_instance_url,
-    tp_pool, tp_result,
-)
 
 
 cdef CK_RV rv_for(exc, const char *where) noexcept:

@@ -9,7 +9,7 @@
 # while the credentials and pools exist, then every session, the handle table and the Python
 # state; its GIL sections call nothing that raises. reset_after_fork is C only (the child's
 # interpreter may not be consistent yet) and idempotent.
-# uses: state, errors, sessions, mechanisms, objects, slots, manage
+# uses: state, errors, sessions, mechanisms, objects, slots, manage, transport/spec, transport/fork, transport/api
 
 from p11fast._decl.pkcs11 cimport CK_RV, CK_VOID_PTR
 

@@ -12,9 +12,7 @@ from p11fast._decl.posix cimport (
     pthread_cond_broadcast, pthread_cond_init, pthread_mutex_init, pthread_mutex_lock,
     pthread_mutex_unlock,
 )
-from p11fast._transport cimport Pool, tp_after_fork_child
 
-from p11fast._transport import basic_auth, pool_spec
 
 cdef extern from *:
     """
@@ -291,5 +289,5 @@ cdef void write_snapshot(cfg, log, const char *config_path) except *:
         (<char *>&info)[:sizeof(info)],
         slots,
         mechanisms,
-        [sys.modules["p11fast._abi"].__file__, sys.modules["p11fast._transport"].__file__],
+        [sys.modules["p11fast._abi"].__file__],
     )

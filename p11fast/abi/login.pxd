@@ -6,7 +6,7 @@
 # login, a read-only session's opening and the last close hold g_abi.lock and the slot's lock
 # together, so their checks and changes are atomic. The GIL is taken only with no session lock
 # held (presence, credentials, session objects' end: before the close).
-# uses: state, sessions, slots, manage
+# uses: state, sessions, slots, manage, transport/api
 
 from p11fast._decl.pkcs11 cimport (
     CK_FLAGS, CK_NOTIFY, CK_RV, CK_SESSION_HANDLE, CK_SESSION_HANDLE_PTR, CK_SESSION_INFO_PTR,

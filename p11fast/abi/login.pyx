@@ -6,7 +6,6 @@ from libc.string cimport memcpy
 from p11fast._decl.pkcs11 cimport *
 from p11fast._decl.posix cimport pthread_mutex_lock, pthread_mutex_t, pthread_mutex_unlock
 
-from p11fast._transport import basic_auth
 
 cdef extern from "<pthread.h>" nogil:
     int pthread_mutex_trylock(pthread_mutex_t *m)

@@ -7,4 +7,4 @@
 # and included by mechanisms.pyx: its names are this piece's exports (mechanisms_build.py's
 # docstring lists them). nogil, read-only; `mechanism_tables()` gives them to Python for the
 # test that both sides agree.
-# uses:
+# uses: codec/hash

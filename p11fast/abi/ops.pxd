@@ -12,7 +12,7 @@
 # Every function returns a CKR; a failure is logged through errors (deferred to the unlock).
 # The mechanisms' setup is private here, so C_SignInit's whole path is one piece;
 # session_active (a session with an operation active) is inline, for C_Sign.
-# uses: state, errors, sessions, objects, mechanisms
+# uses: state, errors, sessions, objects, mechanisms, codec/base64, codec/hash, codec/json, codec/wbuf, transport/types, transport/request
 
 from p11fast._decl.pkcs11 cimport (
     CK_BYTE_PTR, CK_MECHANISM, CK_MECHANISM_PTR, CK_MECHANISM_TYPE, CK_OBJECT_HANDLE, CK_RV,

@@ -8,11 +8,6 @@ from libc.string cimport memcpy, memmove, memset
 from p11fast._decl.openssl cimport EVP_PKEY, EVP_PKEY_free
 from p11fast._decl.pkcs11 cimport *
 from p11fast._decl.posix cimport pthread_mutex_lock, pthread_mutex_unlock
-from p11fast._codec cimport (
-    H_NONE, H_SHA1, H_SHA224, H_SHA256, H_SHA384, H_SHA512, b64_decode, hash_init, hash_len,
-    hash_update, json_get_string, wbuf, wbuf_free, wbuf_init, wbuf_put, wbuf_put_b64, wbuf_puts,
-)
-from p11fast._transport cimport TP_OK, TP_POST, tp_buf, tp_buf_free, tp_request, tp_result
 
 
 cdef int hash_of_mechanism(CK_MECHANISM_TYPE m) noexcept nogil:

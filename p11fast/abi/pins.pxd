@@ -5,7 +5,7 @@
 # Contract: the cold path, its session checked without the GIL; the slot's lock guards the
 # headers it reads and replaces. A passphrase the HSM took always fits the headers (state's
 # import check), so nothing can fail after the HSM changed it.
-# uses: state, sessions, manage
+# uses: state, sessions, manage, transport/api
 
 from p11fast._decl.pkcs11 cimport CK_RV, CK_SESSION_HANDLE, CK_ULONG, CK_UTF8CHAR_PTR
 

@@ -4,8 +4,6 @@
 from p11fast._decl.pkcs11 cimport *
 from p11fast._decl.posix cimport pthread_mutex_lock, pthread_mutex_unlock
 
-from p11fast._transport import basic_auth
-
 
 cdef void replace_auth(slot_t *slot, bint so, bytes old, bytes new) except *:
     """After a passphrase change: every stored header that held the old credentials gets the

@@ -7,14 +7,13 @@
 # g_abi.lock: the table never moves, and the handle is checked again under the session lock.
 # A session's lock is never held while waiting for the GIL. session_lock, session_unlock,
 # op_reset and op_failed (a failed step ends its operation) run on every signature: inline here.
-# uses: state, errors
+# uses: state, errors, codec/hash, codec/wbuf
 
 from libc.stdlib cimport free
 from libc.string cimport memset
 from p11fast._decl.pkcs11 cimport CK_RV, CK_SESSION_HANDLE, CK_STATE, CK_ULONG
 from p11fast._decl.posix cimport pthread_mutex_lock, pthread_mutex_unlock
 from p11fast._decl.openssl cimport EVP_PKEY, EVP_PKEY_free
-from p11fast._codec cimport hash_free, wbuf_free
 
 
 cdef inline session_t *session_lock(CK_SESSION_HANDLE h) noexcept nogil:

@@ -6,13 +6,12 @@
 # is logged once the session is unlocked); the request runs on the calling thread under the
 # session's lock. What C_SignInit and C_Sign run on every signature is inline here, so they
 # cost no call more than their own. signed_input and final_digest are verification's too.
-# uses: state, errors, sessions, mechanisms, ops, crypt
+# uses: state, errors, sessions, mechanisms, ops, crypt, codec/ecdsa, codec/hash
 
 from p11fast._decl.pkcs11 cimport (
     CK_BYTE_PTR, CK_MECHANISM_PTR, CK_OBJECT_HANDLE, CK_RV, CK_SESSION_HANDLE, CK_ULONG,
     CK_ULONG_PTR, CKR_ARGUMENTS_BAD, CKR_OK, CKR_OPERATION_ACTIVE,
 )
-from p11fast._codec cimport HASH_MAX_LEN
 
 cdef enum:
     # Longest message the sign path builds locally: a SHA-512 DigestInfo.

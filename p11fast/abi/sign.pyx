@@ -4,9 +4,6 @@
 from libc.string cimport memcpy, memset
 
 from p11fast._decl.pkcs11 cimport *
-from p11fast._codec cimport (
-    H_NONE, digestinfo_prefix, ecdsa_der_to_raw, hash_final, hash_len, hash_update,
-)
 
 cdef enum:
     # The NetHSM signs ECDSA over exactly the digest of the curve's hash: SHA-256/384 for the

@@ -108,7 +108,7 @@ cdef void seed_presence_from_light(int slot, int present, double checked_at, lon
     it is what C_WaitForSlotEvent counts from, and is reused for PRESENCE_TTL like one of ours;
     an absent token is logged as if this process had found it (light mode logs nothing).
     `checked_at` is CLOCK_MONOTONIC, time.monotonic()'s clock; `status` and `why` are
-    p11f_transport_get's (_transport.pxd)."""
+    p11f_transport_get's (transport/capi.pxd)."""
     with gil:
         if _state is None or slot < 0 or slot >= g_abi.nslots:
             return

@@ -8,14 +8,12 @@
 # the field. g_abi.lock is never held across network I/O nor while waiting for the GIL. A
 # slot's lock guards its login state and credentials; lock order: a session lock, g_abi.lock,
 # a slot's lock. `_state` is None while the module is not initialised.
-# uses:
+# uses: codec/hash, codec/wbuf, transport/types, transport/api
 
 from p11fast._decl.pkcs11 cimport (
     CK_FLAGS, CK_MECHANISM_TYPE, CK_OBJECT_HANDLE, CK_SESSION_HANDLE, CK_ULONG, CKU_SO, CKU_USER,
 )
 from p11fast._decl.posix cimport pthread_cond_t, pthread_mutex_t
-from p11fast._codec cimport hash_ctx, wbuf
-from p11fast._transport cimport tp_pool
 from cpython.ref cimport PyObject
 
 # Limits of the fixed tables. Handles carry a generation in their upper bits, so a stale
@@ -61,7 +59,7 @@ cdef struct object_t:
 cdef struct op_t:
     bint active
     CK_MECHANISM_TYPE mech
-    int hash                        # H_* of _codec, H_NONE when the data goes to the HSM as is
+    int hash                        # H_* of codec/hash, H_NONE when the data goes to the HSM as is
     int mode                        # index into SIGN_MODES
     int slot
     bint rsa_digestinfo             # prefix the digest with its DigestInfo (CKM_SHA*_RSA_PKCS)

@@ -5,9 +5,7 @@ from libc.string cimport memcpy
 
 from p11fast._decl.pkcs11 cimport CK_MECHANISM_TYPE, CK_ULONG
 from p11fast._decl.posix cimport pthread_mutex_lock, pthread_mutex_unlock
-from p11fast._transport cimport Pool
 
-from p11fast._transport import basic_auth
 # What a NetHSM takes as a passphrase, advertised in CK_TOKEN_INFO. The longest username the
 # configuration accepts with the longest PIN must fit the credential buffers: a passphrase the
 # HSM took can then always be sent afterwards.

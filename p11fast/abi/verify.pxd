@@ -5,7 +5,7 @@
 # Contract: nogil, no Python object once C_VerifyInit has read the public key (ops: the one
 # GIL use, before the session is locked); no request but CMAC's, no login for public keys.
 # C_Verify and C_VerifyFinal always end the operation.
-# uses: state, sessions, mechanisms, ops, crypt, sign
+# uses: state, sessions, mechanisms, ops, crypt, sign, codec/ecdsa, codec/hash
 
 from p11fast._decl.pkcs11 cimport (
     CK_BYTE_PTR, CK_MECHANISM_PTR, CK_OBJECT_HANDLE, CK_RV, CK_SESSION_HANDLE, CK_ULONG,

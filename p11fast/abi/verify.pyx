@@ -3,7 +3,6 @@
 
 from p11fast._decl.openssl cimport *
 from p11fast._decl.pkcs11 cimport *
-from p11fast._codec cimport ecdsa_raw_to_der, hash_len, hash_md
 
 
 cdef CK_RV pkey_verify(op_t *op, const unsigned char *msg, size_t n, const unsigned char *sig,

@@ -4,7 +4,7 @@
  * A one-shot `pkcs11-tool -L` spends most of its time starting the interpreter. When the ABI
  * left a snapshot whose inputs are all unchanged (snapshot.c, p11fast/snapshot.py), C_Initialize
  * opens each slot's pool from the snapshot's spec through the transport's C entry points, for
- * which it loads libpython without starting it and the transport extension beside this library
+ * which it loads libpython without starting it and the ABI's extension beside this library
  * (at the first pool: a slot whose presence is recorded, below, opens none until it needs one).
  * The six functions are then answered from the snapshot, and token presence by a live
  * GET /health/ready through that pool, as the ABI asks it (and cached as long, PRESENCE_TTL).

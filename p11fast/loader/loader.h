@@ -17,9 +17,10 @@ __attribute__((format(printf, 1, 2))) void say(const char *fmt, ...);
 int package_dir(char *out, unsigned long size);
 
 /* No interpreter runs in the process, and with load, libpython is loaded here (RTLD_GLOBAL, so
- * the transport extension's references to it resolve): what light mode needs, the second only
- * once it opens a pool. 0 otherwise, without a word. Without load nothing is loaded: a listing
- * answered from the snapshot and a recorded presence loads neither libpython nor the transport. */
+ * the ABI extension's references to it resolve): what light mode needs, the second only once
+ * it opens a pool. 0 otherwise, without a word. Without load nothing is loaded: a listing
+ * answered from the snapshot and a recorded presence loads neither libpython nor the ABI's
+ * extension. */
 int python_idle(int load);
 
 /* Python started (or the host's adopted), p11fast._abi imported and its C_Initialize called
@@ -28,9 +29,9 @@ int python_idle(int load);
  * not published: see publish_abi. */
 CK_FUNCTION_LIST_3_0 *initialize_abi(CK_VOID_PTR args, CK_RV *rv);
 
-/* The transport extension beside this library (p11fast/transport/capi.pxd), loaded once
- * libpython is, its process-wide set-up done and its fork handling left to the loader's
- * handlers: its C entry points, or NULL when it cannot be loaded. */
+/* The transport's C entry points (p11fast/transport/capi.pxd) in the ABI's extension beside
+ * this library, loaded once libpython is, the transport's process-wide set-up done and its fork
+ * handling left to the loader's handlers; NULL when the extension cannot be loaded. */
 struct transport_api {
     p11f_transport_init_fn *init;
     p11f_transport_open_fn *open;

@@ -312,8 +312,8 @@ CK_FUNCTION_LIST_3_0 *initialize_abi(CK_VOID_PTR args, CK_RV *rv)
     CK_FUNCTION_LIST_3_0 *table = NULL;
     if ((*rv = start_python()) != CKR_OK)
         return NULL;
-    /* Before the ABI's import would (when it cannot be, that import fails and says why): its
-     * fork handling is then ours. */
+    /* The transport's set-up, before the ABI's import would do it (when the extension cannot be
+     * loaded, that import fails and says why): its fork handling is then ours. */
     transport_api();
     if (started_here)
         pthread_mutex_lock(&init_gate);

@@ -1,6 +1,7 @@
-/* The transport extension beside this library (p11fast/_transport<EXT_SUFFIX>.so), loaded
- * without starting Python: its C entry points (p11fast/transport/capi.h) for light mode and its
- * fork handling for fork.c. */
+/* The transport's C entry points (p11fast/transport/capi.h), in the ABI's extension beside this
+ * library (p11fast/_abi<EXT_SUFFIX>.so), loaded without starting Python: for light mode, and
+ * the transport's fork handling for fork.c. The ABI's import later finds the same object
+ * loaded, with the transport's state as these calls left it. */
 #include "python.h" /* first: Python.h sets the feature macros used below */
 
 #include <dlfcn.h>
@@ -18,7 +19,7 @@ static const struct transport_api *load_transport_locked(void)
     int forwarded;
     if (!package_dir(dir, sizeof dir))
         return NULL;
-    snprintf(path, sizeof path, "%s/_transport%s", dir, P11FAST_PY_EXT_SUFFIX);
+    snprintf(path, sizeof path, "%s/_abi%s", dir, P11FAST_PY_EXT_SUFFIX);
     if (!(handle = dlopen(path, RTLD_NOW)))
         return NULL;
 #define TRANSPORT_SYMBOL(field, name) \

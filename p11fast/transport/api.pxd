@@ -1,4 +1,4 @@
-# api: the Python surface of p11fast._transport — Pool (a slot's pool: call, stats, close),
+# api: the transport's Python surface (in p11fast._abi) — Pool (a slot's pool: call, stats, close),
 # pool_spec (spec), basic_auth and the ERR_* codes of the p11fast.errors.TransportError it
 # raises — and the module's import, which sets the process up (lifetime) unless light mode
 # already did.

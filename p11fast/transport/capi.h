@@ -1,5 +1,5 @@
 /* The transport's C API for the loader: the result codes and the entry points that
- * p11fast/_transport<EXT_SUFFIX>.so exports (its only exported symbols besides PyInit). The
+ * p11fast/_abi<EXT_SUFFIX>.so exports (its only exported symbols besides PyInit__abi). The
  * loader (p11fast/loader/) includes this header and finds the functions with dlsym; the
  * transport includes it too (p11fast/transport/types.pxd) and defines them
  * (p11fast/transport/capi.pyx), so the compiler checks both sides against one text. What each

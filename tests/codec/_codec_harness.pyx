@@ -1,13 +1,15 @@
-# Test-only wrappers around p11fast._codec. Compiled by build_codec.py, never shipped.
+# Test-only wrappers around the codec's functions in p11fast._abi. Compiled by build_codec.py,
+# never shipped.
 #
-# It reaches the codec with `cimport`, exactly as _abi does, so the tests also cover the
-# C-API export. Output buffers are allocated to the exact capacity passed in, followed by
-# a guard zone that is checked after each call: a write past `cap` fails the test.
+# It reaches the codec with `cimport`, through the extension's C-API export, so the functions
+# are the very ones the ABI calls. Output buffers are allocated to the exact capacity passed
+# in, followed by a guard zone that is checked after each call: a write past `cap` fails the
+# test.
 
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
-from p11fast cimport _codec as C
+from p11fast cimport _abi as C
 
 H = {
     "none": C.H_NONE, "md5": C.H_MD5, "sha1": C.H_SHA1, "sha224": C.H_SHA224,

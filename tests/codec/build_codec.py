@@ -1,12 +1,10 @@
-"""Builds what the codec tests need, without the rest of the project.
+"""Builds what the codec tests need:
 
-- `p11fast._codec` in place, with the compiler flags and Cython directives of setup.py
-  (release build), so the tests exercise the same module the ABI links against;
-- `_codec_harness`, a test-only Cython module that cimports `p11fast._codec` the way
-  `_abi` does (through the C-API capsule) and wraps each function for pytest, into
-  build/codec-tests/.
+- the checkout's compiled core (`p11fast._abi`, which the codec is part of) brought up to date
+  with setup.py, so the tests exercise the very module the loader runs;
+- `_codec_harness`, a test-only Cython module that cimports the codec's functions from
+  `p11fast._abi` (through the C-API capsule) and wraps each for pytest, into build/codec-tests/.
 
-The other extensions are left alone: they may not compile while they are being written.
 Both steps are incremental, so running this when nothing changed costs well under a second.
 
     python tests/codec/build_codec.py
@@ -32,21 +30,27 @@ DIRECTIVES = {
 }
 
 
-def _build(extension: Extension, inplace: bool, build_lib: str) -> None:
+def build_harness() -> None:
+    harness = Extension(
+        "_codec_harness",
+        ["tests/codec/_codec_harness.pyx"],
+        # the headers the ABI's declarations name: ours by their path in the tree, PKCS#11's
+        include_dirs=[ROOT, os.path.join(ROOT, "include")],
+        extra_compile_args=CFLAGS,
+    )
     dist = Distribution(
         {
             "ext_modules": cythonize(
-                [extension],
+                [harness],
                 compiler_directives=DIRECTIVES,
                 include_path=[ROOT],
-                build_dir=None if inplace else HARNESS_DIR,
+                build_dir=HARNESS_DIR,
                 quiet=True,
             )
         }
     )
     cmd = dist.get_command_obj("build_ext")
-    cmd.inplace = inplace
-    cmd.build_lib = build_lib
+    cmd.build_lib = HARNESS_DIR
     cmd.build_temp = os.path.join(HARNESS_DIR, "tmp")
     cmd.ensure_finalized()
     cmd.run()
@@ -54,22 +58,11 @@ def _build(extension: Extension, inplace: bool, build_lib: str) -> None:
 
 def main() -> None:
     os.chdir(ROOT)
-    _build(
-        Extension(
-            "p11fast._codec",
-            ["p11fast/_codec.pyx"],
-            include_dirs=[os.path.join(ROOT, "include")],
-            extra_compile_args=CFLAGS,
-            libraries=["crypto"],
-        ),
-        inplace=True,
-        build_lib=ROOT,
-    )
-    _build(
-        Extension("_codec_harness", ["tests/codec/_codec_harness.pyx"], extra_compile_args=CFLAGS),
-        inplace=False,
-        build_lib=HARNESS_DIR,
-    )
+    sys.path.insert(0, ROOT)
+    from tests import builds
+
+    builds.ensure_inplace()
+    build_harness()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Builds the codec and its test harness before the tests import them (see build_codec.py)."""
+"""Builds the compiled core and the codec's test harness before the tests import them (see
+build_codec.py)."""
 
 import os
 import subprocess

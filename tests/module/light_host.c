@@ -1,8 +1,8 @@
 /* A C host for the light-mode tests: it loads the module with dlopen, as pkcs11-tool does, and
  * prints one "key=value" line per step. "python=" tells whether an interpreter runs in the
  * process (Py_IsInitialized, found through the libpython the loader loaded globally);
- * "loaded=" which of libpython and the transport extension the process has loaded at the end of
- * a listing ("libpython,transport", one of them, or "none").
+ * "loaded=" which of libpython and the ABI's extension (for the transport's C entry points) the
+ * process has loaded at the end of a listing ("libpython,abi", one of them, or "none").
  * LIGHT_HOST_RESERVED, when set, is passed as CK_C_INITIALIZE_ARGS.pReserved.
  *
  *   light_host MODULE list            C_Initialize, C_GetInfo, the slot list, each slot's and
@@ -44,14 +44,14 @@ static int note_object(struct dl_phdr_info *object, size_t size, void *found)
     (void)size;
     if (strstr(object->dlpi_name, "/libpython"))
         *(int *)found |= 1;
-    if (strstr(object->dlpi_name, "/_transport."))
+    if (strstr(object->dlpi_name, "/_abi."))
         *(int *)found |= 2;
     return 0;
 }
 
 static const char *loaded(void)
 {
-    static const char *names[] = {"none", "libpython", "transport", "libpython,transport"};
+    static const char *names[] = {"none", "libpython", "abi", "libpython,abi"};
     int found = 0;
     dl_iterate_phdr(note_object, &found);
     return names[found];

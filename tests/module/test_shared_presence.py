@@ -119,11 +119,11 @@ def test_a_listing_within_the_ttl_of_another_connects_to_nothing(
     assert recorded(cache) == [pair.checked_at]  # taken, not written again
 
 
-def test_a_listing_that_takes_the_shared_answer_loads_neither_libpython_nor_the_transport(
+def test_a_listing_that_takes_the_shared_answer_loads_neither_libpython_nor_the_abi(
     light_host, module_path, config, cache, proxy
 ):
     pair = two_listings_within_the_ttl(light_host, module_path, config, cache, proxy)
-    assert pair.first["loaded"] == "libpython,transport"  # it asked the HSM live
+    assert pair.first["loaded"] == "libpython,abi"  # it asked the HSM live
     assert pair.second["loaded"] == "none"
     assert pair.second["present"] == "1"
 

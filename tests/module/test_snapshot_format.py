@@ -20,7 +20,7 @@ from binascii import crc32
 
 import pytest
 import yaml
-from p11fast._transport import pool_spec
+from p11fast._abi import pool_spec
 
 import loader_build
 from p11fast import config as p11config
@@ -100,11 +100,7 @@ def python_write(monkeypatch, module_path: str, config: str, cache: str, full: d
     info, slots = edit(info, slots)
     package = os.path.dirname(os.path.realpath(module_path))
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
-    binaries = [
-        os.path.join(package, f"_abi{suffix}"),
-        os.path.join(package, f"_transport{suffix}"),
-    ]
-    snapshot.write(cfg, None, info, slots, mechanisms, binaries)
+    snapshot.write(cfg, None, info, slots, mechanisms, [os.path.join(package, f"_abi{suffix}")])
     k = snapshot.key(package, None)
     path = os.path.join(snapshot.directory(), snapshot.file_name(k))
     assert os.path.exists(path)

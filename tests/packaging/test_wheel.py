@@ -17,7 +17,7 @@ from p11fast.hsm.testing import OPERATOR_PASSPHRASE
 from tests.packaging.conftest import KEY_LABEL, ROOT, build_host
 
 MESSAGE = "signed through the installed wheel"
-# what _transport exports for the loader (light mode, set-up, fork handling: transport/capi.h)
+# what _abi exports for the loader (light mode, set-up, fork handling: transport/capi.h)
 LOADER_ENTRY_POINTS = [
     "p11f_transport_init", "p11f_transport_open", "p11f_transport_get", "p11f_transport_release",
     "p11f_transport_fork_prepare", "p11f_transport_fork_parent", "p11f_transport_fork_child",
@@ -56,9 +56,11 @@ def test_wheel_holds_the_loader_extensions_and_every_package(installed):
         if "__init__.py" in files:
             package = os.path.relpath(folder, ROOT)
             assert f"{package}/__init__.py" in names, package
-    for ext in ("_abi", "_transport", "_codec"):
-        assert any(re.fullmatch(rf"p11fast/{ext}\.cpython-.*\.so", n) for n in names), ext
-    # What other Cython code needs to cimport them: the roots include their pieces'
+    # The loader and two extensions: the compiled core (ABI, transport and codec, one copy of
+    # libcurl and OpenSSL) and the config's YAML parser.
+    shared = [re.sub(r"\.cpython-.*\.so$", "", n) for n in names if n.endswith(".so")]
+    assert sorted(shared) == ["p11fast/_abi", "p11fast/_yamlnodes", "p11fast/libp11fast.so"]
+    # What other Cython code needs to cimport the core: its root includes its pieces'
     # declarations, which cimport _decl and name the transport's C headers.
     declarations = [
         os.path.relpath(path, ROOT)
@@ -97,7 +99,7 @@ def test_extensions_need_nothing_but_libc_and_export_only_their_init(installed):
         assert not foreign, (name, foreign[:5])
         exported = re.findall(r" [TDB] (\w+)", dynsym)
         module = name.split(".")[0]
-        loader = LOADER_ENTRY_POINTS if module == "_transport" else []
+        loader = LOADER_ENTRY_POINTS if module == "_abi" else []
         assert sorted(exported) == sorted([f"PyInit_{module}", *loader]), (name, exported)
 
 

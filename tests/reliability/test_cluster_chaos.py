@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
-from p11fast._transport import DEFAULT_TIMEOUT_SECONDS
+from p11fast._abi import DEFAULT_TIMEOUT_SECONDS
 
 from p11fast.hsm.testing import UNLOCK_PASSPHRASE
 from tests.reliability.conftest import Cluster, cluster, report, start_load, write_config

@@ -30,16 +30,27 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 FUZZ = os.path.join(HERE, "fuzz")
 
 
+def codec_alone(directory) -> str:
+    """A module `codec` of the codec's pieces alone, as p11fast/_abi.pyx and _abi.pxd include
+    them (in their order): they use nothing of the transport's or the ABI's."""
+    for ext in ("pyx", "pxd"):
+        with open(os.path.join(ROOT, "p11fast", f"_abi.{ext}")) as root:
+            lines = [line for line in root if line.startswith('include "codec/')]
+        with open(os.path.join(directory, f"codec.{ext}"), "w") as out:
+            out.writelines(lines)
+    return os.path.join(directory, "codec.pyx")
+
+
 def build_codec_fuzzer(directory) -> str:
-    """The libFuzzer binary: Cython's C for p11fast/_codec.pyx (the directives of setup.py)
+    """The libFuzzer binary: Cython's C for the codec's pieces (the directives of setup.py)
     included by fuzz/fuzz_codec.c, with AddressSanitizer and UndefinedBehaviorSanitizer."""
     if shutil.which("clang") is None:
         pytest.fail("clang is missing: run scripts/setup-dev.sh")
-    generated = os.path.join(directory, "_codec.c")
+    generated = os.path.join(directory, "codec.c")
     subprocess.run(
-        [sys.executable, "-m", "cython", "-3", "-I", ROOT, "-o", generated,
-         "-X", "boundscheck=False", "-X", "wraparound=False", "-X", "initializedcheck=False",
-         "-X", "cdivision=True", os.path.join(ROOT, "p11fast", "_codec.pyx")],
+        [sys.executable, "-m", "cython", "-3", "-I", ROOT, "-I", os.path.join(ROOT, "p11fast"),
+         "-o", generated, "-X", "boundscheck=False", "-X", "wraparound=False",
+         "-X", "initializedcheck=False", "-X", "cdivision=True", codec_alone(directory)],
         check=True,
     )  # fmt: skip
     libdir = sysconfig.get_config_var("LIBDIR")

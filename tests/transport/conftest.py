@@ -8,7 +8,9 @@ import ssl
 import pytest
 import tp_helpers
 
-tp_helpers.ensure_built()
+from tests import builds
+
+builds.ensure_inplace()
 
 
 @pytest.fixture
@@ -30,7 +32,7 @@ def servers():
 def pools():
     """Factory for pools that are closed at the end of the test, returned once their background
     warm-up is over (so tests that count connections see a deterministic pool)."""
-    from p11fast._transport import Pool
+    from p11fast._abi import Pool
 
     made = []
 

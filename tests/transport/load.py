@@ -27,7 +27,8 @@ def build():
     ext = Extension(
         "tp_load",
         [os.path.join(HERE, "tp_load.pyx")],
-        include_dirs=[ROOT],
+        # the headers the ABI's declarations name: ours by their path in the tree, PKCS#11's
+        include_dirs=[ROOT, os.path.join(ROOT, "include")],
         extra_compile_args=["-O2"],
     )
     setup(
@@ -50,10 +51,12 @@ def main():
     args = ap.parse_args()
     import tp_helpers
 
-    tp_helpers.ensure_built()
+    from tests import builds
+
+    builds.ensure_inplace()
     build()
     import tp_load
-    from p11fast._transport import Pool
+    from p11fast._abi import Pool
 
     print(
         "machine:",

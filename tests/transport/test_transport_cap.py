@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import pytest
 from tp_helpers import HERE, ROOT, StallServer, instance, settle, slot, wait_for
 
-from p11fast import _transport
+from p11fast import _abi
 from p11fast.errors import TransportError
 
 SIGN = b'{"mode":"ECDSA","message":"AAEC"}'
@@ -57,7 +57,7 @@ def test_64_threads_share_exactly_the_cap_of_connections(servers, pools):
 def test_close_wakes_waiting_callers_with_closed(servers):
     srv = servers()
     srv.delay = 3.0  # the one connection stays busy well past the waiters' wake-up
-    pool = _transport.Pool(slot(instance(srv.url(), max_idle_connections=1), timeout=60))
+    pool = _abi.Pool(slot(instance(srv.url(), max_idle_connections=1), timeout=60))
     settle(pool)
     results = {}
 
@@ -78,7 +78,7 @@ def test_close_wakes_waiting_callers_with_closed(servers):
     for t in waiters:
         t.join(timeout=2.0)  # bounded: they must not wait for the busy connection
     assert not any(t.is_alive() for t in waiters)
-    assert [results[i] for i in range(1, 5)] == [_transport.ERR_CLOSED] * 4
+    assert [results[i] for i in range(1, 5)] == [_abi.ERR_CLOSED] * 4
     busy.join(timeout=30)
     assert results[0] == 200  # the request in flight finishes
     assert srv.connections == 1
@@ -110,14 +110,14 @@ def test_waiting_is_bounded_by_the_request_timeout(servers, pools):
     for t in threads:
         t.join(timeout=30)
     assert sorted(errors) == [0, 1, 2]
-    assert all(e.error_code == _transport.ERR_TIMEOUT for e in errors.values())
+    assert all(e.error_code == _abi.ERR_TIMEOUT for e in errors.values())
     assert "busy" in errors[2].message
     assert "busy" not in errors[0].message
 
 
 def test_warm_up_connects_before_the_first_request(servers, pools):
     srv = servers()
-    pool = _transport.Pool(slot(instance(srv.url())))
+    pool = _abi.Pool(slot(instance(srv.url())))
     try:
         assert wait_for(lambda: srv.connections == 1)
         assert srv.requests == []
@@ -136,7 +136,7 @@ def warming_up(servers, tls_context, tls_cert, handshake_delay: float, **slot_op
     srv = servers(tls=tls_context)
     srv.handshake_delays = [handshake_delay]
     config = slot(instance(srv.url(), sha256_fingerprints=(tls_cert[2],)), **slot_options)
-    pool = _transport.Pool(config)
+    pool = _abi.Pool(config)
     try:
         assert wait_for(lambda: srv.connections == 1)
         yield srv, pool
@@ -162,7 +162,7 @@ def test_a_request_that_waited_for_a_failed_warm_up_fails_without_a_second_try(
     with warming_up(servers, tls_context, tls_cert, 5.0, timeout=1) as (srv, pool):
         with pytest.raises(TransportError) as exc:
             pool.call("GET", "/info")
-        assert exc.value.error_code == _transport.ERR_TIMEOUT
+        assert exc.value.error_code == _abi.ERR_TIMEOUT
         assert "busy" not in exc.value.message
         assert srv.api_requests() == []
 
@@ -172,11 +172,11 @@ _CHILD = textwrap.dedent(
     import json, os, sys, threading
     sys.path[:0] = [sys.argv[2], sys.argv[3]]
     from tp_helpers import instance, slot
-    from p11fast import _transport
+    from p11fast import _abi
 
     tasks = lambda: len(os.listdir("/proc/self/task"))
     before = tasks()
-    pool = _transport.Pool(slot(instance(sys.argv[1], max_idle_connections=2)),
+    pool = _abi.Pool(slot(instance(sys.argv[1], max_idle_connections=2)),
                            threads_allowed=False)
     idle = tasks() - before
     first = pool.call("GET", "/info")[0]

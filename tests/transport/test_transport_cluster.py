@@ -10,7 +10,7 @@ import time
 import pytest
 from tp_helpers import HangUpServer, StallServer, free_port, instance, slot, wait_for
 
-from p11fast import _transport
+from p11fast import _abi
 from p11fast.errors import TransportError
 
 SIGN = "/keys/k1/sign"
@@ -135,7 +135,7 @@ def test_a_key_generation_whose_answer_was_lost_is_not_sent_elsewhere(servers, p
     pool = pools(slot(instance(hang.url()), instance(good.url())), threads_allowed=False)
     with pytest.raises(TransportError) as exc:
         _generate(pool)
-    assert exc.value.error_code == _transport.ERR_CONNECT
+    assert exc.value.error_code == _abi.ERR_CONNECT
     assert (hang.requests, len(good.api_requests())) == (1, 0)
 
 
@@ -170,6 +170,6 @@ def test_a_tls_silent_instance_fails_in_the_connect_phase_and_even_key_generatio
 def test_timeouts_are_finite_when_timeout_seconds_is_unset(servers, pools):
     pool = pools(slot(instance(servers().url()), timeout=None))
     settings = pool.stats()["settings"]
-    assert settings["timeout_ms"] == _transport.DEFAULT_TIMEOUT_SECONDS * 1000 > 0
-    assert settings["slow_timeout_ms"] == _transport.DEFAULT_SLOW_TIMEOUT_SECONDS * 1000 > 0
+    assert settings["timeout_ms"] == _abi.DEFAULT_TIMEOUT_SECONDS * 1000 > 0
+    assert settings["slow_timeout_ms"] == _abi.DEFAULT_SLOW_TIMEOUT_SECONDS * 1000 > 0
     assert 0 < settings["connect_timeout_ms"] <= settings["timeout_ms"]

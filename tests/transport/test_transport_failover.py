@@ -6,7 +6,7 @@ import time
 import pytest
 from tp_helpers import HangUpServer, Server, StallServer, free_port, instance, slot
 
-from p11fast import _transport
+from p11fast import _abi
 from p11fast.errors import TransportError
 
 
@@ -64,7 +64,7 @@ def test_all_instances_down_are_tried_anyway(servers, pools):
     pool = pools(slot(instance(f"http://127.0.0.1:{port}/api/v1")))
     with pytest.raises(TransportError) as exc:
         pool.call("GET", "/info")
-    assert exc.value.error_code == _transport.ERR_CONNECT
+    assert exc.value.error_code == _abi.ERR_CONNECT
     assert exc.value.instance_url == f"http://127.0.0.1:{port}/api/v1"
     back = servers(port=port)
     # the only instance is down, but a request still goes to it (no wait for the probe)
@@ -95,7 +95,7 @@ def test_timeout_without_other_instance(servers, pools):
     pool = pools(slot(instance(stall.url()), timeout=0.5))
     with pytest.raises(TransportError) as exc:
         pool.call("GET", "/info")
-    assert exc.value.error_code == _transport.ERR_TIMEOUT
+    assert exc.value.error_code == _abi.ERR_TIMEOUT
 
 
 def test_retry_count_is_honoured(servers, pools):
@@ -103,7 +103,7 @@ def test_retry_count_is_honoured(servers, pools):
     pool = pools(slot(instance(hang.url()), retries=3))
     with pytest.raises(TransportError) as exc:
         pool.call("POST", "/keys/generate", b"{}", None, "application/json")
-    assert exc.value.error_code == _transport.ERR_CONNECT
+    assert exc.value.error_code == _abi.ERR_CONNECT
     assert hang.requests == 4  # 1 + retries.count
     assert pool.stats()["retries"] == 3
 

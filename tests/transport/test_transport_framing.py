@@ -13,7 +13,7 @@ import time
 import pytest
 from tp_helpers import instance, settle, slot, wait_for
 
-from p11fast import _transport
+from p11fast import _abi
 from p11fast.errors import TransportError
 
 AUTH = b"Authorization: Basic b3BlcmF0b3I6c2VjcmV0"
@@ -254,7 +254,7 @@ def test_fresh_connection_closed_without_answer_is_a_failure(script, pools):
     pool = pools(slot(instance(srv.url())), threads_allowed=False)
     with pytest.raises(TransportError) as exc:
         sign(pool)
-    assert exc.value.error_code == _transport.ERR_CONNECT
+    assert exc.value.error_code == _abi.ERR_CONNECT
     assert "without a response" in exc.value.message
     assert len(srv.requests) == 1  # a new connection is not retried behind the caller's back
 
@@ -288,7 +288,7 @@ def test_close_inside_the_body_is_a_failure(script, pools):
     pool = pools(slot(instance(srv.url())))
     with pytest.raises(TransportError) as exc:
         sign(pool)
-    assert exc.value.error_code == _transport.ERR_CONNECT
+    assert exc.value.error_code == _abi.ERR_CONNECT
     assert "inside the response body" in exc.value.message
 
 
@@ -298,7 +298,7 @@ def test_stall_inside_the_head_times_out(script, pools):
     pool = pools(slot(instance(srv.url()), timeout=0.5))
     with pytest.raises(TransportError) as exc:
         sign(pool)
-    assert exc.value.error_code == _transport.ERR_TIMEOUT
+    assert exc.value.error_code == _abi.ERR_TIMEOUT
     assert sign(pool)[0] == 200  # the half-read connection was dropped: a new one answers
     signs = [r for r in srv.requests if r[0].startswith("POST")]
     assert len(signs) == 2  # (the instance's health check may have connected as well)

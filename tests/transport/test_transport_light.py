@@ -12,10 +12,10 @@ import textwrap
 from types import SimpleNamespace
 
 import pytest
-from p11fast._transport import Pool, pool_spec
+from p11fast._abi import Pool, pool_spec
 from tp_helpers import ROOT, free_port, instance, settle, slot, wait_for
 
-from p11fast import _transport
+from p11fast import _abi
 
 ENTRY_POINTS = ("p11f_transport_open", "p11f_transport_get", "p11f_transport_release")
 
@@ -25,7 +25,7 @@ class Light:
 
     def __init__(self):
         # The extension Python imported: dlopen hands back that same, already loaded, library.
-        lib = ctypes.CDLL(_transport.__file__)
+        lib = ctypes.CDLL(_abi.__file__)
         self._open = lib.p11f_transport_open
         self._open.restype = ctypes.c_void_p
         self._open.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int]
@@ -156,7 +156,7 @@ def test_open_get_then_pool_adopts_the_one_connection(servers, tls_context, tls_
     srv.statuses = [503]
     config = slot(instance(srv.url(), sha256_fingerprints=(tls_cert[2],)))
     handle = light.open(pool_spec(config))
-    assert light.get(handle) == (_transport.OK, 503)
+    assert light.get(handle) == (_abi.OK, 503)
     ((method, path, headers, _),) = srv.requests
     assert (method, path, "Authorization" in headers) == ("GET", "/api/v1/health/ready", False)
     pool = Pool(config, True)
@@ -178,7 +178,7 @@ def test_get_after_the_adopter_closed_the_pool_reports_closed(servers, light):
     handle = light.open(pool_spec(config))
     pool = Pool(config, True)
     pool.close()
-    assert light.get(handle) == (_transport.ERR_CLOSED, 0)
+    assert light.get(handle) == (_abi.ERR_CLOSED, 0)
 
 
 @pytest.mark.parametrize("change", ["settings", "threads"])
@@ -197,18 +197,18 @@ def test_get_names_the_instance_that_answered_or_why_none_did(servers, light):
     srv = servers()
     srv.statuses = [412]
     answered = light.open(pool_spec(slot(instance(srv.url()))))
-    assert light.get_why(answered) == (_transport.OK, 412, srv.url().rstrip("/"))
+    assert light.get_why(answered) == (_abi.OK, 412, srv.url().rstrip("/"))
     nobody = f"http://127.0.0.1:{free_port()}/api/v1"
     refused = light.open(pool_spec(slot(instance(nobody))))
     rc, status, why = light.get_why(refused)
-    assert (rc, status) == (_transport.ERR_CONNECT, 0)
+    assert (rc, status) == (_abi.ERR_CONNECT, 0)
     assert why.startswith(f"{nobody}: ") and "onnect" in why.split(": ", 1)[1], why
 
 
 def test_release_closes_a_parked_pool(servers, light):
     srv = servers()
     handle = light.open(pool_spec(slot(instance(srv.url()))))
-    assert light.get(handle) == (_transport.OK, 200)
+    assert light.get(handle) == (_abi.OK, 200)
     assert srv.closed == 0
     light.release(handle)
     assert wait_for(lambda: srv.closed == 1)
@@ -217,7 +217,7 @@ def test_release_closes_a_parked_pool(servers, light):
 def test_entry_points_are_exported():
     nm = shutil.which("nm")
     assert nm is not None, "binutils' nm is needed for this test"
-    out = subprocess.check_output([nm, "-D", "--defined-only", _transport.__file__], text=True)
+    out = subprocess.check_output([nm, "-D", "--defined-only", _abi.__file__], text=True)
     exported = {line.split()[-1] for line in out.splitlines() if line.strip()}
     assert set(ENTRY_POINTS) <= exported
 
@@ -227,7 +227,7 @@ _HOST = r"""
 #include <stdio.h>
 #include <stdlib.h>
 
-/* A loader in light mode: libpython loaded, never initialised, then the transport. */
+/* A loader in light mode: libpython loaded, never initialised, then the ABI's extension. */
 int main(int argc, char **argv) {
     static unsigned char spec[65536];
     FILE *f = fopen(argv[3], "rb");
@@ -264,13 +264,13 @@ def test_entry_points_work_without_an_initialised_python(servers, tmp_path, thre
     host = tmp_path / "host"
     subprocess.check_call(["cc", "-o", str(host), str(tmp_path / "host.c"), "-ldl"])
     out = subprocess.run(
-        [host, libpython, _transport.__file__, tmp_path / "spec", str(int(threads_allowed))],
+        [host, libpython, _abi.__file__, tmp_path / "spec", str(int(threads_allowed))],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == [str(_transport.OK), "404", "0"]  # and Python never started
+    assert out.stdout.split() == [str(_abi.OK), "404", "0"]  # and Python never started
     assert wait_for(lambda: srv.closed == 1)  # release closed the parked pool's connection
 
 
@@ -291,21 +291,21 @@ _CHILD = textwrap.dedent(
     status = ctypes.c_long()
     rc = lib.p11f_transport_get(handle, b"/health/ready", ctypes.byref(status), None, 0)
 
-    from p11fast import _transport  # its module init runs only now
+    from p11fast import _abi  # its module init runs only now
 
     inst = NS(url=url, max_idle_connections=None, sha256_fingerprints=(),
               danger_insecure_cert=False, cacert=None)
     cfg = NS(label="t", instances=[inst], retries=NS(count=0, delay_seconds=0),
              timeout_seconds=5, tcp_keepalive=None, connections_max_idle_duration=None)
-    pool = _transport.Pool(cfg, True)
+    pool = _abi.Pool(cfg, True)
     opened = pool.stats()["connections_opened"]
     pid = os.fork()
     if pid == 0:  # the registry still knows the adopted pool: the child gets it closed
         try:
             pool.call("GET", "/info")
             code = 1
-        except _transport.TransportError as e:
-            code = 0 if e.error_code == _transport.ERR_CLOSED else 2
+        except _abi.TransportError as e:
+            code = 0 if e.error_code == _abi.ERR_CLOSED else 2
         os._exit(code)
     _, child = os.waitpid(pid, 0)
     print(json.dumps({"get": [rc, status.value], "opened": opened,
@@ -318,7 +318,7 @@ _CHILD = textwrap.dedent(
 def test_module_import_after_light_mode_keeps_its_state(servers):
     srv = servers()
     config = slot(instance(srv.url()))
-    args = json.dumps([srv.url(), pool_spec(config).hex(), _transport.__file__])
+    args = json.dumps([srv.url(), pool_spec(config).hex(), _abi.__file__])
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, args],
         capture_output=True,
@@ -328,5 +328,5 @@ def test_module_import_after_light_mode_keeps_its_state(servers):
     )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    assert result == {"get": [_transport.OK, 200], "opened": 1, "child": 0, "status": 200}
+    assert result == {"get": [_abi.OK, 200], "opened": 1, "child": 0, "status": 200}
     assert srv.connections == 1

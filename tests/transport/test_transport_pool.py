@@ -6,7 +6,7 @@ import threading
 import pytest
 from tp_helpers import free_port, instance, slot, wait_for
 
-from p11fast import _transport
+from p11fast import _abi
 from p11fast.errors import TransportError
 
 
@@ -155,7 +155,7 @@ def test_the_cap_counts_both_kinds_of_connection(servers, pools):
 def test_close_while_requests_are_in_flight(servers):
     srv = servers()
     srv.delay = 0.2
-    pool = _transport.Pool(slot(instance(srv.url())))
+    pool = _abi.Pool(slot(instance(srv.url())))
     results = []
     started = threading.Barrier(5)
 
@@ -175,8 +175,8 @@ def test_close_while_requests_are_in_flight(servers):
         t.join()
     # in-flight requests complete; nothing crashes; the pool is closed for everyone after
     assert len(results) == 4
-    assert set(results) <= {200, _transport.ERR_CLOSED}
+    assert set(results) <= {200, _abi.ERR_CLOSED}
     with pytest.raises(TransportError) as exc:
         pool.call("GET", "/info")
-    assert exc.value.error_code == _transport.ERR_CLOSED
+    assert exc.value.error_code == _abi.ERR_CLOSED
     pool.close()  # idempotent

@@ -8,7 +8,7 @@ import textwrap
 
 from tp_helpers import ROOT, Server, free_port, instance, slot
 
-from p11fast import _transport
+from p11fast import _abi
 from p11fast.errors import TransportError
 
 
@@ -24,7 +24,7 @@ def test_forked_child_gets_closed_and_parent_keeps_its_connection(
         try:
             pool.call("GET", "/info")
         except TransportError as e:
-            code = 0 if e.error_code == _transport.ERR_CLOSED else 2
+            code = 0 if e.error_code == _abi.ERR_CLOSED else 2
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
@@ -40,7 +40,7 @@ _CHILD = textwrap.dedent(
     """
     import json, os, sys, time
     from types import SimpleNamespace as NS
-    from p11fast import _transport
+    from p11fast import _abi
 
     ports, retries, threads_allowed = json.loads(sys.argv[1])
     tasks = lambda: len(os.listdir("/proc/self/task"))
@@ -49,10 +49,10 @@ _CHILD = textwrap.dedent(
                sha256_fingerprints=(), danger_insecure_cert=False, cacert=None) for p in ports]
     cfg = NS(label="t", instances=inst, retries=NS(count=retries, delay_seconds=0),
              timeout_seconds=2, tcp_keepalive=None, connections_max_idle_duration=None)
-    pool = _transport.Pool(cfg, threads_allowed=threads_allowed)
+    pool = _abi.Pool(cfg, threads_allowed=threads_allowed)
     try:
         pool.call("GET", "/info")  # every port is closed: all attempts fail
-    except _transport.TransportError:
+    except _abi.TransportError:
         pass
     down = sum(not i["up"] for i in pool.stats()["instances"])
     print(json.dumps({"down": down}), flush=True)

@@ -5,7 +5,7 @@ import hashlib
 import pytest
 from tp_helpers import instance, slot
 
-from p11fast import _transport
+from p11fast import _abi
 from p11fast.errors import TransportError
 
 
@@ -35,7 +35,7 @@ def test_pin_mismatch_fails_before_any_request_byte(tls_server, pools):
     auth = b"Authorization: Basic c2VjcmV0OnNlY3JldA=="
     with pytest.raises(TransportError) as exc:
         pool.call("POST", "/keys/k1/sign", b"{}", auth, "application/json")
-    assert exc.value.error_code == _transport.ERR_TLS
+    assert exc.value.error_code == _abi.ERR_TLS
     assert tls_server.connections >= 2  # the handshake was tried, and retried
     assert tls_server.api_requests() == []  # the credentials never left the client
 
@@ -63,14 +63,14 @@ def test_pin_of_the_public_key_is_not_a_certificate_pin(tls_server, tls_cert, po
     )
     with pytest.raises(TransportError) as exc:
         pool.call("GET", "/info")
-    assert exc.value.error_code == _transport.ERR_TLS
+    assert exc.value.error_code == _abi.ERR_TLS
 
 
 def test_system_ca_rejects_a_self_signed_certificate(tls_server, pools):
     pool = pools(slot(instance(tls_server.url())))
     with pytest.raises(TransportError) as exc:
         pool.call("GET", "/info")
-    assert exc.value.error_code == _transport.ERR_TLS
+    assert exc.value.error_code == _abi.ERR_TLS
     assert tls_server.api_requests() == []
 
 
@@ -86,4 +86,4 @@ def test_danger_insecure_cert_skips_verification(tls_server, pools):
 
 def test_bad_pin_length_is_refused_at_construction():
     with pytest.raises(ValueError):
-        _transport.Pool(slot(instance("https://127.0.0.1:1/api/v1", sha256_fingerprints=(b"x",))))
+        _abi.Pool(slot(instance("https://127.0.0.1:1/api/v1", sha256_fingerprints=(b"x",))))

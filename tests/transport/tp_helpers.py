@@ -1,10 +1,8 @@
-"""Loopback servers and configs for the transport tests; builds p11fast._transport if stale."""
+"""Loopback servers and configs for the transport tests."""
 
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,28 +10,6 @@ from types import SimpleNamespace
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-SOURCES = [
-    "p11fast/_transport.pyx",
-    "p11fast/_transport.pxd",
-    "p11fast/transport/*",
-    "p11fast/_decl/*",
-]
-
-
-def ensure_built() -> None:
-    import glob
-
-    built = glob.glob(os.path.join(ROOT, "p11fast", "_transport.*.so"))
-    newest = max(
-        os.path.getmtime(path) for s in SOURCES for path in glob.glob(os.path.join(ROOT, s))
-    )
-    if built and os.path.getmtime(built[0]) >= newest:
-        return
-    subprocess.check_call(
-        [sys.executable, os.path.join(HERE, "build.py")],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-    )
 
 
 # ---------------------------------------------------------------- configs

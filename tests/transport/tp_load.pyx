@@ -3,7 +3,7 @@
 object per request. Built and run by load.py (a benchmark: it prints numbers, asserts nothing)."""
 
 from libc.stdlib cimport calloc, free
-from p11fast._transport cimport Pool, TP_OK, TP_POST, tp_buf, tp_buf_free, tp_request, tp_result
+from p11fast._abi cimport Pool, TP_OK, TP_POST, tp_buf, tp_buf_free, tp_request, tp_result
 
 cdef extern from "<pthread.h>" nogil:
     ctypedef unsigned long pthread_t
@@ -58,7 +58,7 @@ cdef void *_run(void *arg) noexcept nogil:
     return NULL
 
 
-from p11fast._transport cimport tp_pool
+from p11fast._abi cimport tp_pool
 ctypedef tp_pool *tp_pool_p
 
 

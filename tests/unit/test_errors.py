@@ -171,11 +171,11 @@ def test_no_answer_names_instance_failure_and_reason():
 
 
 def test_transport_failure_codes_are_the_transports():
-    from p11fast import _transport
+    from p11fast import _abi
 
     assert errors.TRANSPORT_FAILURES == {
-        _transport.ERR_CONNECT: "connect", _transport.ERR_TIMEOUT: "timeout",
-        _transport.ERR_TLS: "tls", _transport.ERR_NOMEM: "out of memory",
-        _transport.ERR_CLOSED: "closed",
+        _abi.ERR_CONNECT: "connect", _abi.ERR_TIMEOUT: "timeout",
+        _abi.ERR_TLS: "tls", _abi.ERR_NOMEM: "out of memory",
+        _abi.ERR_CLOSED: "closed",
     }
-    assert _transport.TransportError is errors.TransportError
+    assert _abi.TransportError is errors.TransportError

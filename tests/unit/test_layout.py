@@ -1,27 +1,28 @@
-"""The compiled core's layout (uvloop's shape): an extension is a short root `.pyx`/`.pxd`
-that includes its pieces, each a same-named `.pyx`/`.pxd` pair in one folder (a piece may be
-declarations only: a `.pxd`). Each piece's `.pxd` begins with a comment block naming the
-piece and saying what it owns and its contract, with a line `# uses: a, b` listing the pieces
-of the same extension it may use.
+"""The compiled core's layout (uvloop's shape): the extension is a short root `.pyx`/`.pxd`
+that includes its pieces, each a same-named `.pyx`/`.pxd` pair in one of its folders (a piece
+may be declarations only: a `.pxd`). `p11fast._abi` is one such extension whose pieces live in
+three folders: the codec's (`p11fast/codec/`), the transport's and the ABI's. Each piece's
+`.pxd` begins with a comment block naming the piece and saying what it owns and its contract,
+with a line `# uses: a, b, other/c` listing the pieces it may use: a piece of its own folder by
+its name, one of another folder by folder and name (`transport/request`).
 
 These tests parse the pieces and check what Cython cannot: every name a piece takes from
 another is declared in that piece's `.pxd` (C-level names; Python-level ones are the module's
 API) and the owner is in the user's `# uses:`; no `# uses:` entry is idle; the uses graph has
-no cycle; the roots include every piece, in dependency order, and define nothing themselves;
-no piece leans on a cimport another piece made; no file exceeds MAX_LINES. And, since these
-extensions are to become one (`p11fast._core`), no name is defined twice across them.
+no cycle; the root includes every piece, in dependency order, and defines nothing itself; no
+piece leans on a cimport another piece made; no file exceeds MAX_LINES; and no name is defined
+by two pieces (they share one module: Cython would take a second Python-level definition as a
+silent rebinding).
 
 A piece's .pyx may include a file generated at build time (the ABI's mechanism tables and
 entry points, `p11fast/_*.pxi`): it is read as part of the piece, its names are the piece's
 exports (its generator documents them, the piece's .pxd header names it), and, being
 generated, it is not held to MAX_LINES.
 
-To hold another extension to the same rules, add its Tree to TREES (and drop its files from
-MERGING_WITH once it is made of pieces)."""
+To hold another extension to the same rules, add its Tree to TREES."""
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 from dataclasses import dataclass, field
@@ -35,22 +36,19 @@ MAX_LINES = 600
 
 @dataclass(frozen=True)
 class Tree:
-    root: str  # the root files without extension, relative to ROOT: "p11fast/_transport"
-    pieces: str  # the folder of its pieces: "p11fast/transport"
+    root: str  # the root files without extension, relative to ROOT: "p11fast/_abi"
+    # the folders of its pieces, beside the root: ("p11fast/codec", "p11fast/transport", ...)
+    folders: tuple[str, ...]
 
 
-TREES = [
-    Tree("p11fast/_transport", "p11fast/transport"),
-    Tree("p11fast/_codec", "p11fast/codec"),
-    Tree("p11fast/_abi", "p11fast/abi"),
-]
-# Sources that will share one extension with the trees but are not pieces yet: their names
-# count for the check that no name is defined twice.
-MERGING_WITH: list[str] = []
+TREES = [Tree("p11fast/_abi", ("p11fast/codec", "p11fast/transport", "p11fast/abi"))]
 # Where `from p11fast._decl.X cimport *` takes its names from.
 DECL = "p11fast/_decl"
 
 IDENT = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
+FROM_MODULE = re.compile(r"^\s*from\s+[\w.]+\s+(?=c?import\b)")
+# What opens a scope of its own: a function or a class (whose methods' names count as its).
+SCOPE = re.compile(r"(?:async\s+)?def\b|(?:cdef\s+)?class\b|cp?def\b[^=]*\(")
 
 
 # ---------------------------------------------------------------- reading Cython
@@ -173,10 +171,76 @@ def parse(path: Path) -> Source:
             k = next(statements)
             stmt += " " + lines[k].strip()
         parse_statement(src, lines, k, stmt)
+    local = scopes(lines)
     for number, line in enumerate(lines, 1):
-        for name in IDENT.findall(line):
-            src.used.setdefault(name, number)
+        # the module of a `from M import x` is no name of this module's
+        for name in IDENT.findall(FROM_MODULE.sub("", line)):
+            if name not in local[number - 1]:
+                src.used.setdefault(name, number)
     return src
+
+
+def scopes(lines: list[str]) -> list[set[str]]:
+    """For each line, the names the top-level function or class around it binds for itself: its
+    parameters, and what its body declares, assigns, imports or loops over. There they are its
+    own, whatever another piece of the same module defines (a local `cdef int start` is no use
+    of another piece's function `start`)."""
+    local: list[set[str]] = [set() for _ in lines]
+    k = 0
+    while k < len(lines):
+        header, end = lines[k].strip(), k
+        if not header or indent(lines[k]) > 0 or not SCOPE.match(header):
+            k += 1
+            continue
+        while header.count("(") > header.count(")") and end + 1 < len(lines):
+            end += 1
+            header += " " + lines[end].strip()
+        names = set() if re.match(r"(?:cdef\s+)?class\b", header) else parameters(header)
+        stop = end + 1
+        while stop < len(lines) and (not lines[stop].strip() or indent(lines[stop]) > 0):
+            names |= bound_in_body(lines[stop])
+            stop += 1
+        for i in range(k, stop):
+            local[i] = names
+        k = stop
+    return local
+
+
+def parameters(header: str) -> set[str]:
+    if "(" not in header:
+        return set()
+    inside, depth = "", 0
+    for ch in header[header.index("(") + 1 :]:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth < 0:
+            break
+        inside += ch
+    return declared_names(inside)
+
+
+def declared_names(decl: str) -> set[str]:
+    """The names of a comma-separated declaration list: `int a, *b = 0` declares a and b."""
+    names = set()
+    for part in re.sub(r"\[.*?\]|\(.*?\)", "", decl).split(","):
+        found = IDENT.findall(part.split("=")[0])
+        if found:
+            names.add(found[-1])
+    return names
+
+
+def bound_in_body(line: str) -> set[str]:
+    text = line.strip()
+    if m := re.match(r"cdef\s+(?!extern\b)(.*?):?$", text):
+        return declared_names(m.group(1))
+    if m := re.match(r"(?:from\s+[\w.]+\s+)?c?import\s+\(?(.*?)\)?$", text):
+        return {part.split(" as ")[-1].strip().split(".")[0] for part in m.group(1).split(",")}
+    names = set()
+    if m := re.match(r"([\w\s,]+?)\s*(?::[^=]*)?=(?!=)", text):
+        names |= set(IDENT.findall(m.group(1)))
+    if m := re.search(r"\bfor\s+([\w\s,()]+?)\s+in\b", text):
+        names |= set(IDENT.findall(m.group(1)))
+    names |= set(re.findall(r"\bas\s+(\w+)", text))
+    return names
 
 
 def parse_statement(src: Source, lines: list[str], k: int, stmt: str) -> None:
@@ -212,10 +276,10 @@ def parse_statement(src: Source, lines: list[str], k: int, stmt: str) -> None:
 
 @dataclass
 class Piece:
-    name: str
+    name: str  # folder and name, as the root includes it: "transport/request"
     pyx: Source | None
     pxd: Source | None
-    uses: list[str] | None  # None: no `# uses:` line
+    uses: list[str] | None  # as folder and name; None: no `# uses:` line
     header: str  # the .pxd's first line
     generated: set[str] = field(default_factory=set)  # names of the .pyx's generated includes
 
@@ -259,8 +323,24 @@ def own_names(piece: Piece, src: Source, root: Path) -> set[str]:
     return piece.defined | bound(piece.sources, root)
 
 
+def short(name: str) -> str:
+    """A piece's name without its folder: what its .pxd header names."""
+    return name.split("/")[-1]
+
+
+def qualified(entry: str, folder: str) -> str:
+    """A `# uses:` entry of a piece in `folder` as folder and name."""
+    return entry if "/" in entry else f"{folder}/{entry}"
+
+
 def load(tree: Tree, root: Path = ROOT) -> dict[str, Piece]:
-    folder = root / tree.pieces
+    pieces: dict[str, Piece] = {}
+    for folder in tree.folders:
+        pieces |= load_folder(root / folder)
+    return pieces
+
+
+def load_folder(folder: Path) -> dict[str, Piece]:
     pieces: dict[str, Piece] = {}
     for name in sorted({p.stem for ext in ("pyx", "pxd") for p in folder.glob(f"*.{ext}")}):
         pyx, pxd = folder / f"{name}.pyx", folder / f"{name}.pxd"
@@ -274,11 +354,13 @@ def load(tree: Tree, root: Path = ROOT) -> dict[str, Piece]:
                 lead.append(line)
             found = [line for line in lead if line.startswith("# uses:")]
             if len(found) == 1:
-                uses = [u.strip() for u in found[0][len("# uses:") :].split(",") if u.strip()]
+                entries = found[0][len("# uses:") :].split(",")
+                uses = [qualified(u.strip(), folder.name) for u in entries if u.strip()]
         source = parse(pyx) if pyx.exists() else None
         generated = with_includes(source) if source else set()
-        pieces[name] = Piece(name, source, parse(pxd) if pxd.exists() else None, uses, header,
-                             generated)
+        key = f"{folder.name}/{name}"
+        pieces[key] = Piece(key, source, parse(pxd) if pxd.exists() else None, uses, header,
+                            generated)
     return pieces
 
 
@@ -337,12 +419,14 @@ def check_tree(tree: Tree, root: Path = ROOT) -> list[str]:
         for name in bound(piece.sources, root):
             importers.setdefault(name, set()).add(piece.name)
     for piece in pieces.values():
-        where = f"{tree.pieces}/{piece.name}"
+        where = os.path.relpath(piece.sources[0].path.with_suffix(""), root)
         if piece.pxd is None:
             problems.append(f"{where}.pyx has no .pxd: its declarations and header go there")
             continue
-        if not piece.header.startswith(f"# {piece.name}: "):
-            problems.append(f"{where}.pxd does not begin with '# {piece.name}: <what it owns>'")
+        if not piece.header.startswith(f"# {short(piece.name)}: "):
+            problems.append(
+                f"{where}.pxd does not begin with '# {short(piece.name)}: <what it owns>'"
+            )
         if piece.uses is None:
             problems.append(f"{where}.pxd has no single '# uses:' line in its leading comments")
             continue
@@ -378,20 +462,19 @@ def check_tree(tree: Tree, root: Path = ROOT) -> list[str]:
                 problems.append(f"{where}.pxd: '# uses: {dep}' but it uses nothing of {dep}")
     graph = {p.name: [u for u in p.uses or [] if u in pieces] for p in pieces.values()}
     if loop := cycle(graph):
-        problems.append(f"{tree.pieces}: the uses form a cycle: {' -> '.join(loop)}")
+        problems.append(f"{tree.root}: the uses form a cycle: {' -> '.join(loop)}")
     problems += check_roots(tree, pieces, root)
-    for path in sorted((root / tree.pieces).iterdir()) + [
-        root / f"{tree.root}.pyx",
-        root / f"{tree.root}.pxd",
-    ]:
+    files = [path for folder in tree.folders for path in sorted((root / folder).iterdir())]
+    for path in files + [root / f"{tree.root}.pyx", root / f"{tree.root}.pxd"]:
         if path.is_file() and (count := path.read_text().count("\n")) > MAX_LINES:
             problems.append(f"{path.relative_to(root)}: {count} lines (at most {MAX_LINES})")
     return problems
 
 
 def check_roots(tree: Tree, pieces: dict[str, Piece], root: Path) -> list[str]:
+    """The root includes each piece once by its folder and name (its folders lie beside it), in
+    dependency order across the folders."""
     problems = []
-    folder = os.path.basename(tree.pieces)
     for ext in ("pyx", "pxd"):
         path = root / f"{tree.root}.{ext}"
         src = parse(path)
@@ -402,9 +485,9 @@ def check_roots(tree: Tree, pieces: dict[str, Piece], root: Path) -> list[str]:
             )
         expected = [p.name for p in pieces.values() if getattr(p, ext) is not None]
         included = [
-            inc[len(folder) + 1 : -len(ext) - 1]
+            inc[: -len(ext) - 1]
             for inc in src.includes
-            if inc.startswith(folder + "/") and inc.endswith("." + ext)
+            if inc.endswith("." + ext) and inc[: -len(ext) - 1] in pieces
         ]
         if sorted(included) != sorted(expected) or len(src.includes) != len(included):
             problems.append(
@@ -425,18 +508,13 @@ def check_roots(tree: Tree, pieces: dict[str, Piece], root: Path) -> list[str]:
     return problems
 
 
-def check_unique(trees: list[Tree], others: list[str], root: Path = ROOT) -> list[str]:
-    """Names defined twice across the pieces of all trees and the other sources."""
+def check_unique(tree: Tree, root: Path = ROOT) -> list[str]:
+    """Names defined by two pieces of the tree (one module: Cython rejects a second C-level
+    definition, but a second Python-level one silently rebinds the first)."""
     where: dict[str, list[str]] = {}
-    for tree in trees:
-        for piece in load(tree, root).values():
-            for name in piece.defined:
-                where.setdefault(name, []).append(f"{tree.pieces}/{piece.name}")
-    for pattern in others:
-        for path in sorted(glob.glob(str(root / pattern))):
-            src = parse(Path(path))
-            for name in src.c_defs | src.py_defs:
-                where.setdefault(name, []).append(os.path.relpath(path, root))
+    for piece in load(tree, root).values():
+        for name in piece.defined:
+            where.setdefault(name, []).append(piece.name)
     return [
         f"{name} is defined in {', '.join(sorted(set(places)))}"
         for name, places in sorted(where.items())
@@ -465,13 +543,14 @@ def check_c_files(folder: str, root: Path = ROOT) -> list[str]:
 # ---------------------------------------------------------------- the real trees
 
 
-@pytest.mark.parametrize("tree", TREES, ids=[t.pieces for t in TREES])
+@pytest.mark.parametrize("tree", TREES, ids=[t.root for t in TREES])
 def test_the_extension_keeps_the_layout_of_pieces(tree):
     assert check_tree(tree) == []
 
 
-def test_no_name_is_defined_twice_across_the_extensions_that_will_become_one():
-    assert check_unique(TREES, MERGING_WITH) == []
+@pytest.mark.parametrize("tree", TREES, ids=[t.root for t in TREES])
+def test_no_name_is_defined_by_two_pieces_of_the_extension(tree):
+    assert check_unique(tree) == []
 
 
 def test_the_loaders_files_are_short_and_say_what_they_own():
@@ -488,7 +567,7 @@ def test_a_long_or_unexplained_c_file_is_reported(tmp_path):
 
 # ---------------------------------------------------------------- the checks themselves
 
-DEMO = Tree("pkg/_demo", "pkg/demo")
+DEMO = Tree("pkg/_demo", ("pkg/demo",))
 CLEAN = {
     "pkg/_demo.pyx": 'include "demo/low.pyx"\ninclude "demo/high.pyx"\n',
     "pkg/_demo.pxd": 'include "demo/low.pxd"\ninclude "demo/high.pxd"\n',
@@ -528,14 +607,14 @@ VIOLATIONS = {
             "pkg/demo/high.pyx": "cdef int high_fn(low_t *x) noexcept nogil:\n"
             "    return low_fn(x) + _low_private()\n"
         },
-        "_low_private is private to low",
+        "_low_private is private to demo/low",
     ),
     "a piece missing from # uses": (
         {
             "pkg/demo/high.pxd": "# high: the top piece.\n# uses:\n\n"
             "cdef int high_fn(low_t *x) noexcept nogil\n"
         },
-        "low_fn is low's, and low is not in its # uses",
+        "low_fn is demo/low's, and demo/low is not in its # uses",
     ),
     "a cycle": (
         {
@@ -544,7 +623,7 @@ VIOLATIONS = {
             "pkg/demo/low.pyx": "cdef int low_fn(low_t *x) noexcept nogil:\n"
             "    return high_fn(x)\n\n\ndef low_py():\n    return 2\n",
         },
-        "the uses form a cycle: high -> low -> high",
+        "the uses form a cycle: demo/high -> demo/low -> demo/high",
     ),
     "an idle # uses entry": (
         {
@@ -552,7 +631,7 @@ VIOLATIONS = {
             "pkg/demo/high.pxd": "# high: the top piece.\n# uses: low\n\n"
             "cdef int high_fn(int x) noexcept nogil\n",
         },
-        "'# uses: low' but it uses nothing of low",
+        "'# uses: demo/low' but it uses nothing of demo/low",
     ),
     "a file over the limit": (
         {"pkg/demo/low.pyx": CLEAN["pkg/demo/low.pyx"] + "\n" * MAX_LINES},
@@ -560,11 +639,11 @@ VIOLATIONS = {
     ),
     "includes out of dependency order": (
         {"pkg/_demo.pxd": 'include "demo/high.pxd"\ninclude "demo/low.pxd"\n'},
-        "includes high before ['low']",
+        "includes demo/high before ['demo/low']",
     ),
     "a piece the root leaves out": (
         {"pkg/_demo.pyx": 'include "demo/low.pyx"\n'},
-        "not each of ['high', 'low'] once",
+        "not each of ['demo/high', 'demo/low'] once",
     ),
     "a definition in the root": (
         {
@@ -579,7 +658,7 @@ VIOLATIONS = {
                 "return low_fn(x)", "memcpy(x, x, 0)\n    return low_fn(x)"
             )
         },
-        "memcpy is bound only by the cimport/import of low",
+        "memcpy is bound only by the cimport/import of demo/low",
     ),
     "a .pxd leaning on its .pyx's cimport": (
         {
@@ -589,7 +668,7 @@ VIOLATIONS = {
             + CLEAN["pkg/demo/low.pyx"]
             + "\n\ncdef void low_copy(size_t n) noexcept nogil:\n    pass\n",
         },
-        "size_t is bound only by the cimport/import of low",
+        "size_t is bound only by the cimport/import of demo/low",
     ),
     "a .pxd without its header": (
         {"pkg/demo/high.pxd": "# uses: low\ncdef int high_fn(low_t *x) noexcept nogil\n"},
@@ -605,8 +684,47 @@ def test_each_kind_of_violation_is_reported(tmp_path, change):
     assert any(expected in p for p in problems), problems
 
 
-def test_a_name_defined_in_two_extensions_that_will_merge_is_reported(tmp_path):
+def test_a_local_named_like_another_pieces_function_is_no_use_of_it(tmp_path):
+    high = {
+        "pkg/demo/high.pxd": "# high: the top piece.\n# uses:\n\n"
+        "cdef int high_fn(int x) noexcept nogil\n",
+        "pkg/demo/high.pyx": "cdef int high_fn(int x) noexcept nogil:\n    cdef int low_fn = x\n"
+        "    return low_fn\n",
+    }
+    assert check_tree(DEMO, write(tmp_path, {**CLEAN, **high})) == []
+
+
+# DEMO's pieces and a second folder's, in one extension: "other/top" uses "demo/high".
+TWO_FOLDERS = Tree("pkg/_demo", ("pkg/demo", "pkg/other"))
+WITH_OTHER = {
+    **CLEAN,
+    "pkg/_demo.pyx": CLEAN["pkg/_demo.pyx"] + 'include "other/top.pyx"\n',
+    "pkg/_demo.pxd": CLEAN["pkg/_demo.pxd"] + 'include "other/top.pxd"\n',
+    "pkg/other/top.pxd": "# top: the other folder's piece.\n# uses: demo/high\n",
+    "pkg/other/top.pyx": "def top_py():\n    return high_py()\n",
+}
+
+
+def test_a_piece_uses_another_folders_piece_by_folder_and_name(tmp_path):
+    assert check_tree(TWO_FOLDERS, write(tmp_path, WITH_OTHER)) == []
+
+
+def test_a_use_of_another_folders_piece_is_checked_like_any_other(tmp_path):
+    top = WITH_OTHER["pkg/other/top.pyx"].replace("high_py()", "high_py() + low_py()")
+    problems = check_tree(TWO_FOLDERS, write(tmp_path, {**WITH_OTHER, "pkg/other/top.pyx": top}))
+    assert problems == [
+        "pkg/other/top.pyx:2: low_py is demo/low's, and demo/low is not in its # uses"
+    ]
+
+
+def test_another_folders_piece_named_without_its_folder_is_reported(tmp_path):
+    pxd = WITH_OTHER["pkg/other/top.pxd"].replace("# uses: demo/high", "# uses: high")
+    problems = check_tree(TWO_FOLDERS, write(tmp_path, {**WITH_OTHER, "pkg/other/top.pxd": pxd}))
+    assert "pkg/other/top.pxd: '# uses: other/high' names no other piece" in problems
+
+
+def test_a_name_defined_by_pieces_of_two_folders_is_reported(tmp_path):
     other = {name.replace("demo", "other"): text for name, text in CLEAN.items()}
     write(tmp_path, {**CLEAN, **other})
-    problems = check_unique([DEMO, Tree("pkg/_other", "pkg/other")], [], tmp_path)
-    assert "_low_private is defined in pkg/demo/low, pkg/other/low" in problems
+    problems = check_unique(TWO_FOLDERS, tmp_path)
+    assert "_low_private is defined in demo/low, other/low" in problems

@@ -14,7 +14,7 @@ slots:
     instances:
       - url: https://hsm.example/api/v1
 """
-BINARIES = ("libp11fast.so", "_abi.so", "_transport.so")
+BINARIES = ("libp11fast.so", "_abi.so")
 
 
 @pytest.fixture

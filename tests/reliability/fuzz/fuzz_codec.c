@@ -1,26 +1,26 @@
-/* libFuzzer harness over the hot path's parsers (p11fast/_codec.pyx): base64, JSON member
- * lookup and unescaping, ECDSA DER <-> raw. It includes the C that Cython generates for the
- * codec, so the functions are the very ones the module runs; they are nogil and touch no
- * Python object, so no interpreter is started.
+/* libFuzzer harness over the hot path's parsers (p11fast/codec/): base64, JSON member lookup
+ * and unescaping, ECDSA DER <-> raw. It includes the C that Cython generates for the codec's
+ * pieces alone (test_fuzz.py: codec_alone), so the functions are the very ones the module
+ * runs; they are nogil and touch no Python object, so no interpreter is started.
  *
  * Every input is copied into a heap block of exactly its size, and every output buffer is
  * exactly `cap` long: AddressSanitizer reports any read or write outside. Results are
  * checked against the contracts in p11fast/codec/*.pxd. */
-#include "_codec.c"
+#include "codec.c"
 
 #include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define B64_DECODE __pyx_f_7p11fast_6_codec_b64_decode
-#define B64_ENCODE __pyx_f_7p11fast_6_codec_b64_encode
-#define B64_LEN __pyx_f_7p11fast_6_codec_b64_encoded_len
-#define JSON_GET __pyx_f_7p11fast_6_codec_json_get_string
-#define JSON_ESCAPE __pyx_f_7p11fast_6_codec_json_escape
-#define JSON_UNESCAPE __pyx_f_7p11fast_6_codec_json_unescape
-#define DER_TO_RAW __pyx_f_7p11fast_6_codec_ecdsa_der_to_raw
-#define RAW_TO_DER __pyx_f_7p11fast_6_codec_ecdsa_raw_to_der
+#define B64_DECODE __pyx_f_5codec_b64_decode
+#define B64_ENCODE __pyx_f_5codec_b64_encode
+#define B64_LEN __pyx_f_5codec_b64_encoded_len
+#define JSON_GET __pyx_f_5codec_json_get_string
+#define JSON_ESCAPE __pyx_f_5codec_json_escape
+#define JSON_UNESCAPE __pyx_f_5codec_json_unescape
+#define DER_TO_RAW __pyx_f_5codec_ecdsa_der_to_raw
+#define RAW_TO_DER __pyx_f_5codec_ecdsa_raw_to_der
 
 static const char *const KEYS[] = {"signature", "decrypted", "message", "a", ""};
 
