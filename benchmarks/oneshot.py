@@ -17,8 +17,8 @@ when other work competes for the cores; wall time is what the goal is about.
 
 Light mode keeps state between processes (the snapshot and its `.full` mark, p11fast/snapshot.py),
 so each series has its own XDG_CACHE_HOME: a `-L` loop never promotes, a `--sign` loop always
-does, and in the alternating series the mark flips every process — a `-L` after a `--sign`
-starts Python at C_Initialize for nothing, a `--sign` after a `-L` starts it late.
+does (at C_Initialize once two in a row did), and in the alternating series the mark never gets
+there: each `-L` stays light, each `--sign` starts Python late, at C_OpenSession.
 """
 
 from __future__ import annotations

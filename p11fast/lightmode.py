@@ -33,8 +33,11 @@ MAX_SLOTS = 64
 # The most mechanisms a snapshot may list (the module offers fewer): the reader's limit.
 MAX_MECHANISMS = 256
 
-# Beside the snapshot: <snapshot>.full says the last process with this snapshot needed Python.
+# Beside the snapshot: <snapshot>.full holds how many processes in a row with this snapshot
+# needed Python (one ASCII digit; empty counts as one), and from FULL_MARK_EARLY on the next
+# process starts Python in C_Initialize.
 FULL_MARK_SUFFIX = ".full"
+FULL_MARK_EARLY = 2
 # Beside the snapshot: <snapshot>.presence holds the tokens found present, shared by processes.
 PRESENCE_SUFFIX = ".presence"
 PRESENCE_MAGIC = b"P11FPRES"

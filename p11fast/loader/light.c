@@ -32,13 +32,16 @@
  * succeeded, so a concurrent caller either waits here or sees a fully initialised ABI.
  *
  * Which processes need Python is predictable: a loop of `pkcs11-tool --sign` promotes every
- * time, a loop of `-L` never. A process that promoted leaves a mark beside the snapshot
- * (<snapshot>.full); the next process with that snapshot promotes in C_Initialize itself, right
- * after opening the pools, so the TLS handshake runs on the transport's thread while the
- * interpreter starts instead of before it (the presence check would otherwise wait for it, and
- * promotion only come after). A process promoted that way which then calls nothing that needs
- * Python removes the mark at C_Finalize, and the one after it is light again. Only timing
- * depends on the mark: both paths give the same answers.
+ * time, a loop of `-L` never. A process that promoted counts itself in a mark beside the
+ * snapshot (<snapshot>.full: how many in a row did); once P11F_FULL_MARK_EARLY did, the next
+ * process with that snapshot promotes in C_Initialize itself, right after opening the pools, so
+ * the TLS handshake runs on the transport's thread while the interpreter starts instead of
+ * before it (the presence check would otherwise wait for it, and promotion only come after).
+ * A process that then calls nothing that needs Python, promoted that way or light throughout,
+ * removes the mark at C_Finalize. Two in a row, not one: where listings and signatures
+ * alternate, a listing promoted early pays the whole interpreter for nothing, while a signature
+ * promoted late pays only the handshake it could have overlapped. Only timing depends on the
+ * mark: both paths give the same answers.
  *
  * Fork: a child starts with light mode off (light_after_fork_child, from the loader's fork
  * handler) and calls C_Initialize like any child; the transport's fork handling abandons the
@@ -82,6 +85,7 @@ static CK_C_INITIALIZE_ARGS saved_args;
 static int saved_args_given;
 static char *saved_reserved;
 static char full_mark[PATH_MAX + 40]; /* <snapshot>.full, or "" */
+static int full_count;                /* what the mark said when this process started */
 /* Promoted in C_Initialize because of the mark, and no call has needed Python since. */
 _Atomic int early_unconfirmed;
 /* A presence check found a token absent, and the ABI has not been told why. */
@@ -137,6 +141,34 @@ static int open_pool(CK_ULONG slot)
     return pools[slot] != NULL;
 }
 
+/* How many processes in a row needed Python, as the mark says (0: no mark). */
+static int read_full_mark(void)
+{
+    char digit = 0;
+    int fd = open(full_mark, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    if (read(fd, &digit, 1) != 1 || digit < '1' || digit > '9')
+        digit = '1';
+    close(fd);
+    return digit - '0';
+}
+
+/* Only timing depends on it, so a failure to write it is no failure. */
+static void set_full_mark(int count)
+{
+    char digit = (char)('0' + (count < P11F_FULL_MARK_EARLY ? count : P11F_FULL_MARK_EARLY));
+    int fd;
+    if (count == 0) {
+        unlink(full_mark);
+    } else if ((fd = open(full_mark, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+                          0600)) >= 0) {
+        if (write(fd, &digit, 1) != 1)
+            unlink(full_mark);
+        close(fd);
+    }
+}
+
 /* Light mode on; *early: the mark says this process will need Python (promote at once). */
 static int enter(const CK_C_INITIALIZE_ARGS *args, int *early)
 {
@@ -156,7 +188,8 @@ static int enter(const CK_C_INITIALIZE_ARGS *args, int *early)
     threads = !(args && (args->flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS)) &&
               !snap.disable_threads;
     snprintf(full_mark, sizeof full_mark, "%s" P11F_FULL_MARK_SUFFIX, snap.path);
-    *early = access(full_mark, F_OK) == 0;
+    full_count = read_full_mark();
+    *early = full_count >= P11F_FULL_MARK_EARLY;
     for (CK_ULONG i = 0; i < snap.nslots; i++)
         if ((*early || presence_shared_age(&snap, i) < 0) && !open_pool(i)) {
             drop_light_state();
@@ -171,14 +204,6 @@ static int enter(const CK_C_INITIALIZE_ARGS *args, int *early)
     return 1;
 }
 
-static void set_full_mark(int on)
-{
-    int fd;
-    if (!on)
-        unlink(full_mark);
-    else if ((fd = open(full_mark, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)) >= 0)
-        close(fd);
-}
 
 /* Under light_lock with light mode on: Python started, the ABI initialised as the application
  * initialised us (its pools adopt ours) and published. NULL with *rv set on failure, light mode
@@ -255,6 +280,9 @@ int light_finalize(CK_VOID_PTR pReserved, CK_RV *rv)
     if (pReserved) {
         *rv = CKR_ARGUMENTS_BAD;
     } else {
+        /* Light throughout: the run of processes that needed Python, if any, ends here. */
+        if (full_count)
+            set_full_mark(0);
         drop_light_state();
         *rv = CKR_OK;
     }
@@ -424,7 +452,7 @@ CK_FUNCTION_LIST_3_0 *light_promote(CK_RV *rv)
         return published_abi();
     }
     if ((table = promote_locked(rv)))
-        set_full_mark(1);
+        set_full_mark(full_count + 1);
     pthread_mutex_unlock(&light_lock);
     return table;
 }

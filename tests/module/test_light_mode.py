@@ -240,11 +240,12 @@ def test_signing_after_a_light_listing_starts_python(light_host, module_path, co
     assert step(report, "finalize")["rv"] == "0x0"
 
 
-def test_after_a_process_that_needed_python_the_next_starts_it_at_initialize(
+def test_after_two_processes_that_needed_python_the_next_starts_it_at_initialize(
     light_host, module_path, config, cache
 ):
     full = answers(step(run(light_host, module_path, config, cache, "list"), "list"))
-    run(light_host, module_path, config, cache, "sign", OPERATOR_PIN, "ecp256")
+    for _ in range(2):
+        run(light_host, module_path, config, cache, "sign", OPERATOR_PIN, "ecp256")
     early = run(light_host, module_path, config, cache, "list")
     assert step(early, "init")["python"] == "1"
     assert answers(step(early, "list")) == full
@@ -252,14 +253,27 @@ def test_after_a_process_that_needed_python_the_next_starts_it_at_initialize(
     assert step(run(light_host, module_path, config, cache, "list"), "init")["python"] == "0"
 
 
+def test_a_listing_after_one_signing_process_stays_light(light_host, module_path, config, cache):
+    """Listings and signatures alternating: each listing without Python, not promoted early
+    because the process before it signed."""
+    run(light_host, module_path, config, cache, "list")
+    for _ in range(2):
+        run(light_host, module_path, config, cache, "sign", OPERATOR_PIN, "ecp256")
+        listing = run(light_host, module_path, config, cache, "list")
+        assert step(listing, "init")["python"] == "0"
+        assert step(listing, "list")["python"] == "0"
+
+
 def test_a_process_started_early_that_signs_keeps_the_next_one_early(
     light_host, module_path, config, cache
 ):
     run(light_host, module_path, config, cache, "list")
-    for _ in range(2):
+    inits = []
+    for _ in range(3):
         report = run(light_host, module_path, config, cache, "sign", OPERATOR_PIN, "ecp256")
         assert step(report, "sign")["rv"] == "0x0"
-    assert step(report, "init")["python"] == "1"
+        inits.append(step(report, "init")["python"])
+    assert inits == ["0", "0", "1"]
     assert step(run(light_host, module_path, config, cache, "list"), "init")["python"] == "1"
 
 

@@ -195,9 +195,9 @@ def test_a_one_shot_flow_after_the_same_flow_runs_without_an_interpreter(host, c
 # -- (b) the answers are the full path's answers ----------------------------------------------
 
 
-# What ran before decides the path today: after a listing, light mode answers and then promotes;
-# after a signing process, the `.full` mark starts Python in C_Initialize; the first signing
-# process after a listing is the one that sets the mark.
+# What ran before decides the path today: after a listing or one signing process, light mode
+# answers and then promotes; after two signing processes, the `.full` mark starts Python in
+# C_Initialize.
 PREVIOUS = {"listing": lambda flow: [LIGHT], "same flow": lambda flow: [flow],
             "same flow twice": lambda flow: [flow, flow]}  # fmt: skip
 

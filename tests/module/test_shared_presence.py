@@ -236,7 +236,8 @@ def test_a_process_that_starts_python_takes_the_shared_answer_too(
         mark = snapshot_path(cache) + lightmode.FULL_MARK_SUFFIX
         listing(light_host, module_path, config, cache)
         (checked_at,) = recorded(cache)
-        open(mark, "w").close()
+        with open(mark, "w") as f:
+            f.write(str(lightmode.FULL_MARK_EARLY))
         report = run(light_host, module_path, config, cache, "list")
         if time.time_ns() - checked_at < lightmode.PRESENCE_TTL_NS:
             break
