@@ -66,8 +66,9 @@ class ModuleState:
         return self._session_objects is not None
 
     def load_object_model(self) -> None:
-        self.inventories  # each property imports and builds on first access
-        self.session_objects
+        # The property imports and builds on first access. Session objects are not loaded: the
+        # first one made loads their model, and searches skip them until then.
+        self.inventories
 
 
 _state = None
