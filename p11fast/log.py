@@ -164,12 +164,18 @@ class SyslogSink:
         self.sock.close()
 
 
+# The unix and UDP sockets come from _socket, which the socket module wraps: importing socket
+# imports enum, ~40M instructions, paid in C_Initialize by every process that logs to syslog
+# (/dev/log is the default). They only connect, send and close, which _socket's sockets do
+# themselves. TCP keeps socket.create_connection (its resolution and fallback over addresses).
+
+
 def _unix_connector(path: str):
     def connect():
-        import socket
+        import _socket
 
-        for kind, stream in ((socket.SOCK_DGRAM, False), (socket.SOCK_STREAM, True)):
-            sock = socket.socket(socket.AF_UNIX, kind)
+        for kind, stream in ((_socket.SOCK_DGRAM, False), (_socket.SOCK_STREAM, True)):
+            sock = _socket.socket(_socket.AF_UNIX, kind)
             try:
                 sock.connect(path)
                 return sock, stream
@@ -182,10 +188,10 @@ def _unix_connector(path: str):
 
 def _udp_connector(to_addr: tuple[str, int], from_addr: tuple[str, int] | None):
     def connect():
-        import socket
+        import _socket
 
-        family = socket.getaddrinfo(*to_addr, type=socket.SOCK_DGRAM)[0][0]
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        family = _socket.getaddrinfo(*to_addr, 0, _socket.SOCK_DGRAM)[0][0]
+        sock = _socket.socket(family, _socket.SOCK_DGRAM)
         if from_addr:
             sock.bind(from_addr)
         sock.connect(to_addr)
