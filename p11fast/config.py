@@ -10,11 +10,11 @@ logging, re or json are imported.
 
 from __future__ import annotations
 
-import os
-import stat
+import posix  # not os: p11fast.lean
+from _stat import S_ISREG  # what the stat module re-exports
 
 from p11fast.errors import ConfigError
-from p11fast.lean import Record
+from p11fast.lean import Record, getenv
 from p11fast.pins import PIN_MAX_BYTES, USERNAME_MAX_BYTES
 from p11fast.policy import PolicyConfig
 
@@ -119,10 +119,10 @@ FileIdentity = tuple[int, int, int, int, int]  # st_dev, st_ino, st_size, st_mti
 def file_identity(path: str) -> FileIdentity | None:
     """What tells a regular file's versions apart (stat follows links, as isfile does)."""
     try:
-        st = os.stat(path)
+        st = posix.stat(path)
     except (OSError, ValueError):
         return None
-    if not stat.S_ISREG(st.st_mode):
+    if not S_ISREG(st.st_mode):
         return None
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
@@ -145,8 +145,7 @@ def load(path_hint: str | None = None) -> Config:
 
 def _explicit_file(path_hint: str | None) -> str | None:
     """The one file pReserved or an environment variable names, if any."""
-    for explicit in (path_hint, os.environ.get(ENV_CONFIG_FILE),
-                     os.environ.get(ENV_NITROKEY_CONFIG_FILE)):  # fmt: skip
+    for explicit in (path_hint, getenv(ENV_CONFIG_FILE), getenv(ENV_NITROKEY_CONFIG_FILE)):
         if explicit:
             return explicit
     return None
@@ -157,7 +156,22 @@ def _discovery_candidates(path_hint: str | None) -> list[str]:
     explicit = _explicit_file(path_hint)
     if explicit:
         return [explicit]
-    return [os.path.expanduser(p) for p in SEARCH_PATH + NITROKEY_SEARCH_PATH]
+    return [_expand_home(p) for p in SEARCH_PATH + NITROKEY_SEARCH_PATH]
+
+
+def _expand_home(path: str) -> str:
+    """`os.path.expanduser` of the search path's forms: absolute, or under `~/`."""
+    if not path.startswith("~/"):
+        return path
+    home = getenv("HOME")
+    if home is None:
+        import pwd
+
+        try:
+            home = pwd.getpwuid(posix.getuid()).pw_dir
+        except KeyError:
+            return path
+    return home.rstrip("/") + path[1:]
 
 
 def _config_files(path_hint: str | None, regular_files: list[str]) -> list[str]:
@@ -167,7 +181,7 @@ def _config_files(path_hint: str | None, regular_files: list[str]) -> list[str]:
             raise ConfigError(f"{explicit}: configuration file not found")
         return [explicit]
     for search_path in (SEARCH_PATH, NITROKEY_SEARCH_PATH):
-        found = [p for p in map(os.path.expanduser, search_path) if p in regular_files]
+        found = [p for p in map(_expand_home, search_path) if p in regular_files]
         if found:
             return found
     searched = ", ".join(SEARCH_PATH + NITROKEY_SEARCH_PATH)
@@ -227,7 +241,7 @@ def _read_file(path: str) -> _File:
     if root is not None:
         _Walker(parsed).top(root)
     if parsed.plaintext_password:
-        mode = os.stat(path).st_mode
+        mode = posix.stat(path).st_mode
         if mode & 0o077:
             parsed.warnings.append(
                 f"{path}: holds a plaintext password but is readable by group or others "
@@ -498,9 +512,10 @@ class _Walker:
             return self.passphrase(node, key, text)
         variable = text[len(_ENV_PREFIX) :]
         self.parsed.env_names.append(variable)
-        if variable not in os.environ:
+        value = getenv(variable)
+        if value is None:
             raise self.error(node, f"{key}.password", f"environment variable {variable} is not set")
-        return self.passphrase(node, key, os.environ[variable]) or None
+        return self.passphrase(node, key, value) or None
 
     def passphrase(self, node, key: str, text: str) -> str:
         if len(text.encode()) > PIN_MAX_BYTES:
@@ -556,7 +571,7 @@ class _Walker:
     def cacert(self, node, key: str) -> str:
         path = self.string(node, key)
         self.parsed.examined.append(path)
-        if not os.path.isfile(path):
+        if file_identity(path) is None:  # os.path.isfile
             raise self.error(node, key, f"{path}: no such file")
         return path
 

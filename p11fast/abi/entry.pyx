@@ -1,7 +1,7 @@
 # The entry points and function table (generated: _entry_points.pxi) and the capsules the
 # loader takes.
 
-import os
+from posix import register_at_fork  # os re-exports it; os costs ~1 ms to import
 
 from cpython.pycapsule cimport PyCapsule_New
 
@@ -19,4 +19,4 @@ own_interpreter = PyCapsule_New(<void *>take_own_interpreter, b"p11fast._abi.own
 # reset_after_fork with pthread_atfork (not done here, under the GIL: see loader/fork.c), and
 # os.fork's hook (the loader's own handler runs it too) drops the Python state as well.
 after_fork_child = PyCapsule_New(<void *>reset_after_fork, b"p11fast._abi.after_fork_child", NULL)
-os.register_at_fork(after_in_child=forget_state_after_fork)
+register_at_fork(after_in_child=forget_state_after_fork)

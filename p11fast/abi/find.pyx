@@ -33,10 +33,12 @@ cdef CK_RV c_find_objects_init(call_t *call, CK_SESSION_HANDLE hSession, CK_ATTR
             # The module's own session and archived keys are not token objects.
             if not is_reserved(obj.key_id) and user_may_see(slot_index, obj):
                 found.append(object_bind(slot_index, obj))
-    # Session objects of every session of the application (PKCS#11 v3.0 §4.4).
-    for obj in _state.session_objects.objects(slot_index, inventory):
-        if obj.matches(template) and user_may_see(slot_index, obj):
-            found.append(object_bind(slot_index, obj))
+    # Session objects of every session of the application (PKCS#11 v3.0 §4.4); none before the
+    # first is made, and a process that makes none never imports their model.
+    if _state.has_session_objects():
+        for obj in _state.session_objects.objects(slot_index, inventory):
+            if obj.matches(template) and user_may_see(slot_index, obj):
+                found.append(object_bind(slot_index, obj))
     _state.finds[h] = found
     return CKR_OK
 

@@ -64,8 +64,9 @@ class ModuleState:
         return self._session_objects is not None
 
     def load_object_model(self) -> None:
-        self.inventories  # each property imports and builds on first access
-        self.session_objects
+        # The property imports and builds on first access. Session objects are not loaded: the
+        # first one made loads their model, and searches skip them until then.
+        self.inventories
 
 
 _state = None
@@ -75,10 +76,10 @@ def make_request(int slot_index, Pool pool):
     """The cold path's HTTP call for one slot, with the credentials the token holds now."""
 
     def request(str method, str path, bytes body=None, bint admin=False, str content_type=None):
-        from p11fast.errors import UserNotLoggedIn
-
         header = current_auth(slot_index, admin)
         if header is None:
+            from p11fast.errors import UserNotLoggedIn  # made on first use (p11fast/errors.py)
+
             raise UserNotLoggedIn("no credentials: log in, or set a password in the config")
         if body is not None and content_type is None:
             content_type = "application/json"

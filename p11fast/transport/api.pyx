@@ -1,8 +1,7 @@
 # api: the Python surface (contract in api.pxd).
 
-from os import fsdecode as os_fsdecode
-
 from p11fast.errors import TRANSPORT_FAILURES, TransportError
+from p11fast.lean import fsdecode  # os's, without importing os
 
 # A request that got no HTTP response raises p11fast.errors.TransportError, error_code one of:
 OK = TP_OK
@@ -150,7 +149,7 @@ cdef dict _instance_stats(tp_instance *inst):
         "danger_insecure_cert": bool(inst.insecure),
         "sha256_fingerprints": [inst.pins[PIN_LEN * i:PIN_LEN * (i + 1)]
                                 for i in range(inst.npins)],
-        "cacert": os_fsdecode(inst.cacert) if inst.cacert != NULL else None,
+        "cacert": fsdecode(inst.cacert) if inst.cacert != NULL else None,
         "framing": bool(inst.framing),
     }
 

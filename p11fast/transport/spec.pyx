@@ -7,8 +7,9 @@ from libc.string cimport memchr, memcmp
 
 from p11fast._decl.posix cimport pthread_mutex_init
 
-from os import fsencode as os_fsencode
-from struct import Struct
+from _struct import Struct  # what the struct module re-exports
+
+from p11fast.lean import fsencode  # os's, without importing os
 
 cdef extern from * nogil:
     """
@@ -270,7 +271,7 @@ def pool_spec(slot_config):
         cap = max(1, int(max_idle)) if max_idle is not None else DEFAULT_CAP
         pins = b"".join(_pin_bytes(p) for p in getattr(spec, "sha256_fingerprints", ()) or ())
         cacert = getattr(spec, "cacert", None)
-        path = _c_string(os_fsencode(cacert), "cacert") if cacert is not None else b""
+        path = _c_string(fsencode(cacert), "cacert") if cacert is not None else b""
         flags = SPEC_INSECURE if getattr(spec, "danger_insecure_cert", False) else 0
         if cacert is not None:
             flags |= SPEC_CACERT

@@ -115,6 +115,14 @@ def test_signing_never_imports_cryptography(module_path, login_config, api):
     assert "cryptography" not in out["signed"]
 
 
+def test_a_search_and_signature_without_session_objects_load_not_their_model(
+    module_path, login_config, api
+):
+    out = result(run_python(LOADED, login_config, module_path, OPERATOR_PIN))
+    assert "p11fast.model.inventory" in out["signed"]
+    assert "p11fast.model.session_objects" not in out["signed"]
+
+
 def test_without_threads_listing_tokens_loads_no_object_model(
     module_path, login_config, api, tmp_path
 ):

@@ -379,6 +379,16 @@ def test_search_path_files_are_merged(tmp_path):
     assert len(cfg.source_files) == 2
 
 
+@pytest.mark.parametrize("home", ["/home/u", "/home/u/", "/", "", None])
+def test_home_in_the_search_path_expands_as_os_path_expanduser(monkeypatch, home):
+    if home is None:
+        monkeypatch.delenv("HOME")  # then the password database says
+    else:
+        monkeypatch.setenv("HOME", home)
+    for path in ("~/.config/p11fast/p11fast.conf", "/etc/p11fast/p11fast.conf"):
+        assert config._expand_home(path) == os.path.expanduser(path)
+
+
 def test_nitrokey_search_path_is_used_when_no_p11fast_file_exists(tmp_path):
     write(tmp_path / "home/.config/nitrokey/p11nethsm.conf", MINIMAL)
     assert config.load().source_files[0].endswith("nitrokey/p11nethsm.conf")

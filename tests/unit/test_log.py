@@ -1,12 +1,16 @@
 """p11fast.log: where records go, what a line looks like, and that secrets never appear."""
 
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
 from p11fast import config, log
 
 PASSWORDS = ("op-Secret-1", "admin-Secret-2")
+REPO = os.path.join(os.path.dirname(__file__), "..", "..")
 
 
 @pytest.fixture(autouse=True)
@@ -183,3 +187,26 @@ def test_a_child_forked_while_a_thread_is_blocked_writing_to_an_fd_stream_can_st
         time.sleep(0.01)
     os.close(read_end)  # ends the parent's blocked writer (EPIPE, which FdStream swallows)
     os.close(write_end)
+
+
+# What a process whose syslog is a unix socket (the default /dev/log) or UDP loads for it.
+SYSLOG_IMPORTS = r"""
+import sys
+from p11fast import config, log
+log.setup(config.Config(slots=(), syslog_socket=sys.argv[1])).warn("over unix")
+log.setup(config.Config(slots=(), syslog_udp=(("127.0.0.1", int(sys.argv[2])), None))).warn("udp")
+print("socket" in sys.modules)
+"""
+
+
+def test_syslog_over_unix_and_udp_sockets_does_without_the_socket_module(tmp_path):
+    path, receiver = unix_receiver(tmp_path)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(2)
+    done = subprocess.run([sys.executable, "-S", "-c", SYSLOG_IMPORTS, path,
+                           str(udp.getsockname()[1])], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False"]
+    assert receiver.recv(4096).decode().endswith("WARN over unix")
+    assert udp.recv(4096).decode().endswith("WARN udp")
