@@ -30,20 +30,96 @@ class ConfigError(P11Error):
     ckr = _ckr.CKR_FUNCTION_FAILED
 
 
+class FunctionFailed(P11Error):
+    ckr = _ckr.CKR_FUNCTION_FAILED
+
+
+class ArgumentsBad(P11Error):
+    ckr = _ckr.CKR_ARGUMENTS_BAD
+
+
+class HostMemory(P11Error):
+    ckr = _ckr.CKR_HOST_MEMORY
+
+
+class DeviceError(P11Error):
+    ckr = _ckr.CKR_DEVICE_ERROR
+
+
+class DeviceMemory(P11Error):
+    ckr = _ckr.CKR_DEVICE_MEMORY
+
+
+class RateLimited(DeviceError):
+    """HTTP 429: the caller waits and retries; if retries run out it surfaces as a device error."""
+
+
+class TokenNotPresent(P11Error):
+    ckr = _ckr.CKR_TOKEN_NOT_PRESENT
+
+
 class PinIncorrect(P11Error):
     ckr = _ckr.CKR_PIN_INCORRECT
+
+
+class UserNotLoggedIn(P11Error):
+    ckr = _ckr.CKR_USER_NOT_LOGGED_IN
+
+
+class KeyHandleInvalid(P11Error):
+    ckr = _ckr.CKR_KEY_HANDLE_INVALID
+
+
+class ObjectHandleInvalid(P11Error):
+    ckr = _ckr.CKR_OBJECT_HANDLE_INVALID
+
+
+class KeyFunctionNotPermitted(P11Error):
+    ckr = _ckr.CKR_KEY_FUNCTION_NOT_PERMITTED
+
+
+class MechanismInvalid(P11Error):
+    ckr = _ckr.CKR_MECHANISM_INVALID
+
+
+class MechanismParamInvalid(P11Error):
+    ckr = _ckr.CKR_MECHANISM_PARAM_INVALID
 
 
 class TemplateInconsistent(P11Error):
     ckr = _ckr.CKR_TEMPLATE_INCONSISTENT
 
 
+class AttributeTypeInvalid(P11Error):
+    ckr = _ckr.CKR_ATTRIBUTE_TYPE_INVALID
+
+
 class AttributeValueInvalid(P11Error):
     ckr = _ckr.CKR_ATTRIBUTE_VALUE_INVALID
 
 
+class AttributeReadOnly(P11Error):
+    ckr = _ckr.CKR_ATTRIBUTE_READ_ONLY
+
+
 class TemplateIncomplete(P11Error):
     ckr = _ckr.CKR_TEMPLATE_INCOMPLETE
+
+
+class KeySizeRange(P11Error):
+    ckr = _ckr.CKR_KEY_SIZE_RANGE
+
+
+class CurveNotSupported(P11Error):
+    ckr = _ckr.CKR_CURVE_NOT_SUPPORTED
+
+
+class SessionReadOnly(P11Error):
+    ckr = _ckr.CKR_SESSION_READ_ONLY
+
+
+class UserTypeInvalid(P11Error):
+    ckr = _ckr.CKR_USER_TYPE_INVALID
 
 
 class PinInvalid(P11Error):
@@ -52,6 +128,34 @@ class PinInvalid(P11Error):
 
 class PinLenRange(P11Error):
     ckr = _ckr.CKR_PIN_LEN_RANGE
+
+
+class FunctionNotSupported(P11Error):
+    ckr = _ckr.CKR_FUNCTION_NOT_SUPPORTED
+
+
+class ActionProhibited(P11Error):
+    ckr = _ckr.CKR_ACTION_PROHIBITED
+
+
+class DataInvalid(P11Error):
+    ckr = _ckr.CKR_DATA_INVALID
+
+
+class DataLenRange(P11Error):
+    ckr = _ckr.CKR_DATA_LEN_RANGE
+
+
+class EncryptedDataInvalid(P11Error):
+    ckr = _ckr.CKR_ENCRYPTED_DATA_INVALID
+
+
+class EncryptedDataLenRange(P11Error):
+    ckr = _ckr.CKR_ENCRYPTED_DATA_LEN_RANGE
+
+
+class SignatureInvalid(P11Error):
+    ckr = _ckr.CKR_SIGNATURE_INVALID
 
 
 # What a request was doing when the HSM answered; from_http needs it because the same status
@@ -66,6 +170,44 @@ OBJECT = "object"  # read, change or delete a key, certificate or user
 TOKEN = "token"  # health, info, listing, random: questions about the token itself
 CONTEXTS = frozenset({LOGIN, SIGN, DECRYPT, ENCRYPT, CREATE, OBJECT, TOKEN})
 _KEY_USE = frozenset({SIGN, DECRYPT, ENCRYPT})
+
+# 400 Bad Request: what the HSM rejects in each context is the caller's input.
+_BAD_REQUEST = {
+    SIGN: DataLenRange,  # the digest does not fit the key (ECDSA/PKCS#1 input sizes)
+    DECRYPT: EncryptedDataInvalid,
+    ENCRYPT: DataLenRange,  # AES-CBC input not a multiple of the block size
+    CREATE: TemplateInconsistent,  # key type, size or mechanisms the HSM refuses
+}
+
+
+def from_http(status: int, context: str, message: str, instance: str) -> P11Error:
+    """The exception for a non-2xx answer `status` from `instance` while doing `context`."""
+    text = f"{instance}: HTTP {status} during {context}: {message}"
+    return _http_class(status, context)(text)
+
+
+def _http_class(status: int, context: str) -> type[P11Error]:
+    if context not in CONTEXTS:
+        raise ValueError(f"unknown request context {context!r}")
+    if status == 400:
+        return _BAD_REQUEST.get(context, ArgumentsBad)
+    if status == 401:
+        return PinIncorrect if context == LOGIN else UserNotLoggedIn
+    if status == 403:
+        return KeyFunctionNotPermitted if context in _KEY_USE else UserNotLoggedIn
+    if status == 404:
+        return KeyHandleInvalid if context in _KEY_USE else ObjectHandleInvalid
+    if status == 409:
+        # only key creation conflicts: the requested CKA_ID names an existing key
+        return AttributeValueInvalid if context == CREATE else FunctionFailed
+    if status == 412:
+        return TokenNotPresent  # HSM locked or unprovisioned: not usable as a token
+    if status == 413:
+        return DataLenRange
+    if status == 429:
+        return RateLimited
+    return DeviceError  # 5xx and anything the API does not define
+
 
 class TransportError(Exception):
     """A request got no HTTP answer, after the transport's retries and failover.
@@ -106,184 +248,30 @@ TRANSPORT_FAILURES = {
     POOL_CLOSED: "closed",
 }
 
-
-# ---- made on first use ------------------------------------------------------------------------
-# Creating a class costs ~80k instructions (CPython looks every type slot up through the MRO),
-# and a one-shot process (`pkcs11-tool --sign`) raises none of the classes below: they and the
-# mappings that return them are made on the first access to any of them (PEP 562's module
-# __getattr__), once, and are then this module's attributes like the ones above. Above stays
-# what the cold start imports by name.
-
-
-def __getattr__(name: str):
-    # Not for dunders: the import system looks for __path__ on every `from … import`.
-    namespace = _rest() if not name.startswith("__") else {}
-    if name not in namespace:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return namespace[name]
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_rest()})
+# What no reachable instance means depends on the PKCS#11 function (v3.0 §5.1): a function that
+# uses the token without a session handle asks about the token, and no reachable instance is no
+# token (CKR_TOKEN_NOT_PRESENT, as the slot list shows it). A function with a session handle
+# keeps its session, since the next call may reach another instance, and gets
+# CKR_DEVICE_ERROR: §5.1.7 says such functions never return CKR_TOKEN_NOT_PRESENT. Functions
+# that use no token may return neither (§5.1.3): CKR_FUNCTION_FAILED.
+_TOKEN_FUNCTIONS = frozenset((
+    "C_GetTokenInfo", "C_GetMechanismList", "C_GetMechanismInfo", "C_InitToken",
+    "C_OpenSession", "C_CloseAllSessions",
+))
+_TOKENLESS_FUNCTIONS = frozenset((
+    "C_Initialize", "C_Finalize", "C_GetInfo", "C_GetFunctionList", "C_GetSlotList",
+    "C_GetSlotInfo", "C_WaitForSlotEvent", "C_GetInterfaceList", "C_GetInterface",
+))
 
 
-_made: dict[str, dict] = {}
-
-
-def _rest() -> dict:
-    """The classes and functions below, as module attributes; made once, even by threads
-    racing here (the first namespace stored wins, so every caller gets the same classes)."""
-    made = _made.get("rest")
-    if made is None:
-        made = _made.setdefault("rest", _define_rest())
-        globals().update(made)
-    return made
-
-
-def _define_rest() -> dict:
-    class FunctionFailed(P11Error):
-        ckr = _ckr.CKR_FUNCTION_FAILED
-
-    class ArgumentsBad(P11Error):
-        ckr = _ckr.CKR_ARGUMENTS_BAD
-
-    class HostMemory(P11Error):
-        ckr = _ckr.CKR_HOST_MEMORY
-
-    class DeviceError(P11Error):
-        ckr = _ckr.CKR_DEVICE_ERROR
-
-    class DeviceMemory(P11Error):
-        ckr = _ckr.CKR_DEVICE_MEMORY
-
-    class RateLimited(DeviceError):
-        """HTTP 429: the caller waits and retries; if retries run out it surfaces as a device
-        error."""
-
-    class TokenNotPresent(P11Error):
-        ckr = _ckr.CKR_TOKEN_NOT_PRESENT
-
-    class UserNotLoggedIn(P11Error):
-        ckr = _ckr.CKR_USER_NOT_LOGGED_IN
-
-    class KeyHandleInvalid(P11Error):
-        ckr = _ckr.CKR_KEY_HANDLE_INVALID
-
-    class ObjectHandleInvalid(P11Error):
-        ckr = _ckr.CKR_OBJECT_HANDLE_INVALID
-
-    class KeyFunctionNotPermitted(P11Error):
-        ckr = _ckr.CKR_KEY_FUNCTION_NOT_PERMITTED
-
-    class MechanismInvalid(P11Error):
-        ckr = _ckr.CKR_MECHANISM_INVALID
-
-    class MechanismParamInvalid(P11Error):
-        ckr = _ckr.CKR_MECHANISM_PARAM_INVALID
-
-    class AttributeTypeInvalid(P11Error):
-        ckr = _ckr.CKR_ATTRIBUTE_TYPE_INVALID
-
-    class AttributeReadOnly(P11Error):
-        ckr = _ckr.CKR_ATTRIBUTE_READ_ONLY
-
-    class KeySizeRange(P11Error):
-        ckr = _ckr.CKR_KEY_SIZE_RANGE
-
-    class CurveNotSupported(P11Error):
-        ckr = _ckr.CKR_CURVE_NOT_SUPPORTED
-
-    class SessionReadOnly(P11Error):
-        ckr = _ckr.CKR_SESSION_READ_ONLY
-
-    class UserTypeInvalid(P11Error):
-        ckr = _ckr.CKR_USER_TYPE_INVALID
-
-    class FunctionNotSupported(P11Error):
-        ckr = _ckr.CKR_FUNCTION_NOT_SUPPORTED
-
-    class ActionProhibited(P11Error):
-        ckr = _ckr.CKR_ACTION_PROHIBITED
-
-    class DataInvalid(P11Error):
-        ckr = _ckr.CKR_DATA_INVALID
-
-    class DataLenRange(P11Error):
-        ckr = _ckr.CKR_DATA_LEN_RANGE
-
-    class EncryptedDataInvalid(P11Error):
-        ckr = _ckr.CKR_ENCRYPTED_DATA_INVALID
-
-    class EncryptedDataLenRange(P11Error):
-        ckr = _ckr.CKR_ENCRYPTED_DATA_LEN_RANGE
-
-    class SignatureInvalid(P11Error):
-        ckr = _ckr.CKR_SIGNATURE_INVALID
-
-    # 400 Bad Request: what the HSM rejects in each context is the caller's input.
-    _BAD_REQUEST = {
-        SIGN: DataLenRange,  # the digest does not fit the key (ECDSA/PKCS#1 input sizes)
-        DECRYPT: EncryptedDataInvalid,
-        ENCRYPT: DataLenRange,  # AES-CBC input not a multiple of the block size
-        CREATE: TemplateInconsistent,  # key type, size or mechanisms the HSM refuses
-    }
-
-    def from_http(status: int, context: str, message: str, instance: str) -> P11Error:
-        """The exception for a non-2xx answer `status` from `instance` while doing `context`."""
-        text = f"{instance}: HTTP {status} during {context}: {message}"
-        return _http_class(status, context)(text)
-
-    def _http_class(status: int, context: str) -> type[P11Error]:
-        if context not in CONTEXTS:
-            raise ValueError(f"unknown request context {context!r}")
-        if status == 400:
-            return _BAD_REQUEST.get(context, ArgumentsBad)
-        if status == 401:
-            return PinIncorrect if context == LOGIN else UserNotLoggedIn
-        if status == 403:
-            return KeyFunctionNotPermitted if context in _KEY_USE else UserNotLoggedIn
-        if status == 404:
-            return KeyHandleInvalid if context in _KEY_USE else ObjectHandleInvalid
-        if status == 409:
-            # only key creation conflicts: the requested CKA_ID names an existing key
-            return AttributeValueInvalid if context == CREATE else FunctionFailed
-        if status == 412:
-            return TokenNotPresent  # HSM locked or unprovisioned: not usable as a token
-        if status == 413:
-            return DataLenRange
-        if status == 429:
-            return RateLimited
-        return DeviceError  # 5xx and anything the API does not define
-
-    # What no reachable instance means depends on the PKCS#11 function (v3.0 §5.1): a function
-    # that uses the token without a session handle asks about the token, and no reachable
-    # instance is no token (CKR_TOKEN_NOT_PRESENT, as the slot list shows it). A function with a
-    # session handle keeps its session, since the next call may reach another instance, and gets
-    # CKR_DEVICE_ERROR: §5.1.7 says such functions never return CKR_TOKEN_NOT_PRESENT. Functions
-    # that use no token may return neither (§5.1.3): CKR_FUNCTION_FAILED.
-    _TOKEN_FUNCTIONS = frozenset((
-        "C_GetTokenInfo", "C_GetMechanismList", "C_GetMechanismInfo", "C_InitToken",
-        "C_OpenSession", "C_CloseAllSessions",
-    ))
-    _TOKENLESS_FUNCTIONS = frozenset((
-        "C_Initialize", "C_Finalize", "C_GetInfo", "C_GetFunctionList", "C_GetSlotList",
-        "C_GetSlotInfo", "C_WaitForSlotEvent", "C_GetInterfaceList", "C_GetInterface",
-    ))
-
-    def from_transport(exc: TransportError, function: str) -> P11Error:
-        """The exception for a request of PKCS#11 function `function` (a `C_*` name; anything
-        else is taken for work done for a session) that got no HTTP answer."""
-        text = f"{exc.instance_url or 'no instance'}: no answer ({exc.failure}): {exc.message}"
-        if exc.error_code == OUT_OF_MEMORY:
-            return HostMemory(text)
-        if function in _TOKEN_FUNCTIONS:
-            return TokenNotPresent(text)
-        if function in _TOKENLESS_FUNCTIONS:
-            return FunctionFailed(text)
-        return DeviceError(text)
-
-    made = dict(locals())
-    for value in made.values():
-        if hasattr(value, "__qualname__"):
-            value.__qualname__ = value.__name__  # as if defined at the top level
-    return made
+def from_transport(exc: TransportError, function: str) -> P11Error:
+    """The exception for a request of PKCS#11 function `function` (a `C_*` name; anything else
+    is taken for work done for a session) that got no HTTP answer."""
+    text = f"{exc.instance_url or 'no instance'}: no answer ({exc.failure}): {exc.message}"
+    if exc.error_code == OUT_OF_MEMORY:
+        return HostMemory(text)
+    if function in _TOKEN_FUNCTIONS:
+        return TokenNotPresent(text)
+    if function in _TOKENLESS_FUNCTIONS:
+        return FunctionFailed(text)
+    return DeviceError(text)

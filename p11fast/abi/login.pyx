@@ -174,12 +174,12 @@ cdef bint slot_has_ro_session(int slot_index) noexcept nogil:
 cdef CK_RV check_credentials(int slot_index, CK_USER_TYPE user, bytes header) except *:
     """Checks credentials against the HSM: the operator must be able to list keys, the
     administrator to list users (only an Administrator may)."""
+    from p11fast.errors import PinIncorrect, from_http
+
     path = "/users" if user == CKU_SO else "/keys"
     status, _, _ = _state.pools[slot_index].call("GET", path, None, header, None)
     if status == 200:
         return CKR_OK
-    from p11fast.errors import PinIncorrect, from_http  # made on first use (p11fast/errors.py)
-
     if status in (401, 403):
         raise PinIncorrect(f"the HSM refused the {'administrator' if user == CKU_SO else 'operator'} credentials ({status})")
     raise from_http(status, "login", "", _state.config.slots[slot_index].instances[0].url)

@@ -251,10 +251,10 @@ cdef bint user_may_see(int slot_index, obj) except -1:
 
 
 cdef object visible_object(int slot_index, CK_OBJECT_HANDLE hObject):
+    from p11fast.errors import ObjectHandleInvalid
+
     obj = object_of(hObject, slot_index)
     if obj is None or not user_may_see(slot_index, obj):
-        from p11fast.errors import ObjectHandleInvalid  # made on first use (p11fast/errors.py)
-
         raise ObjectHandleInvalid(f"object handle {hObject} is not an object of this token")
     return obj
 
@@ -343,13 +343,11 @@ cdef list read_template(CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount):
     template the module interprets (create, generate, set, find): a CK_BBOOL value must be 1
     byte and a CK_ULONG one sizeof(CK_ULONG), else CKR_ATTRIBUTE_VALUE_INVALID."""
     from p11fast.attrs import BOOL_ATTRS, ULONG_ATTRS
-    from p11fast.errors import AttributeValueInvalid
+    from p11fast.errors import ArgumentsBad, AttributeValueInvalid
 
     template = []
     for i in range(ulCount):
         if pTemplate[i].pValue == NULL and pTemplate[i].ulValueLen != 0:
-            from p11fast.errors import ArgumentsBad  # made on first use (p11fast/errors.py)
-
             raise ArgumentsBad(f"template entry {i} has a length but no value")
         kind = pTemplate[i].type
         if (kind in BOOL_ATTRS and pTemplate[i].ulValueLen != 1) or \

@@ -76,10 +76,10 @@ def make_request(int slot_index, Pool pool):
     """The cold path's HTTP call for one slot, with the credentials the token holds now."""
 
     def request(str method, str path, bytes body=None, bint admin=False, str content_type=None):
+        from p11fast.errors import UserNotLoggedIn
+
         header = current_auth(slot_index, admin)
         if header is None:
-            from p11fast.errors import UserNotLoggedIn  # made on first use (p11fast/errors.py)
-
             raise UserNotLoggedIn("no credentials: log in, or set a password in the config")
         if body is not None and content_type is None:
             content_type = "application/json"

@@ -3,8 +3,6 @@ mappings."""
 
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -19,8 +17,7 @@ from p11fast.errors import (
     TOKEN,
 )
 
-REPO = os.path.join(os.path.dirname(__file__), "..", "..")
-HEADER = os.path.join(REPO, "include", "pkcs11t.h")
+HEADER = os.path.join(os.path.dirname(__file__), "..", "..", "include", "pkcs11t.h")
 
 
 def header_ckr_values():
@@ -65,46 +62,9 @@ def test_ckr_name_of_a_known_and_an_unknown_value():
 
 
 def test_every_exception_carries_its_ckr():
-    for cls in (getattr(errors, name) for name in dir(errors)):
+    for cls in vars(errors).values():
         if isinstance(cls, type) and issubclass(cls, errors.P11Error):
             assert cls.ckr in module_ckr_values().values(), cls
-
-
-# The classes a one-shot process does not raise are made on first use (p11fast/errors.py).
-ON_FIRST_USE = r"""
-import pickle, sys, threading
-from p11fast import errors
-made = "DeviceError" in vars(errors)
-from p11fast.errors import ConfigError, PinIncorrect
-barrier = threading.Barrier(8)
-seen = []
-def use():
-    barrier.wait()
-    seen.append(errors.DeviceError)
-threads = [threading.Thread(target=use) for _ in range(8)]
-for thread in threads:
-    thread.start()
-for thread in threads:
-    thread.join()
-exc = errors.from_http(429, errors.SIGN, "slow down", "https://hsm")
-print(made, len(set(seen)), seen[0] is errors.DeviceError, isinstance(exc, errors.DeviceError),
-      repr(errors.RateLimited), pickle.loads(pickle.dumps(exc)).__class__ is type(exc))
-"""
-
-
-def test_rarely_raised_classes_are_made_once_on_first_use_as_module_attributes():
-    done = subprocess.run([sys.executable, "-S", "-c", ON_FIRST_USE], cwd=REPO,
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["False", "1", "True", "True",
-                                   "<class", "'p11fast.errors.RateLimited'>", "True"]
-
-
-def test_a_missing_name_is_still_an_attribute_error():
-    with pytest.raises(AttributeError, match="has no attribute 'NoSuchError'"):
-        errors.NoSuchError  # noqa: B018
-    with pytest.raises(ImportError):
-        from p11fast.errors import NoSuchError  # noqa: F401
 
 
 def test_config_error_fails_c_initialize_with_function_failed():
