@@ -161,14 +161,14 @@ COLD_PATH = r"""
 import sys
 import p11fast._abi
 from p11fast import config, log, snapshot
-from p11fast._transport import pool_spec
+from p11fast._abi import pool_spec
 from p11fast.model.inventory import Inventory
 cfg = config.load()
 logger = log.setup(cfg)
 assert snapshot.wanted(cfg, logger)
 slots = [(b"s" * 104, b"t" * 208, pool_spec(cfg.slots[0]))]
 for _ in range(2):  # the first writes the file, the second finds it unchanged
-    record = snapshot.write(cfg, None, b"i" * 88, slots, [sys.argv[1]] * 2)
+    record = snapshot.write(cfg, None, b"i" * 88, slots, [(1, b"m" * 24)], [sys.argv[1]])
 record.note(0, True)
 print("os" in sys.modules)
 """
