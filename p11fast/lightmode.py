@@ -32,6 +32,11 @@ SNAPSHOT_MAX_BYTES = 1 << 20
 MAX_SLOTS = 64
 # The most mechanisms a snapshot may list (the module offers fewer): the reader's limit.
 MAX_MECHANISMS = 256
+# A slot's users in the snapshot, bits of one byte: what the session functions need of the
+# configuration (an operator and an administrator named, the operator's password given).
+USERS_OPERATOR = 1
+USERS_ADMIN = 2
+USERS_OPERATOR_IMPLICIT = 4
 
 # Beside the snapshot: <snapshot>.full holds how many processes in a row with this snapshot
 # needed Python (one ASCII digit; empty counts as one), and from FULL_MARK_EARLY on the next

@@ -3,8 +3,9 @@
 `pkcs11-tool -L` is one process per listing, and starting the interpreter is most of its time.
 So after a C_Initialize that wrote no log line, the ABI records here what C_GetInfo,
 C_GetSlotInfo, C_GetTokenInfo, C_GetMechanismList and C_GetMechanismInfo answer (token presence
-aside: that is asked of the HSM each time), each slot's transport spec, and everything those
-answers were derived from. In a later
+aside: that is asked of the HSM each time), which users each slot's configuration names (what
+the session functions need), each slot's transport spec, and everything those were derived
+from. In a later
 process the loader (p11fast/loader/snapshot.c) reads it, checks that every input is unchanged,
 and answers those functions itself; the presence check goes through the real transport, loaded
 without starting Python. Any other function starts Python as before, and its pools take over the
@@ -29,7 +30,8 @@ as a generated header. The layout (little-endian; blob = u32 length + bytes):
                 i64 ctime_ns)
     u32 n, n x (blob variable name, u8 non-empty)
     u8 disable_threads, CK_INFO
-    u32 n (1 to MAX_SLOTS), n x (CK_SLOT_INFO, CK_TOKEN_INFO, blob transport spec)
+    u32 n (1 to MAX_SLOTS), n x (CK_SLOT_INFO, CK_TOKEN_INFO, u8 users (USERS_* bits),
+        blob transport spec)
     u32 m (at most MAX_MECHANISMS), m x (u64 CK_MECHANISM_TYPE, CK_MECHANISM_INFO): the
         mechanisms every slot offers (the policy applied), in C_GetMechanismList's order
     u32 CRC-32 of everything before it (a damaged file is not used)
@@ -119,9 +121,10 @@ def wanted(config: Config, log: Logger) -> bool:
 
 
 def write(config: Config, reserved: bytes | None, info: bytes,
-          slots: list[tuple[bytes, bytes, bytes]], mechanisms: list[tuple[int, bytes]],
+          slots: list[tuple[bytes, bytes, int, bytes]], mechanisms: list[tuple[int, bytes]],
           binaries: list[str]) -> SharedPresence | None:  # fmt: skip
     """Records the answers and their inputs; a failure only costs the next process time.
+    `slots`: (CK_SLOT_INFO, CK_TOKEN_INFO, users, transport spec) of each slot.
     `mechanisms`: (CK_MECHANISM_TYPE, CK_MECHANISM_INFO's bytes) as C_GetMechanismList and
     C_GetMechanismInfo answer. Returns the presence record that goes with the snapshot now on
     disk, if one is."""
@@ -212,7 +215,7 @@ def _blob(data: bytes) -> bytes:
 
 
 def _encode(config: Config, k: bytes, examined: list, info: bytes,
-            slots: list[tuple[bytes, bytes, bytes]],
+            slots: list[tuple[bytes, bytes, int, bytes]],
             mechanisms: list[tuple[int, bytes]]) -> bytes:  # fmt: skip
     slot_size, token_size = len(slots[0][0]), len(slots[0][1])
     sizes = pack("<IIIII", SNAPSHOT_VERSION, len(info), slot_size, token_size,
@@ -226,8 +229,8 @@ def _encode(config: Config, k: bytes, examined: list, info: bytes,
     for name in config.env_names:
         out.append(_blob(fsencode(name)) + bytes([bool(getenv(name))]))
     out.append(bytes([config.disable_threads]) + info + pack("<I", len(slots)))
-    for slot_info, token_info, spec in slots:
-        out.append(slot_info + token_info + _blob(spec))
+    for slot_info, token_info, users, spec in slots:
+        out.append(slot_info + token_info + bytes([users]) + _blob(spec))
     out.append(pack("<I", len(mechanisms)))
     out.extend(pack("<Q", kind) + mechanism_info for kind, mechanism_info in mechanisms)
     data = b"".join(out)

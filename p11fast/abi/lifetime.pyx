@@ -44,7 +44,9 @@ cdef CK_RV c_initialize_check(call_t *call, CK_VOID_PTR pInitArgs) noexcept nogi
         return CKR_CRYPTOKI_ALREADY_INITIALIZED
     p11f_set_forked(0)
     # A session a C_OpenSession racing with the last C_Finalize left behind: none survives.
-    sessions_end()
+    # Those light mode opened are the application's: they are taken over.
+    if not p11f_is_adopting():
+        sessions_end()
     return CKR_OK
 
 
@@ -64,6 +66,7 @@ cdef CK_RV c_initialize(call_t *call, CK_VOID_PTR pInitArgs) except *:
 cdef CK_RV c_initialize_finish(call_t *call, CK_RV rv, CK_VOID_PTR pInitArgs) noexcept nogil:
     if rv == CKR_OK:
         p11f_set_initialized(1)
+        p11f_set_adopting(0)
     pthread_mutex_unlock(&p11f_init_lock)
     return rv
 
@@ -91,20 +94,8 @@ cdef CK_RV start(cfg, log, const char *config_path, bint threads) except *:
     if len(cfg.slots) > MAX_SLOTS:
         raise ValueError(f"at most {MAX_SLOTS} slots are supported")
     objects_init()
-    if g_abi.sessions == NULL:
-        g_abi.sessions = <session_t *>calloc(MAX_SESSIONS, sizeof(session_t))
-        if g_abi.sessions == NULL:
-            raise MemoryError()
-        # The session table is 16 MB; writing a mutex into every entry would fault in all of
-        # it on each start (~4000 page faults, several ms of a one-shot pkcs11-tool run).
-        # calloc's zeroed pages are untouched until a session uses them.
-        if not p11f_zero_mutex_is_initialized():
-            for i in range(MAX_SESSIONS):
-                pthread_mutex_init(&g_abi.sessions[i].lock, NULL)
-        for i in range(MAX_SLOTS):
-            pthread_mutex_init(&g_abi.slots[i].lock, NULL)
-        pthread_mutex_init(&g_abi.lock, NULL)
-        pthread_cond_init(&g_abi.event, NULL)
+    if not tables_init():
+        raise MemoryError()
     g_abi.threads_allowed = threads and not cfg.disable_threads
     pools = [Pool(slot, g_abi.threads_allowed) for slot in cfg.slots]
     g_abi.nslots = len(cfg.slots)
@@ -122,11 +113,34 @@ cdef CK_RV start(cfg, log, const char *config_path, bint threads) except *:
     return CKR_OK
 
 
+cdef bint tables_init() noexcept nogil:
+    """The session table and the locks, at the first start (C_Initialize's or light mode's);
+    False for no memory."""
+    cdef int i
+    if g_abi.sessions != NULL:
+        return True
+    g_abi.sessions = <session_t *>calloc(MAX_SESSIONS, sizeof(session_t))
+    if g_abi.sessions == NULL:
+        return False
+    # The session table is 16 MB; writing a mutex into every entry would fault in all of it on
+    # each start (~4000 page faults, several ms of a one-shot pkcs11-tool run). calloc's zeroed
+    # pages are untouched until a session uses them.
+    if not p11f_zero_mutex_is_initialized():
+        for i in range(MAX_SESSIONS):
+            pthread_mutex_init(&g_abi.sessions[i].lock, NULL)
+    for i in range(MAX_SLOTS):
+        pthread_mutex_init(&g_abi.slots[i].lock, NULL)
+    pthread_mutex_init(&g_abi.lock, NULL)
+    pthread_cond_init(&g_abi.event, NULL)
+    return True
+
+
 cdef void init_slot(slot_t *s, slot, Pool pool) except *:
     s.pool = pool.ptr
     s.login_user = -1
-    s.sessions = 0
-    s.rw_sessions = 0
+    if not p11f_is_adopting():
+        s.sessions = 0
+        s.rw_sessions = 0
     s.has_operator = slot.operator is not None
     s.has_admin = slot.administrator is not None
     s.operator_implicit = s.has_operator and slot.operator.password is not None
@@ -201,6 +215,7 @@ cdef void reset_after_fork() noexcept nogil:
     # A child that neither finalised nor initialised passes the inherited state on.
     p11f_set_forked(p11f_is_initialized() or p11f_is_forked())
     p11f_set_initialized(0)
+    p11f_set_adopting(0)
     pthread_mutex_init(&p11f_init_lock, NULL)
     pthread_mutex_init(&g_abi.lock, NULL)
     pthread_cond_init(&g_abi.event, NULL)
@@ -280,8 +295,13 @@ cdef void write_snapshot(cfg, log, const char *config_path) except *:
         fill_token_text(i, &token_info)
         with nogil:
             fill_token_numbers(i, &token_info)
+        # As with no session open: sessions light mode opened and this start took over are not
+        # the next process's (light mode adds its own, live).
+        token_info.ulSessionCount = 0
+        token_info.ulRwSessionCount = 0
         slots.append(((<char *>&slot_info)[:sizeof(slot_info)],
                       (<char *>&token_info)[:sizeof(token_info)],
+                      slot_users(&g_abi.slots[i]),
                       pool_spec(cfg.slots[i])))
     _state.shared_presence = snapshot.write(
         cfg,

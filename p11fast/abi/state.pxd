@@ -20,6 +20,10 @@ from cpython.ref cimport PyObject
 # handle of a closed session never reaches the session that reuses its slot.
 cdef extern from "p11fast/loader/lightmode.h":  # from p11fast/lightmode.py
     enum: MAX_SLOTS "P11F_MAX_SLOTS"
+    enum:
+        USERS_OPERATOR "P11F_USERS_OPERATOR"
+        USERS_ADMIN "P11F_USERS_ADMIN"
+        USERS_OPERATOR_IMPLICIT "P11F_USERS_OPERATOR_IMPLICIT"
 cdef enum:
     MAX_SESSIONS = 4096
     MAX_OBJECTS = 65536
@@ -132,6 +136,11 @@ cdef extern from *:
     static atomic_int p11f_forked;
     static inline int p11f_is_forked(void) { return atomic_load(&p11f_forked); }
     static inline void p11f_set_forked(int v) { atomic_store(&p11f_forked, v); }
+    /* The session table was set up by the loader's light mode (compiled), and the next
+     * C_Initialize takes its sessions over instead of ending them. */
+    static atomic_int p11f_adopting;
+    static inline int p11f_is_adopting(void) { return atomic_load(&p11f_adopting); }
+    static inline void p11f_set_adopting(int v) { atomic_store(&p11f_adopting, v); }
     /* Serialises C_Initialize and C_Finalize. */
     static pthread_mutex_t p11f_init_lock = PTHREAD_MUTEX_INITIALIZER;
     #ifdef P11FAST_DEBUG
@@ -144,6 +153,8 @@ cdef extern from *:
     void p11f_set_initialized(int v) nogil
     bint p11f_is_forked() nogil
     void p11f_set_forked(int v) nogil
+    bint p11f_is_adopting() nogil
+    void p11f_set_adopting(int v) nogil
     pthread_mutex_t p11f_init_lock
     # 1 in builds with P11FAST_DEBUG (setup.py): the handle table checks its invariants
     enum: P11F_DEBUG
@@ -151,6 +162,11 @@ cdef extern from *:
 
 cdef inline bint slot_user_logged_in(slot_t *slot) noexcept nogil:
     return slot.login_user == CKU_USER or (slot.operator_implicit and slot.login_user != CKU_SO)
+
+cdef inline int slot_users(slot_t *slot) noexcept nogil:
+    """Which users the slot's configuration names, as light mode's snapshot records them."""
+    return ((USERS_OPERATOR if slot.has_operator else 0) | (USERS_ADMIN if slot.has_admin else 0)
+            | (USERS_OPERATOR_IMPLICIT if slot.operator_implicit else 0))
 
 cdef void set_auth(char *dst, bytes header) except *
 cdef object current_auth(int slot_index, bint admin)

@@ -1,5 +1,5 @@
-/* Light mode: C_GetInfo, C_GetSlotList, C_GetSlotInfo, C_GetTokenInfo, C_GetMechanismList and
- * C_GetMechanismInfo without Python.
+/* Light mode: C_GetInfo, C_GetSlotList, C_GetSlotInfo, C_GetTokenInfo, C_GetMechanismList,
+ * C_GetMechanismInfo and the session functions without Python.
  *
  * A one-shot `pkcs11-tool -L` spends most of its time starting the interpreter. When the ABI
  * left a snapshot whose inputs are all unchanged (snapshot.c, p11fast/snapshot.py), C_Initialize
@@ -25,6 +25,13 @@
  * absent promotes before it returns, handing the ABI the answers with the transport's reason,
  * and the ABI logs it through the configured targets: a process with the HSM away pays for
  * Python, one with the HSM there does not.
+ *
+ * C_OpenSession, C_CloseSession, C_CloseAllSessions and C_GetSessionInfo run the ABI's own
+ * code (p11fast/abi/compiled.pxd) on the ABI's own session table, from its extension loaded
+ * beside libpython, still without starting Python: a `p11tool --list-tokens` opens and closes a
+ * session per token, and the sign flow needs one before anything else. The session counts in
+ * C_GetTokenInfo are then that table's. The ABI's C_Initialize at promotion takes the sessions
+ * over, so their handles stay valid.
  *
  * Any other function "promotes": Python starts, the ABI is initialised with the application's
  * C_Initialize arguments, its pools take over the light pools (and their connections), and the
@@ -66,6 +73,8 @@
 
 /* The transport's entry points (transport.c), once light mode is entered. */
 static const struct transport_api *transport;
+/* The ABI's compiled session functions (transport.c), once a session function needs them. */
+static const struct compiled_api *compiled;
 
 struct presence {
     int known, present;
@@ -90,6 +99,8 @@ static int full_count;                /* what the mark said when this process st
 _Atomic int early_unconfirmed;
 /* A presence check found a token absent, and the ABI has not been told why. */
 static int absence_untold;
+/* The ABI's session table is set up for this process's slots (compiled_on). */
+static int compiled_started;
 
 void light_after_fork_child(void)
 {
@@ -101,6 +112,7 @@ void light_after_fork_child(void)
     presence = NULL;
     saved_reserved = NULL;
     absence_untold = 0;
+    compiled_started = 0;
     memset(&snap, 0, sizeof snap);
 }
 
@@ -116,6 +128,7 @@ static void drop_light_state(void)
     pools = NULL;
     presence = NULL;
     saved_reserved = NULL;
+    compiled_started = 0;
     light_on = 0;
 }
 
@@ -283,6 +296,8 @@ int light_finalize(CK_VOID_PTR pReserved, CK_RV *rv)
         /* Light throughout: the run of processes that needed Python, if any, ends here. */
         if (full_count)
             set_full_mark(0);
+        if (compiled_started)
+            compiled->end();
         drop_light_state();
         *rv = CKR_OK;
     }
@@ -398,10 +413,13 @@ int light_get_token_info(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo, CK_RV *rv)
     if (!lock_if_on())
         return 0;
     if ((*rv = check_slot(slotID, pInfo)) == CKR_OK) {
-        if (present(slotID))
+        if (present(slotID)) {
             *pInfo = snap.slots[slotID].token;
-        else
+            if (compiled_started)
+                compiled->session_counts(slotID, pInfo);
+        } else {
             *rv = CKR_TOKEN_NOT_PRESENT;
+        }
         tell_absence_locked();
     }
     pthread_mutex_unlock(&light_lock);
@@ -440,6 +458,80 @@ int light_get_mechanism_info(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
                 break;
             }
     }
+    pthread_mutex_unlock(&light_lock);
+    return 1;
+}
+
+/* Under light_lock: the ABI's session table set up for the snapshot's slots, its extension
+ * loaded (with libpython) if it was not yet. The ABI's C_Initialize, at promotion, takes the
+ * sessions over. */
+static int compiled_on(void)
+{
+    unsigned char users[P11F_MAX_SLOTS];
+    if (compiled_started)
+        return 1;
+    if (!compiled && !(python_idle(1) && (compiled = compiled_api())))
+        return 0;
+    for (CK_ULONG i = 0; i < snap.nslots; i++)
+        users[i] = (unsigned char)snap.slots[i].users;
+    compiled_started = compiled->start(users, snap.nslots, threads);
+    return compiled_started;
+}
+
+/* Takes light_lock and keeps it when light mode is on and the ABI's session functions can
+ * run; otherwise lets go and says so (the caller promotes). */
+static int lock_compiled(void)
+{
+    if (!lock_if_on())
+        return 0;
+    if (compiled_on())
+        return 1;
+    pthread_mutex_unlock(&light_lock);
+    return 0;
+}
+
+/* C_OpenSession as the ABI's entry point runs it: its checks, the token's presence (light
+ * mode's, as for C_GetSlotInfo), the session handed out. */
+int light_open_session(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication,
+                       CK_NOTIFY Notify, CK_SESSION_HANDLE_PTR phSession, CK_RV *rv)
+{
+    if (!lock_compiled())
+        return 0;
+    *rv = compiled->open_session_check(slotID, flags, pApplication, Notify, phSession);
+    if (*rv == CKR_OK) {
+        if (present(slotID))
+            *rv = compiled->open_session(slotID, flags, pApplication, Notify, phSession);
+        else
+            *rv = CKR_TOKEN_NOT_PRESENT;
+        tell_absence_locked();
+    }
+    pthread_mutex_unlock(&light_lock);
+    return 1;
+}
+
+int light_close_session(CK_SESSION_HANDLE hSession, CK_RV *rv)
+{
+    if (!lock_compiled())
+        return 0;
+    *rv = compiled->close_session(hSession);
+    pthread_mutex_unlock(&light_lock);
+    return 1;
+}
+
+int light_close_all_sessions(CK_SLOT_ID slotID, CK_RV *rv)
+{
+    if (!lock_compiled())
+        return 0;
+    *rv = compiled->close_all_sessions(slotID);
+    pthread_mutex_unlock(&light_lock);
+    return 1;
+}
+
+int light_get_session_info(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo, CK_RV *rv)
+{
+    if (!lock_compiled())
+        return 0;
+    *rv = compiled->get_session_info(hSession, pInfo);
     pthread_mutex_unlock(&light_lock);
     return 1;
 }

@@ -100,6 +100,18 @@ EXPORT CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
         return table ? table->name forward_args : CKR_CRYPTOKI_NOT_INITIALIZED;     \
     }
 
+/* The functions light mode answers with the ABI's compiled code (light.c): while it is on, it
+ * runs them; when it is on but cannot (the ABI's extension not loadable), the call promotes. */
+#define COMPILED(name, light_call, forward_args)                                    \
+    {                                                                               \
+        CK_RV rv;                                                                   \
+        CK_FUNCTION_LIST_3_0 *table = published_abi();                              \
+        if (!table && light_call)                                                   \
+            return rv;                                                              \
+        table = table ? table : light_promote(&rv);                                 \
+        return table ? table->name forward_args : rv;                               \
+    }
+
 EXPORT CK_RV C_Finalize(CK_VOID_PTR pReserved)
 {
     CK_RV rv;
@@ -137,7 +149,22 @@ EXPORT CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
 LIGHT(C_GetMechanismInfo, light_get_mechanism_info(slotID, type, pInfo, &rv),
       (slotID, type, pInfo))
 
-/* The four functions the loader answers itself, and the seven light mode may answer. For them
+EXPORT CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication,
+                           CK_NOTIFY Notify, CK_SESSION_HANDLE_PTR phSession)
+COMPILED(C_OpenSession,
+         light_open_session(slotID, flags, pApplication, Notify, phSession, &rv),
+         (slotID, flags, pApplication, Notify, phSession))
+
+EXPORT CK_RV C_CloseSession(CK_SESSION_HANDLE hSession)
+COMPILED(C_CloseSession, light_close_session(hSession, &rv), (hSession))
+
+EXPORT CK_RV C_CloseAllSessions(CK_SLOT_ID slotID)
+COMPILED(C_CloseAllSessions, light_close_all_sessions(slotID, &rv), (slotID))
+
+EXPORT CK_RV C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo)
+COMPILED(C_GetSessionInfo, light_get_session_info(hSession, pInfo, &rv), (hSession, pInfo))
+
+/* The four functions the loader answers itself, and the eleven light mode may answer. For them
  * SKIP_x expands to a leading "~," so PICK's second argument becomes the local choice (no
  * trampoline); for every other name it stays a single unknown token and PICK yields the
  * trampoline. LOCAL_x works the same way for the table entries. */
@@ -156,6 +183,10 @@ LIGHT(C_GetMechanismInfo, light_get_mechanism_info(slotID, type, pInfo, &rv),
 #define SKIP_C_GetTokenInfo ~,
 #define SKIP_C_GetMechanismList ~,
 #define SKIP_C_GetMechanismInfo ~,
+#define SKIP_C_OpenSession ~,
+#define SKIP_C_CloseSession ~,
+#define SKIP_C_CloseAllSessions ~,
+#define SKIP_C_GetSessionInfo ~,
 #define PICK(...) PICK_(__VA_ARGS__)
 #define PICK_(probe, chosen, ...) chosen
 

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "p11fast/abi/compiled.h"
 #include "p11fast/transport/capi.h"
 #include "pkcs11.h"
 
@@ -43,6 +44,21 @@ struct transport_api {
 };
 const struct transport_api *transport_api(void);
 
+/* The ABI's compiled session functions (p11fast/abi/compiled.pxd), from the same extension,
+ * once transport_api() loaded it; NULL before or when it lacks them. */
+struct compiled_api {
+    p11f_abi_start_fn *start;
+    p11f_abi_void_fn *end;
+    p11f_abi_void_fn *after_fork_child;
+    p11f_abi_open_session_fn *open_session_check;
+    p11f_abi_open_session_fn *open_session;
+    p11f_abi_close_session_fn *close_session;
+    p11f_abi_close_all_sessions_fn *close_all_sessions;
+    p11f_abi_get_session_info_fn *get_session_info;
+    p11f_abi_session_counts_fn *session_counts;
+};
+const struct compiled_api *compiled_api(void);
+
 /* Hands a presence answer light mode gave over to the ABI (after its C_Initialize), with the
  * HTTP status (0: no answer) and the transport's `why` (p11f_transport_get), from which the
  * ABI logs why a token is absent. */
@@ -64,6 +80,11 @@ int light_get_mechanism_list(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanism
                              CK_ULONG_PTR pulCount, CK_RV *rv);
 int light_get_mechanism_info(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
                              CK_MECHANISM_INFO_PTR pInfo, CK_RV *rv);
+int light_open_session(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication,
+                       CK_NOTIFY Notify, CK_SESSION_HANDLE_PTR phSession, CK_RV *rv);
+int light_close_session(CK_SESSION_HANDLE hSession, CK_RV *rv);
+int light_close_all_sessions(CK_SLOT_ID slotID, CK_RV *rv);
+int light_get_session_info(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo, CK_RV *rv);
 
 /* In a forked child, from the loader's fork handler: light mode's state is the parent's. */
 void light_after_fork_child(void);

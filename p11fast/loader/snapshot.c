@@ -239,12 +239,13 @@ static int parse(struct snapshot *s, struct cursor *c, const struct key *k)
     memcpy(&s->info, info, sizeof s->info);
     s->nslots = (CK_ULONG)take_uint(c, 4);
     if (c->bad || s->nslots == 0 || s->nslots > P11F_MAX_SLOTS ||
-        s->nslots > (size_t)(c->end - c->p) / (sizeof(CK_SLOT_INFO) + sizeof(CK_TOKEN_INFO)) ||
+        s->nslots > (size_t)(c->end - c->p) / (sizeof(CK_SLOT_INFO) + sizeof(CK_TOKEN_INFO) + 1) ||
         !(s->slots = calloc(s->nslots, sizeof *s->slots)))
         return 0;
     for (CK_ULONG i = 0; i < s->nslots; i++) {
         const unsigned char *slot = take(c, sizeof(CK_SLOT_INFO));
         const unsigned char *token = take(c, sizeof(CK_TOKEN_INFO));
+        s->slots[i].users = (unsigned)take_uint(c, 1);
         s->slots[i].spec = take_blob(c, &s->slots[i].spec_len);
         if (c->bad)
             return 0;

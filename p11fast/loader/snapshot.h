@@ -13,6 +13,7 @@
 struct snapshot_slot {
     CK_SLOT_INFO slot;   /* without CKF_TOKEN_PRESENT */
     CK_TOKEN_INFO token; /* as for a token present, with no session open */
+    unsigned users;      /* P11F_USERS_* bits */
     const unsigned char *spec; /* the transport spec, inside the snapshot's data */
     size_t spec_len;
 };

@@ -1,13 +1,16 @@
-/* The transport's C entry points (p11fast/transport/capi.h), in the ABI's extension beside this
- * library (p11fast/_abi<EXT_SUFFIX>.so), loaded without starting Python: for light mode, and
- * the transport's fork handling for fork.c. The ABI's import later finds the same object
- * loaded, with the transport's state as these calls left it. */
+/* The transport's C entry points (p11fast/transport/capi.h) and the ABI's compiled session
+ * functions (p11fast/abi/compiled.h), in the ABI's extension beside this library
+ * (p11fast/_abi<EXT_SUFFIX>.so), loaded without starting Python: for light mode, and the
+ * transport's fork handling for fork.c. The ABI's import later finds the same object loaded,
+ * with the state these calls left it in. */
 #include "python.h" /* first: Python.h sets the feature macros used below */
 
 #include <dlfcn.h>
 #include <stdio.h>
 
 _Atomic(const struct transport_api *) forwarded_transport;
+static struct compiled_api compiled;
+static int compiled_found;
 
 /* Under start_lock (a fork never sees it half done: a dlopen in progress, OpenSSL's own set-up
  * running). */
@@ -33,8 +36,23 @@ static const struct transport_api *load_transport_locked(void)
     TRANSPORT_SYMBOL(fork_parent, "p11f_transport_fork_parent")
     TRANSPORT_SYMBOL(fork_child, "p11f_transport_fork_child")
 #undef TRANSPORT_SYMBOL
+#define COMPILED_SYMBOL(field, name) (*(void **)&compiled.field = dlsym(handle, name)) &&
+    compiled_found = COMPILED_SYMBOL(start, "p11f_abi_compiled_start")
+        COMPILED_SYMBOL(end, "p11f_abi_compiled_end")
+        COMPILED_SYMBOL(after_fork_child, "p11f_abi_after_fork_child")
+        COMPILED_SYMBOL(open_session_check, "p11f_abi_open_session_check")
+        COMPILED_SYMBOL(open_session, "p11f_abi_open_session")
+        COMPILED_SYMBOL(close_session, "p11f_abi_close_session")
+        COMPILED_SYMBOL(close_all_sessions, "p11f_abi_close_all_sessions")
+        COMPILED_SYMBOL(get_session_info, "p11f_abi_get_session_info")
+        COMPILED_SYMBOL(session_counts, "p11f_abi_session_counts") 1;
+#undef COMPILED_SYMBOL
     if ((forwarded = api.init()) < 0)
         return NULL;
+    /* The ABI's own reset, for a child of a process whose light mode opened sessions in it;
+     * its import sets the same function again. */
+    if (compiled_found && !atomic_load(&abi_after_fork_child))
+        atomic_store(&abi_after_fork_child, compiled.after_fork_child);
     if (forwarded)
         atomic_store(&forwarded_transport, &api);
     return &api;
@@ -51,4 +69,9 @@ const struct transport_api *transport_api(void)
     }
     pthread_mutex_unlock(&start_lock);
     return loaded;
+}
+
+const struct compiled_api *compiled_api(void)
+{
+    return transport_api() && compiled_found ? &compiled : NULL;
 }

@@ -15,7 +15,8 @@
  *   light_host MODULE fork            C_Initialize, fork; the child lists slots before and
  *                                     after its own C_Initialize, the parent after the fork
  *   light_host MODULE race N          C_Initialize; N threads ask for slot and token info while
- *                                     another opens a session (which starts Python)
+ *                                     another opens a session and searches it (the search
+ *                                     starts Python, which takes the session over)
  *   light_host MODULE event           C_Initialize, slot 0's info; after a line on stdin,
  *                                     C_WaitForSlotEvent(CKF_DONT_BLOCK)
  */
@@ -200,14 +201,17 @@ static void *ask_info(void *arg)
     return NULL;
 }
 
-static void *open_session(void *arg)
+static void *search(void *arg)
 {
     CK_SESSION_HANDLE session;
     CK_RV rv = f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &session);
     (void)arg;
     note(rv);
-    if (rv == CKR_OK)
+    if (rv == CKR_OK) {
+        note(f->C_FindObjectsInit(session, NULL, 0));
+        note(f->C_FindObjectsFinal(session));
         note(f->C_CloseSession(session));
+    }
     return NULL;
 }
 
@@ -266,7 +270,7 @@ int main(int argc, char **argv)
             return 2;
         for (int i = 0; i < n; i++)
             pthread_create(&threads[i], NULL, ask_info, NULL);
-        pthread_create(&threads[n], NULL, open_session, NULL);
+        pthread_create(&threads[n], NULL, search, NULL);
         for (int i = 0; i <= n; i++)
             pthread_join(threads[i], NULL);
         printf("step=race rv=0x%lx python=%d\n", race_rv, python_running());

@@ -166,10 +166,20 @@ def test_the_mechanism_list_and_infos_after_a_listing_run_without_an_interpreter
     assert second.answers() == host.run(flow, full=True).answers()
 
 
+def test_sessions_opened_and_closed_after_a_listing_run_without_an_interpreter(host):
+    """`p11tool --list-tokens` opens and closes a session per token: the ABI's own session
+    functions run, compiled, on its own table (and the token's session counts are theirs)."""
+    flow = ["init", "slots", "token", "open", "token", "close", "open", "token", "final"]
+    host.run(flow)
+    second = host.run(flow)
+    assert [name for name, _py in second.python()].count("C_OpenSession") == 2
+    assert {py for _call, py in second.python()} == {"0"}, second.lines
+    assert second.answers() == host.run(flow, full=True).answers()
+
+
 # The calls issue 15 moves into compiled code: a one-shot `pkcs11-tool --sign` after an earlier
 # one must run without starting Python. Each case is the flow up to that step.
 ONE_SHOT_STEPS = {
-    "open session": (["open"], "C_OpenSession"),
     "login": (SESSION_STEPS, "C_Login"),
     "find by id": ([*SESSION_STEPS, f"find:{EC_ID}"], "C_FindObjects"),
     "attributes": ([*SESSION_STEPS, f"find:{EC_ID}", "attrs"], "C_GetAttributeValue"),
@@ -283,6 +293,17 @@ def test_a_forked_child_answers_as_on_the_full_path(host):
     assert "child C_GetInfo rv=0x190" in light.answers()  # CKR_CRYPTOKI_NOT_INITIALIZED
     assert "child_exit status=0" in light.answers()
     assert re.search(r"^child C_Sign rv=0x0 len=256", "\n".join(light.answers()), re.M)
+
+
+def test_a_child_forked_with_a_session_open_starts_without_it(host):
+    """The parent's sessions are in the ABI's table, opened by light mode's compiled code: the
+    child's C_Initialize starts from none, and the parent's stays open."""
+    flow = ["init", "slots", "token", "open", "fork", "init", "slots", "token", "open", "token",
+            "close", "final", "parent", "token", "close", "token", "final"]  # fmt: skip
+    light, full = host.light_and_full(flow)
+    assert light.answers() == full.answers()
+    assert "child_exit status=0" in light.answers()
+    assert {py for _call, py in light.python()} == {"0"}, light.lines
 
 
 def test_four_threads_signing_answer_as_on_the_full_path(host):

@@ -78,6 +78,13 @@ def hexes(line: dict, prefix: str) -> list[bytes]:
     return [bytes.fromhex(line[k]) for k in sorted(keys, key=lambda k: int(k[len(prefix) :]))]
 
 
+def users(slot) -> int:
+    """The snapshot's USERS_* bits for a slot's configuration, as the ABI records them."""
+    operator, admin = slot.operator, slot.administrator
+    return ((lightmode.USERS_OPERATOR if operator else 0) | (lightmode.USERS_ADMIN if admin else 0)
+            | (lightmode.USERS_OPERATOR_IMPLICIT if operator and operator.password else 0))
+
+
 def python_write(monkeypatch, module_path: str, config: str, cache: str, full: dict,
                  edit=lambda info, slots: (info, slots)) -> str:  # fmt: skip
     """Writes the snapshot of `config` with snapshot.write as the module would, from the full
@@ -93,7 +100,7 @@ def python_write(monkeypatch, module_path: str, config: str, cache: str, full: d
     for i, (slot, token) in enumerate(zip(hexes(full, "slot"), hexes(full, "token"), strict=True)):
         flags = struct.unpack("<Q", slot[SLOT_FLAGS])[0] & ~CKF_TOKEN_PRESENT
         slot = slot[:96] + struct.pack("<Q", flags) + slot[104:]
-        slots.append((slot, token, pool_spec(cfg.slots[i])))
+        slots.append((slot, token, users(cfg.slots[i]), pool_spec(cfg.slots[i])))
     raw = bytes.fromhex(full["mechanisms"])
     mechanisms = [(struct.unpack_from("<Q", raw, at)[0], raw[at + 8 : at + MECHANISM_ENTRY])
                   for at in range(0, len(raw), MECHANISM_ENTRY)]  # fmt: skip
@@ -134,8 +141,8 @@ def test_light_mode_returns_the_written_bytes_exactly(
 
     def edit(info, slots):
         info = info[:2] + b"M" * 32 + info[34:48] + "ключ".encode() * 4 + info[80:]
-        return info, [(bytes([0x80 + i]) * 64 + slot[64:], label + token[32:], spec)
-                      for i, (slot, token, spec) in enumerate(slots)]  # fmt: skip
+        return info, [(bytes([0x80 + i]) * 64 + slot[64:], label + token[32:], who, spec)
+                      for i, (slot, token, who, spec) in enumerate(slots)]  # fmt: skip
 
     python_write(monkeypatch, module_path, config, cache, full, edit)
     light = step(run(light_host, module_path, config, cache, "list"), "list")
@@ -171,7 +178,8 @@ def fields(data: bytes) -> dict[str, int]:
     at["disable_threads"], at["info"] = p, p + 1
     at["nslots"] = p + 1 + struct.unpack_from("<I", data, 12)[0]
     at["slots"] = at["nslots"] + 4
-    at["spec"] = at["slots"] + sum(struct.unpack_from("<II", data, 16))
+    at["users"] = at["slots"] + sum(struct.unpack_from("<II", data, 16))
+    at["spec"] = at["users"] + 1
     at["mechanisms"] = at["spec"] + 4 + struct.unpack_from("<I", data, at["spec"])[0]
     at["crc"] = len(data) - 4
     return at

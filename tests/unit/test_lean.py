@@ -166,7 +166,7 @@ from p11fast.model.inventory import Inventory
 cfg = config.load()
 logger = log.setup(cfg)
 assert snapshot.wanted(cfg, logger)
-slots = [(b"s" * 104, b"t" * 208, pool_spec(cfg.slots[0]))]
+slots = [(b"s" * 104, b"t" * 208, 1, pool_spec(cfg.slots[0]))]
 for _ in range(2):  # the first writes the file, the second finds it unchanged
     record = snapshot.write(cfg, None, b"i" * 88, slots, [(1, b"m" * 24)], [sys.argv[1]])
 record.note(0, True)
