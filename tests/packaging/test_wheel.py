@@ -17,11 +17,18 @@ from p11fast.hsm.testing import OPERATOR_PASSPHRASE
 from tests.packaging.conftest import KEY_LABEL, ROOT, build_host
 
 MESSAGE = "signed through the installed wheel"
-# what _abi exports for the loader (light mode, set-up, fork handling: transport/capi.h)
-LOADER_ENTRY_POINTS = [
-    "p11f_transport_init", "p11f_transport_open", "p11f_transport_get", "p11f_transport_release",
-    "p11f_transport_fork_prepare", "p11f_transport_fork_parent", "p11f_transport_fork_child",
-]  # fmt: skip
+
+
+def loader_entry_points() -> list[str]:
+    """What _abi exports for the loader, as its two headers declare them: the transport's
+    (light mode, set-up, fork handling: transport/capi.h) and the ABI's compiled session
+    functions (abi/compiled.h)."""
+    names = []
+    for header, marker in (("transport/capi.h", "P11F_TRANSPORT_API"),
+                           ("abi/compiled.h", "P11F_ABI_API")):  # fmt: skip
+        with open(os.path.join(ROOT, "p11fast", header)) as f:
+            names += re.findall(rf"^{marker} \w+ (\w+);$", f.read(), re.M)
+    return names
 
 
 def verify(public_key, raw: bytes, message: bytes) -> None:
@@ -99,7 +106,7 @@ def test_extensions_need_nothing_but_libc_and_export_only_their_init(installed):
         assert not foreign, (name, foreign[:5])
         exported = re.findall(r" [TDB] (\w+)", dynsym)
         module = name.split(".")[0]
-        loader = LOADER_ENTRY_POINTS if module == "_abi" else []
+        loader = loader_entry_points() if module == "_abi" else []
         assert sorted(exported) == sorted([f"PyInit_{module}", *loader]), (name, exported)
 
 
