@@ -89,20 +89,11 @@ EXPORT CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
         return table ? table->name args : rv;                                       \
     }
 
-/* The functions light mode answers: from the snapshot while it is on, else forwarded. */
+/* The functions light mode answers (light.c): from the snapshot or with the ABI's compiled code
+ * while it is on. Otherwise forwarded; light_promote, which finds light mode off, hands back
+ * the published table or "not initialised" — unless light mode is on but could not answer (the
+ * ABI's extension not loadable for its session functions): then the call promotes. */
 #define LIGHT(name, light_call, forward_args)                                       \
-    {                                                                               \
-        CK_RV rv;                                                                   \
-        CK_FUNCTION_LIST_3_0 *table = published_abi();                              \
-        if (!table && light_call)                                                   \
-            return rv;                                                              \
-        table = table ? table : published_abi();                                    \
-        return table ? table->name forward_args : CKR_CRYPTOKI_NOT_INITIALIZED;     \
-    }
-
-/* The functions light mode answers with the ABI's compiled code (light.c): while it is on, it
- * runs them; when it is on but cannot (the ABI's extension not loadable), the call promotes. */
-#define COMPILED(name, light_call, forward_args)                                    \
     {                                                                               \
         CK_RV rv;                                                                   \
         CK_FUNCTION_LIST_3_0 *table = published_abi();                              \
@@ -151,18 +142,17 @@ LIGHT(C_GetMechanismInfo, light_get_mechanism_info(slotID, type, pInfo, &rv),
 
 EXPORT CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication,
                            CK_NOTIFY Notify, CK_SESSION_HANDLE_PTR phSession)
-COMPILED(C_OpenSession,
-         light_open_session(slotID, flags, pApplication, Notify, phSession, &rv),
-         (slotID, flags, pApplication, Notify, phSession))
+LIGHT(C_OpenSession, light_open_session(slotID, flags, pApplication, Notify, phSession, &rv),
+      (slotID, flags, pApplication, Notify, phSession))
 
 EXPORT CK_RV C_CloseSession(CK_SESSION_HANDLE hSession)
-COMPILED(C_CloseSession, light_close_session(hSession, &rv), (hSession))
+LIGHT(C_CloseSession, light_close_session(hSession, &rv), (hSession))
 
 EXPORT CK_RV C_CloseAllSessions(CK_SLOT_ID slotID)
-COMPILED(C_CloseAllSessions, light_close_all_sessions(slotID, &rv), (slotID))
+LIGHT(C_CloseAllSessions, light_close_all_sessions(slotID, &rv), (slotID))
 
 EXPORT CK_RV C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo)
-COMPILED(C_GetSessionInfo, light_get_session_info(hSession, pInfo, &rv), (hSession, pInfo))
+LIGHT(C_GetSessionInfo, light_get_session_info(hSession, pInfo, &rv), (hSession, pInfo))
 
 /* The four functions the loader answers itself, and the eleven light mode may answer. For them
  * SKIP_x expands to a leading "~," so PICK's second argument becomes the local choice (no
