@@ -144,7 +144,7 @@ def write(config: Config, reserved: bytes | None, info: bytes,
         return None
     path = path_join(where, file_name(k))
     try:
-        _replace(path, data)
+        replace_file(path, data)
     except OSError:
         return None
     return SharedPresence(path, data, len(slots))
@@ -157,8 +157,12 @@ class SharedPresence:
 
     def __init__(self, snapshot_path: str, snapshot: bytes, nslots: int) -> None:
         self.path = snapshot_path + PRESENCE_SUFFIX
-        crc = unpack_from("<I", snapshot, len(snapshot) - 4)[0]
-        self._head = self._HEAD.pack(PRESENCE_MAGIC, PRESENCE_VERSION, crc, len(snapshot), nslots)
+        # What names the snapshot, for the records beside it (this one, the recorded keys').
+        self.snapshot_path = snapshot_path
+        self.snapshot_crc = unpack_from("<I", snapshot, len(snapshot) - 4)[0]
+        self.snapshot_len = len(snapshot)
+        self._head = self._HEAD.pack(PRESENCE_MAGIC, PRESENCE_VERSION, self.snapshot_crc,
+                                     self.snapshot_len, nslots)
         self._times = Struct(f"<{nslots}q")
         self._nslots = nslots
 
@@ -182,7 +186,7 @@ class SharedPresence:
         times[slot] = time.time_ns() if present else 0
         data = self._head + self._times.pack(*times)
         try:
-            _replace(self.path, data + pack("<I", crc32(data)))
+            replace_file(self.path, data + pack("<I", crc32(data)))
         except OSError:
             pass
 
@@ -237,7 +241,7 @@ def _encode(config: Config, k: bytes, examined: list, info: bytes,
     return data + pack("<I", crc32(data))
 
 
-def _replace(path: str, data: bytes) -> None:
+def replace_file(path: str, data: bytes) -> None:
     """Atomically, 0600, and not at all when the file already holds `data`."""
     try:
         with open(path, "rb") as f:

@@ -193,6 +193,7 @@ cdef extern from "pkcs11.h" nogil:
         CKK_GENERIC_SECRET
 
         CKA_CLASS
+        CKA_ID
         CKA_KEY_TYPE
         CKA_TOKEN
         CKA_PRIVATE

@@ -1,38 +1,60 @@
-# compiled: the session functions light mode runs without an interpreter (contract in
-# compiled.pxd, declarations in compiled.h).
+# compiled: the functions light mode runs without an interpreter (contract in compiled.pxd,
+# declarations in compiled.h).
 #
 # The Cython functions below are static; the C block at the end defines the exported names
 # (compiled.h gives them default visibility, the build hides every other symbol).
 
+from cpython.ref cimport PyObject
+from libc.stdio cimport snprintf
+from libc.stdlib cimport free
+from libc.string cimport memcmp, memcpy, memset, strlen
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+
 from p11fast._decl.pkcs11 cimport *
 from p11fast._decl.posix cimport pthread_mutex_lock, pthread_mutex_unlock
-from libc.string cimport memset
+
+# Light mode's pool of a slot (compiled_pool). A C static, as everything this piece reads:
+# light mode runs it without the module's Python init.
+cdef void *(*g_pool_for)(CK_SLOT_ID) noexcept nogil
 
 
-cdef int _compiled_start "abi_compiled_start"(const unsigned char *users, unsigned long nslots,
-                                              int threads_allowed) noexcept nogil:
+cdef int _compiled_start "abi_compiled_start"(const p11f_abi_start *start) noexcept nogil:
     cdef unsigned long i
     cdef slot_t *slot
-    if nslots == 0 or nslots > MAX_SLOTS or not tables_init():
+    if (start.nslots == 0 or start.nslots > MAX_SLOTS or start.nallowed > MAX_POLICY_MECHANISMS
+            or not tables_init()):
         return 0
     sessions_end()
-    g_abi.nslots = <int>nslots
-    g_abi.threads_allowed = threads_allowed != 0
-    for i in range(nslots):
+    objects_reset()
+    compiled_release()
+    records_start(start.snapshot_path, start.snapshot_crc, start.snapshot_len)
+    g_pool_for = start.pool_for
+    g_abi.nslots = <int>start.nslots
+    g_abi.threads_allowed = start.threads_allowed != 0
+    g_abi.nallowed = -1 if start.nallowed < 0 else <int>start.nallowed
+    if start.nallowed > 0:
+        memcpy(g_abi.allowed_mechs, start.allowed, start.nallowed * sizeof(CK_MECHANISM_TYPE))
+    g_abi.pin_min = start.slots[0].pin_min
+    g_abi.pin_max = start.slots[0].pin_max
+    for i in range(start.nslots):
         slot = &g_abi.slots[i]
         pthread_mutex_lock(&slot.lock)
         slot.pool = NULL
         slot.login_user = -1
         slot.sessions = 0
         slot.rw_sessions = 0
-        slot.has_operator = (users[i] & USERS_OPERATOR) != 0
-        slot.has_admin = (users[i] & USERS_ADMIN) != 0
-        slot.operator_implicit = (users[i] & USERS_OPERATOR_IMPLICIT) != 0
+        slot.has_operator = (start.slots[i].users & USERS_OPERATOR) != 0
+        slot.has_admin = (start.slots[i].users & USERS_ADMIN) != 0
+        slot.operator_implicit = (start.slots[i].users & USERS_OPERATOR_IMPLICIT) != 0
         memset(slot.op_auth, 0, AUTH_MAX)
         memset(slot.so_auth, 0, AUTH_MAX)
         memset(slot.op_auth_config, 0, AUTH_MAX)
         memset(slot.so_auth_config, 0, AUTH_MAX)
         pthread_mutex_unlock(&slot.lock)
+        # A name too long for the configuration to take leaves it unknown: C_Login promotes.
+        slot.operator_name[0] = 0
+        if strlen(start.slots[i].operator_name) <= USERNAME_MAX:
+            snprintf(slot.operator_name, USERNAME_MAX + 1, b"%s", start.slots[i].operator_name)
     p11f_set_adopting(1)
     return 1
 
@@ -45,8 +67,276 @@ cdef void _compiled_end "abi_compiled_end"() noexcept nogil:
         g_abi.slots[i].sessions = 0
         g_abi.slots[i].rw_sessions = 0
         g_abi.slots[i].login_user = -1
+        memset(g_abi.slots[i].op_auth, 0, AUTH_MAX)
         pthread_mutex_unlock(&g_abi.slots[i].lock)
+    objects_reset()
+    compiled_release()
     p11f_set_adopting(0)
+
+
+cdef void compiled_release() noexcept nogil:
+    """What the compiled start holds: the pools' references, the records, a refusal kept for
+    the cold path, lines waiting for it."""
+    cdef int i
+    for i in range(MAX_SLOTS):
+        if g_abi.slots[i].light_pool != NULL:
+            if g_abi.slots[i].pool == g_abi.slots[i].light_pool:
+                g_abi.slots[i].pool = NULL
+            _pool_unref(g_abi.slots[i].light_pool)
+            g_abi.slots[i].light_pool = NULL
+    records_free()
+    refusal_forget()
+    failures_forget()
+
+
+cdef tp_pool *compiled_pool(int slot_index) noexcept nogil:
+    """The slot's pool, light mode's, opened on first need (a listing never needs one)."""
+    cdef void *handle
+    cdef slot_t *slot = &g_abi.slots[slot_index]
+    if slot.pool == NULL and g_pool_for != NULL and slot.light_pool == NULL:
+        handle = g_pool_for(slot_index)
+        if handle != NULL:
+            slot.light_pool = _park_pool_ref(<tp_light *>handle)
+            slot.pool = slot.light_pool
+    return slot.pool
+
+
+cdef CK_RV _login "abi_login"(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType,
+                              CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen) noexcept nogil:
+    cdef call_t call
+    cdef CK_RV rv = c_login_check(&call, hSession, userType, pPin, ulPinLen)
+    if rv != CKR_OK:
+        return rv
+    return compiled_log_in(&call, userType, pPin, ulPinLen, compiled_pool(call.slot),
+                           g_abi.slots[call.slot].operator_name)
+
+
+cdef CK_RV _logout "abi_logout"(CK_SESSION_HANDLE hSession) noexcept nogil:
+    return c_logout(hSession)
+
+
+cdef CK_RV _find_objects_init "abi_find_objects_init"(
+        CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) noexcept nogil:
+    """c_find_objects_init for a key class and a CKA_ID, from the record of an earlier
+    process's search, when the HSM answers what it answered then."""
+    cdef call_t call
+    cdef CK_ULONG cls, nfound = 0
+    cdef const unsigned char *cka_id
+    cdef size_t cka_id_len
+    cdef CK_OBJECT_HANDLE found[FOUND_MAX]
+    cdef session_t *s
+    cdef CK_RV rv = c_find_objects_init_check(&call, hSession, pTemplate, ulCount)
+    if rv != CKR_OK:
+        return rv
+    if not recordable_template(pTemplate, ulCount, &cls, &cka_id, &cka_id_len):
+        return NEEDS_PYTHON
+    s = session_lock(hSession)
+    if s == NULL:
+        return CKR_SESSION_HANDLE_INVALID
+    rv = CKR_OPERATION_ACTIVE if s.finding else CKR_OK
+    session_unlock(s)
+    if rv != CKR_OK:
+        return rv
+    rv = recorded_search(call.slot, cls, cka_id, cka_id_len, found, &nfound)
+    if rv != CKR_OK:
+        return rv
+    s = session_lock(hSession)
+    if s == NULL:
+        return CKR_SESSION_HANDLE_INVALID
+    if s.finding:
+        rv = CKR_OPERATION_ACTIVE
+    else:
+        s.finding = True
+        s.nfound = nfound
+        memcpy(s.found, found, nfound * sizeof(CK_OBJECT_HANDLE))
+    session_unlock(s)
+    return rv
+
+
+cdef CK_RV recorded_search(int slot_index, CK_ULONG cls, const unsigned char *cka_id,
+                           size_t cka_id_len, CK_OBJECT_HANDLE *found,
+                           CK_ULONG *nfound) noexcept nogil:
+    """What the cold path's search finds, when the record says: its credentials, the request
+    it sends, its objects (those the login lets the application see), their handles."""
+    cdef slot_t *slot = &g_abi.slots[slot_index]
+    cdef char auth[AUTH_MAX]
+    cdef char path[KEY_ID_MAX + 8]
+    cdef bint seen_private
+    cdef record_t *rec
+    cdef tp_pool *pool
+    cdef tp_buf resp
+    cdef tp_result res
+    cdef char *normal = NULL
+    cdef size_t normal_len = 0
+    cdef bint same
+    cdef CK_ULONG i
+    cdef CK_OBJECT_HANDLE h
+    cdef object_t entry
+    cdef PyObject *old = NULL
+    cdef timespec now
+    pthread_mutex_lock(&slot.lock)
+    memcpy(auth, slot.op_auth, AUTH_MAX)
+    seen_private = slot_user_logged_in(slot) or slot.login_user == CKU_SO
+    pthread_mutex_unlock(&slot.lock)
+    if auth[0] == 0:
+        # The cold path would search with the configuration's credentials, which are not here.
+        if slot.operator_implicit or slot.has_admin:
+            return NEEDS_PYTHON
+        return CKR_OK
+    rec = record_for(slot_index, cka_id, cka_id_len)
+    pool = compiled_pool(slot_index)
+    if rec == NULL or pool == NULL:
+        memset(auth, 0, AUTH_MAX)
+        return NEEDS_PYTHON
+    snprintf(path, sizeof(path), b"/keys/%s", rec.key_id)
+    resp.data = NULL
+    resp.len = 0
+    resp.cap = 0
+    tp_request(pool, TP_GET, path, auth, NULL, 0, NULL, &resp, &res)
+    memset(auth, 0, AUTH_MAX)
+    if res.error == TP_OK and res.status == 200 and rec.status == 200:
+        same = (answer_normalised(resp.data, resp.len, &normal, &normal_len)
+                and normal_len == rec.answer_len and memcmp(normal, rec.answer, normal_len) == 0)
+        free(normal)
+    else:
+        same = res.error == TP_OK and res.status == 404 and rec.status == 404
+    tp_buf_free(&resp)
+    if not same:
+        return NEEDS_PYTHON
+    if rec.status == 404:
+        return CKR_OK
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    rec.fetched = now.tv_sec + now.tv_nsec / 1e9
+    for i in range(rec.nobjects):
+        if not recorded_matches(&rec.objects[i], cls, cka_id, cka_id_len) \
+                or (rec.objects[i].entry.private and not seen_private):
+            continue
+        memcpy(&entry, &rec.objects[i].entry, sizeof(object_t))
+        entry.recorded = &rec.objects[i]
+        h = entry_bind(&entry, &old)
+        if h == 0:
+            log_error(b"C_FindObjectsInit", b"object table full; objects", MAX_OBJECTS)
+            return CKR_HOST_MEMORY
+        found[nfound[0]] = h
+        nfound[0] += 1
+    return CKR_OK
+
+
+cdef CK_RV _find_objects "abi_find_objects"(
+        CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phObject, CK_ULONG ulMaxObjectCount,
+        CK_ULONG_PTR pulObjectCount) noexcept nogil:
+    cdef call_t call
+    cdef CK_ULONG n = 0
+    cdef session_t *s
+    cdef CK_RV rv = c_find_objects_check(&call, hSession, phObject, ulMaxObjectCount,
+                                         pulObjectCount)
+    if rv != CKR_OK:
+        return rv
+    s = session_lock(hSession)
+    if s == NULL:
+        return CKR_SESSION_HANDLE_INVALID
+    if not s.finding:
+        rv = CKR_OPERATION_NOT_INITIALIZED
+    else:
+        n = ulMaxObjectCount if ulMaxObjectCount < s.nfound else s.nfound
+        memcpy(phObject, s.found, n * sizeof(CK_OBJECT_HANDLE))
+        s.nfound -= n
+        memcpy(s.found, s.found + n, s.nfound * sizeof(CK_OBJECT_HANDLE))
+        pulObjectCount[0] = n
+    session_unlock(s)
+    return rv
+
+
+cdef CK_RV _find_objects_final "abi_find_objects_final"(CK_SESSION_HANDLE hSession) noexcept nogil:
+    cdef call_t call
+    cdef session_t *s
+    cdef CK_RV rv = c_find_objects_final_check(&call, hSession)
+    if rv != CKR_OK:
+        return rv
+    s = session_lock(hSession)
+    if s == NULL:
+        return CKR_SESSION_HANDLE_INVALID
+    rv = CKR_OK if s.finding else CKR_OPERATION_NOT_INITIALIZED
+    s.finding = False
+    s.nfound = 0
+    session_unlock(s)
+    return rv
+
+
+cdef CK_RV _get_attribute_value "abi_get_attribute_value"(
+        CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE_PTR pTemplate,
+        CK_ULONG ulCount) noexcept nogil:
+    """c_get_attribute_value on a recorded object, by the same rules; an object that is not
+    one (the cold path logs why) needs Python."""
+    cdef call_t call
+    cdef object_t e
+    cdef const recorded_object *obj
+    cdef const recorded_attr *a
+    cdef slot_t *slot
+    cdef bint visible, sensitive = False, invalid = False, too_small = False
+    cdef CK_ULONG i
+    cdef CK_RV rv = c_get_attribute_value_check(&call, hSession, hObject, pTemplate, ulCount)
+    if rv != CKR_OK:
+        return rv
+    if not object_copy(hObject, &e) or e.slot != call.slot or e.recorded == NULL:
+        return NEEDS_PYTHON
+    slot = &g_abi.slots[e.slot]
+    pthread_mutex_lock(&slot.lock)
+    visible = not e.private or slot_user_logged_in(slot) or slot.login_user == CKU_SO
+    pthread_mutex_unlock(&slot.lock)
+    if not visible:
+        return NEEDS_PYTHON
+    obj = <const recorded_object *>e.recorded
+    for i in range(ulCount):
+        a = recorded_attribute(obj, pTemplate[i].type)
+        if a != NULL and a.sensitive:
+            pTemplate[i].ulValueLen = CK_UNAVAILABLE_INFORMATION
+            sensitive = True
+        elif a == NULL:
+            pTemplate[i].ulValueLen = CK_UNAVAILABLE_INFORMATION
+            invalid = True
+        elif pTemplate[i].pValue == NULL:
+            pTemplate[i].ulValueLen = a.len
+        elif pTemplate[i].ulValueLen < a.len:
+            pTemplate[i].ulValueLen = CK_UNAVAILABLE_INFORMATION
+            too_small = True
+        else:
+            memcpy(pTemplate[i].pValue, a.value, a.len)
+            pTemplate[i].ulValueLen = a.len
+    if sensitive:
+        return CKR_ATTRIBUTE_SENSITIVE
+    if invalid:
+        return CKR_ATTRIBUTE_TYPE_INVALID
+    if too_small:
+        return CKR_BUFFER_TOO_SMALL
+    return CKR_OK
+
+
+cdef CK_RV _sign_init "abi_sign_init"(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                                      CK_OBJECT_HANDLE hKey) noexcept nogil:
+    cdef call_t call
+    if session_call(&call, hSession) and compiled_pool(call.slot) == NULL:
+        return NEEDS_PYTHON
+    return c_sign_init(hSession, pMechanism, hKey)
+
+
+cdef CK_RV _sign "abi_sign"(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
+                            CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) noexcept nogil:
+    return c_sign(hSession, pData, ulDataLen, pSignature, pulSignatureLen)
+
+
+cdef CK_RV _sign_update "abi_sign_update"(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart,
+                                          CK_ULONG ulPartLen) noexcept nogil:
+    return c_sign_update(hSession, pPart, ulPartLen)
+
+
+cdef CK_RV _sign_final "abi_sign_final"(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
+                                        CK_ULONG_PTR pulSignatureLen) noexcept nogil:
+    return c_sign_final(hSession, pSignature, pulSignatureLen)
+
+
+cdef int _failures_waiting "abi_failures_waiting"() noexcept nogil:
+    return failures_waiting()
 
 
 cdef CK_RV _open_session_check "abi_open_session_check"(
@@ -98,8 +388,7 @@ cdef void _after_fork_child "abi_after_fork_child"() noexcept nogil:
 
 cdef extern from *:
     """
-    static int abi_compiled_start(const unsigned char *users, unsigned long nslots,
-                                  int threads_allowed);
+    static int abi_compiled_start(const struct p11f_abi_start *start);
     static void abi_compiled_end(void);
     static void abi_after_fork_child(void);
     static CK_RV abi_open_session_check(CK_SLOT_ID, CK_FLAGS, CK_VOID_PTR, CK_NOTIFY,
@@ -110,10 +399,21 @@ cdef extern from *:
     static CK_RV abi_close_all_sessions(CK_SLOT_ID);
     static CK_RV abi_get_session_info(CK_SESSION_HANDLE, CK_SESSION_INFO_PTR);
     static void abi_session_counts(CK_SLOT_ID, CK_TOKEN_INFO_PTR);
+    static int abi_failures_waiting(void);
+    static CK_RV abi_login(CK_SESSION_HANDLE, CK_USER_TYPE, CK_UTF8CHAR_PTR, CK_ULONG);
+    static CK_RV abi_logout(CK_SESSION_HANDLE);
+    static CK_RV abi_find_objects_init(CK_SESSION_HANDLE, CK_ATTRIBUTE_PTR, CK_ULONG);
+    static CK_RV abi_find_objects(CK_SESSION_HANDLE, CK_OBJECT_HANDLE_PTR, CK_ULONG, CK_ULONG_PTR);
+    static CK_RV abi_find_objects_final(CK_SESSION_HANDLE);
+    static CK_RV abi_get_attribute_value(CK_SESSION_HANDLE, CK_OBJECT_HANDLE, CK_ATTRIBUTE_PTR,
+                                         CK_ULONG);
+    static CK_RV abi_sign_init(CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE);
+    static CK_RV abi_sign(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR);
+    static CK_RV abi_sign_update(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG);
+    static CK_RV abi_sign_final(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG_PTR);
 
-    int p11f_abi_compiled_start(const unsigned char *users, unsigned long nslots,
-                                int threads_allowed) {
-        return abi_compiled_start(users, nslots, threads_allowed);
+    int p11f_abi_compiled_start(const struct p11f_abi_start *start) {
+        return abi_compiled_start(start);
     }
     void p11f_abi_compiled_end(void) {
         abi_compiled_end();
@@ -141,5 +441,45 @@ cdef extern from *:
     }
     void p11f_abi_session_counts(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo) {
         abi_session_counts(slotID, pInfo);
+    }
+    int p11f_abi_failures_waiting(void) {
+        return abi_failures_waiting();
+    }
+    CK_RV p11f_abi_login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin,
+                         CK_ULONG ulPinLen) {
+        return abi_login(hSession, userType, pPin, ulPinLen);
+    }
+    CK_RV p11f_abi_logout(CK_SESSION_HANDLE hSession) {
+        return abi_logout(hSession);
+    }
+    CK_RV p11f_abi_find_objects_init(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
+                                     CK_ULONG ulCount) {
+        return abi_find_objects_init(hSession, pTemplate, ulCount);
+    }
+    CK_RV p11f_abi_find_objects(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phObject,
+                                CK_ULONG ulMaxObjectCount, CK_ULONG_PTR pulObjectCount) {
+        return abi_find_objects(hSession, phObject, ulMaxObjectCount, pulObjectCount);
+    }
+    CK_RV p11f_abi_find_objects_final(CK_SESSION_HANDLE hSession) {
+        return abi_find_objects_final(hSession);
+    }
+    CK_RV p11f_abi_get_attribute_value(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+                                       CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) {
+        return abi_get_attribute_value(hSession, hObject, pTemplate, ulCount);
+    }
+    CK_RV p11f_abi_sign_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                             CK_OBJECT_HANDLE hKey) {
+        return abi_sign_init(hSession, pMechanism, hKey);
+    }
+    CK_RV p11f_abi_sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
+                        CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen) {
+        return abi_sign(hSession, pData, ulDataLen, pSignature, pulSignatureLen);
+    }
+    CK_RV p11f_abi_sign_update(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen) {
+        return abi_sign_update(hSession, pPart, ulPartLen);
+    }
+    CK_RV p11f_abi_sign_final(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
+                              CK_ULONG_PTR pulSignatureLen) {
+        return abi_sign_final(hSession, pSignature, pulSignatureLen);
     }
     """

@@ -5,7 +5,7 @@
 # Contract: rv_for needs the GIL and never raises. log_error/log_text may be called anywhere;
 # while the calling thread holds a session lock (sessions counts them in p11f_session_locks)
 # the line waits in a thread-local queue until flush_failures runs at the last unlock: the GIL
-# is never taken under a session lock. `where` and `what` must be string literals.
+# is never taken under a session lock. Before Python runs it waits for it (below). `where` and `what` must be string literals.
 # uses: state, codec/json, transport/types, transport/request
 
 from p11fast._decl.pkcs11 cimport CK_RV
@@ -27,6 +27,13 @@ cdef extern from *:
     int p11f_session_locks
     int p11f_npending
     p11f_failure p11f_pending[4]
+
+# Before Python runs (light mode's compiled calls, p11f_is_adopting), a line waits for it here:
+# the loader promotes once a call left one (failures_waiting), and the C_Initialize that takes
+# the compiled state over writes them (failures_write).
+cdef int failures_waiting() noexcept nogil
+cdef void failures_write() noexcept
+cdef void failures_forget() noexcept nogil
 
 # What a request was doing, for ckr_for_http (the contexts of p11fast.errors.from_http).
 cdef enum:

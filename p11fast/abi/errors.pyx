@@ -1,9 +1,10 @@
 # The error template and the log lines of the compiled paths.
 
 from libc.stdio cimport snprintf
-from libc.string cimport strcmp
+from libc.string cimport memcpy, strcmp
 
 from p11fast._decl.pkcs11 cimport *
+from p11fast._decl.posix cimport pthread_mutex_lock, pthread_mutex_t, pthread_mutex_unlock
 
 
 cdef CK_RV rv_for(exc, const char *where) noexcept:
@@ -42,8 +43,78 @@ cdef CK_RV rv_for(exc, const char *where) noexcept:
     return rv
 
 
+cdef extern from *:
+    """
+    #include <pthread.h>
+    enum { P11F_WAITING_MAX = 16 };
+    static pthread_mutex_t p11f_waiting_lock = PTHREAD_MUTEX_INITIALIZER;
+    static int p11f_nwaiting;
+    static p11f_failure p11f_waiting[P11F_WAITING_MAX];
+    """
+    enum: P11F_WAITING_MAX
+    pthread_mutex_t p11f_waiting_lock
+    int p11f_nwaiting
+    p11f_failure p11f_waiting[16]
+
+
 cdef void emit_failure(const char *where, const char *what, long detail,
                        const char *text=NULL) noexcept nogil:
+    if p11f_is_adopting():
+        wait_for_python(where, what, detail, text)
+    else:
+        write_failure(where, what, detail, text)
+
+
+cdef void wait_for_python(const char *where, const char *what, long detail,
+                          const char *text) noexcept nogil:
+    """No interpreter to take the GIL of: the line waits (a full queue keeps the first ones,
+    which say what went wrong first)."""
+    global p11f_nwaiting
+    cdef p11f_failure *line
+    pthread_mutex_lock(&p11f_waiting_lock)
+    if p11f_nwaiting < P11F_WAITING_MAX:
+        line = &p11f_waiting[p11f_nwaiting]
+        line.where = where
+        line.what = what
+        line.detail = detail
+        line.text[0] = 0
+        if text != NULL:
+            snprintf(line.text, sizeof(line.text), b"%s", text)
+        p11f_nwaiting += 1
+    pthread_mutex_unlock(&p11f_waiting_lock)
+
+
+cdef int failures_waiting() noexcept nogil:
+    cdef int n
+    pthread_mutex_lock(&p11f_waiting_lock)
+    n = p11f_nwaiting
+    pthread_mutex_unlock(&p11f_waiting_lock)
+    return n
+
+
+cdef void failures_write() noexcept:
+    global p11f_nwaiting
+    cdef p11f_failure lines[P11F_WAITING_MAX]
+    cdef int i, n
+    with nogil:
+        pthread_mutex_lock(&p11f_waiting_lock)
+        n = p11f_nwaiting
+        memcpy(lines, p11f_waiting, n * sizeof(p11f_failure))
+        p11f_nwaiting = 0
+        pthread_mutex_unlock(&p11f_waiting_lock)
+    for i in range(n):
+        write_failure(lines[i].where, lines[i].what, lines[i].detail, lines[i].text)
+
+
+cdef void failures_forget() noexcept nogil:
+    global p11f_nwaiting
+    pthread_mutex_lock(&p11f_waiting_lock)
+    p11f_nwaiting = 0
+    pthread_mutex_unlock(&p11f_waiting_lock)
+
+
+cdef void write_failure(const char *where, const char *what, long detail,
+                        const char *text) noexcept nogil:
     with gil:
         try:
             if _state is not None:

@@ -11,7 +11,7 @@
 # interpreter may not be consistent yet) and idempotent. tables_init sets up the session table
 # and the locks once, for C_Initialize and for light mode's sessions (compiled); the sessions
 # light mode opened are taken over by the C_Initialize that follows (p11f_is_adopting).
-# uses: state, errors, sessions, mechanisms, objects, slots, manage, transport/spec, transport/fork, transport/api
+# uses: state, errors, sessions, mechanisms, objects, recorded, slots, manage, login, transport/spec, transport/pool, transport/fork, transport/api
 
 from p11fast._decl.pkcs11 cimport CK_RV, CK_VOID_PTR
 

@@ -93,9 +93,10 @@ cdef CK_RV start(cfg, log, const char *config_path, bint threads) except *:
     global _state
     if len(cfg.slots) > MAX_SLOTS:
         raise ValueError(f"at most {MAX_SLOTS} slots are supported")
-    objects_init()
     if not tables_init():
         raise MemoryError()
+    if not p11f_is_adopting():
+        objects_reset()
     g_abi.threads_allowed = threads and not cfg.disable_threads
     pools = [Pool(slot, g_abi.threads_allowed) for slot in cfg.slots]
     g_abi.nslots = len(cfg.slots)
@@ -103,6 +104,8 @@ cdef CK_RV start(cfg, log, const char *config_path, bint threads) except *:
         init_slot(&g_abi.slots[i], slot, <Pool>pools[i])
     set_mechanism_policy(cfg.policy)
     _state = ModuleState(cfg, log, pools)
+    if p11f_is_adopting():
+        adopt_compiled()
     if g_abi.threads_allowed:
         # The pools' background thread is in its first TLS handshake now, which the first
         # request waits for anyway: the object model loads meanwhile, not in the first
@@ -114,11 +117,11 @@ cdef CK_RV start(cfg, log, const char *config_path, bint threads) except *:
 
 
 cdef bint tables_init() noexcept nogil:
-    """The session table and the locks, at the first start (C_Initialize's or light mode's);
-    False for no memory."""
+    """The session and object tables and the locks, at the first start (C_Initialize's or light
+    mode's); False for no memory."""
     cdef int i
     if g_abi.sessions != NULL:
-        return True
+        return objects_alloc()
     g_abi.sessions = <session_t *>calloc(MAX_SESSIONS, sizeof(session_t))
     if g_abi.sessions == NULL:
         return False
@@ -132,12 +135,13 @@ cdef bint tables_init() noexcept nogil:
         pthread_mutex_init(&g_abi.slots[i].lock, NULL)
     pthread_mutex_init(&g_abi.lock, NULL)
     pthread_cond_init(&g_abi.event, NULL)
-    return True
+    return objects_alloc()
 
 
 cdef void init_slot(slot_t *s, slot, Pool pool) except *:
+    # Light mode's sessions, and the operator's login, are taken over (compiled_adopt).
+    cdef bint logged_in = p11f_is_adopting() and s.login_user == CKU_USER
     s.pool = pool.ptr
-    s.login_user = -1
     if not p11f_is_adopting():
         s.sessions = 0
         s.rw_sessions = 0
@@ -150,8 +154,43 @@ cdef void init_slot(slot_t *s, slot, Pool pool) except *:
         set_auth(s.op_auth_config, basic_auth(slot.operator.username, slot.operator.password))
     if s.has_admin and slot.administrator.password is not None:
         set_auth(s.so_auth_config, basic_auth(slot.administrator.username, slot.administrator.password))
-    memcpy(s.op_auth, s.op_auth_config, AUTH_MAX)
+    if not logged_in:
+        s.login_user = -1
+        memcpy(s.op_auth, s.op_auth_config, AUTH_MAX)
     memcpy(s.so_auth, s.so_auth_config, AUTH_MAX)
+
+
+cdef void adopt_compiled() except *:
+    """At promotion, once the slots and _state are set up: what light mode's compiled calls did
+    becomes the cold path's — the operator's login (its passphrase kept out of the logs), the
+    objects and their handles, the searches not finished, the lines that waited for Python.
+    Light mode's pool references go: the slots' pools adopted the same pools."""
+    from binascii import a2b_base64
+
+    from p11fast.log import register_secret
+
+    cdef int i
+    cdef CK_ULONG j
+    cdef bytes header
+    cdef session_t *s
+    for i in range(g_abi.nslots):
+        if g_abi.slots[i].light_pool != NULL:
+            _pool_unref(g_abi.slots[i].light_pool)
+            g_abi.slots[i].light_pool = NULL
+        header = g_abi.slots[i].op_auth
+        if g_abi.slots[i].login_user == CKU_USER and header.startswith(BASIC_PREFIX):
+            username, _, password = a2b_base64(header[len(BASIC_PREFIX):]).decode(
+                "utf-8", "replace").partition(":")
+            register_secret(password, username)
+    records_adopt()
+    for i in range(g_abi.sessions_used):
+        s = &g_abi.sessions[i]
+        if s.handle != 0 and s.finding:
+            _state.finds[s.handle] = [s.found[j] for j in range(s.nfound)]
+            s.finding = False
+            s.nfound = 0
+    p11f_set_adopting(0)
+    failures_write()
 
 
 cdef CK_RV c_finalize(CK_VOID_PTR pReserved) noexcept nogil:
@@ -229,6 +268,9 @@ cdef void reset_after_fork() noexcept nogil:
     for i in range(MAX_SLOTS):
         pthread_mutex_init(&g_abi.slots[i].lock, NULL)
         g_abi.slots[i].pool = NULL
+        g_abi.slots[i].light_pool = NULL  # the parent's reference, not released
+    records_drop()
+    refusal_forget()
 
 
 cdef void take_own_interpreter() noexcept:

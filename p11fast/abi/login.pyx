@@ -1,7 +1,7 @@
 # Sessions and login. Login state belongs to the token (all sessions of the application share
 # it), as the standard says; the credentials it unlocks are the slot's auth headers.
 
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset, strcmp, strlen
 
 from p11fast._decl.pkcs11 cimport *
 from p11fast._decl.posix cimport pthread_mutex_lock, pthread_mutex_t, pthread_mutex_unlock
@@ -173,11 +173,15 @@ cdef bint slot_has_ro_session(int slot_index) noexcept nogil:
 
 cdef CK_RV check_credentials(int slot_index, CK_USER_TYPE user, bytes header) except *:
     """Checks credentials against the HSM: the operator must be able to list keys, the
-    administrator to list users (only an Administrator may)."""
+    administrator to list users (only an Administrator may). A refusal light mode's compiled
+    C_Login got for these very credentials is taken as the answer: asking again would count
+    twice against the HSM's login delay."""
     from p11fast.errors import PinIncorrect, from_http
 
     path = "/users" if user == CKU_SO else "/keys"
-    status, _, _ = _state.pools[slot_index].call("GET", path, None, header, None)
+    status = refusal_take(slot_index, user, header)
+    if status == 0:
+        status, _, _ = _state.pools[slot_index].call("GET", path, None, header, None)
     if status == 200:
         return CKR_OK
     if status in (401, 403):
@@ -225,8 +229,7 @@ cdef CK_RV c_login(call_t *call, CK_SESSION_HANDLE hSession, CK_USER_TYPE userTy
 
 
 cdef CK_RV log_in(int slot_index, CK_USER_TYPE user, bytes pin) except *:
-    cdef slot_t *slot = &g_abi.slots[slot_index]
-    cdef CK_RV rv = CKR_OK
+    cdef CK_RV rv
     slot_cfg = _state.config.slots[slot_index]
     user_cfg = slot_cfg.administrator if user == CKU_SO else slot_cfg.operator
     # An empty PIN (protected authentication path) means: use the password of the config.
@@ -245,8 +248,21 @@ cdef CK_RV log_in(int slot_index, CK_USER_TYPE user, bytes pin) except *:
     register_secret(password, user_cfg.username)
     header = basic_auth(user_cfg.username, password)  # fits AUTH_MAX (the pins import check)
     check_credentials(slot_index, user, header)
-    # The checks of C_Login again, now atomic with the change: under g_abi.lock too, so no read-only
-    # session opens between the check and the SO's login (C_OpenSession checks under it).
+    rv = login_commit(slot_index, user, header)
+    if rv != CKR_OK:
+        return rv
+    _state.log.info(f"slot {slot_index}: logged in as {'SO' if user == CKU_SO else 'user'} ({user_cfg.username})")
+    if user == CKU_SO:
+        sweep_stale_session_keys(slot_index)
+    return CKR_OK
+
+
+cdef CK_RV login_commit(int slot_index, CK_USER_TYPE user, const char *header) noexcept nogil:
+    """Once the HSM took the credentials (header: shorter than AUTH_MAX), the checks of C_Login
+    again, now atomic with the change: under g_abi.lock too, so no read-only session opens
+    between the check and the SO's login (C_OpenSession checks under it)."""
+    cdef slot_t *slot = &g_abi.slots[slot_index]
+    cdef CK_RV rv = CKR_OK
     pthread_mutex_lock(&g_abi.lock)
     pthread_mutex_lock(&slot.lock)
     if slot.login_user != -1:
@@ -254,16 +270,131 @@ cdef CK_RV log_in(int slot_index, CK_USER_TYPE user, bytes pin) except *:
     elif user == CKU_SO and ro_session_exists(slot_index):
         rv = CKR_SESSION_READ_ONLY_EXISTS
     else:
-        set_auth(&slot.so_auth[0] if user == CKU_SO else &slot.op_auth[0], header)
+        memcpy(&slot.so_auth[0] if user == CKU_SO else &slot.op_auth[0], header, strlen(header) + 1)
         slot.login_user = user
     pthread_mutex_unlock(&slot.lock)
     pthread_mutex_unlock(&g_abi.lock)
-    if rv != CKR_OK:
-        return rv
-    _state.log.info(f"slot {slot_index}: logged in as {'SO' if user == CKU_SO else 'user'} ({user_cfg.username})")
-    if user == CKU_SO:
-        sweep_stale_session_keys(slot_index)
-    return CKR_OK
+    return rv
+
+
+cdef CK_RV compiled_log_in(call_t *call, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin,
+                           CK_ULONG ulPinLen, tp_pool *pool,
+                           const char *username) noexcept nogil:
+    """log_in for the operator with a PIN, before Python runs, once c_login_check passed: the
+    same header (basic_auth of the PIN as UTF-8 text), the same request, the same change.
+    NEEDS_PYTHON, with nothing changed, for what the cold path logs or does not take from
+    here: another user, the configuration's password, a PIN of a length no passphrase has or
+    that is not UTF-8 (log_in decodes it with replacements), no answer, and a refusal, which
+    waits for the cold path (refusal_take) so that it is asked once."""
+    cdef char auth[AUTH_MAX]
+    cdef tp_buf resp
+    cdef tp_result res
+    cdef CK_RV rv
+    if (userType != CKU_USER or ulPinLen == 0 or pool == NULL or username[0] == 0
+            or ulPinLen < g_abi.pin_min or ulPinLen > g_abi.pin_max
+            or not utf8_valid(pPin, ulPinLen) or not basic_auth_c(username, pPin, ulPinLen, auth)):
+        return NEEDS_PYTHON
+    resp.data = NULL
+    resp.len = 0
+    resp.cap = 0
+    tp_request(pool, TP_GET, b"/keys", auth, NULL, 0, NULL, &resp, &res)
+    tp_buf_free(&resp)
+    if res.error != TP_OK:
+        rv = NEEDS_PYTHON
+    elif res.status != 200:
+        refusal_keep(call.slot, userType, res.status, auth)
+        rv = NEEDS_PYTHON
+    else:
+        rv = login_commit(call.slot, userType, auth)
+    memset(auth, 0, AUTH_MAX)
+    return rv
+
+
+cdef bint basic_auth_c(const char *username, const unsigned char *pin, size_t n,
+                       char *out) noexcept nogil:
+    """basic_auth(username, pin) into out (AUTH_MAX bytes); False if it does not fit."""
+    cdef unsigned char plain[AUTH_MAX]
+    cdef size_t user_len = strlen(username)
+    cdef size_t prefix = strlen(BASIC_PREFIX)
+    if user_len + 1 + n > AUTH_MAX or prefix + b64_encoded_len(user_len + 1 + n) >= AUTH_MAX:
+        return False
+    memcpy(plain, username, user_len)
+    plain[user_len] = c':'
+    memcpy(plain + user_len + 1, pin, n)
+    memcpy(out, BASIC_PREFIX, prefix)
+    out[prefix + b64_encode(plain, user_len + 1 + n, out + prefix)] = 0
+    memset(plain, 0, AUTH_MAX)
+    return True
+
+
+cdef bint utf8_valid(const unsigned char *p, size_t n) noexcept nogil:
+    """Strict UTF-8, as Python's decoder takes it: no overlong forms, no surrogates, nothing
+    above U+10FFFF."""
+    cdef size_t i = 0, k, extra
+    cdef unsigned int c
+    while i < n:
+        c = p[i]
+        if c < 0x80:
+            i += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            extra = 1
+        elif 0xE0 <= c <= 0xEF:
+            extra = 2
+        elif 0xF0 <= c <= 0xF4:
+            extra = 3
+        else:
+            return False
+        if i + extra >= n:
+            return False
+        for k in range(1, extra + 1):
+            if p[i + k] & 0xC0 != 0x80:
+                return False
+        if (c == 0xE0 and p[i + 1] < 0xA0) or (c == 0xED and p[i + 1] > 0x9F) \
+                or (c == 0xF0 and p[i + 1] < 0x90) or (c == 0xF4 and p[i + 1] > 0x8F):
+            return False
+        i += extra + 1
+    return True
+
+
+# A refusal of light mode's compiled C_Login, for the cold path's C_Login with the same
+# credentials; under g_abi.lock.
+cdef struct refusal_t:
+    int slot
+    CK_USER_TYPE user
+    long status
+    char auth[AUTH_MAX]
+
+cdef refusal_t g_refusal
+
+
+cdef void refusal_keep(int slot_index, CK_USER_TYPE user, long status, const char *auth) noexcept nogil:
+    pthread_mutex_lock(&g_abi.lock)
+    g_refusal.slot = slot_index
+    g_refusal.user = user
+    g_refusal.status = status
+    memcpy(g_refusal.auth, auth, strlen(auth) + 1)
+    pthread_mutex_unlock(&g_abi.lock)
+
+
+cdef long refusal_take(int slot_index, CK_USER_TYPE user, bytes header) noexcept:
+    """The status kept for exactly these credentials, once; 0 for none."""
+    cdef long status = 0
+    cdef const char *h = header
+    with nogil:
+        pthread_mutex_lock(&g_abi.lock)
+        if (g_refusal.status and g_refusal.slot == slot_index and g_refusal.user == user
+                and strcmp(g_refusal.auth, h) == 0):
+            status = g_refusal.status
+        pthread_mutex_unlock(&g_abi.lock)
+    refusal_forget()
+    return status
+
+
+cdef void refusal_forget() noexcept nogil:
+    pthread_mutex_lock(&g_abi.lock)
+    memset(&g_refusal, 0, sizeof(g_refusal))
+    pthread_mutex_unlock(&g_abi.lock)
 
 
 cdef CK_RV c_logout(CK_SESSION_HANDLE hSession) noexcept nogil:

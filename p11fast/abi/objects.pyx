@@ -15,16 +15,20 @@ cdef enum:
     INDEX_MASK = (1 << HANDLE_INDEX_BITS) - 1
 
 
-cdef void objects_init() except *:
-    """The tables at the first C_Initialize; every start hands entries out from 1 again."""
+cdef bint objects_alloc() noexcept nogil:
+    """The tables, at the first start (C_Initialize's or light mode's); False for no memory."""
     if g_abi.objects == NULL:
         g_abi.objects = <object_t *>calloc(MAX_OBJECTS, sizeof(object_t))
         g_abi.free_objects = <unsigned int *>calloc(MAX_OBJECTS, sizeof(unsigned int))
         g_abi.buckets = <unsigned int *>calloc(OBJECT_BUCKETS, sizeof(unsigned int))
-        if g_abi.objects == NULL or g_abi.free_objects == NULL or g_abi.buckets == NULL:
-            raise MemoryError()
+    return g_abi.objects != NULL and g_abi.free_objects != NULL and g_abi.buckets != NULL
+
+
+cdef void objects_reset() noexcept nogil:
+    """Every start hands entries out from 1 again (what an earlier one bound is gone: its
+    C_Finalize cleared the table, or a fork dropped it)."""
+    forget_entries()
     g_abi.nobjects = 1
-    g_abi.nfree_objects = 0
 
 
 cdef unsigned int bucket_of(int slot, CK_ULONG cls, const char *key_id) noexcept nogil:
@@ -112,10 +116,11 @@ cdef void objects_check(unsigned int i, unsigned int bucket) noexcept nogil:
     cdef bint in_chain = False
     cdef unsigned int j = g_abi.buckets[bucket]
     if e.handle != 0 and ((e.handle & INDEX_MASK) != i
-                          or (e.handle >> HANDLE_INDEX_BITS) != e.generation or e.obj == NULL
+                          or (e.handle >> HANDLE_INDEX_BITS) != e.generation
+                          or (e.obj == NULL) == (e.recorded == NULL)
                           or find_entry(e.slot, e.cls, e.key_id) != i):
         check_failed(b"an entry in use", i)
-    if e.handle == 0 and (e.obj != NULL or e.next != 0):
+    if e.handle == 0 and (e.obj != NULL or e.recorded != NULL or e.next != 0):
         check_failed(b"a free entry", i)
     while j:
         chained += 1
@@ -138,7 +143,9 @@ cdef void check_failed(const char *what, CK_ULONG where) noexcept nogil:
 
 cdef object taken(PyObject *ref):
     """The table's reference as an object, for the caller to release once g_abi.lock is not
-    held (a P11Object's end may run arbitrary code)."""
+    held (a P11Object's end may run arbitrary code); None for a recorded entry's."""
+    if ref == NULL:
+        return None
     obj = <object>ref
     Py_DECREF(obj)  # the table's; `obj` holds its own
     return obj
@@ -173,19 +180,12 @@ cdef unsigned int nethsm_mechanism_bits(mechanisms) except? 0:
     return bits
 
 
-cdef CK_OBJECT_HANDLE object_bind(int slot_index, obj) except 0:
-    """Stable for the key ID and class while the module is initialised; the entry is refreshed
-    so the sign path sees the key's current state."""
+cdef void entry_fill(object_t *entry, int slot_index, obj) except *:
+    """What the nogil paths read of obj (a P11Object), into a zeroed entry."""
     from p11fast.attrs import CKA_KEY_TYPE, CKA_PRIVATE
     from p11fast.der import ec_params_for_key_type, field_len
 
-    cdef object_t entry
     cdef bytes key_id = obj.key_id.encode()
-    cdef CK_OBJECT_HANDLE h
-    cdef unsigned int index
-    cdef PyObject *old = NULL
-    cdef bint bound
-    memset(&entry, 0, sizeof(object_t))
     if len(key_id) > KEY_ID_MAX:
         raise ValueError(f"key ID longer than {KEY_ID_MAX}: {obj.key_id!r}")
     entry.slot = slot_index
@@ -197,30 +197,53 @@ cdef CK_OBJECT_HANDLE object_bind(int slot_index, obj) except 0:
     entry.field_len = field_len(obj.key_type) if ec_params_for_key_type(obj.key_type) else 0
     entry.private = obj.attrs.get(CKA_PRIVATE) == b"\x01"
     memcpy(entry.key_id, <const char *>key_id, len(key_id))
+
+
+cdef CK_OBJECT_HANDLE object_bind(int slot_index, obj) except 0:
+    """Stable for the key ID and class while the module is initialised; the entry is refreshed
+    so the sign path sees the key's current state (and a recorded entry gets its object)."""
+    cdef object_t entry
+    cdef PyObject *old = NULL
+    memset(&entry, 0, sizeof(object_t))
+    entry_fill(&entry, slot_index, obj)
     entry.obj = <PyObject *>obj
+    Py_INCREF(obj)
+    h = entry_bind(&entry, &old)
+    if h == 0:
+        Py_DECREF(obj)
+        raise MemoryError("object table full")
+    Py_XDECREF(old)
+    return h
+
+
+cdef CK_OBJECT_HANDLE entry_bind(object_t *entry, PyObject **old) noexcept nogil:
+    """Binds entry (its fields and what it holds) to its identity's handle, else to a new one;
+    0 when the table is full. *old gets the reference the entry held before, for the caller
+    to release once g_abi.lock is not held."""
+    cdef CK_OBJECT_HANDLE h
+    cdef unsigned int index
+    cdef bint bound
     pthread_mutex_lock(&g_abi.lock)
     index = find_entry(entry.slot, entry.cls, entry.key_id)
     bound = index != 0
     if bound:
         h = g_abi.objects[index].handle
-        old = g_abi.objects[index].obj
+        old[0] = g_abi.objects[index].obj
         entry.next = g_abi.objects[index].next
     else:
         h = entry_alloc()
         if h == 0:
             pthread_mutex_unlock(&g_abi.lock)
-            raise MemoryError("object table full")
+            return 0
         index = h & INDEX_MASK
     entry.handle = h
     entry.generation = g_abi.objects[index].generation
-    Py_INCREF(obj)
-    memcpy(&g_abi.objects[index], &entry, sizeof(object_t))
+    memcpy(&g_abi.objects[index], entry, sizeof(object_t))
     if not bound:
         link(index)
     if P11F_DEBUG:
         objects_check(index, bucket_of(entry.slot, entry.cls, entry.key_id))
     pthread_mutex_unlock(&g_abi.lock)
-    Py_XDECREF(old)
     return h
 
 
@@ -302,6 +325,27 @@ cdef void objects_rename(int slot_index, str old_id, str new_id, tuple classes) 
         if P11F_DEBUG:
             objects_check(index, old_bucket)
             objects_check(index, bucket_of(slot_index, cls, new_raw))
+    pthread_mutex_unlock(&g_abi.lock)
+
+
+cdef list objects_recorded():
+    """(slot, class, key ID) of every entry that holds a recorded object."""
+    cdef CK_ULONG i
+    cdef list found = []
+    pthread_mutex_lock(&g_abi.lock)
+    for i in range(1, g_abi.nobjects):
+        if g_abi.objects[i].handle != 0 and g_abi.objects[i].recorded != NULL:
+            found.append((g_abi.objects[i].slot, g_abi.objects[i].cls, g_abi.objects[i].key_id))
+    pthread_mutex_unlock(&g_abi.lock)
+    return found
+
+
+cdef void objects_forget_recorded() noexcept nogil:
+    cdef CK_ULONG i
+    pthread_mutex_lock(&g_abi.lock)
+    for i in range(1, g_abi.nobjects):
+        if g_abi.objects[i].handle != 0 and g_abi.objects[i].recorded != NULL:
+            entry_free(i)
     pthread_mutex_unlock(&g_abi.lock)
 
 

@@ -17,7 +17,7 @@ cdef bint session_open(CK_SESSION_HANDLE h, int *slot_index) noexcept nogil:
 
 
 cdef void session_ops_reset(session_t *s, bint forget) noexcept nogil:
-    """Ends every operation of a session. In a forked child (`forget`) the state is dropped
+    """Ends every operation of a session (and a compiled search). In a forked child (`forget`) the state is dropped
     without freeing: it may be half-built by a parent thread that no longer exists."""
     cdef op_t *ops[5]
     ops[0] = &s.sign
@@ -30,6 +30,8 @@ cdef void session_ops_reset(session_t *s, bint forget) noexcept nogil:
             memset(op, 0, sizeof(op_t))
         else:
             op_reset(op)
+    s.finding = False
+    s.nfound = 0
 
 
 cdef void sessions_end() noexcept nogil:

@@ -24,13 +24,19 @@ cdef extern from "p11fast/loader/lightmode.h":  # from p11fast/lightmode.py
         USERS_OPERATOR "P11F_USERS_OPERATOR"
         USERS_ADMIN "P11F_USERS_ADMIN"
         USERS_OPERATOR_IMPLICIT "P11F_USERS_OPERATOR_IMPLICIT"
+# The answer of a function light mode runs compiled that cannot go on without Python (compiled).
+cdef extern from "p11fast/abi/compiled.h":
+    enum: NEEDS_PYTHON "P11F_ABI_NEEDS_PYTHON"
+
 cdef enum:
     MAX_SESSIONS = 4096
     MAX_OBJECTS = 65536
     HANDLE_INDEX_BITS = 16
     KEY_ID_MAX = 128
     AUTH_MAX = 600
+    USERNAME_MAX = 128              # p11fast.pins.USERNAME_MAX_BYTES
     MAX_POLICY_MECHANISMS = 64
+    FOUND_MAX = 4                   # objects of one key: a compiled search finds no more
 
 cdef struct slot_t:
     pthread_mutex_t lock            # guards the login state and the auth headers
@@ -45,6 +51,10 @@ cdef struct slot_t:
     char so_auth_config[AUTH_MAX]
     CK_ULONG sessions               # under g_abi.lock
     CK_ULONG rw_sessions
+    # Before Python runs (compiled): the operator's name, and the reference to light mode's
+    # pool that `pool` is until the cold path's pool adopts it.
+    char operator_name[USERNAME_MAX + 1]
+    tp_pool *light_pool
 
 cdef struct object_t:
     CK_OBJECT_HANDLE handle         # 0 when the entry is free
@@ -59,6 +69,7 @@ cdef struct object_t:
     char key_id[KEY_ID_MAX + 1]
     unsigned int next               # the next entry of its identity's hash chain (objects)
     PyObject *obj                   # the P11Object (a reference); never read from a copy
+    const void *recorded            # instead of obj, before Python runs: its recorded_object
 
 cdef struct op_t:
     bint active
@@ -93,6 +104,11 @@ cdef struct session_t:
     op_t verify
     op_t decrypt
     op_t encrypt
+    # A search light mode's compiled code runs (recorded); the cold path keeps its own in
+    # _state.finds, and takes these over at promotion.
+    bint finding
+    CK_ULONG nfound
+    CK_OBJECT_HANDLE found[FOUND_MAX]
 
 # The module's C state. Allocated tables: calloc'd at the first C_Initialize; scans stop at the
 # highest entry ever used, so untouched pages of the large tables are never faulted in.

@@ -1,5 +1,5 @@
-# json: RFC 8259 — finding a string member of a response object, and escaping and unescaping
-# string content for requests and error messages.
+# json: RFC 8259 — finding a string or number member of a response object, and escaping and
+# unescaping string content for requests and error messages.
 #
 # Contract: nogil, no allocation, no Python object, every length checked before a byte is read
 # or written (documents come from the network). json_get_string validates the whole document,
@@ -18,6 +18,9 @@
 # the document is malformed, has a member value nested deeper than 256 levels, or has
 # `key` twice.
 cdef int json_get_string(const char *json, size_t n, const char *key,
+                         const char **value, size_t *value_len) noexcept nogil
+# The same for a member whose value is a number: *value points at its text in the document.
+cdef int json_get_number(const char *json, size_t n, const char *key,
                          const char **value, size_t *value_len) noexcept nogil
 # Writes src as the content of a JSON string (quotes not included): escapes '"', '\\'
 # and control characters, passes other bytes through. Returns the length, -1 if cap is

@@ -308,8 +308,10 @@ def json_nesting_ok(bytes document):
     return True
 
 
-cdef int json_get_string(const char *json, size_t n, const char *key,
-                         const char **value, size_t *value_len) noexcept nogil:
+cdef int _find_member(const char *json, size_t n, const char *key, const char **value,
+                      size_t *value_len, bint *is_string) noexcept nogil:
+    """json_get_string's walk for a member of any type: *value is its text as the document
+    has it, a string's without the quotes (*is_string)."""
     cdef const char *end = json + n
     cdef const char *p
     cdef const char *name
@@ -343,11 +345,17 @@ cdef int json_get_string(const char *json, size_t n, const char *key,
                 if match:
                     found = p + 1
                     found_len = <size_t>(close - found)
+                    is_string[0] = True
                 p = close + 1
             else:
-                p = _skip_value(p, end)
-                if p == NULL:
+                close = _skip_value(p, end)
+                if close == NULL:
                     return -2
+                if match:
+                    found = p
+                    found_len = <size_t>(close - p)
+                    is_string[0] = False
+                p = close
             p = _skip_ws(p, end)
             if p == end:
                 return -2
@@ -365,6 +373,24 @@ cdef int json_get_string(const char *json, size_t n, const char *key,
     value[0] = found
     value_len[0] = found_len
     return 0
+
+
+cdef int json_get_string(const char *json, size_t n, const char *key,
+                         const char **value, size_t *value_len) noexcept nogil:
+    cdef bint is_string = False
+    cdef int rc = _find_member(json, n, key, value, value_len, &is_string)
+    if rc == 0 and not is_string:
+        return -1
+    return rc
+
+
+cdef int json_get_number(const char *json, size_t n, const char *key,
+                         const char **value, size_t *value_len) noexcept nogil:
+    cdef bint is_string = False
+    cdef int rc = _find_member(json, n, key, value, value_len, &is_string)
+    if rc == 0 and (is_string or not (value[0][0] == c'-' or c'0' <= value[0][0] <= c'9')):
+        return -1
+    return rc
 
 
 cdef Py_ssize_t json_escape(const char *src, size_t n, char *dst, size_t cap) noexcept nogil:

@@ -39,11 +39,12 @@ def _pct(s: str) -> str:
 
 
 class _Entry:
-    __slots__ = ("key_id", "data", "fetched", "cert", "objs")
+    __slots__ = ("key_id", "data", "raw", "fetched", "cert", "objs")
 
-    def __init__(self, key_id: str, data: dict, fetched: float):
+    def __init__(self, key_id: str, data: dict, raw: bytes, fetched: float):
         self.key_id = key_id
         self.data = data
+        self.raw = raw  # the HSM's answer, as the recorded inventory keeps it
         self.fetched = fetched
         self.cert = _UNKNOWN  # DER bytes, None (no certificate) or _UNKNOWN
         self.objs = None  # built lazily
@@ -123,7 +124,7 @@ class Inventory:
         data = self._json(status, path, body)
         if not isinstance(data, dict):
             raise self._error(status, path, "key is not a JSON object")
-        entry = _Entry(key_id, data, self._clock())
+        entry = _Entry(key_id, data, bytes(body), self._clock())
         self._entries[key_id] = entry
         return entry
 
@@ -274,6 +275,25 @@ class Inventory:
                 filtered = filtered and entry.data.get("label") == text
         if ids:
             self.label_query = filtered
+
+    def answer(self, key_id: str) -> bytes | None:
+        """The HSM's answer the cached key was built from; None when the key is not cached
+        (after a search by its ID: the HSM has no such key)."""
+        entry = self._entries.get(key_id)
+        return entry.raw if entry is not None else None
+
+    def adopt(self, key_id: str, body: bytes, fetched: float) -> list[P11Object]:
+        """A key's answer fetched before this inventory existed (light mode's compiled search,
+        at `fetched` on this inventory's clock), cached as if this inventory had fetched it
+        then; its objects."""
+        path = "/keys/" + key_id
+        data = self._json(200, path, body)
+        if not isinstance(data, dict):
+            raise self._error(200, path, "key is not a JSON object")
+        with self._lock:
+            entry = _Entry(key_id, data, bytes(body), fetched)
+            self._entries[key_id] = entry
+            return self._objects_of(entry)
 
     def invalidate(self, key_id: str | None = None) -> None:
         """Forget one key (or everything): the next use fetches it again. Also forgets a

@@ -75,6 +75,17 @@ def json_get_string(bytes doc, bytes key):
     return rc, value[:value_len], value - base
 
 
+def json_get_number(bytes doc, bytes key):
+    """As json_get_string, for a number member."""
+    cdef const char *base = doc
+    cdef const char *value = NULL
+    cdef size_t value_len = 0
+    cdef int rc = C.json_get_number(base, len(doc), key, &value, &value_len)
+    if rc != 0:
+        return rc, None, None
+    return rc, value[:value_len], value - base
+
+
 def json_escape(bytes src, size_t cap):
     cdef unsigned char *out = _alloc(cap)
     cdef Py_ssize_t rc = C.json_escape(src, len(src), <char *>out, cap)

@@ -1,4 +1,4 @@
-"""json_get_string / json_escape / json_unescape against Python's json."""
+"""json_get_string / json_get_number / json_escape / json_unescape against Python's json."""
 
 import json
 
@@ -290,3 +290,33 @@ def test_unescape_python_ascii_output(text):
 )
 def test_unescape_rejects(bad):
     assert h.json_unescape(bad, 64) == -1
+
+
+@pytest.mark.parametrize(
+    ("doc", "value"),
+    [
+        ('{"operations":242}', b"242"),
+        ('{"a":{"operations":1},"operations" : -0.5e+10 ,"b":[1]}', b"-0.5e+10"),
+        ('{"operati\\u006fns":0}', b"0"),
+    ],
+)
+def test_finds_a_top_level_number(doc, value):
+    rc, found, offset = h.json_get_number(doc.encode(), b"operations")
+    assert (rc, found) == (0, value)
+    assert doc.encode()[offset : offset + len(value)] == value
+
+
+@pytest.mark.parametrize(
+    ("doc", "rc"),
+    [
+        ('{"operations":"242"}', MISSING),
+        ('{"operations":[1]}', MISSING),
+        ('{"operations":null}', MISSING),
+        ('{"a":{"operations":1}}', MISSING),
+        ('{"operations":1,"operations":2}', MALFORMED),
+        ('{"operations":1', MALFORMED),
+        ('{"operations":01}', MALFORMED),
+    ],
+)
+def test_a_number_member_that_is_absent_or_not_a_number_is_not_found(doc, rc):
+    assert h.json_get_number(doc.encode(), b"operations")[0] == rc

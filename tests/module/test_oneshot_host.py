@@ -7,8 +7,8 @@ Two things are pinned here. Whatever a process answers from what an earlier proc
 path (`P11FAST_SNAPSHOT=off`): for the normal flows, a wrong PIN, an unknown ID, a key deleted or
 created between runs, an absent token, a forked child and four threads; a changed configuration
 or environment is noticed. And which calls run without Python: the light flows do today; the
-session, login, search, attribute and signing calls are marked `xfail(strict=True)`, the
-specification issue 15 is built against: each turns into a failure the moment it passes.
+session, login, search, attribute and signing calls do too once an earlier process recorded the
+key it finds (the recorded inventory, p11fast/abi/recorded.pxd).
 
 Each test has its own snapshot directory (XDG_CACHE_HOME); the configuration is the session
 HSM's at log level Warn (a snapshot is written only by a C_Initialize that logged nothing)
@@ -78,6 +78,7 @@ def config(hsm, api, tmp_path_factory) -> str:
 @dataclass
 class Run:
     lines: list[str]
+    log: str = ""  # the host's stderr: the module's log with log_file "-"
 
     def python(self) -> list[tuple[str, str]]:
         """(call, "1" when an interpreter ran after it, else "0"), in order."""
@@ -100,7 +101,7 @@ class Host:
         done = subprocess.run([self.exe, self.module, *steps], env=host_env(self.config, **extra),
                               capture_output=True, text=True, timeout=120)  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
-        return Run(done.stdout.splitlines())
+        return Run(done.stdout.splitlines(), done.stderr)
 
     def light_and_full(self, steps: list[str], previous: list[list[str]] | None = None,
                        **env: str) -> tuple[Run, Run]:  # fmt: skip
@@ -177,8 +178,8 @@ def test_sessions_opened_and_closed_after_a_listing_run_without_an_interpreter(h
     assert second.answers() == host.run(flow, full=True).answers()
 
 
-# The calls issue 15 moves into compiled code: a one-shot `pkcs11-tool --sign` after an earlier
-# one must run without starting Python. Each case is the flow up to that step.
+# The calls a one-shot `pkcs11-tool --sign` makes run without starting Python after an earlier
+# process made them. Each case is the flow up to that step.
 ONE_SHOT_STEPS = {
     "login": (SESSION_STEPS, "C_Login"),
     "find by id": ([*SESSION_STEPS, f"find:{EC_ID}"], "C_FindObjects"),
@@ -192,7 +193,6 @@ ONE_SHOT_STEPS = {
 
 
 @pytest.mark.parametrize("case", ONE_SHOT_STEPS)
-@pytest.mark.xfail(strict=True, reason="issue 15: the one-shot flow still starts Python")
 def test_a_one_shot_flow_after_the_same_flow_runs_without_an_interpreter(host, case):
     steps, call = ONE_SHOT_STEPS[case]
     flow = ["init", "slots", "token", *steps, "final"]
@@ -266,6 +266,54 @@ def test_a_key_created_since_the_last_run_is_found_as_on_the_full_path(host, api
         api.delete(key)
     assert light.answers() == full.answers()
     assert re.search(r"^C_Sign rv=0x0 len=256 signature=", "\n".join(light.answers()), re.M)
+
+
+def test_a_key_changed_since_the_last_run_is_read_again_as_on_the_full_path(host, api):
+    """The HSM's answer for the key differs from the recorded one (a tag restriction added):
+    the search is the cold path's, which sees what the HSM says now."""
+    key = api.generate("RSA", ["RSA_Signature_PKCS1"], "oneshotchanged", 2048)
+    try:
+        flow = sign_flow(key.encode().hex(), "rsa")
+        host.run(flow)
+        api.expect(204, "PUT", f"/keys/{key}/restrictions/tags/elsewhere")
+        light, full = host.run(flow), host.run(flow, full=True)
+    finally:
+        api.delete(key)
+    assert light.answers() == full.answers()
+    assert dict(light.python())["C_FindObjectsInit"] == "1", light.lines
+
+
+def test_a_signature_needs_no_interpreter_though_every_one_changes_the_keys_answer(host):
+    """Each signature counts in the key's `operations`, which the record leaves out: the third
+    process still finds the key recorded by the first."""
+    flow = ["init", "slots", *SESSION_STEPS, f"find:{RSA_ID}", "sign:rsa", "close", "final"]
+    runs = [host.run(flow) for _ in range(3)]
+    assert [py for _call, py in runs[2].python()] == ["0"] * len(runs[2].python()), runs[2].lines
+    assert runs[2].answers() == host.run(flow, full=True).answers()
+
+
+def test_a_failure_before_python_starts_is_logged_once_it_has(oneshot_host, module_path, hsm,
+                                                              tmp_path):
+    """Light mode logs nothing itself: a call whose failure the module logs (here the policy
+    refusing a mechanism at C_SignInit) answers as the full path, then Python starts and
+    writes the line."""
+    with open(hsm.config_path) as f:
+        cfg = yaml.safe_load(f)
+    cfg.update(log_level="Warn", log_file="-",
+               policy={"allowed_mechanisms": ["CKM_RSA_PKCS", "CKM_SHA256_RSA_PKCS"]})
+    cfg["slots"][0]["operator"].pop("password", None)
+    path = tmp_path / "policy.conf"
+    path.write_text(yaml.safe_dump(cfg))
+    path.chmod(0o600)
+    time.sleep(snapshot.RACY_SECONDS * 2)
+    host = Host(oneshot_host, module_path, str(path), str(tmp_path / "cache"))
+    flow = ["init", "slots", *SESSION_STEPS, f"find:{EC_ID}", "sign:ecdsa", "close", "final"]
+    light, full = host.light_and_full(flow)
+    calls = dict(light.python())
+    assert calls["C_FindObjectsInit"] == "0" and calls["C_SignInit"] == "1", light.lines
+    assert "C_SignInit rv=0x70" in light.answers()  # CKR_MECHANISM_INVALID
+    assert light.answers() == full.answers()
+    assert light.log.count("allowed_mechanisms") == full.log.count("allowed_mechanisms") == 1
 
 
 def test_an_absent_token_is_reported_as_on_the_full_path(
