@@ -17,7 +17,7 @@ import sysconfig
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCES = [os.path.join(HERE, "p11fast", "loader", name)
            for name in ("loader.c", "python.c", "environment.c", "fork.c", "transport.c",
-                        "light.c", "snapshot.c", "presence.c")]  # fmt: skip
+                        "light.c", "light_compiled.c", "snapshot.c", "presence.c")]  # fmt: skip
 INCLUDE = os.path.join(HERE, "include")
 LIGHTMODE = os.path.join(HERE, "p11fast", "lightmode.py")
 HEADER = os.path.join(HERE, "p11fast", "loader", "lightmode.h")

@@ -17,7 +17,7 @@ SWITCH = "P11FAST_SNAPSHOT"
 SWITCH_OFF = "off"
 
 SNAPSHOT_MAGIC = b"P11FSNAP"
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
 # The first bytes of a snapshot's key (what selects its file): the version, so that another
 # layout never shares a file name with this one.
 SNAPSHOT_KEY_TAG = b"p11fast-snapshot-%d" % SNAPSHOT_VERSION
@@ -30,8 +30,12 @@ SNAPSHOT_PREFIX = "slots-"
 SNAPSHOT_MAX_BYTES = 1 << 20
 # The most slots a configuration may have: the ABI's table size and the reader's limit.
 MAX_SLOTS = 64
-# The most mechanisms a snapshot may list (the module offers fewer): the reader's limit.
+# The most mechanisms a snapshot may list, offered or allowed by the policy (the module offers
+# fewer, and the ABI's policy holds fewer): the reader's limit.
 MAX_MECHANISMS = 256
+# The longest operator username a snapshot may hold (the configuration refuses longer ones:
+# p11fast/pins.py): the reader's limit, which sizes its copy.
+MAX_USERNAME_BYTES = 128
 # A slot's users in the snapshot, bits of one byte: what the session functions need of the
 # configuration (an operator and an administrator named, the operator's password given).
 USERS_OPERATOR = 1

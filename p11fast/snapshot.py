@@ -3,9 +3,9 @@
 `pkcs11-tool -L` is one process per listing, and starting the interpreter is most of its time.
 So after a C_Initialize that wrote no log line, the ABI records here what C_GetInfo,
 C_GetSlotInfo, C_GetTokenInfo, C_GetMechanismList and C_GetMechanismInfo answer (token presence
-aside: that is asked of the HSM each time), which users each slot's configuration names (what
-the session functions need), each slot's transport spec, and everything those were derived
-from. In a later
+aside: that is asked of the HSM each time), which users each slot's configuration names and the
+operator's username, and the mechanism policy (what the ABI's compiled session and sign
+functions need), each slot's transport spec, and everything those were derived from. In a later
 process the loader (p11fast/loader/snapshot.c) reads it, checks that every input is unchanged,
 and answers those functions itself; the presence check goes through the real transport, loaded
 without starting Python. Any other function starts Python as before, and its pools take over the
@@ -31,9 +31,12 @@ as a generated header. The layout (little-endian; blob = u32 length + bytes):
     u32 n, n x (blob variable name, u8 non-empty)
     u8 disable_threads, CK_INFO
     u32 n (1 to MAX_SLOTS), n x (CK_SLOT_INFO, CK_TOKEN_INFO, u8 users (USERS_* bits),
-        blob transport spec)
+        blob the operator's username (UTF-8, at most MAX_USERNAME_BYTES, no NUL; empty when
+        the slot has none), blob transport spec)
     u32 m (at most MAX_MECHANISMS), m x (u64 CK_MECHANISM_TYPE, CK_MECHANISM_INFO): the
         mechanisms every slot offers (the policy applied), in C_GetMechanismList's order
+    i32 a (-1: the policy allows every mechanism; else 0 to MAX_MECHANISMS), a x u64
+        CK_MECHANISM_TYPE: policy.allowed_mechanisms, as the ABI checks them
     u32 CRC-32 of everything before it (a damaged file is not used)
 
 The whole file is at most SNAPSHOT_MAX_BYTES.
@@ -65,6 +68,7 @@ from p11fast.lightmode import (
     CACHE_DIR,
     MAX_MECHANISMS,
     MAX_SLOTS,
+    MAX_USERNAME_BYTES,
     PRESENCE_MAGIC,
     PRESENCE_SUFFIX,
     PRESENCE_TTL_NS,
@@ -121,17 +125,22 @@ def wanted(config: Config, log: Logger) -> bool:
 
 
 def write(config: Config, reserved: bytes | None, info: bytes,
-          slots: list[tuple[bytes, bytes, int, bytes]], mechanisms: list[tuple[int, bytes]],
+          slots: list[tuple[bytes, bytes, int, bytes, bytes]],
+          mechanisms: list[tuple[int, bytes]], allowed: list[int] | None,
           binaries: list[str]) -> SharedPresence | None:  # fmt: skip
     """Records the answers and their inputs; a failure only costs the next process time.
-    `slots`: (CK_SLOT_INFO, CK_TOKEN_INFO, users, transport spec) of each slot.
-    `mechanisms`: (CK_MECHANISM_TYPE, CK_MECHANISM_INFO's bytes) as C_GetMechanismList and
-    C_GetMechanismInfo answer. Returns the presence record that goes with the snapshot now on
-    disk, if one is."""
+    `slots`: (CK_SLOT_INFO, CK_TOKEN_INFO, users, operator's username, transport spec) of each
+    slot. `mechanisms`: (CK_MECHANISM_TYPE, CK_MECHANISM_INFO's bytes) as C_GetMechanismList
+    and C_GetMechanismInfo answer. `allowed`: the policy's mechanisms, None when it allows all.
+    Returns the presence record that goes with the snapshot now on disk, if one is."""
     where = directory()
     if where is None or not 0 < len(slots) <= MAX_SLOTS or len(mechanisms) > MAX_MECHANISMS:
         return None
     if any(len(mechanism_info) != _MECHANISM_INFO_SIZE for _, mechanism_info in mechanisms):
+        return None
+    if allowed is not None and len(allowed) > MAX_MECHANISMS:
+        return None
+    if any(len(name) > MAX_USERNAME_BYTES or b"\0" in name for _, _, _, name, _ in slots):
         return None
     package_dir = dirname(realpath(binaries[0]))
     binaries = [path_join(package_dir, "libp11fast.so"), *binaries]
@@ -139,7 +148,7 @@ def write(config: Config, reserved: bytes | None, info: bytes,
     if _racy(examined):
         return None
     k = key(package_dir, reserved)
-    data = _encode(config, k, examined, info, slots, mechanisms)
+    data = _encode(config, k, examined, info, slots, mechanisms, allowed)
     if len(data) > SNAPSHOT_MAX_BYTES:
         return None
     path = path_join(where, file_name(k))
@@ -219,8 +228,8 @@ def _blob(data: bytes) -> bytes:
 
 
 def _encode(config: Config, k: bytes, examined: list, info: bytes,
-            slots: list[tuple[bytes, bytes, int, bytes]],
-            mechanisms: list[tuple[int, bytes]]) -> bytes:  # fmt: skip
+            slots: list[tuple[bytes, bytes, int, bytes, bytes]],
+            mechanisms: list[tuple[int, bytes]], allowed: list[int] | None) -> bytes:  # fmt: skip
     slot_size, token_size = len(slots[0][0]), len(slots[0][1])
     sizes = pack("<IIIII", SNAPSHOT_VERSION, len(info), slot_size, token_size,
                  _MECHANISM_INFO_SIZE)  # fmt: skip
@@ -233,10 +242,12 @@ def _encode(config: Config, k: bytes, examined: list, info: bytes,
     for name in config.env_names:
         out.append(_blob(fsencode(name)) + bytes([bool(getenv(name))]))
     out.append(bytes([config.disable_threads]) + info + pack("<I", len(slots)))
-    for slot_info, token_info, users, spec in slots:
-        out.append(slot_info + token_info + bytes([users]) + _blob(spec))
+    for slot_info, token_info, users, operator, spec in slots:
+        out.append(slot_info + token_info + bytes([users]) + _blob(operator) + _blob(spec))
     out.append(pack("<I", len(mechanisms)))
     out.extend(pack("<Q", kind) + mechanism_info for kind, mechanism_info in mechanisms)
+    out.append(pack("<i", -1 if allowed is None else len(allowed)))
+    out.extend(pack("<Q", kind) for kind in allowed or ())
     data = b"".join(out)
     return data + pack("<I", crc32(data))
 

@@ -313,7 +313,8 @@ cdef list offered_mechanisms():
 
 cdef void write_snapshot(cfg, log, const char *config_path) except *:
     """What C_GetInfo, C_GetSlotInfo, C_GetTokenInfo, C_GetMechanismList and
-    C_GetMechanismInfo answer, for the loader's light mode."""
+    C_GetMechanismInfo answer, and what the compiled session and sign functions need, for the
+    loader's light mode."""
     from p11fast import snapshot
 
     cdef CK_INFO info
@@ -341,15 +342,22 @@ cdef void write_snapshot(cfg, log, const char *config_path) except *:
         # the next process's (light mode adds its own, live).
         token_info.ulSessionCount = 0
         token_info.ulRwSessionCount = 0
+        operator = cfg.slots[i].operator
         slots.append(((<char *>&slot_info)[:sizeof(slot_info)],
                       (<char *>&token_info)[:sizeof(token_info)],
                       slot_users(&g_abi.slots[i]),
+                      operator.username.encode() if operator is not None else b"",
                       pool_spec(cfg.slots[i])))
+    # As set_mechanism_policy left it: the types the ABI checks, not the configured names.
+    allowed = None
+    if g_abi.nallowed >= 0:
+        allowed = [g_abi.allowed_mechs[i] for i in range(g_abi.nallowed)]
     _state.shared_presence = snapshot.write(
         cfg,
         config_path if config_path != NULL else None,
         (<char *>&info)[:sizeof(info)],
         slots,
         mechanisms,
+        allowed,
         [sys.modules["p11fast._abi"].__file__],
     )

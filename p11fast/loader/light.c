@@ -1,5 +1,5 @@
 /* Light mode: C_GetInfo, C_GetSlotList, C_GetSlotInfo, C_GetTokenInfo, C_GetMechanismList,
- * C_GetMechanismInfo and the session functions without Python.
+ * C_GetMechanismInfo, the session functions and the sign flow without Python.
  *
  * A one-shot `pkcs11-tool -L` spends most of its time starting the interpreter. When the ABI
  * left a snapshot whose inputs are all unchanged (snapshot.c, p11fast/snapshot.py), C_Initialize
@@ -26,29 +26,38 @@
  * and the ABI logs it through the configured targets: a process with the HSM away pays for
  * Python, one with the HSM there does not.
  *
- * C_OpenSession, C_CloseSession, C_CloseAllSessions and C_GetSessionInfo run the ABI's own
- * code (p11fast/abi/compiled.pxd) on the ABI's own session table, from its extension loaded
- * beside libpython, still without starting Python: a `p11tool --list-tokens` opens and closes a
- * session per token, and the sign flow needs one before anything else. The session counts in
- * C_GetTokenInfo are then that table's. The ABI's C_Initialize at promotion takes the sessions
- * over, so their handles stay valid.
+ * C_OpenSession, C_CloseSession, C_CloseAllSessions and C_GetSessionInfo run the ABI's own code
+ * (p11fast/abi/compiled.h) on the ABI's own session table, from its extension loaded beside
+ * libpython, still without starting Python: a `p11tool --list-tokens` opens and closes a session
+ * per token, and the sign flow needs one before anything else. The session counts in C_GetTokenInfo
+ * are then that table's. The ABI's C_Initialize at promotion takes the sessions over, so their
+ * handles stay valid. The sign flow of a one-shot `pkcs11-tool --sign` runs the same way: C_Login,
+ * C_Logout, C_FindObjectsInit, C_FindObjects, C_FindObjectsFinal, C_GetAttributeValue, C_SignInit,
+ * C_Sign, C_SignUpdate and C_SignFinal (light_compiled.c), given the operator's username, the
+ * token's PIN lengths and the mechanism policy from the snapshot, and the light pools to reach the
+ * HSM. Two rules keep their answers the ABI's. What the compiled code cannot answer (what it would
+ * log, the cold path) it refuses with P11F_ABI_NEEDS_PYTHON before changing anything, and the call
+ * promotes and goes to the ABI's entry point as if light mode had never seen it. And a failure the
+ * ABI logs (a refused login, an HSM that did not answer) waits for Python: after a compiled call
+ * that left one, the process promotes before returning, and the ABI's C_Initialize writes it
+ * through the configured targets, as for an absent token.
  *
  * Any other function "promotes": Python starts, the ABI is initialised with the application's
  * C_Initialize arguments, its pools take over the light pools (and their connections), and the
  * call goes on to the ABI. Promotion publishes the ABI's table only once its C_Initialize
  * succeeded, so a concurrent caller either waits here or sees a fully initialised ABI.
  *
- * Which processes need Python is predictable: a loop of `pkcs11-tool --sign` promotes every
- * time, a loop of `-L` never. A process that promoted counts itself in a mark beside the
- * snapshot (<snapshot>.full: how many in a row did); once P11F_FULL_MARK_EARLY did, the next
- * process with that snapshot promotes in C_Initialize itself, right after opening the pools, so
- * the TLS handshake runs on the transport's thread while the interpreter starts instead of
- * before it (the presence check would otherwise wait for it, and promotion only come after).
- * A process that then calls nothing that needs Python, promoted that way or light throughout,
- * removes the mark at C_Finalize. Two in a row, not one: where listings and signatures
- * alternate, a listing promoted early pays the whole interpreter for nothing, while a signature
- * promoted late pays only the handshake it could have overlapped. Only timing depends on the
- * mark: both paths give the same answers.
+ * Which processes need Python is predictable: a loop of `pkcs11-tool --keypairgen` promotes every
+ * time, a loop of `-L` never. A process that promoted counts itself in a mark beside the snapshot
+ * (<snapshot>.full: how many in a row did); once P11F_FULL_MARK_EARLY did, the next process with
+ * that snapshot promotes in C_Initialize itself, right after opening the pools, so the TLS
+ * handshake runs on the transport's thread while the interpreter starts instead of before it (the
+ * presence check would otherwise wait for it, and promotion only come after). A process that then
+ * calls nothing that needs Python, promoted that way or light throughout, removes the mark at
+ * C_Finalize. Two in a row, not one: where listings and calls that need Python alternate, a listing
+ * promoted early pays the whole interpreter for nothing, while such a call promoted late pays only
+ * the handshake it could have overlapped. Only timing depends on the mark: both paths give the same
+ * answers.
  *
  * Fork: a child starts with light mode off (light_after_fork_child, from the loader's fork
  * handler) and calls C_Initialize like any child; the transport's fork handling abandons the
@@ -462,78 +471,71 @@ int light_get_mechanism_info(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
     return 1;
 }
 
+/* The ABI's way to the HSM from the compiled calls, which it makes under light_lock (so this
+ * must not take it): the light pools, which its own pools adopt at promotion. */
+static void *pool_for(CK_SLOT_ID slot)
+{
+    return slot < snap.nslots && open_pool(slot) ? pools[slot] : NULL;
+}
+
 /* Under light_lock: the ABI's session table set up for the snapshot's slots, its extension
  * loaded (with libpython) if it was not yet. The ABI's C_Initialize, at promotion, takes the
  * sessions over. */
 static int compiled_on(void)
 {
-    unsigned char users[P11F_MAX_SLOTS];
+    struct p11f_abi_slot slots[P11F_MAX_SLOTS];
+    struct p11f_abi_start start = {
+        .slots = slots,
+        .nslots = snap.nslots,
+        .threads_allowed = threads,
+        .allowed = snap.allowed,
+        .nallowed = snap.nallowed,
+        .snapshot_path = snap.path,
+        .snapshot_crc = snap.crc,
+        .snapshot_len = snap.len,
+        .pool_for = pool_for,
+    };
     if (compiled_started)
         return 1;
     if (!compiled && !(python_idle(1) && (compiled = compiled_api())))
         return 0;
-    for (CK_ULONG i = 0; i < snap.nslots; i++)
-        users[i] = (unsigned char)snap.slots[i].users;
-    compiled_started = compiled->start(users, snap.nslots, threads);
+    for (CK_ULONG i = 0; i < snap.nslots; i++) {
+        slots[i].users = (unsigned char)snap.slots[i].users;
+        slots[i].operator_name = snap.slots[i].operator_name;
+        slots[i].pin_min = snap.slots[i].token.ulMinPinLen;
+        slots[i].pin_max = snap.slots[i].token.ulMaxPinLen;
+    }
+    compiled_started = compiled->start(&start);
     return compiled_started;
 }
 
-/* Takes light_lock and keeps it when light mode is on and the ABI's session functions can
- * run; otherwise lets go and says so (the caller promotes). */
-static int lock_compiled(void)
+const struct compiled_api *light_lock_compiled(void)
 {
     if (!lock_if_on())
-        return 0;
+        return NULL;
     if (compiled_on())
-        return 1;
+        return compiled;
     pthread_mutex_unlock(&light_lock);
-    return 0;
+    return NULL;
 }
 
-/* C_OpenSession as the ABI's entry point runs it: its checks, the token's presence (light
- * mode's, as for C_GetSlotInfo), the session handed out. */
-int light_open_session(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication,
-                       CK_NOTIFY Notify, CK_SESSION_HANDLE_PTR phSession, CK_RV *rv)
+void light_unlock(void)
 {
-    if (!lock_compiled())
-        return 0;
-    *rv = compiled->open_session_check(slotID, flags, pApplication, Notify, phSession);
-    if (*rv == CKR_OK) {
-        if (present(slotID))
-            *rv = compiled->open_session(slotID, flags, pApplication, Notify, phSession);
-        else
-            *rv = CKR_TOKEN_NOT_PRESENT;
-        tell_absence_locked();
-    }
     pthread_mutex_unlock(&light_lock);
-    return 1;
 }
 
-int light_close_session(CK_SESSION_HANDLE hSession, CK_RV *rv)
+int light_present_told(CK_SLOT_ID slot)
 {
-    if (!lock_compiled())
-        return 0;
-    *rv = compiled->close_session(hSession);
-    pthread_mutex_unlock(&light_lock);
-    return 1;
+    int answer = present(slot);
+    tell_absence_locked();
+    return answer;
 }
 
-int light_close_all_sessions(CK_SLOT_ID slotID, CK_RV *rv)
+void light_promote_counted(void)
 {
-    if (!lock_compiled())
-        return 0;
-    *rv = compiled->close_all_sessions(slotID);
-    pthread_mutex_unlock(&light_lock);
-    return 1;
-}
-
-int light_get_session_info(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo, CK_RV *rv)
-{
-    if (!lock_compiled())
-        return 0;
-    *rv = compiled->get_session_info(hSession, pInfo);
-    pthread_mutex_unlock(&light_lock);
-    return 1;
+    CK_RV rv;
+    if (light_on && promote_locked(&rv))
+        set_full_mark(full_count + 1);
 }
 
 CK_FUNCTION_LIST_3_0 *light_promote(CK_RV *rv)

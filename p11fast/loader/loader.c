@@ -6,13 +6,15 @@
  * here with the wheel's environment — imports p11fast._abi and takes its CK_FUNCTION_LIST_3_0
  * from a capsule. From then on a forwarded call costs one atomic load and one indirect call: no
  * GIL and no lock, the ABI takes the GIL itself when it needs Python. Before that, light mode
- * (light.c) may answer the slot, token and mechanism queries of a one-shot host without Python.
+ * (light.c) may answer the slot, token and mechanism queries, the session functions and the
+ * sign flow of a one-shot host without Python.
  *
  * This file owns the exported functions: C_Initialize, the trampolines (one template expanded
  * over pkcs11f.h), the function lists and interfaces, and the published ABI table they read.
  * The other parts: python.c (getting Python ready, importing the ABI), environment.c (where
  * this library's Python is), fork.c (the fork handlers), transport.c (loading the transport's
- * C API), light.c and snapshot.c (light mode); loader.h says what they share.
+ * C API), light.c, light_compiled.c, snapshot.c and presence.c (light mode); loader.h says
+ * what they share.
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -92,16 +94,23 @@ EXPORT CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
 /* The functions light mode answers (light.c): from the snapshot or with the ABI's compiled code
  * while it is on. Otherwise forwarded; light_promote, which finds light mode off, hands back
  * the published table or "not initialised" — unless light mode is on but could not answer (the
- * ABI's extension not loadable for its session functions): then the call promotes. */
-#define LIGHT(name, light_call, forward_args)                                       \
+ * ABI's extension not loadable for its session functions, a call its compiled code leaves to
+ * Python): then the call promotes. The sign flow's, forwarded in a process promoted early, may
+ * be what that process needed Python for (light_flow_forwarded). */
+#define LIGHT_(name, light_call, forward_args, forwarded)                           \
     {                                                                               \
         CK_RV rv;                                                                   \
         CK_FUNCTION_LIST_3_0 *table = published_abi();                              \
         if (!table && light_call)                                                   \
             return rv;                                                              \
+        if (table && atomic_load_explicit(&early_unconfirmed, memory_order_relaxed)) \
+            forwarded;                                                              \
         table = table ? table : light_promote(&rv);                                 \
         return table ? table->name forward_args : rv;                               \
     }
+#define LIGHT(name, light_call, forward_args) LIGHT_(name, light_call, forward_args, (void)0)
+#define LIGHT_FLOW(name, light_call, forward_args)                                  \
+    LIGHT_(name, light_call, forward_args, light_flow_forwarded())
 
 EXPORT CK_RV C_Finalize(CK_VOID_PTR pReserved)
 {
@@ -154,7 +163,54 @@ LIGHT(C_CloseAllSessions, light_close_all_sessions(slotID, &rv), (slotID))
 EXPORT CK_RV C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo)
 LIGHT(C_GetSessionInfo, light_get_session_info(hSession, pInfo, &rv), (hSession, pInfo))
 
-/* The four functions the loader answers itself, and the eleven light mode may answer. For them
+EXPORT CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin,
+                     CK_ULONG ulPinLen)
+LIGHT_FLOW(C_Login, light_login(hSession, userType, pPin, ulPinLen, &rv),
+           (hSession, userType, pPin, ulPinLen))
+
+EXPORT CK_RV C_Logout(CK_SESSION_HANDLE hSession)
+LIGHT_FLOW(C_Logout, light_logout(hSession, &rv), (hSession))
+
+EXPORT CK_RV C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
+                               CK_ULONG ulCount)
+LIGHT_FLOW(C_FindObjectsInit, light_find_objects_init(hSession, pTemplate, ulCount, &rv),
+           (hSession, pTemplate, ulCount))
+
+EXPORT CK_RV C_FindObjects(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phObject,
+                           CK_ULONG ulMaxObjectCount, CK_ULONG_PTR pulObjectCount)
+LIGHT_FLOW(C_FindObjects,
+           light_find_objects(hSession, phObject, ulMaxObjectCount, pulObjectCount, &rv),
+           (hSession, phObject, ulMaxObjectCount, pulObjectCount))
+
+EXPORT CK_RV C_FindObjectsFinal(CK_SESSION_HANDLE hSession)
+LIGHT_FLOW(C_FindObjectsFinal, light_find_objects_final(hSession, &rv), (hSession))
+
+EXPORT CK_RV C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+                                 CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount)
+LIGHT_FLOW(C_GetAttributeValue,
+           light_get_attribute_value(hSession, hObject, pTemplate, ulCount, &rv),
+           (hSession, hObject, pTemplate, ulCount))
+
+EXPORT CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                        CK_OBJECT_HANDLE hKey)
+LIGHT_FLOW(C_SignInit, light_sign_init(hSession, pMechanism, hKey, &rv),
+           (hSession, pMechanism, hKey))
+
+EXPORT CK_RV C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
+                    CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen)
+LIGHT_FLOW(C_Sign, light_sign(hSession, pData, ulDataLen, pSignature, pulSignatureLen, &rv),
+           (hSession, pData, ulDataLen, pSignature, pulSignatureLen))
+
+EXPORT CK_RV C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
+LIGHT_FLOW(C_SignUpdate, light_sign_update(hSession, pPart, ulPartLen, &rv),
+           (hSession, pPart, ulPartLen))
+
+EXPORT CK_RV C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
+                         CK_ULONG_PTR pulSignatureLen)
+LIGHT_FLOW(C_SignFinal, light_sign_final(hSession, pSignature, pulSignatureLen, &rv),
+           (hSession, pSignature, pulSignatureLen))
+
+/* The four functions the loader answers itself, and the twenty-one light mode may answer. For them
  * SKIP_x expands to a leading "~," so PICK's second argument becomes the local choice (no
  * trampoline); for every other name it stays a single unknown token and PICK yields the
  * trampoline. LOCAL_x works the same way for the table entries. */
@@ -177,6 +233,16 @@ LIGHT(C_GetSessionInfo, light_get_session_info(hSession, pInfo, &rv), (hSession,
 #define SKIP_C_CloseSession ~,
 #define SKIP_C_CloseAllSessions ~,
 #define SKIP_C_GetSessionInfo ~,
+#define SKIP_C_Login ~,
+#define SKIP_C_Logout ~,
+#define SKIP_C_FindObjectsInit ~,
+#define SKIP_C_FindObjects ~,
+#define SKIP_C_FindObjectsFinal ~,
+#define SKIP_C_GetAttributeValue ~,
+#define SKIP_C_SignInit ~,
+#define SKIP_C_Sign ~,
+#define SKIP_C_SignUpdate ~,
+#define SKIP_C_SignFinal ~,
 #define PICK(...) PICK_(__VA_ARGS__)
 #define PICK_(probe, chosen, ...) chosen
 

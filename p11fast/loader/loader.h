@@ -1,6 +1,6 @@
 /* What the loader's parts share: loader.c (the exported functions), python.c (Python and the
- * ABI), environment.c, fork.c, transport.c, and light mode (light.c). python.h adds what only
- * the Python parts share. */
+ * ABI), environment.c, fork.c, transport.c, and light mode (light.c, light_compiled.c).
+ * python.h adds what only the Python parts share. */
 #ifndef P11FAST_LOADER_H
 #define P11FAST_LOADER_H
 
@@ -44,8 +44,10 @@ struct transport_api {
 };
 const struct transport_api *transport_api(void);
 
-/* The ABI's compiled session functions (p11fast/abi/compiled.pxd), from the same extension,
- * once transport_api() loaded it; NULL before or when it lacks them. */
+/* The ABI's compiled session functions and sign flow (p11fast/abi/compiled.h), from the same
+ * extension, once transport_api() loaded it; NULL before or when it lacks the session
+ * functions. flow_found: it has the sign flow's too (failures_waiting and what follows it);
+ * without them the sign flow promotes. */
 struct compiled_api {
     p11f_abi_start_fn *start;
     p11f_abi_void_fn *end;
@@ -56,6 +58,18 @@ struct compiled_api {
     p11f_abi_close_all_sessions_fn *close_all_sessions;
     p11f_abi_get_session_info_fn *get_session_info;
     p11f_abi_session_counts_fn *session_counts;
+    int flow_found;
+    p11f_abi_count_fn *failures_waiting;
+    p11f_abi_login_fn *login;
+    p11f_abi_close_session_fn *logout;
+    p11f_abi_find_init_fn *find_objects_init;
+    p11f_abi_find_fn *find_objects;
+    p11f_abi_close_session_fn *find_objects_final;
+    p11f_abi_get_attribute_value_fn *get_attribute_value;
+    p11f_abi_sign_init_fn *sign_init;
+    p11f_abi_sign_fn *sign;
+    p11f_abi_sign_update_fn *sign_update;
+    p11f_abi_sign_final_fn *sign_final;
 };
 const struct compiled_api *compiled_api(void);
 
@@ -64,11 +78,23 @@ const struct compiled_api *compiled_api(void);
  * ABI logs why a token is absent. */
 void seed_presence(int slot, int present, double checked_at, long status, const char *why);
 
+/* light.c for light_compiled.c. light_lock_compiled takes light mode's lock and keeps it when
+ * light mode is on and the ABI's compiled session functions run (started for the snapshot's
+ * slots), and returns them; otherwise NULL, the lock let go. The next three are for under that
+ * lock, which light_unlock lets go: light_present_told is the token's presence as light mode
+ * answers it, the ABI told why if it is absent (promoting); light_promote_counted promotes, if
+ * light mode is still on, as a process that needed Python. */
+const struct compiled_api *light_lock_compiled(void);
+void light_unlock(void);
+int light_present_told(CK_SLOT_ID slot);
+void light_promote_counted(void);
+
 /* From here on every call goes to the ABI. */
 void publish_abi(CK_FUNCTION_LIST_3_0 *table);
 CK_FUNCTION_LIST_3_0 *published_abi(void);
 
-/* light.c: each returns 1 when light mode answered (the result in *rv), 0 when it is not on. */
+/* light.c, light_compiled.c: each returns 1 when light mode answered (the result in *rv), 0
+ * when it is not on or cannot answer this call (the caller promotes). */
 int light_initialize(CK_VOID_PTR pInitArgs, CK_RV *rv);
 int light_finalize(CK_VOID_PTR pReserved, CK_RV *rv);
 int light_get_info(CK_INFO_PTR pInfo, CK_RV *rv);
@@ -85,6 +111,24 @@ int light_open_session(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplicati
 int light_close_session(CK_SESSION_HANDLE hSession, CK_RV *rv);
 int light_close_all_sessions(CK_SLOT_ID slotID, CK_RV *rv);
 int light_get_session_info(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo, CK_RV *rv);
+int light_login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin,
+                CK_ULONG ulPinLen, CK_RV *rv);
+int light_logout(CK_SESSION_HANDLE hSession, CK_RV *rv);
+int light_find_objects_init(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
+                            CK_ULONG ulCount, CK_RV *rv);
+int light_find_objects(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phObject,
+                       CK_ULONG ulMaxObjectCount, CK_ULONG_PTR pulObjectCount, CK_RV *rv);
+int light_find_objects_final(CK_SESSION_HANDLE hSession, CK_RV *rv);
+int light_get_attribute_value(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
+                              CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount, CK_RV *rv);
+int light_sign_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                    CK_OBJECT_HANDLE hKey, CK_RV *rv);
+int light_sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
+               CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen, CK_RV *rv);
+int light_sign_update(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen,
+                      CK_RV *rv);
+int light_sign_final(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
+                     CK_ULONG_PTR pulSignatureLen, CK_RV *rv);
 
 /* In a forked child, from the loader's fork handler: light mode's state is the parent's. */
 void light_after_fork_child(void);
@@ -99,5 +143,8 @@ CK_FUNCTION_LIST_3_0 *light_promote(CK_RV *rv);
  * clear it); light_after_finalize runs after the ABI's C_Finalize succeeded. */
 extern _Atomic int early_unconfirmed;
 void light_after_finalize(void);
+/* A sign-flow function forwarded while early_unconfirmed is set: it needed Python unless the
+ * ABI's extension would have run it compiled. */
+void light_flow_forwarded(void);
 
 #endif

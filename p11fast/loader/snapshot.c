@@ -218,6 +218,18 @@ static int parse_mechanisms(struct snapshot *s, struct cursor *c)
     return 1;
 }
 
+static int parse_policy(struct snapshot *s, struct cursor *c)
+{
+    s->nallowed = (long)(int32_t)take_uint(c, 4);
+    if (c->bad || s->nallowed < -1 || s->nallowed > P11F_MAX_MECHANISMS ||
+        s->nallowed > (c->end - c->p) / 8 ||
+        !(s->allowed = calloc((size_t)(s->nallowed + 1), sizeof *s->allowed)))
+        return 0;
+    for (long i = 0; i < s->nallowed; i++)
+        s->allowed[i] = (CK_MECHANISM_TYPE)take_uint(c, 8);
+    return !c->bad;
+}
+
 static int parse(struct snapshot *s, struct cursor *c, const struct key *k)
 {
     const unsigned char *magic = take(c, sizeof P11F_SNAPSHOT_MAGIC - 1), *key, *info;
@@ -246,13 +258,15 @@ static int parse(struct snapshot *s, struct cursor *c, const struct key *k)
         const unsigned char *slot = take(c, sizeof(CK_SLOT_INFO));
         const unsigned char *token = take(c, sizeof(CK_TOKEN_INFO));
         s->slots[i].users = (unsigned)take_uint(c, 1);
+        if (!blob_string(c, s->slots[i].operator_name, sizeof s->slots[i].operator_name))
+            return 0;
         s->slots[i].spec = take_blob(c, &s->slots[i].spec_len);
         if (c->bad)
             return 0;
         memcpy(&s->slots[i].slot, slot, sizeof(CK_SLOT_INFO));
         memcpy(&s->slots[i].token, token, sizeof(CK_TOKEN_INFO));
     }
-    return parse_mechanisms(s, c) && c->p == c->end;
+    return parse_mechanisms(s, c) && parse_policy(s, c) && c->p == c->end;
 }
 
 int snapshot_load(struct snapshot *s, const char *package_dir, const char *reserved)
@@ -291,6 +305,7 @@ void snapshot_free(struct snapshot *s)
 {
     free(s->mechanism_types);
     free(s->mechanism_infos);
+    free(s->allowed);
     free(s->slots);
     free(s->data);
     memset(s, 0, sizeof *s);

@@ -14,6 +14,7 @@ struct snapshot_slot {
     CK_SLOT_INFO slot;   /* without CKF_TOKEN_PRESENT */
     CK_TOKEN_INFO token; /* as for a token present, with no session open */
     unsigned users;      /* P11F_USERS_* bits */
+    char operator_name[P11F_MAX_USERNAME_BYTES + 1]; /* UTF-8; "" when the slot has none */
     const unsigned char *spec; /* the transport spec, inside the snapshot's data */
     size_t spec_len;
 };
@@ -30,6 +31,8 @@ struct snapshot {
     CK_ULONG nmechanisms;       /* offered by every slot, in C_GetMechanismList's order */
     CK_MECHANISM_TYPE *mechanism_types;
     CK_MECHANISM_INFO *mechanism_infos;
+    long nallowed;              /* policy.allowed_mechanisms: < 0 for all */
+    CK_MECHANISM_TYPE *allowed;
 };
 
 /* Loads the snapshot for these discovery inputs (package_dir: the real directory of this

@@ -46,6 +46,17 @@ static const struct transport_api *load_transport_locked(void)
         COMPILED_SYMBOL(close_all_sessions, "p11f_abi_close_all_sessions")
         COMPILED_SYMBOL(get_session_info, "p11f_abi_get_session_info")
         COMPILED_SYMBOL(session_counts, "p11f_abi_session_counts") 1;
+    compiled.flow_found = COMPILED_SYMBOL(failures_waiting, "p11f_abi_failures_waiting")
+        COMPILED_SYMBOL(login, "p11f_abi_login")
+        COMPILED_SYMBOL(logout, "p11f_abi_logout")
+        COMPILED_SYMBOL(find_objects_init, "p11f_abi_find_objects_init")
+        COMPILED_SYMBOL(find_objects, "p11f_abi_find_objects")
+        COMPILED_SYMBOL(find_objects_final, "p11f_abi_find_objects_final")
+        COMPILED_SYMBOL(get_attribute_value, "p11f_abi_get_attribute_value")
+        COMPILED_SYMBOL(sign_init, "p11f_abi_sign_init")
+        COMPILED_SYMBOL(sign, "p11f_abi_sign")
+        COMPILED_SYMBOL(sign_update, "p11f_abi_sign_update")
+        COMPILED_SYMBOL(sign_final, "p11f_abi_sign_final") 1;
 #undef COMPILED_SYMBOL
     if ((forwarded = api.init()) < 0)
         return NULL;

@@ -25,6 +25,7 @@ from p11fast._abi import pool_spec
 import loader_build
 from p11fast import config as p11config
 from p11fast import lightmode, snapshot
+from p11fast.mechanisms import BY_NAME
 from tests.hosts import host_env
 from tests.module.test_light_mode import answers, run, step, write_config
 
@@ -45,32 +46,43 @@ def test_the_loaders_header_is_rendered_from_lightmode_py():
         assert f.read() == loader_build.render()
 
 
-def multi_config(path, hsm, slots: list[dict]) -> str:
-    """hsm's configuration with `slots`: each a change to a copy of its first slot."""
+def multi_config(path, hsm, slots: list[dict], **top) -> str:
+    """hsm's configuration with `slots`: each a change to a copy of its first slot (None
+    removes a key), and `top`'s top-level keys."""
     write_config(path, hsm)
     with open(path) as f:
         cfg = yaml.safe_load(f)
-    cfg["slots"] = [{**cfg["slots"][0], **change} for change in slots]
+    cfg["slots"] = [{key: value for key, value in {**cfg["slots"][0], **change}.items()
+                     if value is not None} for change in slots]  # fmt: skip
+    cfg.update(top)
     with open(path, "w") as f:
         yaml.safe_dump(cfg, f, allow_unicode=True)
     time.sleep(snapshot.RACY_SECONDS * 2)
     return str(path)
 
 
-def configurations(hsm) -> dict[str, list[dict]]:
+def configurations(hsm) -> dict[str, tuple[list[dict], dict]]:
+    """Each: the slots (multi_config's changes) and the top-level keys."""
     with open(hsm.config_path) as f:
-        instance = yaml.safe_load(f)["slots"][0]["instances"][0]
+        first = yaml.safe_load(f)["slots"][0]
+    instance, operator = first["instances"][0], first["operator"]
     nobody = {**instance, "url": "https://127.0.0.1:1/api/v1"}
+    longest = {**operator, "username": "n" * lightmode.MAX_USERNAME_BYTES}
     return {
-        "one slot": [{}],
-        "three slots": [{"label": "a"}, {"label": "b"}, {"label": "c"}],
-        "two instances": [{"instances": [nobody, instance]}],
-        "unicode label": [{"label": "Schlüssel ключ 鍵"}],
-        "longest label": [{"label": "L" * 32}],
+        "one slot": ([{}], {}),
+        "three slots": ([{"label": "a"}, {"label": "b"}, {"label": "c"}], {}),
+        "two instances": ([{"instances": [nobody, instance]}], {}),
+        "unicode label": ([{"label": "Schlüssel ключ 鍵"}], {}),
+        "longest label": ([{"label": "L" * 32}], {}),
+        "no operator": ([{"label": "a", "operator": None}, {"label": "b"}], {}),
+        "longest operator name": ([{"operator": longest}], {}),
+        "a policy": ([{}], {"policy": {"allowed_mechanisms": ["CKM_ECDSA", "CKM_SHA256"]}}),
+        "an empty policy": ([{}], {"policy": {"allowed_mechanisms": []}}),
     }
 
 
-CONFIG_NAMES = ["one slot", "three slots", "two instances", "unicode label", "longest label"]
+CONFIG_NAMES = ["one slot", "three slots", "two instances", "unicode label", "longest label",
+                "no operator", "longest operator name", "a policy", "an empty policy"]  # fmt: skip
 
 
 def hexes(line: dict, prefix: str) -> list[bytes]:
@@ -83,6 +95,16 @@ def users(slot) -> int:
     operator, admin = slot.operator, slot.administrator
     return ((lightmode.USERS_OPERATOR if operator else 0) | (lightmode.USERS_ADMIN if admin else 0)
             | (lightmode.USERS_OPERATOR_IMPLICIT if operator and operator.password else 0))
+
+
+def operator_name(slot) -> bytes:
+    return slot.operator.username.encode() if slot.operator else b""
+
+
+def allowed(cfg) -> list[int] | None:
+    """The policy's mechanisms as the ABI holds them (set_mechanism_policy)."""
+    names = cfg.policy.allowed_mechanisms
+    return None if names is None else [BY_NAME[name].type for name in sorted(names)]
 
 
 def python_write(monkeypatch, module_path: str, config: str, cache: str, full: dict,
@@ -100,14 +122,16 @@ def python_write(monkeypatch, module_path: str, config: str, cache: str, full: d
     for i, (slot, token) in enumerate(zip(hexes(full, "slot"), hexes(full, "token"), strict=True)):
         flags = struct.unpack("<Q", slot[SLOT_FLAGS])[0] & ~CKF_TOKEN_PRESENT
         slot = slot[:96] + struct.pack("<Q", flags) + slot[104:]
-        slots.append((slot, token, users(cfg.slots[i]), pool_spec(cfg.slots[i])))
-    raw = bytes.fromhex(full["mechanisms"])
+        slots.append((slot, token, users(cfg.slots[i]), operator_name(cfg.slots[i]),
+                      pool_spec(cfg.slots[i])))
+    raw = bytes.fromhex(full.get("mechanisms", ""))  # none offered: an empty policy
     mechanisms = [(struct.unpack_from("<Q", raw, at)[0], raw[at + 8 : at + MECHANISM_ENTRY])
                   for at in range(0, len(raw), MECHANISM_ENTRY)]  # fmt: skip
     info, slots = edit(info, slots)
     package = os.path.dirname(os.path.realpath(module_path))
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
-    snapshot.write(cfg, None, info, slots, mechanisms, [os.path.join(package, f"_abi{suffix}")])
+    snapshot.write(cfg, None, info, slots, mechanisms, allowed(cfg),
+                   [os.path.join(package, f"_abi{suffix}")])
     k = snapshot.key(package, None)
     path = os.path.join(snapshot.directory(), snapshot.file_name(k))
     assert os.path.exists(path)
@@ -118,7 +142,8 @@ def python_write(monkeypatch, module_path: str, config: str, cache: str, full: d
 def test_light_mode_answers_from_what_the_python_writer_wrote(
     name, light_host, module_path, hsm, api, tmp_path, monkeypatch
 ):
-    config = multi_config(tmp_path / "c.conf", hsm, configurations(hsm)[name])
+    slots, top = configurations(hsm)[name]
+    config = multi_config(tmp_path / "c.conf", hsm, slots, **top)
     cache = str(tmp_path / "cache")
     full = step(run(light_host, module_path, config, cache, "list", P11FAST_SNAPSHOT="off"), "list")
     assert full["present"] == full["count"]
@@ -141,8 +166,8 @@ def test_light_mode_returns_the_written_bytes_exactly(
 
     def edit(info, slots):
         info = info[:2] + b"M" * 32 + info[34:48] + "ключ".encode() * 4 + info[80:]
-        return info, [(bytes([0x80 + i]) * 64 + slot[64:], label + token[32:], who, spec)
-                      for i, (slot, token, who, spec) in enumerate(slots)]  # fmt: skip
+        return info, [(bytes([0x80 + i]) * 64 + slot[64:], label + token[32:], *rest)
+                      for i, (slot, token, *rest) in enumerate(slots)]  # fmt: skip
 
     python_write(monkeypatch, module_path, config, cache, full, edit)
     light = step(run(light_host, module_path, config, cache, "list"), "list")
@@ -179,8 +204,11 @@ def fields(data: bytes) -> dict[str, int]:
     at["nslots"] = p + 1 + struct.unpack_from("<I", data, 12)[0]
     at["slots"] = at["nslots"] + 4
     at["users"] = at["slots"] + sum(struct.unpack_from("<II", data, 16))
-    at["spec"] = at["users"] + 1
+    at["operator"] = at["users"] + 1
+    at["spec"] = at["operator"] + 4 + struct.unpack_from("<I", data, at["operator"])[0]
     at["mechanisms"] = at["spec"] + 4 + struct.unpack_from("<I", data, at["spec"])[0]
+    n = struct.unpack_from("<I", data, at["mechanisms"])[0]
+    at["policy"] = at["mechanisms"] + 4 + n * MECHANISM_ENTRY
     at["crc"] = len(data) - 4
     return at
 
@@ -198,7 +226,13 @@ def alterations(data: bytes) -> dict[str, bytes]:
     def u32(offset: int, delta: int) -> bytes:
         return put(offset, struct.pack("<I", struct.unpack_from("<I", body, offset)[0] + delta))
 
+    def operator(name: bytes) -> bytes:
+        return sealed(body[: at["operator"]] + struct.pack("<I", len(name)) + name
+                      + body[at["spec"] :])  # fmt: skip
+
     spec_len = struct.unpack_from("<I", body, at["spec"])[0]
+    operator_len = struct.unpack_from("<I", body, at["operator"])[0]
+    longest_name = lightmode.MAX_USERNAME_BYTES
     return {
         "truncated in a slot": sealed(body[: at["slots"] + 10]),
         "truncated before the checksum": data[:-2],
@@ -215,11 +249,22 @@ def alterations(data: bytes) -> dict[str, bytes]:
         "no slot": put(at["nslots"], struct.pack("<I", 0)),
         "more slots than written": u32(at["nslots"], 1),
         "over MAX_SLOTS": put(at["nslots"], struct.pack("<I", lightmode.MAX_SLOTS + 1)),
+        "operator name longer than the file":
+            put(at["operator"], struct.pack("<I", operator_len + 100000)),
+        "operator name over MAX_USERNAME_BYTES": operator(b"n" * (longest_name + 1)),
+        "operator name with a NUL": operator(b"oper\0tor"),
         "spec longer than the file": put(at["spec"], struct.pack("<I", spec_len + 1000)),
         "more mechanisms than written": u32(at["mechanisms"], 1),
         "fewer mechanisms than written": u32(at["mechanisms"], -1),
         "over MAX_MECHANISMS": put(at["mechanisms"],
                                    struct.pack("<I", lightmode.MAX_MECHANISMS + 1)),  # fmt: skip
+        "no policy count": sealed(body[: at["policy"]]),
+        "policy below -1": put(at["policy"], struct.pack("<i", -2)),
+        "policy of one more than written": u32(at["policy"], 1),
+        "policy of one fewer than written": u32(at["policy"], -1),
+        "policy allowing all, then a list": put(at["policy"], struct.pack("<i", -1)),
+        "policy over MAX_MECHANISMS": put(at["policy"],
+                                          struct.pack("<i", lightmode.MAX_MECHANISMS + 1)),
         "bad checksum": body + struct.pack("<I", crc32(body) ^ 1),
     }
 
@@ -227,7 +272,8 @@ def alterations(data: bytes) -> dict[str, bytes]:
 def test_an_altered_snapshot_is_refused_never_misread(
     light_host, module_path, hsm, api, tmp_path, monkeypatch
 ):
-    config = multi_config(tmp_path / "c.conf", hsm, [{}])
+    config = multi_config(tmp_path / "c.conf", hsm, [{}],
+                          policy={"allowed_mechanisms": ["CKM_ECDSA", "CKM_SHA256"]})
     cache = str(tmp_path / "cache")
     full = step(run(light_host, module_path, config, cache, "list", P11FAST_SNAPSHOT="off"), "list")
     path = python_write(monkeypatch, module_path, config, cache, full)
@@ -236,8 +282,10 @@ def test_an_altered_snapshot_is_refused_never_misread(
     at = fields(good)  # the test's reading of the layout, checked against itself
     mechanisms = struct.unpack_from("<I", good, at["mechanisms"])[0]
     assert struct.unpack_from("<I", good, at["nslots"])[0] == 1
+    assert good[at["operator"] + 4 : at["spec"]] == operator_name(p11config.load().slots[0]) != b""
     assert mechanisms == int(full["mechs_count"]) > 0
-    assert at["mechanisms"] + 4 + mechanisms * MECHANISM_ENTRY == at["crc"]
+    assert struct.unpack_from("<i", good, at["policy"])[0] == 2
+    assert at["policy"] + 4 + 2 * 8 == at["crc"]
     assert step(run(light_host, module_path, config, cache, "list"), "init")["python"] == "0"
     for what, altered in alterations(good).items():
         with open(path, "wb") as f:

@@ -34,12 +34,12 @@ def settled_config(tmp_path, monkeypatch):
 
 
 MECHANISMS = [(0x1, b"m" * 24), (0x1041, b"n" * 24)]  # CKM_RSA_PKCS, CKM_ECDSA
+SLOTS = [(b"s" * 104, b"t" * 208, 1, b"operator", b"spec")]
 
 
 def write(cfg, tmp_path):
     binaries = [str(tmp_path / name) for name in BINARIES[1:]]  # the ABI's own list
-    snapshot.write(cfg, None, b"i" * 88, [(b"s" * 104, b"t" * 208, 1, b"spec")], MECHANISMS,
-                   binaries)  # fmt: skip
+    snapshot.write(cfg, None, b"i" * 88, SLOTS, MECHANISMS, None, binaries)
     directory = tmp_path / "cache" / "p11fast"
     return sorted(directory.iterdir()) if directory.exists() else []
 
@@ -103,8 +103,26 @@ def test_an_unchanged_snapshot_is_not_rewritten(settled_config, tmp_path):
 
 def test_a_mechanism_info_of_another_size_writes_no_snapshot(settled_config, tmp_path):
     binaries = [str(tmp_path / name) for name in BINARIES[1:]]
-    written = snapshot.write(config.load(), None, b"i" * 88, [(b"s" * 104, b"t" * 208, 1, b"x")],
-                             [(0x1, b"m" * 16)], binaries)  # fmt: skip
+    written = snapshot.write(config.load(), None, b"i" * 88, SLOTS, [(0x1, b"m" * 16)], None,
+                             binaries)  # fmt: skip
+    assert written is None
+    assert not (tmp_path / "cache" / "p11fast").exists()
+
+
+def test_an_operator_username_longer_than_the_reader_holds_writes_no_snapshot(
+    settled_config, tmp_path
+):
+    binaries = [str(tmp_path / name) for name in BINARIES[1:]]
+    slot = (b"s" * 104, b"t" * 208, 1, b"u" * (snapshot.MAX_USERNAME_BYTES + 1), b"spec")
+    written = snapshot.write(config.load(), None, b"i" * 88, [slot], MECHANISMS, None, binaries)
+    assert written is None
+    assert not (tmp_path / "cache" / "p11fast").exists()
+
+
+def test_a_policy_longer_than_the_reader_holds_writes_no_snapshot(settled_config, tmp_path):
+    binaries = [str(tmp_path / name) for name in BINARIES[1:]]
+    allowed = [0x1] * (snapshot.MAX_MECHANISMS + 1)
+    written = snapshot.write(config.load(), None, b"i" * 88, SLOTS, MECHANISMS, allowed, binaries)
     assert written is None
     assert not (tmp_path / "cache" / "p11fast").exists()
 
@@ -123,8 +141,7 @@ def shared(tmp_path, data: bytes = b"snapshot-bytes", nslots: int = 2):
 
 def test_write_returns_the_record_of_the_snapshot_it_wrote(settled_config, tmp_path):
     binaries = [str(tmp_path / name) for name in BINARIES[1:]]
-    record = snapshot.write(config.load(), None, b"i" * 88, [(b"s" * 104, b"t" * 208, 1, b"x")],
-                            MECHANISMS, binaries)  # fmt: skip
+    record = snapshot.write(config.load(), None, b"i" * 88, SLOTS, MECHANISMS, None, binaries)
     (path,) = (tmp_path / "cache" / "p11fast").iterdir()
     assert record.path == str(path) + snapshot.PRESENCE_SUFFIX
 
