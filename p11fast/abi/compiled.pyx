@@ -19,6 +19,7 @@ cdef void *(*g_pool_for)(CK_SLOT_ID) noexcept nogil
 
 
 cdef int _compiled_start "abi_compiled_start"(const p11f_abi_start *start) noexcept nogil:
+    global g_pool_for
     cdef unsigned long i
     cdef slot_t *slot
     if (start.nslots == 0 or start.nslots > MAX_SLOTS or start.nallowed > MAX_POLICY_MECHANISMS

@@ -121,6 +121,7 @@ cdef const recorded_attr *recorded_attribute(const recorded_object *obj,
 
 cdef void records_start(const char *snapshot_path, unsigned long crc,
                         unsigned long length) noexcept nogil:
+    global g_snapshot_crc, g_snapshot_len
     records_free()
     g_snapshot_path[0] = 0
     if snapshot_path != NULL:
@@ -241,6 +242,7 @@ cdef const unsigned char *take_blob(reader *r, size_t *n) noexcept nogil:
 cdef record_t *record_load(int slot, const unsigned char *cka_id, size_t cka_id_len) noexcept nogil:
     cdef char path[RECORD_PATH_MAX + 2 * RECORD_CKA_ID_MAX + 32]
     cdef size_t n = 0, key_id_len = 0
+    cdef CK_ULONG i
     cdef reader rd
     cdef record_t *rec
     cdef const unsigned char *key_id
@@ -271,6 +273,8 @@ cdef record_t *record_load(int slot, const unsigned char *cka_id, size_t cka_id_
         record_release(rec)
         return NULL
     memcpy(rec.key_id, key_id, key_id_len)
+    for i in range(rec.nobjects):
+        memcpy(rec.objects[i].entry.key_id, key_id, key_id_len)
     memcpy(rec.cka_id, cka_id, cka_id_len)
     rec.cka_id_len = cka_id_len
     rec.slot = slot

@@ -2,8 +2,6 @@
  * functions and the sign flow, on the ABI's own session table, under light mode's lock
  * (light.c, whose header says why and the two rules every call here follows).
  */
-#include <stdatomic.h>
-
 #include "loader.h"
 
 /* The ABI's compiled functions, set under light mode's lock (lock_compiled). */
@@ -19,17 +17,6 @@ static int lock_compiled(void)
     return api != NULL;
 }
 
-/* lock_compiled for the sign flow, which an extension without its functions promotes. */
-static int lock_flow(void)
-{
-    if (!lock_compiled())
-        return 0;
-    if (compiled->flow_found)
-        return 1;
-    light_unlock();
-    return 0;
-}
-
 /* Every compiled call ends here, under light_lock, which this lets go. What the ABI needs
  * Python for it answers P11F_ABI_NEEDS_PYTHON to, having changed nothing: 0, and the caller
  * promotes and calls the ABI's entry point with the same arguments. Otherwise the call is
@@ -42,7 +29,7 @@ static int compiled_answered(CK_RV r, CK_RV *rv)
         return 0;
     }
     *rv = r;
-    if (compiled->flow_found && compiled->failures_waiting())
+    if (compiled->failures_waiting())
         light_promote_counted();
     light_unlock();
     return 1;
@@ -88,14 +75,14 @@ int light_get_session_info(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo
 int light_login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin,
                 CK_ULONG ulPinLen, CK_RV *rv)
 {
-    if (!lock_flow())
+    if (!lock_compiled())
         return 0;
     return compiled_answered(compiled->login(hSession, userType, pPin, ulPinLen), rv);
 }
 
 int light_logout(CK_SESSION_HANDLE hSession, CK_RV *rv)
 {
-    if (!lock_flow())
+    if (!lock_compiled())
         return 0;
     return compiled_answered(compiled->logout(hSession), rv);
 }
@@ -103,7 +90,7 @@ int light_logout(CK_SESSION_HANDLE hSession, CK_RV *rv)
 int light_find_objects_init(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
                             CK_ULONG ulCount, CK_RV *rv)
 {
-    if (!lock_flow())
+    if (!lock_compiled())
         return 0;
     return compiled_answered(compiled->find_objects_init(hSession, pTemplate, ulCount), rv);
 }
@@ -111,7 +98,7 @@ int light_find_objects_init(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTempla
 int light_find_objects(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phObject,
                        CK_ULONG ulMaxObjectCount, CK_ULONG_PTR pulObjectCount, CK_RV *rv)
 {
-    if (!lock_flow())
+    if (!lock_compiled())
         return 0;
     return compiled_answered(
         compiled->find_objects(hSession, phObject, ulMaxObjectCount, pulObjectCount), rv);
@@ -119,7 +106,7 @@ int light_find_objects(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phObject
 
 int light_find_objects_final(CK_SESSION_HANDLE hSession, CK_RV *rv)
 {
-    if (!lock_flow())
+    if (!lock_compiled())
         return 0;
     return compiled_answered(compiled->find_objects_final(hSession), rv);
 }
@@ -127,7 +114,7 @@ int light_find_objects_final(CK_SESSION_HANDLE hSession, CK_RV *rv)
 int light_get_attribute_value(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
                               CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount, CK_RV *rv)
 {
-    if (!lock_flow())
+    if (!lock_compiled())
         return 0;
     return compiled_answered(
         compiled->get_attribute_value(hSession, hObject, pTemplate, ulCount), rv);
@@ -136,7 +123,7 @@ int light_get_attribute_value(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObje
 int light_sign_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
                     CK_OBJECT_HANDLE hKey, CK_RV *rv)
 {
-    if (!lock_flow())
+    if (!lock_compiled())
         return 0;
     return compiled_answered(compiled->sign_init(hSession, pMechanism, hKey), rv);
 }
@@ -144,7 +131,7 @@ int light_sign_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 int light_sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
                CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen, CK_RV *rv)
 {
-    if (!lock_flow())
+    if (!lock_compiled())
         return 0;
     return compiled_answered(
         compiled->sign(hSession, pData, ulDataLen, pSignature, pulSignatureLen), rv);
@@ -153,7 +140,7 @@ int light_sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen
 int light_sign_update(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen,
                       CK_RV *rv)
 {
-    if (!lock_flow())
+    if (!lock_compiled())
         return 0;
     return compiled_answered(compiled->sign_update(hSession, pPart, ulPartLen), rv);
 }
@@ -161,14 +148,7 @@ int light_sign_update(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ul
 int light_sign_final(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
                      CK_ULONG_PTR pulSignatureLen, CK_RV *rv)
 {
-    if (!lock_flow())
+    if (!lock_compiled())
         return 0;
     return compiled_answered(compiled->sign_final(hSession, pSignature, pulSignatureLen), rv);
-}
-
-void light_flow_forwarded(void)
-{
-    const struct compiled_api *api = compiled_api();
-    if (!(api && api->flow_found))
-        atomic_store(&early_unconfirmed, 0);
 }

@@ -95,22 +95,18 @@ EXPORT CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
  * while it is on. Otherwise forwarded; light_promote, which finds light mode off, hands back
  * the published table or "not initialised" — unless light mode is on but could not answer (the
  * ABI's extension not loadable for its session functions, a call its compiled code leaves to
- * Python): then the call promotes. The sign flow's, forwarded in a process promoted early, may
- * be what that process needed Python for (light_flow_forwarded). */
-#define LIGHT_(name, light_call, forward_args, forwarded)                           \
+ * Python): then the call promotes. Forwarded in a process promoted early, none counts as
+ * needing Python: light mode could have answered it (or found that it could not, and promoted
+ * the next process after two such in a row, as for any call). */
+#define LIGHT(name, light_call, forward_args)                                       \
     {                                                                               \
         CK_RV rv;                                                                   \
         CK_FUNCTION_LIST_3_0 *table = published_abi();                              \
         if (!table && light_call)                                                   \
             return rv;                                                              \
-        if (table && atomic_load_explicit(&early_unconfirmed, memory_order_relaxed)) \
-            forwarded;                                                              \
         table = table ? table : light_promote(&rv);                                 \
         return table ? table->name forward_args : rv;                               \
     }
-#define LIGHT(name, light_call, forward_args) LIGHT_(name, light_call, forward_args, (void)0)
-#define LIGHT_FLOW(name, light_call, forward_args)                                  \
-    LIGHT_(name, light_call, forward_args, light_flow_forwarded())
 
 EXPORT CK_RV C_Finalize(CK_VOID_PTR pReserved)
 {
@@ -165,49 +161,49 @@ LIGHT(C_GetSessionInfo, light_get_session_info(hSession, pInfo, &rv), (hSession,
 
 EXPORT CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin,
                      CK_ULONG ulPinLen)
-LIGHT_FLOW(C_Login, light_login(hSession, userType, pPin, ulPinLen, &rv),
+LIGHT(C_Login, light_login(hSession, userType, pPin, ulPinLen, &rv),
            (hSession, userType, pPin, ulPinLen))
 
 EXPORT CK_RV C_Logout(CK_SESSION_HANDLE hSession)
-LIGHT_FLOW(C_Logout, light_logout(hSession, &rv), (hSession))
+LIGHT(C_Logout, light_logout(hSession, &rv), (hSession))
 
 EXPORT CK_RV C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
                                CK_ULONG ulCount)
-LIGHT_FLOW(C_FindObjectsInit, light_find_objects_init(hSession, pTemplate, ulCount, &rv),
+LIGHT(C_FindObjectsInit, light_find_objects_init(hSession, pTemplate, ulCount, &rv),
            (hSession, pTemplate, ulCount))
 
 EXPORT CK_RV C_FindObjects(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phObject,
                            CK_ULONG ulMaxObjectCount, CK_ULONG_PTR pulObjectCount)
-LIGHT_FLOW(C_FindObjects,
+LIGHT(C_FindObjects,
            light_find_objects(hSession, phObject, ulMaxObjectCount, pulObjectCount, &rv),
            (hSession, phObject, ulMaxObjectCount, pulObjectCount))
 
 EXPORT CK_RV C_FindObjectsFinal(CK_SESSION_HANDLE hSession)
-LIGHT_FLOW(C_FindObjectsFinal, light_find_objects_final(hSession, &rv), (hSession))
+LIGHT(C_FindObjectsFinal, light_find_objects_final(hSession, &rv), (hSession))
 
 EXPORT CK_RV C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
                                  CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount)
-LIGHT_FLOW(C_GetAttributeValue,
+LIGHT(C_GetAttributeValue,
            light_get_attribute_value(hSession, hObject, pTemplate, ulCount, &rv),
            (hSession, hObject, pTemplate, ulCount))
 
 EXPORT CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
                         CK_OBJECT_HANDLE hKey)
-LIGHT_FLOW(C_SignInit, light_sign_init(hSession, pMechanism, hKey, &rv),
+LIGHT(C_SignInit, light_sign_init(hSession, pMechanism, hKey, &rv),
            (hSession, pMechanism, hKey))
 
 EXPORT CK_RV C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
                     CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen)
-LIGHT_FLOW(C_Sign, light_sign(hSession, pData, ulDataLen, pSignature, pulSignatureLen, &rv),
+LIGHT(C_Sign, light_sign(hSession, pData, ulDataLen, pSignature, pulSignatureLen, &rv),
            (hSession, pData, ulDataLen, pSignature, pulSignatureLen))
 
 EXPORT CK_RV C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
-LIGHT_FLOW(C_SignUpdate, light_sign_update(hSession, pPart, ulPartLen, &rv),
+LIGHT(C_SignUpdate, light_sign_update(hSession, pPart, ulPartLen, &rv),
            (hSession, pPart, ulPartLen))
 
 EXPORT CK_RV C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
                          CK_ULONG_PTR pulSignatureLen)
-LIGHT_FLOW(C_SignFinal, light_sign_final(hSession, pSignature, pulSignatureLen, &rv),
+LIGHT(C_SignFinal, light_sign_final(hSession, pSignature, pulSignatureLen, &rv),
            (hSession, pSignature, pulSignatureLen))
 
 /* The four functions the loader answers itself, and the twenty-one light mode may answer. For them

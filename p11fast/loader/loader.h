@@ -45,9 +45,7 @@ struct transport_api {
 const struct transport_api *transport_api(void);
 
 /* The ABI's compiled session functions and sign flow (p11fast/abi/compiled.h), from the same
- * extension, once transport_api() loaded it; NULL before or when it lacks the session
- * functions. flow_found: it has the sign flow's too (failures_waiting and what follows it);
- * without them the sign flow promotes. */
+ * extension, once transport_api() loaded it; NULL before or when it lacks any. */
 struct compiled_api {
     p11f_abi_start_fn *start;
     p11f_abi_void_fn *end;
@@ -58,7 +56,6 @@ struct compiled_api {
     p11f_abi_close_all_sessions_fn *close_all_sessions;
     p11f_abi_get_session_info_fn *get_session_info;
     p11f_abi_session_counts_fn *session_counts;
-    int flow_found;
     p11f_abi_count_fn *failures_waiting;
     p11f_abi_login_fn *login;
     p11f_abi_close_session_fn *logout;
@@ -143,8 +140,5 @@ CK_FUNCTION_LIST_3_0 *light_promote(CK_RV *rv);
  * clear it); light_after_finalize runs after the ABI's C_Finalize succeeded. */
 extern _Atomic int early_unconfirmed;
 void light_after_finalize(void);
-/* A sign-flow function forwarded while early_unconfirmed is set: it needed Python unless the
- * ABI's extension would have run it compiled. */
-void light_flow_forwarded(void);
 
 #endif
