@@ -15,10 +15,10 @@ meets the same drift, and each round gives a paired ratio (p11fast ÷ SoftHSM2 o
 whose median is reported beside the ratio of the medians. The CPU time is the steadier figure
 when other work competes for the cores; wall time is what the goal is about.
 
-Light mode keeps state between processes (the snapshot and its `.full` mark, p11fast/snapshot.py),
-so each series has its own XDG_CACHE_HOME: a `-L` loop never promotes, a `--sign` loop always
-does (at C_Initialize once two in a row did), and in the alternating series the mark never gets
-there: each `-L` stays light, each `--sign` starts Python late, at C_OpenSession.
+Light mode keeps state between processes (the snapshot, its `.full` mark and the recorded
+inventory, p11fast/snapshot.py and p11fast/abi/recorded.pxd), so each series has its own
+XDG_CACHE_HOME: a `-L` loop never starts Python, and a `--sign` loop does so only in its first
+process (which records the key the later ones find compiled), as in the alternating series.
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ PHASES = (
     ("C_GetTokenInfo", "C_GetTokenInfo", 0),
     ("C_GetMechanismList", "C_GetMechanismList", 0),
     ("C_OpenSession", "C_OpenSession (light: the ABI's compiled session code)", 0),
-    ("C_Login", "C_Login (promotes when light: Python starts here)", 0),
+    ("C_Login", "C_Login (light: compiled, one GET /keys)", 0),
     ("C_FindObjectsInit", "C_FindObjectsInit (GET /keys/{id})", 0),
     ("C_FindObjects", "C_FindObjects", 0),
     ("C_GetAttributeValue", "C_GetAttributeValue", 0),

@@ -12,6 +12,8 @@
  *                                     info's error answers, C_Finalize
  *   light_host MODULE sign PIN KEY_ID list, then open a session, log in, find the EC private
  *                                     key with CKA_ID KEY_ID and sign a digest with CKM_ECDSA
+ *   light_host MODULE random          list, then open a session and ask for random bytes
+ *                                     (what no earlier process can have answered for it)
  *   light_host MODULE fork            C_Initialize, fork; the child lists slots before and
  *                                     after its own C_Initialize, the parent after the fork
  *   light_host MODULE race N          C_Initialize; N threads ask for slot and token info while
@@ -164,6 +166,17 @@ static CK_RV sign(const char *pin, const char *key_id)
     return f->C_CloseSession(session);
 }
 
+static CK_RV random_bytes(void)
+{
+    CK_SESSION_HANDLE session;
+    CK_BYTE bytes[16];
+    CK_RV rv;
+    if ((rv = f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &session)) != CKR_OK ||
+        (rv = f->C_GenerateRandom(session, bytes, sizeof bytes)) != CKR_OK)
+        return rv;
+    return f->C_CloseSession(session);
+}
+
 static int fork_child(void)
 {
     CK_RV rv;
@@ -242,6 +255,10 @@ int main(int argc, char **argv)
         list("list");
         rv = sign(argv[3], argv[4]);
         printf("step=sign rv=0x%lx python=%d\n", rv, python_running());
+    } else if (strcmp(argv[2], "random") == 0) {
+        list("list");
+        rv = random_bytes();
+        printf("step=random rv=0x%lx python=%d\n", rv, python_running());
     } else if (strcmp(argv[2], "fork") == 0) {
         int status;
         pid_t child;

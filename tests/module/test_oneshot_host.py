@@ -292,6 +292,21 @@ def test_a_signature_needs_no_interpreter_though_every_one_changes_the_keys_answ
     assert runs[2].answers() == host.run(flow, full=True).answers()
 
 
+def test_a_damaged_record_is_not_used_and_is_written_again(host):
+    flow = ["init", "slots", *SESSION_STEPS, f"find:{EC_ID}", "sign:ecdsa", "close", "final"]
+    host.run(flow)
+    (record,) = Path(host.cache).rglob(f"*.key-0-{EC_ID}")
+    data = bytearray(record.read_bytes())
+    data[len(data) // 2] ^= 1
+    record.write_bytes(bytes(data))
+    damaged = host.run(flow)
+    assert dict(damaged.python())["C_FindObjectsInit"] == "1", damaged.lines
+    again = host.run(flow)
+    assert {py for _call, py in again.python()} == {"0"}, again.lines
+    assert [re.sub(r"signature=\w+", "", a) for a in damaged.answers()] == \
+        [re.sub(r"signature=\w+", "", a) for a in again.answers()]
+
+
 def test_a_failure_before_python_starts_is_logged_once_it_has(oneshot_host, module_path, hsm,
                                                               tmp_path):
     """Light mode logs nothing itself: a call whose failure the module logs (here the policy

@@ -166,9 +166,9 @@ from p11fast.model.inventory import Inventory
 cfg = config.load()
 logger = log.setup(cfg)
 assert snapshot.wanted(cfg, logger)
-slots = [(b"s" * 104, b"t" * 208, 1, pool_spec(cfg.slots[0]))]
+slots = [(b"s" * 104, b"t" * 208, 1, b"operator", pool_spec(cfg.slots[0]))]
 for _ in range(2):  # the first writes the file, the second finds it unchanged
-    record = snapshot.write(cfg, None, b"i" * 88, slots, [(1, b"m" * 24)], [sys.argv[1]])
+    record = snapshot.write(cfg, None, b"i" * 88, slots, [(1, b"m" * 24)], None, [sys.argv[1]])
 record.note(0, True)
 print("os" in sys.modules)
 """
