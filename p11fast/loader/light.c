@@ -38,7 +38,7 @@
  * HSM. Two rules keep their answers the ABI's. What the compiled code cannot answer (what it would
  * log, the cold path) it refuses with P11F_ABI_NEEDS_PYTHON before changing anything, and the call
  * promotes and goes to the ABI's entry point as if light mode had never seen it. And a failure the
- * ABI logs (a refused login, an HSM that did not answer) waits for Python: after a compiled call
+ * ABI logs (a refused C_SignInit, a signature the HSM failed) waits for Python: after a call
  * that left one, the process promotes before returning, and the ABI's C_Initialize writes it
  * through the configured targets, as for an absent token.
  *
