@@ -135,13 +135,14 @@ def ecdsa_checked(run: Run, public_pem: bytes) -> list[str]:
 
 
 def thread_blocks(run: Run) -> tuple[list[str], list[tuple[str, ...]]]:
-    """The main thread's answers, and each thread's (in any order: which thread gets which
-    session handle is a race)."""
+    """The main thread's answers, and each thread's without its session handle: which thread
+    gets which handle, and whether a thread's session reuses the entry of one already closed
+    (a handle of the next generation), is a race."""
     main, threads = [], {}
     for line in run.answers():
         m = re.match(r"(t\d+) (.*)", line)
         if m:
-            threads.setdefault(m.group(1), []).append(m.group(2))
+            threads.setdefault(m.group(1), []).append(re.sub(r"session=\d+", "session=", m.group(2)))
         else:
             main.append(line)
     return main, sorted(tuple(block) for block in threads.values())
