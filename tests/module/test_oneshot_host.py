@@ -142,7 +142,8 @@ def thread_blocks(run: Run) -> tuple[list[str], list[tuple[str, ...]]]:
     for line in run.answers():
         m = re.match(r"(t\d+) (.*)", line)
         if m:
-            threads.setdefault(m.group(1), []).append(re.sub(r"session=\d+", "session=", m.group(2)))
+            answer = re.sub(r"session=\d+", "session=", m.group(2))
+            threads.setdefault(m.group(1), []).append(answer)
         else:
             main.append(line)
     return main, sorted(tuple(block) for block in threads.values())
