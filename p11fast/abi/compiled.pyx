@@ -274,7 +274,8 @@ cdef CK_RV _get_attribute_value "abi_get_attribute_value"(
     cdef const recorded_object *obj
     cdef const recorded_attr *a
     cdef slot_t *slot
-    cdef bint visible, sensitive = False, invalid = False, too_small = False
+    cdef bint visible
+    cdef int seen = 0
     cdef CK_ULONG i
     cdef CK_RV rv = c_get_attribute_value_check(&call, hSession, hObject, pTemplate, ulCount)
     if rv != CKR_OK:
@@ -290,27 +291,12 @@ cdef CK_RV _get_attribute_value "abi_get_attribute_value"(
     obj = <const recorded_object *>e.recorded
     for i in range(ulCount):
         a = recorded_attribute(obj, pTemplate[i].type)
-        if a != NULL and a.sensitive:
-            pTemplate[i].ulValueLen = CK_UNAVAILABLE_INFORMATION
-            sensitive = True
-        elif a == NULL:
-            pTemplate[i].ulValueLen = CK_UNAVAILABLE_INFORMATION
-            invalid = True
-        elif pTemplate[i].pValue == NULL:
-            pTemplate[i].ulValueLen = a.len
-        elif pTemplate[i].ulValueLen < a.len:
-            pTemplate[i].ulValueLen = CK_UNAVAILABLE_INFORMATION
-            too_small = True
+        if a == NULL:
+            seen |= attribute_out(&pTemplate[i], ATTRIBUTE_INVALID, NULL, 0)
         else:
-            memcpy(pTemplate[i].pValue, a.value, a.len)
-            pTemplate[i].ulValueLen = a.len
-    if sensitive:
-        return CKR_ATTRIBUTE_SENSITIVE
-    if invalid:
-        return CKR_ATTRIBUTE_TYPE_INVALID
-    if too_small:
-        return CKR_BUFFER_TOO_SMALL
-    return CKR_OK
+            seen |= attribute_out(&pTemplate[i], ATTRIBUTE_SENSITIVE if a.sensitive else 0,
+                                  a.value, a.len)
+    return attributes_rv(seen)
 
 
 cdef CK_RV _sign_init "abi_sign_init"(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,

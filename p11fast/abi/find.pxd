@@ -8,8 +8,8 @@
 # uses: state, sessions, objects, recorded
 
 from p11fast._decl.pkcs11 cimport (
-    CK_ATTRIBUTE_PTR, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE_PTR, CK_RV, CK_SESSION_HANDLE, CK_ULONG,
-    CK_ULONG_PTR,
+    CK_ATTRIBUTE, CK_ATTRIBUTE_PTR, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE_PTR, CK_RV, CK_SESSION_HANDLE,
+    CK_ULONG, CK_ULONG_PTR,
 )
 
 cdef CK_RV c_find_objects_init_check(call_t *call, CK_SESSION_HANDLE hSession,
@@ -31,3 +31,14 @@ cdef CK_RV c_get_object_size_check(call_t *call, CK_SESSION_HANDLE hSession, CK_
                                  CK_ULONG_PTR pulSize) noexcept nogil
 cdef CK_RV c_get_object_size(call_t *call, CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
                            CK_ULONG_PTR pulSize) except *
+
+# C_GetAttributeValue's rules for one entry of a template (attribute_out, with what it saw:
+# 0 or one of these bits) and the template's answer from the bits of all (attributes_rv).
+cdef enum:
+    ATTRIBUTE_SENSITIVE = 1
+    ATTRIBUTE_INVALID = 2
+    ATTRIBUTE_TOO_SMALL = 4
+
+cdef int attribute_out(CK_ATTRIBUTE *entry, int kind, const void *value,
+                       CK_ULONG n) noexcept nogil
+cdef CK_RV attributes_rv(int seen) noexcept nogil

@@ -99,31 +99,47 @@ cdef CK_RV c_get_attribute_value(call_t *call, CK_SESSION_HANDLE hSession, CK_OB
     CK_UNAVAILABLE_INFORMATION; the other entries are still filled, and the call returns the
     one error seen (sensitive before invalid type before buffer too small)."""
     obj = visible_object(call.slot, hObject)
-    cdef bint sensitive = False, invalid = False, too_small = False
+    cdef int seen = 0
     cdef bytes value
     for i in range(ulCount):
         kind = pTemplate[i].type
         if kind in obj.sensitive:
-            pTemplate[i].ulValueLen = CK_UNAVAILABLE_INFORMATION
-            sensitive = True
+            seen |= attribute_out(&pTemplate[i], ATTRIBUTE_SENSITIVE, NULL, 0)
             continue
         value = obj.attrs.get(kind)
         if value is None:
-            pTemplate[i].ulValueLen = CK_UNAVAILABLE_INFORMATION
-            invalid = True
-        elif pTemplate[i].pValue == NULL:
-            pTemplate[i].ulValueLen = len(value)
-        elif pTemplate[i].ulValueLen < <CK_ULONG>len(value):
-            pTemplate[i].ulValueLen = CK_UNAVAILABLE_INFORMATION
-            too_small = True
+            seen |= attribute_out(&pTemplate[i], ATTRIBUTE_INVALID, NULL, 0)
         else:
-            memcpy(pTemplate[i].pValue, <const char *>value, len(value))
-            pTemplate[i].ulValueLen = len(value)
-    if sensitive:
+            seen |= attribute_out(&pTemplate[i], 0, <const char *>value, len(value))
+    return attributes_rv(seen)
+
+
+cdef int attribute_out(CK_ATTRIBUTE *entry, int kind, const void *value,
+                       CK_ULONG n) noexcept nogil:
+    """The standard's rule for one entry of C_GetAttributeValue, for every object: a sensitive
+    or unknown attribute (kind) gets CK_UNAVAILABLE_INFORMATION, a NULL pValue asks for the
+    length, a short buffer gets CK_UNAVAILABLE_INFORMATION; returns what was seen."""
+    if kind:
+        entry.ulValueLen = CK_UNAVAILABLE_INFORMATION
+        return kind
+    if entry.pValue == NULL:
+        entry.ulValueLen = n
+    elif entry.ulValueLen < n:
+        entry.ulValueLen = CK_UNAVAILABLE_INFORMATION
+        return ATTRIBUTE_TOO_SMALL
+    else:
+        memcpy(entry.pValue, value, n)
+        entry.ulValueLen = n
+    return 0
+
+
+cdef CK_RV attributes_rv(int seen) noexcept nogil:
+    """The one error of a template: sensitive before invalid type before buffer too small."""
+    if seen & ATTRIBUTE_SENSITIVE:
         return CKR_ATTRIBUTE_SENSITIVE
-    if invalid:
+    if seen & ATTRIBUTE_INVALID:
         return CKR_ATTRIBUTE_TYPE_INVALID
-    if too_small:
+    if seen & ATTRIBUTE_TOO_SMALL:
         return CKR_BUFFER_TOO_SMALL
     return CKR_OK
 
