@@ -20,6 +20,7 @@ from cpython.ref cimport PyObject
 # handle of a closed session never reaches the session that reuses its slot.
 cdef extern from "p11fast/loader/lightmode.h":  # from p11fast/lightmode.py
     enum: MAX_SLOTS "P11F_MAX_SLOTS"
+    enum: USERNAME_MAX "P11F_MAX_USERNAME_BYTES"
     enum:
         USERS_OPERATOR "P11F_USERS_OPERATOR"
         USERS_ADMIN "P11F_USERS_ADMIN"
@@ -34,7 +35,6 @@ cdef enum:
     HANDLE_INDEX_BITS = 16
     KEY_ID_MAX = 128
     AUTH_MAX = 600
-    USERNAME_MAX = 128              # p11fast.pins.USERNAME_MAX_BYTES
     MAX_POLICY_MECHANISMS = 64
     FOUND_MAX = 4                   # objects of one key: a compiled search finds no more
 

@@ -174,3 +174,9 @@ def test_an_old_record_is_ignored(tmp_path, monkeypatch):
     later = time.time_ns() + snapshot.PRESENCE_TTL_NS
     monkeypatch.setattr(snapshot.time, "time_ns", lambda: later)
     assert shared(tmp_path).age(0) is None
+
+
+def test_a_snapshot_holds_every_username_the_configuration_accepts():
+    from p11fast import lightmode, pins
+
+    assert lightmode.MAX_USERNAME_BYTES == pins.USERNAME_MAX_BYTES
