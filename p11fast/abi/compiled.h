@@ -1,5 +1,5 @@
 /* The ABI's compiled entry points for the loader's light mode: the session functions and the
- * one-shot sign flow (login, finding a key by CKA_ID, its attributes, signing) run
+ * one-shot sign flow (login, finding a key by CKA_ID, its attributes, signing and decrypting) run
  * without an interpreter, on the ABI's own session table (p11fast/abi/compiled.pxd says what
  * each does). p11fast/_abi<EXT_SUFFIX>.so exports them beside the transport's (capi.h); the
  * loader finds them with dlsym, and the ABI defines them (p11fast/abi/compiled.pyx), both
@@ -59,6 +59,9 @@ typedef CK_RV p11f_abi_sign_update_fn(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pP
                                       CK_ULONG ulPartLen);
 typedef CK_RV p11f_abi_sign_final_fn(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
                                      CK_ULONG_PTR pulSignatureLen);
+typedef CK_RV p11f_abi_decrypt_update_fn(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart,
+                                         CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart,
+                                         CK_ULONG_PTR pulPartLen);
 typedef void p11f_abi_void_fn(void);
 typedef CK_RV p11f_abi_open_session_fn(CK_SLOT_ID slotID, CK_FLAGS flags,
                                        CK_VOID_PTR pApplication, CK_NOTIFY Notify,
@@ -92,5 +95,9 @@ P11F_ABI_API p11f_abi_sign_init_fn p11f_abi_sign_init;
 P11F_ABI_API p11f_abi_sign_fn p11f_abi_sign;
 P11F_ABI_API p11f_abi_sign_update_fn p11f_abi_sign_update;
 P11F_ABI_API p11f_abi_sign_final_fn p11f_abi_sign_final;
+P11F_ABI_API p11f_abi_sign_init_fn p11f_abi_decrypt_init;
+P11F_ABI_API p11f_abi_sign_fn p11f_abi_decrypt;
+P11F_ABI_API p11f_abi_decrypt_update_fn p11f_abi_decrypt_update;
+P11F_ABI_API p11f_abi_sign_final_fn p11f_abi_decrypt_final;
 
 #endif

@@ -30,11 +30,14 @@
 #       The slot's session counts into info, as C_GetTokenInfo reports them (the rest of
 #       light mode's CK_TOKEN_INFO is the snapshot's, recorded with no session open).
 #   CK_RV p11f_abi_login, _logout, _find_objects_init, _find_objects, _find_objects_final,
-#         _get_attribute_value, _sign_init, _sign, _sign_update, _sign_final
+#         _get_attribute_value, _sign_init, _sign, _sign_update, _sign_final, _decrypt_init,
+#         _decrypt, _decrypt_update, _decrypt_final
 #       Those functions as the entry points run them, or P11F_ABI_NEEDS_PYTHON with nothing
 #       changed: the operator's login with a PIN (login: compiled_log_in), a search by key
 #       class and CKA_ID answered from the recorded inventory (recorded) when the HSM answers
-#       as it did, the attributes of what such a search found, the sign path itself.
+#       as it did, the attributes of what such a search found, the sign and decrypt paths
+#       themselves (which never needed Python; encryption with a public key reads it from the
+#       object's model, so it promotes).
 #   int p11f_abi_failures_waiting(void)
 #       How many log lines wait for Python (errors): after a call that left one the loader
 #       promotes, and the C_Initialize that takes over (lifetime's adopt_compiled) writes them.
@@ -42,7 +45,7 @@
 # Contract: no Python object, no GIL; the caller serialises them with its promotion, which
 # imports the module and runs its C_Initialize while no such call runs. What they read is C
 # statics: the module's Python init has not run.
-# uses: state, errors, sessions, objects, recorded, sign, find, login, lifetime, transport/types, transport/pool, transport/park, transport/request
+# uses: state, errors, sessions, objects, recorded, sign, crypt, find, login, lifetime, transport/types, transport/pool, transport/park, transport/request
 
 from p11fast._decl.pkcs11 cimport CK_MECHANISM_TYPE, CK_SLOT_ID, CK_ULONG
 

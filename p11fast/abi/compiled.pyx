@@ -299,10 +299,16 @@ cdef CK_RV _get_attribute_value "abi_get_attribute_value"(
     return attributes_rv(seen)
 
 
+cdef bint pool_missing(CK_SESSION_HANDLE hSession) noexcept nogil:
+    """An operation on the HSM is about to start in the session, whose slot has no pool yet
+    and cannot get one (the entry point checks the session itself)."""
+    cdef call_t call
+    return session_call(&call, hSession) and compiled_pool(call.slot) == NULL
+
+
 cdef CK_RV _sign_init "abi_sign_init"(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
                                       CK_OBJECT_HANDLE hKey) noexcept nogil:
-    cdef call_t call
-    if session_call(&call, hSession) and compiled_pool(call.slot) == NULL:
+    if pool_missing(hSession):
         return NEEDS_PYTHON
     return c_sign_init(hSession, pMechanism, hKey)
 
@@ -320,6 +326,32 @@ cdef CK_RV _sign_update "abi_sign_update"(CK_SESSION_HANDLE hSession, CK_BYTE_PT
 cdef CK_RV _sign_final "abi_sign_final"(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
                                         CK_ULONG_PTR pulSignatureLen) noexcept nogil:
     return c_sign_final(hSession, pSignature, pulSignatureLen)
+
+
+cdef CK_RV _decrypt_init "abi_decrypt_init"(CK_SESSION_HANDLE hSession,
+                                            CK_MECHANISM_PTR pMechanism,
+                                            CK_OBJECT_HANDLE hKey) noexcept nogil:
+    if pool_missing(hSession):
+        return NEEDS_PYTHON
+    return c_decrypt_init(hSession, pMechanism, hKey)
+
+
+cdef CK_RV _decrypt "abi_decrypt"(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData,
+                                  CK_ULONG ulEncryptedDataLen, CK_BYTE_PTR pData,
+                                  CK_ULONG_PTR pulDataLen) noexcept nogil:
+    return c_decrypt(hSession, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen)
+
+
+cdef CK_RV _decrypt_update "abi_decrypt_update"(CK_SESSION_HANDLE hSession,
+                                                CK_BYTE_PTR pEncryptedPart,
+                                                CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart,
+                                                CK_ULONG_PTR pulPartLen) noexcept nogil:
+    return c_decrypt_update(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
+
+
+cdef CK_RV _decrypt_final "abi_decrypt_final"(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastPart,
+                                              CK_ULONG_PTR pulLastPartLen) noexcept nogil:
+    return c_decrypt_final(hSession, pLastPart, pulLastPartLen)
 
 
 cdef int _failures_waiting "abi_failures_waiting"() noexcept nogil:
@@ -398,6 +430,11 @@ cdef extern from *:
     static CK_RV abi_sign(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR);
     static CK_RV abi_sign_update(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG);
     static CK_RV abi_sign_final(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG_PTR);
+    static CK_RV abi_decrypt_init(CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE);
+    static CK_RV abi_decrypt(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR);
+    static CK_RV abi_decrypt_update(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR,
+                                    CK_ULONG_PTR);
+    static CK_RV abi_decrypt_final(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG_PTR);
 
     int p11f_abi_compiled_start(const struct p11f_abi_start *start) {
         return abi_compiled_start(start);
@@ -468,5 +505,23 @@ cdef extern from *:
     CK_RV p11f_abi_sign_final(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
                               CK_ULONG_PTR pulSignatureLen) {
         return abi_sign_final(hSession, pSignature, pulSignatureLen);
+    }
+    CK_RV p11f_abi_decrypt_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                                CK_OBJECT_HANDLE hKey) {
+        return abi_decrypt_init(hSession, pMechanism, hKey);
+    }
+    CK_RV p11f_abi_decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData,
+                           CK_ULONG ulEncryptedDataLen, CK_BYTE_PTR pData,
+                           CK_ULONG_PTR pulDataLen) {
+        return abi_decrypt(hSession, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen);
+    }
+    CK_RV p11f_abi_decrypt_update(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart,
+                                  CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart,
+                                  CK_ULONG_PTR pulPartLen) {
+        return abi_decrypt_update(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen);
+    }
+    CK_RV p11f_abi_decrypt_final(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastPart,
+                                 CK_ULONG_PTR pulLastPartLen) {
+        return abi_decrypt_final(hSession, pLastPart, pulLastPartLen);
     }
     """

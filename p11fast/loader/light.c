@@ -32,8 +32,8 @@
  * per token, and the sign flow needs one before anything else. The session counts in C_GetTokenInfo
  * are then that table's. The ABI's C_Initialize at promotion takes the sessions over, so their
  * handles stay valid. The sign flow of a one-shot `pkcs11-tool --sign` runs the same way: C_Login,
- * C_Logout, C_FindObjectsInit, C_FindObjects, C_FindObjectsFinal, C_GetAttributeValue, C_SignInit,
- * C_Sign, C_SignUpdate and C_SignFinal (light_compiled.c), given the operator's username, the
+ * C_Logout, C_FindObjectsInit, C_FindObjects, C_FindObjectsFinal, C_GetAttributeValue, the four
+ * C_Sign* and the four C_Decrypt* (light_compiled.c), given the operator's username, the
  * token's PIN lengths and the mechanism policy from the snapshot, and the light pools to reach the
  * HSM. Two rules keep their answers the ABI's. What the compiled code cannot answer (what it would
  * log, the cold path) it refuses with P11F_ABI_NEEDS_PYTHON before changing anything, and the call

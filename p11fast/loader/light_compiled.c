@@ -152,3 +152,40 @@ int light_sign_final(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
         return 0;
     return compiled_answered(compiled->sign_final(hSession, pSignature, pulSignatureLen), rv);
 }
+
+int light_decrypt_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                       CK_OBJECT_HANDLE hKey, CK_RV *rv)
+{
+    if (!lock_compiled())
+        return 0;
+    return compiled_answered(compiled->decrypt_init(hSession, pMechanism, hKey), rv);
+}
+
+int light_decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData,
+                  CK_ULONG ulEncryptedDataLen, CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen,
+                  CK_RV *rv)
+{
+    if (!lock_compiled())
+        return 0;
+    return compiled_answered(
+        compiled->decrypt(hSession, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen), rv);
+}
+
+int light_decrypt_update(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart,
+                         CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen,
+                         CK_RV *rv)
+{
+    if (!lock_compiled())
+        return 0;
+    return compiled_answered(compiled->decrypt_update(hSession, pEncryptedPart,
+                                                      ulEncryptedPartLen, pPart, pulPartLen),
+                             rv);
+}
+
+int light_decrypt_final(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastPart,
+                        CK_ULONG_PTR pulLastPartLen, CK_RV *rv)
+{
+    if (!lock_compiled())
+        return 0;
+    return compiled_answered(compiled->decrypt_final(hSession, pLastPart, pulLastPartLen), rv);
+}

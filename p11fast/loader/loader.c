@@ -206,7 +206,31 @@ EXPORT CK_RV C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
 LIGHT(C_SignFinal, light_sign_final(hSession, pSignature, pulSignatureLen, &rv),
            (hSession, pSignature, pulSignatureLen))
 
-/* The four functions the loader answers itself, and the twenty-one light mode may answer. For them
+EXPORT CK_RV C_DecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                           CK_OBJECT_HANDLE hKey)
+LIGHT(C_DecryptInit, light_decrypt_init(hSession, pMechanism, hKey, &rv),
+           (hSession, pMechanism, hKey))
+
+EXPORT CK_RV C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData,
+                       CK_ULONG ulEncryptedDataLen, CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen)
+LIGHT(C_Decrypt,
+           light_decrypt(hSession, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen, &rv),
+           (hSession, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen))
+
+EXPORT CK_RV C_DecryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart,
+                             CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart,
+                             CK_ULONG_PTR pulPartLen)
+LIGHT(C_DecryptUpdate,
+           light_decrypt_update(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen,
+                                &rv),
+           (hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen))
+
+EXPORT CK_RV C_DecryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastPart,
+                            CK_ULONG_PTR pulLastPartLen)
+LIGHT(C_DecryptFinal, light_decrypt_final(hSession, pLastPart, pulLastPartLen, &rv),
+           (hSession, pLastPart, pulLastPartLen))
+
+/* The four functions the loader answers itself, and the twenty-five light mode may answer. For them
  * SKIP_x expands to a leading "~," so PICK's second argument becomes the local choice (no
  * trampoline); for every other name it stays a single unknown token and PICK yields the
  * trampoline. LOCAL_x works the same way for the table entries. */
@@ -239,6 +263,10 @@ LIGHT(C_SignFinal, light_sign_final(hSession, pSignature, pulSignatureLen, &rv),
 #define SKIP_C_Sign ~,
 #define SKIP_C_SignUpdate ~,
 #define SKIP_C_SignFinal ~,
+#define SKIP_C_DecryptInit ~,
+#define SKIP_C_Decrypt ~,
+#define SKIP_C_DecryptUpdate ~,
+#define SKIP_C_DecryptFinal ~,
 #define PICK(...) PICK_(__VA_ARGS__)
 #define PICK_(probe, chosen, ...) chosen
 

@@ -67,6 +67,10 @@ struct compiled_api {
     p11f_abi_sign_fn *sign;
     p11f_abi_sign_update_fn *sign_update;
     p11f_abi_sign_final_fn *sign_final;
+    p11f_abi_sign_init_fn *decrypt_init;
+    p11f_abi_sign_fn *decrypt;
+    p11f_abi_decrypt_update_fn *decrypt_update;
+    p11f_abi_sign_final_fn *decrypt_final;
 };
 const struct compiled_api *compiled_api(void);
 
@@ -126,6 +130,16 @@ int light_sign_update(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ul
                       CK_RV *rv);
 int light_sign_final(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
                      CK_ULONG_PTR pulSignatureLen, CK_RV *rv);
+int light_decrypt_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                       CK_OBJECT_HANDLE hKey, CK_RV *rv);
+int light_decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData,
+                  CK_ULONG ulEncryptedDataLen, CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen,
+                  CK_RV *rv);
+int light_decrypt_update(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart,
+                         CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen,
+                         CK_RV *rv);
+int light_decrypt_final(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastPart,
+                        CK_ULONG_PTR pulLastPartLen, CK_RV *rv);
 
 /* In a forked child, from the loader's fork handler: light mode's state is the parent's. */
 void light_after_fork_child(void);

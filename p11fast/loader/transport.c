@@ -56,7 +56,11 @@ static const struct transport_api *load_transport_locked(void)
         COMPILED_SYMBOL(sign_init, "p11f_abi_sign_init")
         COMPILED_SYMBOL(sign, "p11f_abi_sign")
         COMPILED_SYMBOL(sign_update, "p11f_abi_sign_update")
-        COMPILED_SYMBOL(sign_final, "p11f_abi_sign_final") 1;
+        COMPILED_SYMBOL(sign_final, "p11f_abi_sign_final")
+        COMPILED_SYMBOL(decrypt_init, "p11f_abi_decrypt_init")
+        COMPILED_SYMBOL(decrypt, "p11f_abi_decrypt")
+        COMPILED_SYMBOL(decrypt_update, "p11f_abi_decrypt_update")
+        COMPILED_SYMBOL(decrypt_final, "p11f_abi_decrypt_final") 1;
 #undef COMPILED_SYMBOL
     if ((forwarded = api.init()) < 0)
         return NULL;

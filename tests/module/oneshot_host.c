@@ -20,6 +20,7 @@
  *   attrs              C_GetAttributeValue of the key: each attribute's size query, then value
  *   sign:ecdsa|rsa     C_SignInit (CKM_ECDSA or CKM_RSA_PKCS), C_Sign size query, C_Sign of a
  *                      32-byte digest
+ *   decrypt:HEX        C_DecryptInit (CKM_RSA_PKCS), C_Decrypt size query, C_Decrypt of HEX
  *   logout, close, final   C_Logout, C_CloseSession, C_Finalize
  *   fork               fork(): the child runs the steps up to "parent" (or the end) and exits
  *                      with 0; the parent waits, prints the child's exit status, and goes on
@@ -376,6 +377,33 @@ static int step_sign(struct run *r, const char *which)
     return 1;
 }
 
+static int step_decrypt(struct run *r, const char *hex)
+{
+    CK_MECHANISM mech = {CKM_RSA_PKCS, NULL, 0};
+    unsigned char in[1024], out[1024];
+    size_t in_len;
+    CK_ULONG len = 0;
+    struct outputs o = {0};
+    CK_RV rv;
+    if (!unhex(hex, in, sizeof in, &in_len))
+        return 0;
+    begin(r, "C_DecryptInit");
+    rv = f->C_DecryptInit(r->session, &mech, r->key);
+    end(r, rv, NULL);
+    begin(r, "C_Decrypt(NULL)");
+    rv = f->C_Decrypt(r->session, in, in_len, NULL, &len);
+    add(&o, " len=%lu", len);
+    end(r, rv, &o);
+    len = sizeof out;
+    begin(r, "C_Decrypt");
+    rv = f->C_Decrypt(r->session, in, in_len, out, &len);
+    add(&o, " len=%lu", len);
+    if (rv == CKR_OK)
+        add_hex(&o, "plaintext", out, len);
+    end(r, rv, &o);
+    return 1;
+}
+
 static void step_simple(struct run *r, const char *step)
 {
     CK_RV rv;
@@ -417,6 +445,8 @@ static int run_step(struct run *r, const char *step)
         step_attrs(r);
     else if (strncmp(step, "sign:", 5) == 0)
         return step_sign(r, step + 5);
+    else if (strncmp(step, "decrypt:", 8) == 0)
+        return step_decrypt(r, step + 8);
     else if (strcmp(step, "logout") == 0 || strcmp(step, "close") == 0 ||
              strcmp(step, "final") == 0)
         step_simple(r, step);

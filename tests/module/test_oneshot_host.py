@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, utils
+from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
 
 from p11fast import snapshot
 from p11fast.hsm.testing import ADMIN_PASSPHRASE
@@ -38,6 +38,7 @@ from tests.module.test_c_host import build_host
 
 EC_ID, RSA_ID = b"ecp256".hex(), b"rsa2048".hex()
 DIGEST = bytes(range(1, 33))  # what oneshot_host signs
+PLAINTEXT = b"one-shot decryption"
 WRONG_PIN = "not-the-operator-pin"
 LIGHT = ["init", "info", "slots", "slot", "token", "final"]
 SESSION_STEPS = ["open", f"login:{OPERATOR_PIN}"]
@@ -110,6 +111,13 @@ class Host:
         for earlier in previous or [steps]:
             self.run(earlier, **env)
         return self.run(steps, **env), self.run(steps, full=True, **env)
+
+
+@pytest.fixture(scope="module")
+def ciphertext(api) -> str:
+    """PLAINTEXT for the RSA key, PKCS#1 v1.5, in hex: what the decrypt step decrypts."""
+    key = serialization.load_pem_public_key(api.public_pem("rsa2048"))
+    return key.encrypt(PLAINTEXT, padding.PKCS1v15()).hex()
 
 
 @pytest.fixture
@@ -191,13 +199,14 @@ ONE_SHOT_STEPS = {
     "logout and close": ([*SESSION_STEPS, "logout", "close"], "C_CloseSession"),
     "finalize after signing": ([*SESSION_STEPS, f"find:{EC_ID}", "sign:ecdsa", "close"],
                                "C_Finalize"),  # fmt: skip
+    "RSA decrypt": ([*SESSION_STEPS, f"find:{RSA_ID}", "decrypt:{ciphertext}"], "C_Decrypt"),
 }
 
 
 @pytest.mark.parametrize("case", ONE_SHOT_STEPS)
-def test_a_one_shot_flow_after_the_same_flow_runs_without_an_interpreter(host, case):
+def test_a_one_shot_flow_after_the_same_flow_runs_without_an_interpreter(host, ciphertext, case):
     steps, call = ONE_SHOT_STEPS[case]
-    flow = ["init", "slots", "token", *steps, "final"]
+    flow = ["init", "slots", "token", *(s.format(ciphertext=ciphertext) for s in steps), "final"]
     host.run(flow)
     second = host.run(flow)
     assert any(name.startswith(call) for name, _py in second.python()), second.lines
@@ -229,6 +238,14 @@ def test_an_rsa_sign_flow_answers_as_the_full_path_byte_for_byte(host, previous)
     light, full = host.light_and_full(flow, PREVIOUS[previous](flow))
     assert light.answers() == full.answers()
     assert re.search(r"^C_Sign rv=0x0 len=256 signature=", "\n".join(light.answers()), re.M)
+
+
+def test_an_rsa_decryption_answers_as_the_full_path_byte_for_byte(host, ciphertext):
+    flow = ["init", "slots", *SESSION_STEPS, f"find:{RSA_ID}", f"decrypt:{ciphertext}", "close",
+            "final"]  # fmt: skip
+    light, full = host.light_and_full(flow)
+    assert light.answers() == full.answers()
+    assert f"C_Decrypt rv=0x0 len={len(PLAINTEXT)} plaintext={PLAINTEXT.hex()}" in light.answers()
 
 
 def test_a_wrong_pin_is_refused_as_on_the_full_path(host):
