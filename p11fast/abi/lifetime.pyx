@@ -139,7 +139,7 @@ cdef bint tables_init() noexcept nogil:
 
 
 cdef void init_slot(slot_t *s, slot, Pool pool) except *:
-    # Light mode's sessions, and the operator's login, are taken over (compiled_adopt).
+    # Light mode's sessions, and the operator's login, are taken over (adopt_compiled).
     cdef bint logged_in = p11f_is_adopting() and s.login_user == CKU_USER
     s.pool = pool.ptr
     if not p11f_is_adopting():
