@@ -3,7 +3,7 @@
 from libc.stdint cimport uint32_t, uint64_t
 from libc.stdio cimport snprintf
 from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memchr, memcmp, memcpy, memset
+from libc.string cimport memcmp, memcpy, memset
 from posix.stat cimport struct_stat
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
@@ -267,7 +267,7 @@ cdef record_t *record_load(int slot, const unsigned char *cka_id, size_t cka_id_
     key_id = take_blob(&rd, &key_id_len)
     rec.status = <long>take(&rd, 4)
     rec.answer = take_blob(&rd, &rec.answer_len)
-    if rd.bad or key_id_len == 0 or key_id_len > KEY_ID_MAX or memchr(key_id, 0, key_id_len) != NULL \
+    if rd.bad or not key_id_valid(key_id, key_id_len) \
             or (rec.status != 200 and rec.status != 404) or not objects_read(&rd, rec, slot) \
             or rd.p != rd.end:
         record_release(rec)
@@ -279,6 +279,18 @@ cdef record_t *record_load(int slot, const unsigned char *cka_id, size_t cka_id_
     rec.cka_id_len = cka_id_len
     rec.slot = slot
     return rec
+
+
+cdef bint key_id_valid(const unsigned char *key_id, size_t n) noexcept nogil:
+    """p11fast.keyid.is_valid_key_id: the ID goes into a request path."""
+    cdef size_t i
+    if n == 0 or n > KEY_ID_MAX:
+        return False
+    for i in range(n):
+        if not (c'a' <= key_id[i] <= c'z' or c'A' <= key_id[i] <= c'Z'
+                or c'0' <= key_id[i] <= c'9' or (i > 0 and key_id[i] in b"_.-")):
+            return False
+    return True
 
 
 cdef bint objects_read(reader *rd, record_t *rec, int slot) noexcept nogil:

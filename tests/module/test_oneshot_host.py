@@ -20,8 +20,10 @@ from __future__ import annotations
 import base64
 import os
 import re
+import struct
 import subprocess
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -324,6 +326,21 @@ def test_a_damaged_record_is_not_used_and_is_written_again(host):
     assert {py for _call, py in again.python()} == {"0"}, again.lines
     assert [re.sub(r"signature=\w+", "", a) for a in damaged.answers()] == \
         [re.sub(r"signature=\w+", "", a) for a in again.answers()]
+
+
+def test_a_record_naming_no_valid_key_id_is_not_used(host):
+    """The key ID goes into a request path: one that is not a NetHSM key ID (here with a query
+    the HSM ignores, so its answer is the recorded one), though intact and checksummed, is a
+    record not to use."""
+    flow = ["init", "slots", *SESSION_STEPS, f"find:{EC_ID}", "close", "final"]
+    host.run(flow)
+    (record,) = Path(host.cache).rglob(f"*.key-0-{EC_ID}")
+    key_id = struct.pack("<I", len(b"ecp256")) + b"ecp256"
+    data = record.read_bytes()[:-4].replace(key_id, struct.pack("<I", 8) + b"ecp256?x", 1)
+    record.write_bytes(data + struct.pack("<I", zlib.crc32(data)))
+    edited = host.run(flow)
+    assert dict(edited.python())["C_FindObjectsInit"] == "1", edited.lines
+    assert edited.answers() == host.run(flow, full=True).answers()
 
 
 def test_a_failure_before_python_starts_is_logged_once_it_has(oneshot_host, module_path, hsm,
