@@ -94,7 +94,7 @@ cdef tp_pool *compiled_pool(int slot_index) noexcept nogil:
     """The slot's pool, light mode's, opened on first need (a listing never needs one)."""
     cdef void *handle
     cdef slot_t *slot = &g_abi.slots[slot_index]
-    if slot.pool == NULL and g_pool_for != NULL and slot.light_pool == NULL:
+    if slot.pool == NULL and g_pool_for != NULL:
         handle = g_pool_for(slot_index)
         if handle != NULL:
             slot.light_pool = _park_pool_ref(<tp_light *>handle)

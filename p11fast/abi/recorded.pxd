@@ -72,5 +72,6 @@ cdef void records_start(const char *snapshot_path, unsigned long crc,
                         unsigned long length) noexcept nogil
 cdef void records_free() noexcept nogil
 cdef void records_drop() noexcept nogil
+# cka_id: a recordable_template's.
 cdef void record_find(int slot_index, bytes cka_id) except *
 cdef void records_adopt() except *

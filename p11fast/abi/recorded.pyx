@@ -5,17 +5,17 @@ from libc.stdio cimport snprintf
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcmp, memcpy, memset
 from posix.stat cimport struct_stat
-from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from p11fast._decl.pkcs11 cimport *
-from p11fast._decl.posix cimport pthread_mutex_lock, pthread_mutex_unlock
 
 cdef extern from *:
     """
     #include <fcntl.h>
     static const char p11f_record_magic[] = "P11FKEYS";
+    static const char p11f_record_suffix[] = ".key-";
     """
     const char p11f_record_magic[]
+    const char p11f_record_suffix[]  # <snapshot><suffix><slot>-<CKA_ID in hex>
     enum: O_RDONLY, O_NOFOLLOW, O_CLOEXEC
     # Prefixed: this piece shares the module's namespace with others that use these names.
     int posix_open "open"(const char *path, int flags) nogil
@@ -76,7 +76,7 @@ cdef bint recordable_template(CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount, CK_U
 
 cdef bint answer_normalised(const char *body, size_t n, char **out, size_t *out_len) noexcept nogil:
     cdef const char *value
-    cdef size_t value_len, before
+    cdef size_t value_len, before, after
     cdef int rc = json_get_number(body, n, b"operations", &value, &value_len)
     if rc == -2:
         return False
@@ -84,6 +84,7 @@ cdef bint answer_normalised(const char *body, size_t n, char **out, size_t *out_
         value = body + n
         value_len = 0
     before = <size_t>(value - body)
+    after = n - before - value_len
     out[0] = <char *>malloc(n + 1)
     if out[0] == NULL:
         return False
@@ -92,8 +93,8 @@ cdef bint answer_normalised(const char *body, size_t n, char **out, size_t *out_
     if rc == 0:
         out[0][before] = c'0'
         before += 1
-    memcpy(out[0] + before, value + value_len, n - <size_t>(value - body) - value_len)
-    out_len[0] = before + n - <size_t>(value - body) - value_len
+    memcpy(out[0] + before, value + value_len, after)
+    out_len[0] = before + after
     return True
 
 
@@ -173,7 +174,8 @@ cdef record_t *record_for(int slot, const unsigned char *cka_id, size_t cka_id_l
 
 cdef size_t record_path(char *path, size_t size, int slot, const unsigned char *cka_id,
                         size_t cka_id_len) noexcept nogil:
-    cdef size_t n = <size_t>snprintf(path, size, b"%s.key-%d-", g_snapshot_path, slot)
+    cdef size_t n = <size_t>snprintf(path, size, b"%s%s%d-", g_snapshot_path, p11f_record_suffix,
+                                     slot)
     cdef size_t i
     for i in range(cka_id_len):
         if n + 3 > size:
@@ -252,9 +254,11 @@ cdef record_t *record_load(int slot, const unsigned char *cka_id, size_t cka_id_
     if rec == NULL:
         return NULL
     rec.data = file_read(path, &n)
-    if rec.data == NULL or n < 12 or crc32_of(rec.data, n - 4) != <uint32_t>(
-            rec.data[n - 4] | (rec.data[n - 3] << 8) | (rec.data[n - 2] << 16)
-            | (<uint32_t>rec.data[n - 1] << 24)):
+    if rec.data != NULL and n >= 4:
+        rd.p = rec.data + n - 4
+        rd.end = rec.data + n
+        rd.bad = False
+    if rec.data == NULL or n < 4 or take(&rd, 4) != crc32_of(rec.data, n - 4):
         record_release(rec)
         return NULL
     rd.p = rec.data
@@ -333,17 +337,18 @@ cdef void record_find(int slot_index, bytes cka_id) except *:
     snapshot: the search's record, once per process and ID. What the record holds is what a
     process without a cached answer builds from the HSM's (no certificate fetched, no secret
     key length known). A failure to write only costs a later process time."""
+    cdef char *normal = NULL
+    cdef size_t normal_len = 0
+    shared = _state.shared_presence
+    if shared is None or (slot_index, cka_id) in _state.recorded:
+        return
+    _state.recorded.add((slot_index, cka_id))
+
     from p11fast.keyid import cka_id_to_key_id, is_reserved
     from p11fast.lean import parse_json
     from p11fast.model.objects import build_objects
     from p11fast.snapshot import replace_file
 
-    cdef char *normal = NULL
-    cdef size_t normal_len = 0
-    shared = _state.shared_presence
-    if shared is None or len(cka_id) > RECORD_CKA_ID_MAX or (slot_index, cka_id) in _state.recorded:
-        return
-    _state.recorded.add((slot_index, cka_id))
     try:
         key_id = cka_id_to_key_id(cka_id)
     except ValueError:
@@ -364,12 +369,10 @@ cdef void record_find(int slot_index, bytes cka_id) except *:
             return  # a key the model cannot use: the cold path says why, each time
     data = record_encode(slot_index, key_id, 404 if body is None else 200, answer, objs, shared)
     try:
-        replace_file(f"{shared.snapshot_path}{RECORD_SUFFIX}{slot_index}-{cka_id.hex()}", data)
+        replace_file(f"{shared.snapshot_path}{p11f_record_suffix.decode()}{slot_index}-"
+                     f"{cka_id.hex()}", data)
     except OSError:
         pass
-
-
-RECORD_SUFFIX = ".key-"
 
 
 cdef bytes record_encode(int slot_index, str key_id, long status, bytes answer, list objs,
@@ -378,7 +381,8 @@ cdef bytes record_encode(int slot_index, str key_id, long status, bytes answer, 
     from binascii import crc32
 
     cdef object_t entry
-    out = [p11f_record_magic[:8], pack("<III", RECORD_VERSION, shared.snapshot_crc, shared.snapshot_len),
+    out = [p11f_record_magic[:8],
+           pack("<III", RECORD_VERSION, shared.snapshot_crc, shared.snapshot_len),
            _blob(key_id.encode()), pack("<I", status), _blob(answer), pack("<I", len(objs))]
     for obj in objs:
         memset(&entry, 0, sizeof(object_t))
@@ -409,7 +413,7 @@ cdef void records_adopt() except *:
     cdef list recorded = objects_recorded()
     adopted = {}
     while r != NULL:
-        if r.fetched and r.status == 200:
+        if r.fetched:  # matched a 200 answer
             adopted[(r.slot, r.key_id)] = _state.inventories[r.slot].adopt(
                 r.key_id.decode(), r.answer[:r.answer_len], r.fetched)
         r = r.next

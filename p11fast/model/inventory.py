@@ -121,12 +121,15 @@ class Inventory:
             return None
         if status != 200:
             raise self._error(status, path)
-        data = self._json(status, path, body)
-        if not isinstance(data, dict):
-            raise self._error(status, path, "key is not a JSON object")
-        entry = _Entry(key_id, data, bytes(body), self._clock())
+        entry = _Entry(key_id, self._key_data(path, body), bytes(body), self._clock())
         self._entries[key_id] = entry
         return entry
+
+    def _key_data(self, path: str, body: bytes) -> dict:
+        data = self._json(200, path, body)
+        if not isinstance(data, dict):
+            raise self._error(200, path, "key is not a JSON object")
+        return data
 
     def _fetch_cert(self, entry: _Entry) -> None:
         path = "/keys/" + entry.key_id + "/cert"
@@ -286,10 +289,7 @@ class Inventory:
         """A key's answer fetched before this inventory existed (light mode's compiled search,
         at `fetched` on this inventory's clock), cached as if this inventory had fetched it
         then; its objects."""
-        path = "/keys/" + key_id
-        data = self._json(200, path, body)
-        if not isinstance(data, dict):
-            raise self._error(200, path, "key is not a JSON object")
+        data = self._key_data("/keys/" + key_id, body)
         with self._lock:
             entry = _Entry(key_id, data, bytes(body), fetched)
             self._entries[key_id] = entry
