@@ -77,10 +77,12 @@ COMMON_CFLAGS += ["-O0", "-g", "-DP11FAST_DEBUG=1"] if DEBUG else ["-O2"]
 
 if STATIC_DEPS:
     CORE_LINK = static_link_args(CURL_LIBS)
+    CORE_CFLAGS = ("-DP11FAST_OWN_OPENSSL=1",)  # see tp_openssl_no_atexit
     # libyaml's static archive from the system's development package, hidden like the others.
     YAML_LINK = ["-l:libyaml.a", "-Wl,--exclude-libs,ALL"]
 else:
     CORE_LINK = CURL_LIBS + ["-lssl", "-lcrypto"]
+    CORE_CFLAGS = ()
     YAML_LINK = ["-lyaml"]
 
 
@@ -145,7 +147,7 @@ setup(
             # their calls are direct C calls and libcurl and OpenSSL are linked once. Its
             # function table is filled by typed assignments: a function whose signature is not
             # pkcs11f.h's is an error, not a warning.
-            extension("_abi", CORE_LINK, ("-Werror=incompatible-pointer-types",)),
+            extension("_abi", CORE_LINK, ("-Werror=incompatible-pointer-types", *CORE_CFLAGS)),
             extension("_yamlnodes", YAML_LINK),
         ],
         compiler_directives={

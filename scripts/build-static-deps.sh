@@ -19,11 +19,13 @@ PREFIX="$(mkdir -p "$1" && cd "$1" && pwd)"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 JOBS="$(nproc 2>/dev/null || echo 2)"
 
-# The upstream tarballs also carried by Debian 12's source archive (same bytes, checked here).
-CURL_VERSION=7.88.1
-CURL_SHA256=cdb38b72e36bc5d33d5b8810f8018ece1baa29a8f215b4495e495ded82bbf3c7
-OPENSSL_VERSION=3.0.22
-OPENSSL_SHA256=67ebca7e50d17383028045486653492195b83db95f8558709701bb47b5c1ef81
+# The upstream tarballs that Debian 13's source archive carries (the same bytes: their upstream
+# signatures, by OpenSSL's and curl's release keys, check against them). OpenSSL 3.5 is the
+# long-term-support series (to April 2030); 3.0's support ended in September 2026.
+CURL_VERSION=8.14.1
+CURL_SHA256=6766ada7101d292b42b8b15681120acd68effa4a9660935853cf6d61f0d984d4
+OPENSSL_VERSION=3.5.7
+OPENSSL_SHA256=a8c0d28a529ca480f9f36cf5792e2cd21984552a3c8e4aa11a24aa31aeac98e8
 
 STAMP="$PREFIX/.stamp"
 WANT="$(sha256sum "$0" | cut -d' ' -f1)"
@@ -67,7 +69,7 @@ if [ -z "${P11FAST_DEPS_FROM_SOURCE:-}" ] && command -v apt-get >/dev/null && ls
   OPENSSL_FLAGS=(--with-openssl)
 else
   fetch openssl "$OPENSSL_VERSION" "$OPENSSL_SHA256" \
-    "https://www.openssl.org/source/openssl-$OPENSSL_VERSION.tar.gz"
+    "https://github.com/openssl/openssl/releases/download/openssl-$OPENSSL_VERSION/openssl-$OPENSSL_VERSION.tar.gz"
   (
     cd "openssl-$OPENSSL_VERSION"
     # No engines or dynamic modules: everything the transport needs is in the default provider,
@@ -94,7 +96,7 @@ cd "$CURL_SRC"
   --disable-ldap --disable-ldaps --disable-rtsp --disable-dict --disable-telnet --disable-tftp \
   --disable-pop3 --disable-imap --disable-smb --disable-smtp --disable-gopher --disable-mqtt \
   --disable-ftp --disable-file --disable-manual --disable-ntlm --disable-alt-svc \
-  --disable-hsts --disable-netrc --disable-progress-meter \
+  --disable-hsts --disable-netrc --disable-progress-meter --disable-websockets \
   --without-ca-bundle --without-ca-path --with-ca-fallback >"$WORK/curl-configure.log" 2>&1 ||
   { tail -30 "$WORK/curl-configure.log"; exit 1; }
 make -s -j"$JOBS" -C lib >/dev/null

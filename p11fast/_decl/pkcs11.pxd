@@ -194,6 +194,7 @@ cdef extern from "pkcs11.h" nogil:
 
         CKA_CLASS
         CKA_ID
+        CKA_LABEL
         CKA_KEY_TYPE
         CKA_TOKEN
         CKA_PRIVATE

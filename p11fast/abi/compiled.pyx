@@ -6,8 +6,7 @@
 
 from cpython.ref cimport PyObject
 from libc.stdio cimport snprintf
-from libc.stdlib cimport free
-from libc.string cimport memcmp, memcpy, memset, strlen
+from libc.string cimport memcpy, memset, strlen
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from p11fast._decl.pkcs11 cimport *
@@ -118,18 +117,17 @@ cdef CK_RV _logout "abi_logout"(CK_SESSION_HANDLE hSession) noexcept nogil:
 
 cdef CK_RV _find_objects_init "abi_find_objects_init"(
         CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) noexcept nogil:
-    """c_find_objects_init for a key class and a CKA_ID, from the record of an earlier
-    process's search, when the HSM answers what it answered then."""
+    """c_find_objects_init for a key class and a CKA_ID or a CKA_LABEL, from the record of an
+    earlier process's search, when the HSM answers what it answered then."""
     cdef call_t call
-    cdef CK_ULONG cls, nfound = 0
-    cdef const unsigned char *cka_id
-    cdef size_t cka_id_len
+    cdef CK_ULONG nfound = 0
+    cdef search_t search
     cdef CK_OBJECT_HANDLE found[FOUND_MAX]
     cdef session_t *s
     cdef CK_RV rv = c_find_objects_init_check(&call, hSession, pTemplate, ulCount)
     if rv != CKR_OK:
         return rv
-    if not recordable_template(pTemplate, ulCount, &cls, &cka_id, &cka_id_len):
+    if not recordable_template(pTemplate, ulCount, &search):
         return NEEDS_PYTHON
     s = session_lock(hSession)
     if s == NULL:
@@ -138,7 +136,7 @@ cdef CK_RV _find_objects_init "abi_find_objects_init"(
     session_unlock(s)
     if rv != CKR_OK:
         return rv
-    rv = recorded_search(call.slot, cls, cka_id, cka_id_len, found, &nfound)
+    rv = recorded_search(call.slot, &search, found, &nfound)
     if rv != CKR_OK:
         return rv
     s = session_lock(hSession)
@@ -154,23 +152,19 @@ cdef CK_RV _find_objects_init "abi_find_objects_init"(
     return rv
 
 
-cdef CK_RV recorded_search(int slot_index, CK_ULONG cls, const unsigned char *cka_id,
-                           size_t cka_id_len, CK_OBJECT_HANDLE *found,
+cdef CK_RV recorded_search(int slot_index, const search_t *search, CK_OBJECT_HANDLE *found,
                            CK_ULONG *nfound) noexcept nogil:
-    """What the cold path's search finds, when the record says: its credentials, the request
+    """What the cold path's search finds, when the record says: its credentials, the requests
     it sends, its objects (those the login lets the application see), their handles."""
     cdef slot_t *slot = &g_abi.slots[slot_index]
     cdef char auth[AUTH_MAX]
-    cdef char path[KEY_ID_MAX + 8]
     cdef bint seen_private
+    cdef const unsigned char *value
+    cdef size_t value_len
+    cdef int by
     cdef record_t *rec
     cdef tp_pool *pool
-    cdef tp_buf resp
-    cdef tp_result res
-    cdef char *normal = NULL
-    cdef size_t normal_len = 0
-    cdef bint same
-    cdef CK_ULONG i
+    cdef CK_ULONG i, n = 0
     cdef CK_OBJECT_HANDLE h
     cdef object_t entry
     cdef PyObject *old = NULL
@@ -184,33 +178,21 @@ cdef CK_RV recorded_search(int slot_index, CK_ULONG cls, const unsigned char *ck
         if slot.operator_implicit or slot.has_admin:
             return NEEDS_PYTHON
         return CKR_OK
-    rec = record_for(slot_index, cka_id, cka_id_len)
+    by = record_by(search, &value, &value_len)
+    rec = record_for(slot_index, by, value, value_len)
     pool = compiled_pool(slot_index)
-    if rec == NULL or pool == NULL:
+    if rec == NULL or pool == NULL or not answers_recorded(rec, pool, auth):
         memset(auth, 0, AUTH_MAX)
         return NEEDS_PYTHON
-    snprintf(path, sizeof(path), b"/keys/%s", rec.key_id)
-    resp.data = NULL
-    resp.len = 0
-    resp.cap = 0
-    tp_request(pool, TP_GET, path, auth, NULL, 0, NULL, &resp, &res)
     memset(auth, 0, AUTH_MAX)
-    if res.error == TP_OK and res.status == 200 and rec.status == 200:
-        same = (answer_normalised(resp.data, resp.len, &normal, &normal_len)
-                and normal_len == rec.answer_len and memcmp(normal, rec.answer, normal_len) == 0)
-        free(normal)
-    else:
-        same = res.error == TP_OK and res.status == 404 and rec.status == 404
-    tp_buf_free(&resp)
-    if not same:
+    for i in range(rec.nobjects):
+        n += visible_match(&rec.objects[i], search, seen_private)
+    if n > FOUND_MAX:
         return NEEDS_PYTHON
-    if rec.status == 404:
-        return CKR_OK
     clock_gettime(CLOCK_MONOTONIC, &now)
     rec.fetched = now.tv_sec + now.tv_nsec / 1e9
     for i in range(rec.nobjects):
-        if not recorded_matches(&rec.objects[i], cls, cka_id, cka_id_len) \
-                or (rec.objects[i].entry.private and not seen_private):
+        if not visible_match(&rec.objects[i], search, seen_private):
             continue
         memcpy(&entry, &rec.objects[i].entry, sizeof(object_t))
         entry.recorded = &rec.objects[i]
@@ -221,6 +203,33 @@ cdef CK_RV recorded_search(int slot_index, CK_ULONG cls, const unsigned char *ck
         found[nfound[0]] = h
         nfound[0] += 1
     return CKR_OK
+
+
+cdef bint answers_recorded(record_t *rec, tp_pool *pool, const char *auth) noexcept nogil:
+    """The record's requests, in order, each answered as recorded."""
+    cdef char path[RECORD_REQUEST_PATH_MAX]
+    cdef tp_buf resp
+    cdef tp_result res
+    cdef bint same
+    cdef CK_ULONG i
+    for i in range(rec.nexchanges):
+        if not exchange_path(rec, &rec.exchanges[i], path, sizeof(path)):
+            return False
+        resp.data = NULL
+        resp.len = 0
+        resp.cap = 0
+        tp_request(pool, TP_GET, path, auth, NULL, 0, NULL, &resp, &res)
+        same = res.error == TP_OK and answer_same(&rec.exchanges[i], res.status, resp.data,
+                                                  resp.len)
+        tp_buf_free(&resp)
+        if not same:
+            return False
+    return True
+
+
+cdef bint visible_match(const recorded_object *obj, const search_t *search,
+                        bint seen_private) noexcept nogil:
+    return recorded_matches(obj, search) and (seen_private or not obj.entry.private)
 
 
 cdef CK_RV _find_objects "abi_find_objects"(

@@ -5,7 +5,7 @@
 # Contract: the cold path: the session is checked without the GIL (the *_check functions),
 # the rest runs with it. A search's handles come from the handle table (objects: object_bind)
 # and wait in _state.finds until C_FindObjects hands them out.
-# uses: state, sessions, objects, recorded
+# uses: state, sessions, objects, recorded, recording
 
 from p11fast._decl.pkcs11 cimport (
     CK_ATTRIBUTE, CK_ATTRIBUTE_PTR, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE_PTR, CK_RV, CK_SESSION_HANDLE,

@@ -19,9 +19,7 @@ cdef CK_RV c_find_objects_init(call_t *call, CK_SESSION_HANDLE hSession, CK_ATTR
 
     cdef CK_SESSION_HANDLE h = call.handle
     cdef int slot_index = call.slot
-    cdef CK_ULONG cls
-    cdef const unsigned char *cka_id
-    cdef size_t cka_id_len
+    cdef search_t search
     template = read_template(pTemplate, ulCount)
     # Searches of sessions closed without C_FindObjectsFinal are dropped here, so the GIL is
     # never needed while a session lock is held.
@@ -37,8 +35,8 @@ cdef CK_RV c_find_objects_init(call_t *call, CK_SESSION_HANDLE hSession, CK_ATTR
             if not is_reserved(obj.key_id) and user_may_see(slot_index, obj):
                 found.append(object_bind(slot_index, obj))
         # What a later process's compiled search compares the HSM's answer with (recorded).
-        if recordable_template(pTemplate, ulCount, &cls, &cka_id, &cka_id_len):
-            record_find(slot_index, cka_id[:cka_id_len])
+        if recordable_template(pTemplate, ulCount, &search):
+            record_find(slot_index, &search)
     # Session objects of every session of the application (PKCS#11 v3.0 §4.4); none before the
     # first is made, and a process that makes none never imports their model.
     if _state.has_session_objects():

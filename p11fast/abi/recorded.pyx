@@ -3,7 +3,7 @@
 from libc.stdint cimport uint32_t, uint64_t
 from libc.stdio cimport snprintf
 from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memcmp, memcpy, memset
+from libc.string cimport memcmp, memcpy, memset, strlen
 from posix.stat cimport struct_stat
 
 from p11fast._decl.pkcs11 cimport *
@@ -11,11 +11,7 @@ from p11fast._decl.pkcs11 cimport *
 cdef extern from *:
     """
     #include <fcntl.h>
-    static const char p11f_record_magic[] = "P11FKEYS";
-    static const char p11f_record_suffix[] = ".key-";
     """
-    const char p11f_record_magic[]
-    const char p11f_record_suffix[]  # <snapshot><suffix><slot>-<CKA_ID in hex>
     enum: O_RDONLY, O_NOFOLLOW, O_CLOEXEC
     # Prefixed: this piece shares the module's namespace with others that use these names.
     int posix_open "open"(const char *path, int flags) nogil
@@ -25,7 +21,6 @@ cdef extern from *:
     unsigned int posix_getuid "getuid"() nogil
 
 cdef enum:
-    RECORD_VERSION = 1
     RECORD_MAX_BYTES = 1 << 20
     RECORD_PATH_MAX = 4400
 
@@ -49,29 +44,50 @@ cdef uint32_t crc32_of(const unsigned char *p, size_t n) noexcept nogil:
     return crc ^ 0xFFFFFFFFu
 
 
-cdef bint recordable_template(CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount, CK_ULONG *cls,
-                              const unsigned char **cka_id, size_t *cka_id_len) noexcept nogil:
+cdef bint recordable_template(CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
+                              search_t *search) noexcept nogil:
     cdef CK_ULONG i
-    cdef bint have_cls = False, have_id = False
-    if ulCount != 2 or pTemplate == NULL:
+    cdef bint have_cls = False
+    memset(search, 0, sizeof(search_t))
+    if pTemplate == NULL or ulCount < 2 or ulCount > 3:
         return False
     for i in range(ulCount):
         if pTemplate[i].type == CKA_CLASS and not have_cls:
             if pTemplate[i].pValue == NULL or pTemplate[i].ulValueLen != sizeof(CK_ULONG):
                 return False
-            memcpy(cls, pTemplate[i].pValue, sizeof(CK_ULONG))
-            have_cls = (cls[0] == CKO_PRIVATE_KEY or cls[0] == CKO_PUBLIC_KEY
-                        or cls[0] == CKO_SECRET_KEY)
-        elif pTemplate[i].type == CKA_ID and not have_id:
-            if (pTemplate[i].pValue == NULL or pTemplate[i].ulValueLen == 0
-                    or pTemplate[i].ulValueLen > RECORD_CKA_ID_MAX):
+            memcpy(&search.cls, pTemplate[i].pValue, sizeof(CK_ULONG))
+            have_cls = True
+        elif pTemplate[i].type == CKA_ID and search.cka_id == NULL:
+            if not _value_recordable(&pTemplate[i]):
                 return False
-            cka_id[0] = <const unsigned char *>pTemplate[i].pValue
-            cka_id_len[0] = pTemplate[i].ulValueLen
-            have_id = True
+            search.cka_id = <const unsigned char *>pTemplate[i].pValue
+            search.cka_id_len = pTemplate[i].ulValueLen
+        elif pTemplate[i].type == CKA_LABEL and search.label == NULL:
+            if not _value_recordable(&pTemplate[i]):
+                return False
+            search.label = <const unsigned char *>pTemplate[i].pValue
+            search.label_len = pTemplate[i].ulValueLen
         else:
             return False
-    return have_cls and have_id
+    return (have_cls and (search.cka_id != NULL or search.label != NULL)
+            and (search.cls == CKO_PRIVATE_KEY or search.cls == CKO_PUBLIC_KEY
+                 or search.cls == CKO_SECRET_KEY))
+
+
+cdef bint _value_recordable(const CK_ATTRIBUTE *a) noexcept nogil:
+    return a.pValue != NULL and 0 < a.ulValueLen <= RECORD_VALUE_MAX
+
+
+cdef int record_by(const search_t *search, const unsigned char **value,
+                   size_t *value_len) noexcept nogil:
+    # A CKA_ID decides the cold path's requests whatever the label (Inventory.find).
+    if search.cka_id != NULL:
+        value[0] = search.cka_id
+        value_len[0] = search.cka_id_len
+        return RECORD_BY_ID
+    value[0] = search.label
+    value_len[0] = search.label_len
+    return RECORD_BY_LABEL
 
 
 cdef bint answer_normalised(const char *body, size_t n, char **out, size_t *out_len) noexcept nogil:
@@ -98,16 +114,67 @@ cdef bint answer_normalised(const char *body, size_t n, char **out, size_t *out_
     return True
 
 
-cdef bint recorded_matches(const recorded_object *obj, CK_ULONG cls,
-                           const unsigned char *cka_id, size_t cka_id_len) noexcept nogil:
+cdef bint answer_same(const recorded_exchange *e, long status, const char *body,
+                      size_t n) noexcept nogil:
+    cdef char *normal = NULL
+    cdef size_t normal_len = 0
+    cdef bint same
+    if status != e.status:
+        return False
+    if e.label_query:
+        # The cold path reads the listing of a 200 only; any other status, it goes on without.
+        return status != 200 or (n == e.answer_len and memcmp(body, e.answer, n) == 0)
+    if status != 200:
+        return True
+    same = (answer_normalised(body, n, &normal, &normal_len) and normal_len == e.answer_len
+            and memcmp(normal, e.answer, normal_len) == 0)
+    free(normal)
+    return same
+
+
+cdef bint exchange_path(const record_t *rec, const recorded_exchange *e, char *path,
+                        size_t size) noexcept nogil:
+    """Inventory's own paths: the label percent-encoded byte by byte, as its _pct does."""
+    cdef const char *hexdigits = b"0123456789ABCDEF"
+    cdef size_t n, i
+    cdef unsigned char c
+    if not e.label_query:
+        return <size_t>snprintf(path, size, b"/keys/%s", e.key_id) < size
+    n = <size_t>snprintf(path, size, b"/keys?label=")
+    for i in range(rec.value_len):
+        c = rec.value[i]
+        if n + 4 > size:
+            return False
+        if c'A' <= c <= c'Z' or c'a' <= c <= c'z' or c'0' <= c <= c'9' or c in b"-._~":
+            path[n] = <char>c
+            n += 1
+        else:
+            path[n] = c'%'
+            path[n + 1] = hexdigits[c >> 4]
+            path[n + 2] = hexdigits[c & 15]
+            n += 3
+    path[n] = 0
+    return True
+
+
+cdef bint recorded_matches(const recorded_object *obj, const search_t *search) noexcept nogil:
     """P11Object.matches for recordable_template's template."""
     cdef const recorded_attr *a = recorded_attribute(obj, CKA_CLASS)
     if (a == NULL or a.sensitive or a.len != sizeof(CK_ULONG)
-            or memcmp(a.value, &cls, sizeof(CK_ULONG)) != 0):
+            or memcmp(a.value, &search.cls, sizeof(CK_ULONG)) != 0):
         return False
-    a = recorded_attribute(obj, CKA_ID)
-    return (a != NULL and not a.sensitive and a.len == cka_id_len
-            and memcmp(a.value, cka_id, cka_id_len) == 0)
+    return (_attribute_is(obj, CKA_ID, search.cka_id, search.cka_id_len)
+            and _attribute_is(obj, CKA_LABEL, search.label, search.label_len))
+
+
+cdef bint _attribute_is(const recorded_object *obj, CK_ULONG kind, const unsigned char *value,
+                        size_t n) noexcept nogil:
+    """True when the search does not pin kind (value NULL) or the object's is value."""
+    cdef const recorded_attr *a
+    if value == NULL:
+        return True
+    a = recorded_attribute(obj, kind)
+    return a != NULL and not a.sensitive and a.len == n and memcmp(a.value, value, n) == 0
 
 
 cdef const recorded_attr *recorded_attribute(const recorded_object *obj,
@@ -152,35 +219,38 @@ cdef void record_release(record_t *r) noexcept nogil:
         for i in range(r.nobjects):
             free(r.objects[i].attrs)
     free(r.objects)
+    free(r.exchanges)
     free(r.data)
     free(r)
 
 
-cdef record_t *record_for(int slot, const unsigned char *cka_id, size_t cka_id_len) noexcept nogil:
+cdef record_t *record_for(int slot, int by, const unsigned char *value,
+                          size_t value_len) noexcept nogil:
     """The record of this search, loaded once; NULL when there is none that names this
     snapshot and is intact."""
     global g_records
     cdef record_t *r = g_records
     while r != NULL:
-        if r.slot == slot and r.cka_id_len == cka_id_len and memcmp(r.cka_id, cka_id, cka_id_len) == 0:
+        if (r.slot == slot and r.by == by and r.value_len == value_len
+                and memcmp(r.value, value, value_len) == 0):
             return r
         r = r.next
-    r = record_load(slot, cka_id, cka_id_len)
+    r = record_load(slot, by, value, value_len)
     if r != NULL:
         r.next = g_records
         g_records = r
     return r
 
 
-cdef size_t record_path(char *path, size_t size, int slot, const unsigned char *cka_id,
-                        size_t cka_id_len) noexcept nogil:
-    cdef size_t n = <size_t>snprintf(path, size, b"%s%s%d-", g_snapshot_path, p11f_record_suffix,
-                                     slot)
+cdef size_t record_path(char *path, size_t size, int slot, int by, const unsigned char *value,
+                        size_t value_len) noexcept nogil:
+    cdef size_t n = <size_t>snprintf(path, size, b"%s%s%d-", g_snapshot_path,
+                                     p11f_record_suffix[by], slot)
     cdef size_t i
-    for i in range(cka_id_len):
+    for i in range(value_len):
         if n + 3 > size:
             return 0
-        snprintf(path + n, 3, b"%02x", cka_id[i])
+        snprintf(path + n, 3, b"%02x", value[i])
         n += 2
     return n
 
@@ -241,14 +311,13 @@ cdef const unsigned char *take_blob(reader *r, size_t *n) noexcept nogil:
     return start
 
 
-cdef record_t *record_load(int slot, const unsigned char *cka_id, size_t cka_id_len) noexcept nogil:
-    cdef char path[RECORD_PATH_MAX + 2 * RECORD_CKA_ID_MAX + 32]
-    cdef size_t n = 0, key_id_len = 0
-    cdef CK_ULONG i
+cdef record_t *record_load(int slot, int by, const unsigned char *value,
+                          size_t value_len) noexcept nogil:
+    cdef char path[RECORD_PATH_MAX + 2 * RECORD_VALUE_MAX + 32]
+    cdef size_t n = 0
     cdef reader rd
     cdef record_t *rec
-    cdef const unsigned char *key_id
-    if g_snapshot_path[0] == 0 or not record_path(path, sizeof(path), slot, cka_id, cka_id_len):
+    if g_snapshot_path[0] == 0 or not record_path(path, sizeof(path), slot, by, value, value_len):
         return NULL
     rec = <record_t *>calloc(1, sizeof(record_t))
     if rec == NULL:
@@ -268,21 +337,49 @@ cdef record_t *record_load(int slot, const unsigned char *cka_id, size_t cka_id_
     if (take(&rd, 4) != RECORD_VERSION or take(&rd, 4) != g_snapshot_crc
             or take(&rd, 4) != g_snapshot_len):
         rd.bad = True
-    key_id = take_blob(&rd, &key_id_len)
-    rec.status = <long>take(&rd, 4)
-    rec.answer = take_blob(&rd, &rec.answer_len)
-    if rd.bad or not key_id_valid(key_id, key_id_len) \
-            or (rec.status != 200 and rec.status != 404) or not objects_read(&rd, rec, slot) \
-            or rd.p != rd.end:
+    rec.slot = slot
+    rec.by = by
+    memcpy(rec.value, value, value_len)
+    rec.value_len = value_len
+    if rd.bad or not exchanges_read(&rd, rec) or not objects_read(&rd, rec) or rd.p != rd.end:
         record_release(rec)
         return NULL
-    memcpy(rec.key_id, key_id, key_id_len)
-    for i in range(rec.nobjects):
-        memcpy(rec.objects[i].entry.key_id, key_id, key_id_len)
-    memcpy(rec.cka_id, cka_id, cka_id_len)
-    rec.cka_id_len = cka_id_len
-    rec.slot = slot
     return rec
+
+
+cdef bint exchanges_read(reader *rd, record_t *rec) noexcept nogil:
+    """The requests, as Inventory makes them for this kind of search: by CKA_ID one key's; by
+    CKA_LABEL one label query and keys' (NetHSM key IDs: they go into a request path)."""
+    cdef CK_ULONG i
+    cdef recorded_exchange *e
+    cdef const unsigned char *key_id
+    cdef size_t key_id_len = 0
+    cdef int queries = 0
+    rec.nexchanges = take(rd, 4)
+    if rd.bad or rec.nexchanges == 0 or rec.nexchanges > RECORD_EXCHANGES_MAX:
+        return False
+    rec.exchanges = <recorded_exchange *>calloc(rec.nexchanges, sizeof(recorded_exchange))
+    if rec.exchanges == NULL:
+        return False
+    for i in range(rec.nexchanges):
+        e = &rec.exchanges[i]
+        e.label_query = take(rd, 1) != 0
+        key_id = take_blob(rd, &key_id_len)
+        e.status = <long>take(rd, 4)
+        e.answer = take_blob(rd, &e.answer_len)
+        if rd.bad:
+            return False
+        if e.label_query:
+            queries += 1
+            if key_id_len != 0:
+                return False
+        elif not key_id_valid(key_id, key_id_len) or (e.status != 200 and e.status != 404):
+            return False
+        else:
+            memcpy(e.key_id, key_id, key_id_len)
+    if rec.by == RECORD_BY_ID:
+        return rec.nexchanges == 1 and queries == 0
+    return queries == 1
 
 
 cdef bint key_id_valid(const unsigned char *key_id, size_t n) noexcept nogil:
@@ -297,19 +394,24 @@ cdef bint key_id_valid(const unsigned char *key_id, size_t n) noexcept nogil:
     return True
 
 
-cdef bint objects_read(reader *rd, record_t *rec, int slot) noexcept nogil:
+cdef bint objects_read(reader *rd, record_t *rec) noexcept nogil:
     cdef CK_ULONG i, j
     cdef recorded_object *o
     cdef size_t value_len
+    cdef const unsigned char *key_id
     rec.nobjects = take(rd, 4)
-    if rd.bad or rec.nobjects > FOUND_MAX:
+    if rd.bad or rec.nobjects > RECORD_OBJECTS_MAX:
         return False
     rec.objects = <recorded_object *>calloc(rec.nobjects + 1, sizeof(recorded_object))
     if rec.objects == NULL:
         return False
     for i in range(rec.nobjects):
         o = &rec.objects[i]
-        o.entry.slot = slot
+        key_id = take_blob(rd, &value_len)
+        if rd.bad or not fetched_key(rec, key_id, value_len):
+            return False
+        memcpy(o.entry.key_id, key_id, value_len)
+        o.entry.slot = rec.slot
         o.entry.cls = take(rd, 8)
         o.entry.key_type = take(rd, 8)
         o.entry.nethsm_mechs = <unsigned int>take(rd, 4)
@@ -332,96 +434,38 @@ cdef bint objects_read(reader *rd, record_t *rec, int slot) noexcept nogil:
     return True
 
 
-cdef void record_find(int slot_index, bytes cka_id) except *:
-    """After the cold path's search for recordable_template's template, in a process with a
-    snapshot: the search's record, once per process and ID. What the record holds is what a
-    process without a cached answer builds from the HSM's (no certificate fetched, no secret
-    key length known). A failure to write only costs a later process time."""
-    cdef char *normal = NULL
-    cdef size_t normal_len = 0
-    shared = _state.shared_presence
-    if shared is None or (slot_index, cka_id) in _state.recorded:
-        return
-    _state.recorded.add((slot_index, cka_id))
-
-    from p11fast.keyid import cka_id_to_key_id, is_reserved
-    from p11fast.lean import parse_json
-    from p11fast.model.objects import build_objects
-    from p11fast.snapshot import replace_file
-
-    try:
-        key_id = cka_id_to_key_id(cka_id)
-    except ValueError:
-        return
-    body = _state.inventories[slot_index].answer(key_id)
-    objs = []
-    answer = b""
-    if body is not None:
-        if not answer_normalised(body, len(body), &normal, &normal_len):
-            return
-        try:
-            answer = normal[:normal_len]
-        finally:
-            free(normal)
-        try:
-            objs = [] if is_reserved(key_id) else build_objects(key_id, parse_json(answer))
-        except ValueError:
-            return  # a key the model cannot use: the cold path says why, each time
-    data = record_encode(slot_index, key_id, 404 if body is None else 200, answer, objs, shared)
-    try:
-        replace_file(f"{shared.snapshot_path}{p11f_record_suffix.decode()}{slot_index}-"
-                     f"{cka_id.hex()}", data)
-    except OSError:
-        pass
-
-
-cdef bytes record_encode(int slot_index, str key_id, long status, bytes answer, list objs,
-                         shared):
-    from _struct import pack
-    from binascii import crc32
-
-    cdef object_t entry
-    out = [p11f_record_magic[:8],
-           pack("<III", RECORD_VERSION, shared.snapshot_crc, shared.snapshot_len),
-           _blob(key_id.encode()), pack("<I", status), _blob(answer), pack("<I", len(objs))]
-    for obj in objs:
-        memset(&entry, 0, sizeof(object_t))
-        entry_fill(&entry, slot_index, obj)
-        out.append(pack("<QQIQQB", entry.cls, entry.key_type, entry.nethsm_mechs, entry.bits,
-                        entry.field_len, entry.private))
-        kinds = list(obj.attrs) + [t for t in obj.sensitive if t not in obj.attrs]
-        out.append(pack("<I", len(kinds)))
-        for kind in kinds:
-            # A sensitive attribute's value is never written, whatever attrs holds.
-            sensitive = kind in obj.sensitive
-            out.append(pack("<QB", kind, sensitive) + _blob(b"" if sensitive else obj.attrs[kind]))
-    data = b"".join(out)
-    return data + pack("<I", crc32(data))
-
-
-def _blob(bytes data):
-    from _struct import pack
-
-    return pack("<I", len(data)) + data
+cdef bint fetched_key(const record_t *rec, const unsigned char *key_id, size_t n) noexcept nogil:
+    """An object's key is one the search fetched: a request of the record answered it."""
+    cdef CK_ULONG i
+    for i in range(rec.nexchanges):
+        if (not rec.exchanges[i].label_query and rec.exchanges[i].status == 200
+                and strlen(rec.exchanges[i].key_id) == n
+                and memcmp(rec.exchanges[i].key_id, key_id, n) == 0):
+            return True
+    return False
 
 
 cdef void records_adopt() except *:
-    """At promotion: each answer a compiled search matched goes into the slot's inventory, as
-    fetched when it matched, and the objects the cold path builds from it take over the handles
-    the search gave out. Then the records go: nothing points into them any more."""
+    """At promotion: each key answer a compiled search matched goes into the slot's inventory,
+    as fetched when it matched, and the objects the cold path builds from it take over the
+    handles the search gave out. Then the records go: nothing points into them any more."""
     cdef record_t *r = g_records
+    cdef const recorded_exchange *e
+    cdef CK_ULONG i
     cdef list recorded = objects_recorded()
     adopted = {}
     while r != NULL:
-        if r.fetched:  # matched a 200 answer
-            adopted[(r.slot, r.key_id)] = _state.inventories[r.slot].adopt(
-                r.key_id.decode(), r.answer[:r.answer_len], r.fetched)
+        for i in range(r.nexchanges if r.fetched else 0):  # fetched: its answers matched
+            e = &r.exchanges[i]
+            if not e.label_query and e.status == 200:
+                adopted[(r.slot, e.key_id)] = _state.inventories[r.slot].adopt(
+                    e.key_id.decode(), e.answer[:e.answer_len], r.fetched)
         r = r.next
     for slot_index, cls, key_id in recorded:
         for obj in adopted.get((slot_index, key_id), ()):
             if obj.cls == cls:
                 object_bind(slot_index, obj)
-    # None is left by construction (the same answer, the same model); were one left, its
+    # None is left by construction (the same answers, the same model); were one left, its
     # handle goes rather than point at a record that is gone.
     objects_forget_recorded()
     records_free()

@@ -36,7 +36,7 @@ cdef enum:
     KEY_ID_MAX = 128
     AUTH_MAX = 600
     MAX_POLICY_MECHANISMS = 64
-    FOUND_MAX = 4                   # objects of one key: a compiled search finds no more
+    FOUND_MAX = 4                   # objects a compiled search finds: no more
 
 cdef struct slot_t:
     pthread_mutex_t lock            # guards the login state and the auth headers

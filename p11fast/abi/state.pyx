@@ -36,7 +36,7 @@ class ModuleState:
         self.shared_presence = None  # p11fast.snapshot.SharedPresence, with a snapshot
         self.admins = {}          # slot -> p11fast.admin.client.Admin, made on first use
         self.aliases = {}         # enable_set_attribute_value: name given -> real key ID
-        self.recorded = set()     # (slot, CKA_ID) searches recorded for light mode (recorded)
+        self.recorded = set()     # (slot, RECORD_BY_*, value) searches recorded (recorded)
         self._inventories = None
         self._session_objects = None
 

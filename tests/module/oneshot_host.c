@@ -17,6 +17,8 @@
  *   login:PIN          C_Login as CKU_USER
  *   find:HEXID         C_FindObjectsInit (CKO_PRIVATE_KEY, CKA_ID), C_FindObjects, ...Final;
  *                      the first handle found is the key the next steps use
+ *   label:TEXT         the same with CKA_LABEL instead of CKA_ID (`pkcs11-tool --label`)
+ *   idlabel:HEXID:TEXT the same with both, CKA_ID first (`pkcs11-tool --id --label`)
  *   attrs              C_GetAttributeValue of the key: each attribute's size query, then value
  *   sign:ecdsa|rsa     C_SignInit (CKM_ECDSA or CKM_RSA_PKCS), C_Sign size query, C_Sign of a
  *                      32-byte digest
@@ -280,21 +282,27 @@ static int unhex(const char *text, unsigned char *out, size_t size, size_t *n)
     return 1;
 }
 
-static int step_find(struct run *r, const char *hex_id)
+/* hex_id and label may be NULL: the template has CKA_CLASS and whichever is given. */
+static int step_find(struct run *r, const char *hex_id, const char *label)
 {
     CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
     unsigned char id[128];
-    size_t id_len;
-    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_ID, id, 0}};
+    size_t id_len = 0;
+    CK_ATTRIBUTE tmpl[3] = {{CKA_CLASS, &cls, sizeof cls}};
+    CK_ULONG n = 1;
     CK_OBJECT_HANDLE found[16];
     CK_ULONG count = 0;
     struct outputs o = {0};
     CK_RV rv;
-    if (!unhex(hex_id, id, sizeof id, &id_len))
-        return 0;
-    tmpl[1].ulValueLen = id_len;
+    if (hex_id) {
+        if (!unhex(hex_id, id, sizeof id, &id_len))
+            return 0;
+        tmpl[n++] = (CK_ATTRIBUTE){CKA_ID, id, id_len};
+    }
+    if (label)
+        tmpl[n++] = (CK_ATTRIBUTE){CKA_LABEL, (void *)label, strlen(label)};
     begin(r, "C_FindObjectsInit");
-    rv = f->C_FindObjectsInit(r->session, tmpl, 2);
+    rv = f->C_FindObjectsInit(r->session, tmpl, n);
     end(r, rv, NULL);
     begin(r, "C_FindObjects");
     rv = f->C_FindObjects(r->session, found, 16, &count);
@@ -307,6 +315,17 @@ static int step_find(struct run *r, const char *hex_id)
     rv = f->C_FindObjectsFinal(r->session);
     end(r, rv, NULL);
     return 1;
+}
+
+static int step_find_id_label(struct run *r, const char *arg)
+{
+    char hex[260];
+    const char *colon = strchr(arg, ':');
+    if (!colon || (size_t)(colon - arg) >= sizeof hex)
+        return 0;
+    memcpy(hex, arg, colon - arg);
+    hex[colon - arg] = 0;
+    return step_find(r, hex, colon + 1);
 }
 
 /* What pkcs11-tool and the engines read of a private key, public and sensitive alike. */
@@ -440,7 +459,11 @@ static int run_step(struct run *r, const char *step)
     else if (strncmp(step, "login:", 6) == 0)
         step_login(r, step + 6);
     else if (strncmp(step, "find:", 5) == 0)
-        return step_find(r, step + 5);
+        return step_find(r, step + 5, NULL);
+    else if (strncmp(step, "label:", 6) == 0)
+        return step_find(r, NULL, step + 6);
+    else if (strncmp(step, "idlabel:", 8) == 0)
+        return step_find_id_label(r, step + 8);
     else if (strcmp(step, "attrs") == 0)
         step_attrs(r);
     else if (strncmp(step, "sign:", 5) == 0)

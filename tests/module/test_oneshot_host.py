@@ -195,6 +195,10 @@ def test_sessions_opened_and_closed_after_a_listing_run_without_an_interpreter(h
 ONE_SHOT_STEPS = {
     "login": (SESSION_STEPS, "C_Login"),
     "find by id": ([*SESSION_STEPS, f"find:{EC_ID}"], "C_FindObjects"),
+    # A key without a label has its ID as CKA_LABEL: GET /keys/{label}, then GET /keys?label=.
+    "find by label": ([*SESSION_STEPS, "label:ecp256"], "C_FindObjects"),
+    "find by id and label": ([*SESSION_STEPS, f"idlabel:{EC_ID}:ecp256"], "C_FindObjects"),
+    "ECDSA sign by label": ([*SESSION_STEPS, "label:ecp256", "sign:ecdsa"], "C_Sign"),
     "attributes": ([*SESSION_STEPS, f"find:{EC_ID}", "attrs"], "C_GetAttributeValue"),
     "ECDSA sign": ([*SESSION_STEPS, f"find:{EC_ID}", "sign:ecdsa"], "C_Sign"),
     "RSA sign": ([*SESSION_STEPS, f"find:{RSA_ID}", "sign:rsa"], "C_Sign"),
@@ -302,6 +306,61 @@ def test_a_key_changed_since_the_last_run_is_read_again_as_on_the_full_path(host
         api.delete(key)
     assert light.answers() == full.answers()
     assert dict(light.python())["C_FindObjectsInit"] == "1", light.lines
+
+
+def label_sign_flow(label: str) -> list[str]:
+    """`pkcs11-tool --login --sign --label`."""
+    return ["init", "slots", "token", *SESSION_STEPS, f"label:{label}", "attrs", "sign:rsa",
+            "close", "final"]  # fmt: skip
+
+
+@pytest.fixture
+def labelled(api):
+    """Two RSA keys, the first labelled "oneshot team", the second unlabelled; deleted after."""
+    keys = [api.generate("RSA", ["RSA_Signature_PKCS1"], f"oneshotlbl{i}", 2048) for i in (1, 2)]
+    api.expect(204, "PUT", f"/keys/{keys[0]}/label", {"label": "oneshot team"})
+    try:
+        yield keys
+    finally:
+        for key in keys:
+            api.delete(key)
+
+
+def test_a_label_search_signs_without_an_interpreter_as_the_full_path(host, labelled):
+    """The label needs percent-encoding in GET /keys?label=, which the compiled search sends."""
+    flow = label_sign_flow("oneshot team")
+    light, full = host.light_and_full(flow)
+    assert {py for _call, py in light.python()} == {"0"}, light.lines
+    assert light.answers() == full.answers()
+    assert "C_FindObjects rv=0x0 count=1 handles=" in " ".join(light.answers())
+
+
+def test_an_unknown_label_finds_nothing_without_an_interpreter_as_the_full_path(host):
+    flow = ["init", "slots", *SESSION_STEPS, "label:nosuchlabel", "close", "final"]
+    light, full = host.light_and_full(flow)
+    assert {py for _call, py in light.python()} == {"0"}, light.lines
+    assert light.answers() == full.answers()
+    assert "C_FindObjects rv=0x0 count=0" in light.answers()
+
+
+def test_a_key_labelled_since_the_last_run_is_found_as_on_the_full_path(host, api, labelled):
+    flow = label_sign_flow("oneshot team")
+    host.run(flow)
+    api.expect(204, "PUT", f"/keys/{labelled[1]}/label", {"label": "oneshot team"})
+    light, full = host.run(flow), host.run(flow, full=True)
+    assert light.answers() == full.answers()
+    assert "C_FindObjects rv=0x0 count=2 handles=" in " ".join(light.answers())
+    assert dict(light.python())["C_FindObjectsInit"] == "1", light.lines
+
+
+def test_a_key_relabelled_since_the_last_run_is_not_found_as_on_the_full_path(host, api,
+                                                                               labelled):
+    flow = label_sign_flow("oneshot team")
+    host.run(flow)
+    api.expect(204, "PUT", f"/keys/{labelled[0]}/label", {"label": "elsewhere"})
+    light, full = host.run(flow), host.run(flow, full=True)
+    assert light.answers() == full.answers()
+    assert "C_FindObjects rv=0x0 count=0" in light.answers()
 
 
 def test_a_signature_needs_no_interpreter_though_every_one_changes_the_keys_answer(host):

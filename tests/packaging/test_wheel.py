@@ -187,3 +187,22 @@ def test_release_smoke_script_passes_with_the_venv_python(installed):
     assert "ok: C host, empty environment" in done.stdout
     assert "ok: Python host (python-pkcs11)" in done.stdout
     assert "ok: pkcs11-tool" in done.stdout
+
+
+def test_release_extension_leaves_its_own_openssl_to_the_process_exit(
+    installed, hsm, public_key, tmp_path
+):
+    # Its only exit handler is the transport's (which stops the background thread): the static,
+    # hidden OpenSSL registers none, so a one-shot process does not free it before exiting.
+    preload = str(tmp_path / "exit_handlers.so")
+    subprocess.run(
+        ["cc", "-shared", "-fPIC", "-O1", "-Wall", "-o", preload,
+         os.path.join(ROOT, "tests", "packaging", "exit_handlers.c"), "-ldl"],
+        check=True,
+    )
+    log = tmp_path / "handlers"
+    env = {"LD_PRELOAD": preload, "P11FAST_EXIT_HANDLERS_LOG": str(log)}
+    out = sign_with_host(build_host(tmp_path, "sign_host"), installed.module, hsm.config_path, env)
+    verify(public_key, signature(out), MESSAGE.encode())
+    handlers = log.read_text().splitlines()
+    assert len(handlers) == 1, handlers
