@@ -77,9 +77,9 @@ class Inventory:
         # Does GET /keys?label= filter? None: unknown; False: the HSM ignores/refuses it
         # (before NetHSM 5 keys have no label, and CKA_LABEL is the key ID).
         self.label_query = None
-        # Label -> (status, body) of the GET /keys?label= made by the latest search for it, if
-        # that search asked: what the recorded inventory replays (p11fast/abi/recorded.pxd).
-        self._label_answers: dict[str, tuple[int, bytes]] = {}
+        # (label, status, body) of the latest search by label's GET /keys?label=, None when it
+        # did not ask: what the recorded inventory replays (p11fast/abi/recorded.pxd).
+        self._label_answer: tuple[str, int, bytes] | None = None
         self.errors: dict[str, str] = {}  # key ID -> why it yields no objects
 
     # -- network ------------------------------------------------------------------------------
@@ -249,7 +249,7 @@ class Inventory:
             return []
         if not text:
             return []
-        self._label_answers.pop(text, None)
+        self._label_answer = None
         entries: dict[str, _Entry] = {}
         if is_valid_key_id(text):  # a key without label has its ID as CKA_LABEL
             entry = self._ensure(text, need_cert)
@@ -267,7 +267,7 @@ class Inventory:
         answer listing keys of other labels ignored the query)."""
         path = "/keys?label=" + _pct(text)
         status, body = self._get(path)
-        self._label_answers[text] = (status, bytes(body))
+        self._label_answer = (text, status, bytes(body))
         if status != 200:
             self.label_query = False
             return
@@ -285,9 +285,10 @@ class Inventory:
             self.label_query = filtered
 
     def label_answer(self, label: str) -> tuple[int, bytes] | None:
-        """(status, body) of GET /keys?label= in the latest search for this label; None when
-        that search did not ask (this inventory knows the HSM ignores the query)."""
-        return self._label_answers.get(label)
+        """(status, body) of GET /keys?label= in the latest search, when it was for this label
+        and asked (it does not once this inventory knows the HSM ignores the query)."""
+        answer = self._label_answer
+        return answer[1:] if answer is not None and answer[0] == label else None
 
     def answer(self, key_id: str) -> bytes | None:
         """The HSM's answer the cached key was built from; None when the key is not cached
