@@ -117,8 +117,8 @@ cdef CK_RV _logout "abi_logout"(CK_SESSION_HANDLE hSession) noexcept nogil:
 
 cdef CK_RV _find_objects_init "abi_find_objects_init"(
         CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount) noexcept nogil:
-    """c_find_objects_init for a key class and a CKA_ID or a CKA_LABEL, from the record of an
-    earlier process's search, when the HSM answers what it answered then."""
+    """c_find_objects_init for a key class or certificates and a CKA_ID or a CKA_LABEL, from
+    the record of an earlier process's search, when the HSM answers what it answered then."""
     cdef call_t call
     cdef CK_ULONG nfound = 0
     cdef search_t search
@@ -187,7 +187,7 @@ cdef CK_RV recorded_search(int slot_index, const search_t *search, CK_OBJECT_HAN
     memset(auth, 0, AUTH_MAX)
     for i in range(rec.nobjects):
         n += visible_match(&rec.objects[i], search, seen_private)
-    if n > FOUND_MAX:
+    if n > FOUND_MAX or not certificates_agree(rec):
         return NEEDS_PYTHON
     clock_gettime(CLOCK_MONOTONIC, &now)
     rec.fetched = now.tv_sec + now.tv_nsec / 1e9

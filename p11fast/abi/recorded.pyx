@@ -3,7 +3,7 @@
 from libc.stdint cimport uint32_t, uint64_t
 from libc.stdio cimport snprintf
 from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memcmp, memcpy, memset, strlen
+from libc.string cimport memcmp, memcpy, memset, strcmp, strlen
 from posix.stat cimport struct_stat
 
 from p11fast._decl.pkcs11 cimport *
@@ -69,9 +69,10 @@ cdef bint recordable_template(CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
             search.label_len = pTemplate[i].ulValueLen
         else:
             return False
+    search.certs = search.cls == CKO_CERTIFICATE
     return (have_cls and (search.cka_id != NULL or search.label != NULL)
             and (search.cls == CKO_PRIVATE_KEY or search.cls == CKO_PUBLIC_KEY
-                 or search.cls == CKO_SECRET_KEY))
+                 or search.cls == CKO_SECRET_KEY or search.certs))
 
 
 cdef bint _value_recordable(const CK_ATTRIBUTE *a) noexcept nogil:
@@ -81,13 +82,14 @@ cdef bint _value_recordable(const CK_ATTRIBUTE *a) noexcept nogil:
 cdef int record_by(const search_t *search, const unsigned char **value,
                    size_t *value_len) noexcept nogil:
     # A CKA_ID decides the cold path's requests whatever the label (Inventory.find).
+    cdef int certs = RECORD_WITH_CERTS if search.certs else 0
     if search.cka_id != NULL:
         value[0] = search.cka_id
         value_len[0] = search.cka_id_len
-        return RECORD_BY_ID
+        return RECORD_BY_ID | certs
     value[0] = search.label
     value_len[0] = search.label_len
-    return RECORD_BY_LABEL
+    return RECORD_BY_LABEL | certs
 
 
 cdef bint answer_normalised(const char *body, size_t n, char **out, size_t *out_len) noexcept nogil:
@@ -121,8 +123,9 @@ cdef bint answer_same(const recorded_exchange *e, long status, const char *body,
     cdef bint same
     if status != e.status:
         return False
-    if e.label_query:
-        # The cold path reads the listing of a 200 only; any other status, it goes on without.
+    if e.kind != EXCHANGE_KEY:
+        # The cold path reads the body of a 200 only; the label query's other statuses, it goes
+        # on without, and a certificate's 404 is "none".
         return status != 200 or (n == e.answer_len and memcmp(body, e.answer, n) == 0)
     if status != 200:
         return True
@@ -138,8 +141,10 @@ cdef bint exchange_path(const record_t *rec, const recorded_exchange *e, char *p
     cdef const char *hexdigits = b"0123456789ABCDEF"
     cdef size_t n, i
     cdef unsigned char c
-    if not e.label_query:
+    if e.kind == EXCHANGE_KEY:
         return <size_t>snprintf(path, size, b"/keys/%s", e.key_id) < size
+    if e.kind == EXCHANGE_CERT:
+        return <size_t>snprintf(path, size, b"/keys/%s/cert", e.key_id) < size
     n = <size_t>snprintf(path, size, b"/keys?label=")
     for i in range(rec.value_len):
         c = rec.value[i]
@@ -175,6 +180,30 @@ cdef bint _attribute_is(const recorded_object *obj, CK_ULONG kind, const unsigne
         return True
     a = recorded_attribute(obj, kind)
     return a != NULL and not a.sensitive and a.len == n and memcmp(a.value, value, n) == 0
+
+
+cdef bint certificates_agree(const record_t *rec) noexcept nogil:
+    cdef const record_t *r = g_records
+    while r != NULL:
+        if r != rec and r.fetched and (r.by & RECORD_WITH_CERTS) != (rec.by & RECORD_WITH_CERTS):
+            if (_certificate_unseen(r, rec) if rec.by & RECORD_WITH_CERTS
+                    else _certificate_unseen(rec, r)):
+                return False
+        r = r.next
+    return True
+
+
+cdef bint _certificate_unseen(const record_t *plain, const record_t *certs) noexcept nogil:
+    """A key plain fetched without its certificate, which certs found."""
+    cdef CK_ULONG i, j
+    for i in range(certs.nexchanges):
+        if certs.exchanges[i].kind != EXCHANGE_CERT or certs.exchanges[i].status != 200:
+            continue
+        for j in range(plain.nexchanges):
+            if (plain.exchanges[j].kind == EXCHANGE_KEY and plain.exchanges[j].status == 200
+                    and strcmp(plain.exchanges[j].key_id, certs.exchanges[i].key_id) == 0):
+                return True
+    return False
 
 
 cdef const recorded_attr *recorded_attribute(const recorded_object *obj,
@@ -349,12 +378,13 @@ cdef record_t *record_load(int slot, int by, const unsigned char *value,
 
 cdef bint exchanges_read(reader *rd, record_t *rec) noexcept nogil:
     """The requests, as Inventory makes them for this kind of search: by CKA_ID one key's; by
-    CKA_LABEL one label query and keys' (NetHSM key IDs: they go into a request path)."""
+    CKA_LABEL one label query and keys'; for certificates, each key found followed by its
+    certificate's (NetHSM key IDs: they go into a request path)."""
     cdef CK_ULONG i
     cdef recorded_exchange *e
     cdef const unsigned char *key_id
     cdef size_t key_id_len = 0
-    cdef int queries = 0
+    cdef int queries = 0, keys = 0
     rec.nexchanges = take(rd, 4)
     if rd.bad or rec.nexchanges == 0 or rec.nexchanges > RECORD_EXCHANGES_MAX:
         return False
@@ -363,23 +393,30 @@ cdef bint exchanges_read(reader *rd, record_t *rec) noexcept nogil:
         return False
     for i in range(rec.nexchanges):
         e = &rec.exchanges[i]
-        e.label_query = take(rd, 1) != 0
+        e.kind = <int>take(rd, 1)
         key_id = take_blob(rd, &key_id_len)
         e.status = <long>take(rd, 4)
         e.answer = take_blob(rd, &e.answer_len)
         if rd.bad:
             return False
-        if e.label_query:
+        if e.kind == EXCHANGE_LABEL_QUERY:
             queries += 1
             if key_id_len != 0:
                 return False
-        elif not key_id_valid(key_id, key_id_len) or (e.status != 200 and e.status != 404):
+            continue
+        if (not key_id_valid(key_id, key_id_len) or (e.status != 200 and e.status != 404)
+                or e.kind not in (EXCHANGE_KEY, EXCHANGE_CERT)):
             return False
-        else:
-            memcpy(e.key_id, key_id, key_id_len)
-    if rec.by == RECORD_BY_ID:
-        return rec.nexchanges == 1 and queries == 0
-    return queries == 1
+        memcpy(e.key_id, key_id, key_id_len)
+        if e.kind == EXCHANGE_KEY:
+            keys += 1
+        elif (not rec.by & RECORD_WITH_CERTS or i == 0 or rec.exchanges[i - 1].kind != EXCHANGE_KEY
+              or rec.exchanges[i - 1].status != 200
+              or strcmp(rec.exchanges[i - 1].key_id, e.key_id) != 0):
+            return False  # a certificate's request follows its key's
+    if rec.by & RECORD_BY_LABEL:
+        return queries == 1
+    return queries == 0 and keys == 1
 
 
 cdef bint key_id_valid(const unsigned char *key_id, size_t n) noexcept nogil:
@@ -438,7 +475,7 @@ cdef bint fetched_key(const record_t *rec, const unsigned char *key_id, size_t n
     """An object's key is one the search fetched: a request of the record answered it."""
     cdef CK_ULONG i
     for i in range(rec.nexchanges):
-        if (not rec.exchanges[i].label_query and rec.exchanges[i].status == 200
+        if (rec.exchanges[i].kind == EXCHANGE_KEY and rec.exchanges[i].status == 200
                 and strlen(rec.exchanges[i].key_id) == n
                 and memcmp(rec.exchanges[i].key_id, key_id, n) == 0):
             return True
@@ -454,12 +491,19 @@ cdef void records_adopt() except *:
     cdef CK_ULONG i
     cdef list recorded = objects_recorded()
     adopted = {}
+    with_cert = set()  # a key adopted with its certificate is not adopted again without
     while r != NULL:
         for i in range(r.nexchanges if r.fetched else 0):  # fetched: its answers matched
             e = &r.exchanges[i]
-            if not e.label_query and e.status == 200:
-                adopted[(r.slot, e.key_id)] = _state.inventories[r.slot].adopt(
-                    e.key_id.decode(), e.answer[:e.answer_len], r.fetched)
+            if e.kind != EXCHANGE_KEY or e.status != 200 or (r.slot, e.key_id) in with_cert:
+                continue
+            cert = None
+            if i + 1 < r.nexchanges and r.exchanges[i + 1].kind == EXCHANGE_CERT:
+                cert = (r.exchanges[i + 1].status,
+                        r.exchanges[i + 1].answer[:r.exchanges[i + 1].answer_len])
+                with_cert.add((r.slot, e.key_id))
+            adopted[(r.slot, e.key_id)] = _state.inventories[r.slot].adopt(
+                e.key_id.decode(), e.answer[:e.answer_len], r.fetched, cert)
         r = r.next
     for slot_index, cls, key_id in recorded:
         for obj in adopted.get((slot_index, key_id), ()):

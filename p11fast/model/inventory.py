@@ -39,7 +39,7 @@ def _pct(s: str) -> str:
 
 
 class _Entry:
-    __slots__ = ("key_id", "data", "raw", "fetched", "cert", "objs")
+    __slots__ = ("key_id", "data", "raw", "fetched", "cert", "cert_answer", "objs")
 
     def __init__(self, key_id: str, data: dict, raw: bytes, fetched: float):
         self.key_id = key_id
@@ -47,6 +47,7 @@ class _Entry:
         self.raw = raw  # the HSM's answer, as the recorded inventory keeps it
         self.fetched = fetched
         self.cert = _UNKNOWN  # DER bytes, None (no certificate) or _UNKNOWN
+        self.cert_answer = None  # (status, body) the certificate was known from
         self.objs = None  # built lazily
 
 
@@ -137,6 +138,9 @@ class Inventory:
     def _fetch_cert(self, entry: _Entry) -> None:
         path = "/keys/" + entry.key_id + "/cert"
         status, body = self._get(path)
+        self._take_cert(entry, path, status, body)
+
+    def _take_cert(self, entry: _Entry, path: str, status: int, body: bytes) -> None:
         if status == 404:
             entry.cert = None
         elif status == 200:
@@ -147,6 +151,7 @@ class Inventory:
                 self.errors[entry.key_id] = f"certificate not usable: {e}"
         else:
             raise self._error(status, path)
+        entry.cert_answer = (status, bytes(body))
         entry.objs = None
 
     def _ensure(self, key_id: str, with_cert: bool) -> _Entry | None:
@@ -296,13 +301,24 @@ class Inventory:
         entry = self._entries.get(key_id)
         return entry.raw if entry is not None else None
 
-    def adopt(self, key_id: str, body: bytes, fetched: float) -> list[P11Object]:
+    def cert_answer(self, key_id: str) -> tuple[int, bytes] | None:
+        """(status, body) of the cached key's GET /keys/{id}/cert; None when its certificate
+        is not known (not fetched, or the key not cached)."""
+        entry = self._entries.get(key_id)
+        return entry.cert_answer if entry is not None else None
+
+    def adopt(self, key_id: str, body: bytes, fetched: float,
+              cert: tuple[int, bytes] | None = None) -> list[P11Object]:
         """A key's answer fetched before this inventory existed (light mode's compiled search,
-        at `fetched` on this inventory's clock), cached as if this inventory had fetched it
-        then; its objects."""
-        data = self._key_data("/keys/" + key_id, body)
+        at `fetched` on this inventory's clock), with its certificate's (status, body) when
+        that search fetched it, cached as if this inventory had fetched them then; its
+        objects."""
+        path = "/keys/" + key_id
+        data = self._key_data(path, body)
         with self._lock:
             entry = _Entry(key_id, data, bytes(body), fetched)
+            if cert is not None:
+                self._take_cert(entry, path + "/cert", *cert)
             self._entries[key_id] = entry
             return self._objects_of(entry)
 

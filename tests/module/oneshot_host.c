@@ -18,6 +18,8 @@
  *   find:HEXID         C_FindObjectsInit (CKO_PRIVATE_KEY, CKA_ID), C_FindObjects, ...Final;
  *                      the first handle found is the key the next steps use
  *   label:TEXT         the same with CKA_LABEL instead of CKA_ID (`pkcs11-tool --label`)
+ *   cert:HEXID         the same for CKO_CERTIFICATE (`pkcs11-tool --read-object --type cert`);
+ *                      the next steps use the certificate
  *   idlabel:HEXID:TEXT the same with both, CKA_ID first (`pkcs11-tool --id --label`)
  *   attrs              C_GetAttributeValue of the key: each attribute's size query, then value
  *   sign:ecdsa|rsa     C_SignInit (CKM_ECDSA or CKM_RSA_PKCS), C_Sign size query, C_Sign of a
@@ -283,9 +285,8 @@ static int unhex(const char *text, unsigned char *out, size_t size, size_t *n)
 }
 
 /* hex_id and label may be NULL: the template has CKA_CLASS and whichever is given. */
-static int step_find(struct run *r, const char *hex_id, const char *label)
+static int step_find(struct run *r, CK_OBJECT_CLASS cls, const char *hex_id, const char *label)
 {
-    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
     unsigned char id[128];
     size_t id_len = 0;
     CK_ATTRIBUTE tmpl[3] = {{CKA_CLASS, &cls, sizeof cls}};
@@ -325,15 +326,17 @@ static int step_find_id_label(struct run *r, const char *arg)
         return 0;
     memcpy(hex, arg, colon - arg);
     hex[colon - arg] = 0;
-    return step_find(r, hex, colon + 1);
+    return step_find(r, CKO_PRIVATE_KEY, hex, colon + 1);
 }
 
-/* What pkcs11-tool and the engines read of a private key, public and sensitive alike. */
+/* What pkcs11-tool and the engines read of a private key (and of a certificate), public and
+ * sensitive alike. */
 static const CK_ATTRIBUTE_TYPE KEY_ATTRIBUTES[] = {
     CKA_CLASS,     CKA_KEY_TYPE,        CKA_ID,          CKA_LABEL,     CKA_TOKEN,
     CKA_PRIVATE,   CKA_SENSITIVE,       CKA_EXTRACTABLE, CKA_SIGN,      CKA_DECRYPT,
     CKA_UNWRAP,    CKA_DERIVE,          CKA_ALWAYS_AUTHENTICATE,        CKA_MODULUS,
     CKA_PUBLIC_EXPONENT, CKA_EC_PARAMS, CKA_EC_POINT,    CKA_VALUE,     CKA_ALLOWED_MECHANISMS,
+    CKA_SUBJECT,   CKA_CERTIFICATE_TYPE,
 };
 
 static void step_attrs(struct run *r)
@@ -459,9 +462,11 @@ static int run_step(struct run *r, const char *step)
     else if (strncmp(step, "login:", 6) == 0)
         step_login(r, step + 6);
     else if (strncmp(step, "find:", 5) == 0)
-        return step_find(r, step + 5, NULL);
+        return step_find(r, CKO_PRIVATE_KEY, step + 5, NULL);
     else if (strncmp(step, "label:", 6) == 0)
-        return step_find(r, NULL, step + 6);
+        return step_find(r, CKO_PRIVATE_KEY, NULL, step + 6);
+    else if (strncmp(step, "cert:", 5) == 0)
+        return step_find(r, CKO_CERTIFICATE, step + 5, NULL);
     else if (strncmp(step, "idlabel:", 8) == 0)
         return step_find_id_label(r, step + 8);
     else if (strcmp(step, "attrs") == 0)

@@ -16,8 +16,13 @@ from tests.module.test_manage import SO, tool, write_config
 def self_signed(api, key_id: str) -> x509.Certificate:
     """A certificate for a new HSM key (signed by a throwaway key: only its bytes matter)."""
     api.generate("EC_P256", ["ECDSA_Signature"], key_id)
+    return self_signed_for(api, key_id, key_id)
+
+
+def self_signed_for(api, key_id: str, common_name: str) -> x509.Certificate:
+    """A certificate for the HSM key key_id, subject common_name, signed by a throwaway key."""
     signer = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, key_id)])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.timezone.utc)
     public = serialization.load_pem_public_key(api.public_pem(key_id))
     return (

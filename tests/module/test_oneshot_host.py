@@ -363,6 +363,80 @@ def test_a_key_relabelled_since_the_last_run_is_not_found_as_on_the_full_path(ho
     assert "C_FindObjects rv=0x0 count=0" in light.answers()
 
 
+def certificate_pem(api, key_id: str, name: str) -> bytes:
+    """A certificate for the HSM key (signed by a throwaway key: only its bytes matter)."""
+    from tests.module.test_certificate_storage import self_signed_for
+
+    return self_signed_for(api, key_id, name).public_bytes(serialization.Encoding.PEM)
+
+
+@pytest.fixture
+def certified(api):
+    """An EC key with a certificate stored; deleted after."""
+    key = api.generate("EC_P256", ["ECDSA_Signature"], "oneshotcert")
+    api.expect(201, "PUT", f"/keys/{key}/cert", certificate_pem(api, key, "first"),
+               content_type="application/x-pem-file")  # fmt: skip
+    try:
+        yield key
+    finally:
+        api.delete(key)
+
+
+def cert_flow(key_id: str, *then: str) -> list[str]:
+    """`pkcs11-tool --login --read-object --type cert --id`, then more steps."""
+    return ["init", "slots", *SESSION_STEPS, f"cert:{key_id.encode().hex()}", "attrs", *then,
+            "close", "final"]  # fmt: skip
+
+
+def searches_with_python(run: Run) -> list[str]:
+    return [py for name, py in run.python() if name == "C_FindObjectsInit"]
+
+
+def test_a_certificate_is_read_without_an_interpreter_as_the_full_path(host, certified):
+    light, full = host.light_and_full(cert_flow(certified))
+    assert {py for _call, py in light.python()} == {"0"}, light.lines
+    assert light.answers() == full.answers()
+    assert "C_FindObjects rv=0x0 count=1 handles=" in " ".join(light.answers())
+
+
+def test_a_key_without_a_certificate_has_none_without_an_interpreter(host):
+    flow = ["init", "slots", *SESSION_STEPS, f"cert:{EC_ID}", "close", "final"]
+    light, full = host.light_and_full(flow)
+    assert {py for _call, py in light.python()} == {"0"}, light.lines
+    assert light.answers() == full.answers()
+    assert "C_FindObjects rv=0x0 count=0" in light.answers()
+
+
+def test_a_key_found_after_its_certificate_has_its_subject_as_on_the_full_path(host,
+                                                                             certified):
+    """Once the certificate is known the key's objects carry its subject: the second search
+    is the cold path's."""
+    light, full = host.light_and_full(cert_flow(certified, f"find:{certified.encode().hex()}",
+                                                "attrs"))  # fmt: skip
+    assert light.answers() == full.answers()
+    assert searches_with_python(light) == ["0", "1"], light.lines
+
+
+def test_a_certificate_found_after_its_key_answers_as_on_the_full_path(host, certified):
+    flow = ["init", "slots", *SESSION_STEPS, f"find:{certified.encode().hex()}", "attrs",
+            f"cert:{certified.encode().hex()}", "attrs", "close", "final"]  # fmt: skip
+    light, full = host.light_and_full(flow)
+    assert light.answers() == full.answers()
+    assert searches_with_python(light) == ["0", "1"], light.lines
+
+
+def test_a_certificate_replaced_since_the_last_run_is_read_again_as_on_the_full_path(
+        host, api, certified):  # fmt: skip
+    flow = cert_flow(certified)
+    host.run(flow)
+    api.expect(204, "DELETE", f"/keys/{certified}/cert")
+    api.expect(201, "PUT", f"/keys/{certified}/cert", certificate_pem(api, certified, "second"),
+               content_type="application/x-pem-file")  # fmt: skip
+    light, full = host.run(flow), host.run(flow, full=True)
+    assert light.answers() == full.answers()
+    assert searches_with_python(light) == ["1"], light.lines
+
+
 def test_a_signature_needs_no_interpreter_though_every_one_changes_the_keys_answer(host):
     """Each signature counts in the key's `operations`, which the record leaves out: the third
     process still finds the key recorded by the first."""
