@@ -67,6 +67,7 @@ cdef list search_exchanges(inventory, int by, bytes value):
     makes none or its answers are not at hand."""
     from p11fast.keyid import cka_id_to_key_id, is_valid_key_id
     from p11fast.lean import parse_json
+    from p11fast.model.inventory import label_listing
 
     cdef bint certs = by & RECORD_WITH_CERTS
     out = []
@@ -88,12 +89,9 @@ cdef list search_exchanges(inventory, int by, bytes value):
     listed = []
     if status == 200:
         try:
-            items = parse_json(body)
+            listed = label_listing(parse_json(body))
         except ValueError:
             return None
-        listed = [it["id"] for it in (items if isinstance(items, list) else ())
-                  if isinstance(it, dict) and isinstance(it.get("id"), str)
-                  and is_valid_key_id(it["id"])]  # fmt: skip
     if is_valid_key_id(text) and not add_key(out, fetched, inventory, text, certs):
         return None
     out.append((EXCHANGE_LABEL_QUERY, "", status, bytes(body)))

@@ -34,6 +34,13 @@ _OUR_CLASSES = (*_KEY_CLASSES, A.CKO_CERTIFICATE)
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
+def label_listing(items) -> list[str]:
+    """The key IDs a GET /keys?label= answer (parsed) lists, as the search by label reads it."""
+    return [it["id"] for it in (items if isinstance(items, list) else ())
+            if isinstance(it, dict) and isinstance(it.get("id"), str)
+            and is_valid_key_id(it["id"])]  # fmt: skip
+
+
 def _pct(s: str) -> str:
     return "".join(chr(c) if c in _UNRESERVED else f"%{c:02X}" for c in s.encode("utf-8"))
 
@@ -276,10 +283,7 @@ class Inventory:
         if status != 200:
             self.label_query = False
             return
-        items = self._json(status, path, body)
-        ids = [it["id"] for it in (items if isinstance(items, list) else ())
-               if isinstance(it, dict) and isinstance(it.get("id"), str)
-               and is_valid_key_id(it["id"])]
+        ids = label_listing(self._json(status, path, body))
         filtered = True
         for kid in ids:
             entry = self._ensure(kid, need_cert)
